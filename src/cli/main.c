@@ -1,0 +1,44 @@
+/* src/cli/main.c — `macula SUBCOMMAND ...`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "macula/version.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "macula %s — mesh node and supervision runtime\n\n"
+               "usage: macula COMMAND [ARGS]\n\n"
+               "commands:\n"
+               "  node              run a node (zero configuration; see README)\n"
+               "  sup-run FILE      play a supervision scenario on a virtual clock\n"
+               "  version           print the version\n"
+               "  help              this text\n",
+            MACULA_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "node") == 0) {
+        return cli_node(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "sup-run") == 0) {
+        return cli_sup_run(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("macula %s\n", MACULA_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "macula: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}
