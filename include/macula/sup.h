@@ -39,21 +39,21 @@ extern "C" {
 /* ---- errors (negative values; sup_strerror names them) ---------------------------------- */
 enum {
     SUP_OK = 0,
-    SUP_ENOPROC = -1,    /* the pid is dead, recycled or never existed */
-    SUP_ETIMEDOUT = -2,  /* a call's timeout expired before the reply */
-    SUP_ENOMEM = -3,     /* allocation failed */
-    SUP_EINVAL = -4,     /* bad argument */
-    SUP_EINIT = -5,      /* an actor's init failed (the reason says why) */
-    SUP_ECALLEE = -6,    /* the callee of a call died before replying */
-    SUP_ENOTFOUND = -7,  /* no such child / name */
-    SUP_ERUNNING = -8,   /* the child is running */
+    SUP_ENOPROC = -1,     /* the pid is dead, recycled or never existed */
+    SUP_ETIMEDOUT = -2,   /* a call's timeout expired before the reply */
+    SUP_ENOMEM = -3,      /* allocation failed */
+    SUP_EINVAL = -4,      /* bad argument */
+    SUP_EINIT = -5,       /* an actor's init failed (the reason says why) */
+    SUP_ECALLEE = -6,     /* the callee of a call died before replying */
+    SUP_ENOTFOUND = -7,   /* no such child / name */
+    SUP_ERUNNING = -8,    /* the child is running */
     SUP_ERESTARTING = -9, /* the child is being restarted */
-    SUP_ESIMPLE = -10,   /* operation not valid for simple_one_for_one */
-    SUP_EPRESENT = -11,  /* a child spec with this id exists (not running) */
-    SUP_ESTARTED = -12,  /* a child with this id is running */
-    SUP_ESPAWN = -13,    /* an OS process could not be started */
-    SUP_EBADSPEC = -14,  /* invalid child spec or supervisor flags */
-    SUP_EBUSY = -15,     /* the supervisor is in the middle of an operation */
+    SUP_ESIMPLE = -10,    /* operation not valid for simple_one_for_one */
+    SUP_EPRESENT = -11,   /* a child spec with this id exists (not running) */
+    SUP_ESTARTED = -12,   /* a child with this id is running */
+    SUP_ESPAWN = -13,     /* an OS process could not be started */
+    SUP_EBADSPEC = -14,   /* invalid child spec or supervisor flags */
+    SUP_EBUSY = -15,      /* the supervisor is in the middle of an operation */
 };
 const char *sup_strerror(int err);
 
@@ -67,8 +67,14 @@ typedef struct sup_pid {
     uint32_t gen;
 } sup_pid;
 #define SUP_NOPID ((sup_pid){0, 0})
-static inline bool sup_pid_eq(sup_pid a, sup_pid b) { return a.idx == b.idx && a.gen == b.gen; }
-static inline bool sup_pid_is_null(sup_pid p) { return p.idx == 0; }
+static inline bool sup_pid_eq(sup_pid a, sup_pid b)
+{
+    return a.idx == b.idx && a.gen == b.gen;
+}
+static inline bool sup_pid_is_null(sup_pid p)
+{
+    return p.idx == 0;
+}
 
 /* ---- messages --------------------------------------------------------------------------- */
 typedef enum sup_msg_kind {
@@ -84,12 +90,12 @@ typedef enum sup_msg_kind {
 
 typedef struct sup_msg {
     sup_msg_kind kind;
-    int tag;            /* user tag (CALL/CAST/INFO/TIMER) */
-    sup_pid from;       /* sender; the ended actor for EXIT/DOWN; the callee for REPLY */
-    uint64_t ref;       /* call ref, monitor ref or timer ref */
-    int status;         /* REPLY only */
-    sup_reason reason;  /* EXIT, DOWN, failed REPLY */
-    const void *data;   /* payload, valid until the callback returns */
+    int tag;           /* user tag (CALL/CAST/INFO/TIMER) */
+    sup_pid from;      /* sender; the ended actor for EXIT/DOWN; the callee for REPLY */
+    uint64_t ref;      /* call ref, monitor ref or timer ref */
+    int status;        /* REPLY only */
+    sup_reason reason; /* EXIT, DOWN, failed REPLY */
+    const void *data;  /* payload, valid until the callback returns */
     size_t len;
 } sup_msg;
 
@@ -101,8 +107,8 @@ typedef struct sup_from {
 
 /* ---- behaviours ------------------------------------------------------------------------- */
 typedef struct sup_behaviour {
-    const char *name;   /* shown in the tree and logs */
-    size_t state_size;  /* the runtime allocates this many zeroed bytes of private state */
+    const char *name;  /* shown in the tree and logs */
+    size_t state_size; /* the runtime allocates this many zeroed bytes of private state */
     /* Returns 0 to run, or a negative error after sup_stop(self, reason) to refuse the start
      * (the reason becomes the spawner's error reason; terminate is not called). */
     int (*init)(sup_actor *self, void *state, void *arg);
@@ -155,8 +161,8 @@ void *sup_self_state(const sup_actor *self);
 void sup_set_label(sup_actor *self, const char *label); /* name shown in the tree */
 
 enum {
-    SUP_FLAG_TRAP_EXIT = 1u << 0,     /* exit signals become SUP_MSG_EXIT messages */
-    SUP_FLAG_OWN_SHUTDOWN = 1u << 1,  /* with TRAP_EXIT: the parent's exit signal is a message too */
+    SUP_FLAG_TRAP_EXIT = 1u << 0,    /* exit signals become SUP_MSG_EXIT messages */
+    SUP_FLAG_OWN_SHUTDOWN = 1u << 1, /* with TRAP_EXIT: the parent's exit signal is a message too */
 };
 void sup_set_flags(sup_actor *self, unsigned flags);
 unsigned sup_get_flags(const sup_actor *self);
@@ -186,7 +192,10 @@ uint64_t sup_call(sup_actor *self, sup_pid to, int tag, const void *data, size_t
                   uint64_t timeout_ms);
 /* Answers a call. Safe when the caller is gone or the call already timed out. */
 void sup_reply(sup_rt *rt, sup_from to, const void *data, size_t len);
-static inline sup_from sup_msg_from(const sup_msg *m) { return (sup_from){m->from, m->ref}; }
+static inline sup_from sup_msg_from(const sup_msg *m)
+{
+    return (sup_from){m->from, m->ref};
+}
 
 /* ---- timers (owned by the running actor, cancelled when it ends) ------------------------ */
 uint64_t sup_send_after(sup_actor *self, uint64_t ms, int tag, const void *data, size_t len);
@@ -194,8 +203,8 @@ uint64_t sup_send_after(sup_actor *self, uint64_t ms, int tag, const void *data,
 bool sup_cancel_timer(sup_actor *self, uint64_t ref);
 
 /* ---- links, monitors, exit signals ----------------------------------------------------- */
-int sup_link(sup_actor *self, sup_pid other);   /* linking to a dead pid sends EXIT noproc */
-void sup_unlink(sup_actor *self, sup_pid other); /* also drops a queued EXIT from `other` */
+int sup_link(sup_actor *self, sup_pid other);         /* linking to a dead pid sends EXIT noproc */
+void sup_unlink(sup_actor *self, sup_pid other);      /* also drops a queued EXIT from `other` */
 uint64_t sup_monitor(sup_actor *self, sup_pid other); /* dead pid: DOWN noproc is queued */
 /* Removes the monitor; with flush, a queued DOWN for it is dropped too. */
 void sup_demonitor(sup_actor *self, uint64_t ref, bool flush);
@@ -209,9 +218,9 @@ sup_pid sup_whereis(const sup_rt *rt, const char *name);
 
 /* ---- introspection ---------------------------------------------------------------------- */
 typedef struct sup_actor_info {
-    const char *label;     /* behaviour name or label */
-    size_t mailbox_len;    /* queued messages */
-    size_t memory;         /* bytes owned: struct, state, mailbox, sup_alloc */
+    const char *label;  /* behaviour name or label */
+    size_t mailbox_len; /* queued messages */
+    size_t memory;      /* bytes owned: struct, state, mailbox, sup_alloc */
     sup_pid parent;
     const sup_behaviour *behaviour;
 } sup_actor_info;
@@ -225,8 +234,7 @@ const char *sup_pid_str(sup_pid pid, char *buf, size_t size);
  * from a libuv callback of the runtime's loop. On success copies up to cap bytes of the reply
  * into buf and stores the full length in *len. Returns 0, SUP_ETIMEDOUT or SUP_ECALLEE. */
 int sup_call_sync(sup_rt *rt, sup_pid to, int tag, const void *data, size_t len,
-                  uint64_t timeout_ms, void *buf, size_t cap, size_t *out_len,
-                  sup_reason *why);
+                  uint64_t timeout_ms, void *buf, size_t cap, size_t *out_len, sup_reason *why);
 
 #ifdef __cplusplus
 }

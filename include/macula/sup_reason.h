@@ -42,9 +42,18 @@ typedef struct sup_reason {
 } sup_reason;
 
 sup_reason sup_reason_make(sup_reason_kind kind, const char *text);
-static inline sup_reason sup_reason_normal(void) { return sup_reason_make(SUP_R_NORMAL, NULL); }
-static inline sup_reason sup_reason_shutdown(void) { return sup_reason_make(SUP_R_SHUTDOWN, NULL); }
-static inline sup_reason sup_reason_error(const char *text) { return sup_reason_make(SUP_R_ERROR, text); }
+static inline sup_reason sup_reason_normal(void)
+{
+    return sup_reason_make(SUP_R_NORMAL, NULL);
+}
+static inline sup_reason sup_reason_shutdown(void)
+{
+    return sup_reason_make(SUP_R_SHUTDOWN, NULL);
+}
+static inline sup_reason sup_reason_error(const char *text)
+{
+    return sup_reason_make(SUP_R_ERROR, text);
+}
 
 /* normal, shutdown and {shutdown, _} are normal exits (OTP); everything else is abnormal. */
 bool sup_reason_is_normal(const sup_reason *r);

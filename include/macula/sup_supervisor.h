@@ -56,20 +56,20 @@ typedef int (*sup_start_fn)(sup_rt *rt, sup_pid parent, void *arg, void *extra, 
                             sup_reason *why);
 
 typedef struct sup_child_spec {
-    const char *id;          /* unique among siblings; copied */
+    const char *id; /* unique among siblings; copied */
     sup_start_fn start;
-    void *arg;               /* passed to start; owned by the caller unless arg_free is set */
+    void *arg;                   /* passed to start; owned by the caller unless arg_free is set */
     void (*arg_free)(void *arg); /* called when the supervisor drops the spec */
     sup_restart restart;
-    int shutdown_ms;         /* ms >= 0, SUP_SHUTDOWN_BRUTAL_KILL/INFINITY/DEFAULT */
+    int shutdown_ms; /* ms >= 0, SUP_SHUTDOWN_BRUTAL_KILL/INFINITY/DEFAULT */
     sup_child_type type;
     bool significant;
 } sup_child_spec;
 
 typedef struct sup_flags {
     sup_strategy strategy;
-    int intensity;             /* >= 0 (OTP default 1) */
-    int period_s;              /* >= 1 (OTP default 5) */
+    int intensity; /* >= 0 (OTP default 1) */
+    int period_s;  /* >= 1 (OTP default 5) */
     sup_auto_shutdown auto_shutdown;
 } sup_flags;
 
@@ -86,18 +86,18 @@ typedef enum sup_event {
 typedef struct sup_event_info {
     sup_event event;
     sup_pid sup;
-    const char *child_id;   /* NULL for SUP_EV_SUP_EXIT */
-    long instance;          /* simple_one_for_one instance number, else 0 */
+    const char *child_id; /* NULL for SUP_EV_SUP_EXIT */
+    long instance;        /* simple_one_for_one instance number, else 0 */
     sup_pid child;
     sup_child_type type;
     const sup_reason *reason;
-    void *user;             /* the hook's user pointer */
+    void *user; /* the hook's user pointer */
 } sup_event_info;
 typedef void (*sup_event_hook)(const sup_event_info *ev);
 
 typedef struct sup_sv_opts {
-    const char *name;        /* label in the tree; copied */
-    sup_event_hook hook;     /* may be NULL */
+    const char *name;    /* label in the tree; copied */
+    sup_event_hook hook; /* may be NULL */
     void *hook_user;
 } sup_sv_opts;
 
@@ -130,8 +130,7 @@ int sup_start_child_sync(sup_rt *rt, sup_pid sup, const sup_child_spec *spec, vo
                          sup_pid *out, long *instance, sup_reason *why);
 /* terminate_child by id (child_pid ignored) or, for simple_one_for_one, by pid. */
 int sup_terminate_child_sync(sup_rt *rt, sup_pid sup, const char *id, sup_pid child_pid);
-int sup_restart_child_sync(sup_rt *rt, sup_pid sup, const char *id, sup_pid *out,
-                           sup_reason *why);
+int sup_restart_child_sync(sup_rt *rt, sup_pid sup, const char *id, sup_pid *out, sup_reason *why);
 int sup_delete_child_sync(sup_rt *rt, sup_pid sup, const char *id);
 
 typedef enum sup_child_state {
@@ -141,12 +140,12 @@ typedef enum sup_child_state {
 } sup_child_state;
 typedef struct sup_child_info {
     char id[64];
-    long instance;          /* simple_one_for_one instance number */
+    long instance; /* simple_one_for_one instance number */
     sup_pid pid;
     sup_child_state state;
     sup_child_type type;
     sup_restart restart;
-    unsigned restarts;      /* automatic restarts of this child so far */
+    unsigned restarts; /* automatic restarts of this child so far */
 } sup_child_info;
 /* Fills up to cap entries in OTP's which_children order (static children: most recently
  * started first, as OTP keeps them; instances: ascending instance number). Returns the

@@ -7,13 +7,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "macula %s — mesh node and supervision runtime\n\n"
-               "usage: macula COMMAND [ARGS]\n\n"
-               "commands:\n"
-               "  node              run a node (zero configuration; see README)\n"
-               "  sup-run FILE      play a supervision scenario on a virtual clock\n"
-               "  version           print the version\n"
-               "  help              this text\n",
+    fprintf(f,
+            "macula %s — mesh node and supervision runtime\n\n"
+            "usage: macula COMMAND [ARGS]\n\n"
+            "commands:\n"
+            "  node              run a node (zero configuration; see README)\n"
+            "  sup-run FILE      play a supervision scenario on a virtual clock\n"
+            "  version           print the version\n"
+            "  help              this text\n",
             MACULA_VERSION);
 }
 

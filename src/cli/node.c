@@ -61,7 +61,8 @@ static void on_signal(uv_signal_t *h, int signum)
         exit(1);
     }
     ctx->stopping = true;
-    fprintf(stderr, "macula: %s received, shutting down\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr, "macula: %s received, shutting down\n",
+            signum == SIGINT ? "SIGINT" : "SIGTERM");
     sup_reason sd = sup_reason_shutdown();
     /* The root has no parent: an exit signal from outside is its parent's, so it terminates
      * its children in reverse start order and ends. */

@@ -24,9 +24,9 @@ struct node {
     char *path;
     char *id;
     bool is_sup;
-    json_t *j;             /* the JSON object (borrowed from the document) */
-    sup_child_spec spec;   /* as a child */
-    sup_sv_nested nested;  /* as a supervisor */
+    json_t *j;            /* the JSON object (borrowed from the document) */
+    sup_child_spec spec;  /* as a child */
+    sup_sv_nested nested; /* as a supervisor */
     node **kids;
     size_t nkids;
 };
@@ -79,7 +79,8 @@ static void trace(const char *fmt, ...)
     char line[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    int n =
+        vsnprintf(line, sizeof line - 1, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
     va_end(ap);
     if (n < 0) {
         return;
@@ -189,11 +190,12 @@ static void hook(const sup_event_info *ev);
 
 static char *join(const char *a, const char *b)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 2);
-    memcpy(s, a, la);
-    s[la] = '/';
-    memcpy(s + la + 1, b, lb + 1);
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = malloc(n);
+    if (s == NULL) {
+        abort();
+    }
+    snprintf(s, n, "%s/%s", a, b);
     return s;
 }
 
@@ -226,8 +228,7 @@ static node *build(json_t *j, const char *path, const char *id, bool is_sup, cha
             return NULL;
         }
         n->nested.flags = (sup_flags){(sup_strategy)st, in ? (int)json_integer_value(in) : 1,
-                                      pe ? (int)json_integer_value(pe) : 5,
-                                      (sup_auto_shutdown)as};
+                                      pe ? (int)json_integer_value(pe) : 5, (sup_auto_shutdown)as};
         n->nested.opts = (sup_sv_opts){.name = n->path, .hook = hook, .hook_user = n};
         json_t *kids = json_object_get(j, "children");
         size_t nk = kids ? json_array_size(kids) : 0;
@@ -362,7 +363,13 @@ static int start_sup(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid
             *why = sup_reason_error("bad_spec");
             return SUP_EINIT;
         }
-        g_inst_nodes = realloc(g_inst_nodes, (g_ninst + 1) * sizeof *g_inst_nodes);
+        node **grown = realloc(g_inst_nodes, (g_ninst + 1) * sizeof *g_inst_nodes);
+        if (grown == NULL) {
+            node_free(inst);
+            *why = sup_reason_error("enomem");
+            return SUP_EINIT;
+        }
+        g_inst_nodes = grown;
         g_inst_nodes[g_ninst++] = inst;
         n = inst;
     } else if (should_fail(n->path)) {
@@ -411,8 +418,7 @@ static void hook(const sup_event_info *ev)
         }
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -563,8 +569,7 @@ static void do_call(const node *root, json_t *step, node **extra_nodes, size_t *
                 snprintf(item, sizeof item, "%s%ld:%s", i ? "," : "", info[i].instance,
                          st[info[i].state]);
             } else {
-                snprintf(item, sizeof item, "%s%s:%s", i ? "," : "", info[i].id,
-                         st[info[i].state]);
+                snprintf(item, sizeof item, "%s%s:%s", i ? "," : "", info[i].id, st[info[i].state]);
             }
             size_t il = strlen(item);
             if (len + il + 2 < sizeof out) {

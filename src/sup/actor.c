@@ -57,23 +57,23 @@ struct sup_actor {
     bool in_runq;
     bool stop_requested;
     bool in_init;
-    int running;              /* callback nesting on this actor */
-    sup_reason stop_reason;   /* set by sup_stop / sup_crash */
-    sup_reason exit_reason;   /* why it is dying */
-    sup_env *mhead, *mtail;   /* mailbox */
+    int running;            /* callback nesting on this actor */
+    sup_reason stop_reason; /* set by sup_stop / sup_crash */
+    sup_reason exit_reason; /* why it is dying */
+    sup_env *mhead, *mtail; /* mailbox */
     size_t mlen;
-    sup_filter_fn filter;     /* selective receive, or NULL */
+    sup_filter_fn filter;      /* selective receive, or NULL */
     struct sup_actor *rq_next; /* run queue link */
     struct sup_actor *dq_next; /* death queue link */
     sup_link_set links;
-    sup_mon_set mons_out;     /* monitors this actor holds */
-    sup_mon_set mons_in;      /* monitors on this actor */
-    sup_timer *timers;        /* owned timers (list) */
-    sup_pcall *pcalls;        /* pending calls */
-    sup_allochdr *allocs;     /* sup_alloc memory */
-    size_t mem;               /* bytes owned */
+    sup_mon_set mons_out; /* monitors this actor holds */
+    sup_mon_set mons_in;  /* monitors on this actor */
+    sup_timer *timers;    /* owned timers (list) */
+    sup_pcall *pcalls;    /* pending calls */
+    sup_allochdr *allocs; /* sup_alloc memory */
+    size_t mem;           /* bytes owned */
     char *label;
-    jmp_buf *jb;              /* crash landing pad while in a callback */
+    jmp_buf *jb; /* crash landing pad while in a callback */
 };
 
 typedef struct sup_slot {
@@ -89,24 +89,24 @@ typedef struct sup_name {
 } sup_name;
 
 struct sup_rt {
-    uv_loop_t *loop;          /* NULL: virtual clock */
-    uint64_t vnow;            /* virtual clock, ms */
+    uv_loop_t *loop; /* NULL: virtual clock */
+    uint64_t vnow;   /* virtual clock, ms */
     sup_slot *slots;
     uint32_t nslots, capslots, free_head;
     size_t nactors;
     size_t mem;
     sup_actor *rq_head, *rq_tail;
     sup_actor *dq_head, *dq_tail;
-    int depth;                /* callbacks on the stack */
+    int depth; /* callbacks on the stack */
     bool draining;
     uint64_t next_ref;
-    sup_env *env_free;        /* envelope free list */
+    sup_env *env_free; /* envelope free list */
     size_t env_free_n;
     sup_timer_heap timers;
     sup_name *names;
     uv_timer_t uvtimer;
     uv_idle_t uvidle;
-    uint64_t armed;           /* deadline the uv timer is set for, or UINT64_MAX */
+    uint64_t armed; /* deadline the uv timer is set for, or UINT64_MAX */
     bool freeing;
 };
 
@@ -183,11 +183,20 @@ static sup_actor *lookup_alive(const sup_rt *rt, sup_pid pid)
     return (a != NULL && a->status == ST_ALIVE) ? a : NULL;
 }
 
-bool sup_is_alive(const sup_rt *rt, sup_pid pid) { return lookup_alive(rt, pid) != NULL; }
+bool sup_is_alive(const sup_rt *rt, sup_pid pid)
+{
+    return lookup_alive(rt, pid) != NULL;
+}
 
-uint64_t sup_rt_now(const sup_rt *rt) { return rt->loop ? uv_now(rt->loop) : rt->vnow; }
+uint64_t sup_rt_now(const sup_rt *rt)
+{
+    return rt->loop ? uv_now(rt->loop) : rt->vnow;
+}
 
-static uint64_t new_ref(sup_rt *rt) { return ++rt->next_ref; }
+static uint64_t new_ref(sup_rt *rt)
+{
+    return ++rt->next_ref;
+}
 
 /* ---- envelopes -------------------------------------------------------------------------- */
 
@@ -449,17 +458,29 @@ sup_rt *sup_rt_new(uv_loop_t *loop)
     uv_idle_init(loop, &rt->uvidle);
     rt->uvtimer.data = rt;
     rt->uvidle.data = rt;
-    uv_unref((uv_handle_t *)&rt->uvtimer);
-    uv_unref((uv_handle_t *)&rt->uvidle);
+    /* Both handles are active only while there is work (queued messages, pending timers),
+     * and then they keep the loop alive, as they should. */
     return rt;
 }
 
-sup_rt *sup_rt_new_virtual(void) { return rt_alloc(); }
+sup_rt *sup_rt_new_virtual(void)
+{
+    return rt_alloc();
+}
 
-uv_loop_t *sup_rt_loop(sup_rt *rt) { return rt->loop; }
+uv_loop_t *sup_rt_loop(sup_rt *rt)
+{
+    return rt->loop;
+}
 
-size_t sup_rt_actor_count(const sup_rt *rt) { return rt->nactors; }
-size_t sup_rt_memory(const sup_rt *rt) { return rt->mem; }
+size_t sup_rt_actor_count(const sup_rt *rt)
+{
+    return rt->nactors;
+}
+size_t sup_rt_memory(const sup_rt *rt)
+{
+    return rt->mem;
+}
 
 static void doom(sup_rt *rt, sup_actor *a, const sup_reason *r);
 
@@ -516,12 +537,10 @@ static bool run_callback(sup_actor *a, cb_kind k, const sup_msg *m, void *init_a
     volatile bool crashed = false;
     rt->depth++;
     a->running++;
-    a->jb = &jb;
+    a->jb = &jb; /* cppcheck-suppress autoVariables ; restored before returning */
     if (setjmp(jb) == 0) {
         switch (k) {
-        case CB_INIT:
-            *init_rc = a->b->init ? a->b->init(a, a->state, init_arg) : 0;
-            break;
+        case CB_INIT: *init_rc = a->b->init ? a->b->init(a, a->state, init_arg) : 0; break;
         case CB_CALL:
             if (a->b->handle_call) {
                 a->b->handle_call(a, a->state, m);
@@ -692,7 +711,10 @@ void sup_rt_advance(sup_rt *rt, uint64_t until_ms)
     sup_rt_run(rt);
 }
 
-uint64_t sup_rt_next_deadline(const sup_rt *rt) { return sup_timer_heap_min(&rt->timers); }
+uint64_t sup_rt_next_deadline(const sup_rt *rt)
+{
+    return sup_timer_heap_min(&rt->timers);
+}
 
 /* ---- spawning --------------------------------------------------------------------------- */
 
@@ -749,10 +771,11 @@ int sup_spawn(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg, uns
     a->in_init = false;
     if (crashed || rc < 0 || a->stop_requested) {
         if (why) {
-            *why = (a->stop_requested || crashed) ? a->stop_reason
-                                                  : sup_reason_error("init_failed");
+            *why =
+                (a->stop_requested || crashed) ? a->stop_reason : sup_reason_error("init_failed");
         }
-        a->exit_reason = a->stop_requested || crashed ? a->stop_reason : sup_reason_error("init_failed");
+        a->exit_reason =
+            a->stop_requested || crashed ? a->stop_reason : sup_reason_error("init_failed");
         finish(rt, a, false, false);
         if (rt->depth == 0) {
             rt_drain_deaths(rt);
@@ -770,12 +793,30 @@ int sup_spawn(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg, uns
 
 /* ---- the running actor ------------------------------------------------------------------ */
 
-sup_rt *sup_self_rt(const sup_actor *self) { return self->rt; }
-sup_pid sup_self(const sup_actor *self) { return self->pid; }
-sup_pid sup_self_parent(const sup_actor *self) { return self->parent; }
-void *sup_self_state(const sup_actor *self) { return self->state; }
-void sup_set_flags(sup_actor *self, unsigned flags) { self->flags = flags; }
-unsigned sup_get_flags(const sup_actor *self) { return self->flags; }
+sup_rt *sup_self_rt(const sup_actor *self)
+{
+    return self->rt;
+}
+sup_pid sup_self(const sup_actor *self)
+{
+    return self->pid;
+}
+sup_pid sup_self_parent(const sup_actor *self)
+{
+    return self->parent;
+}
+void *sup_self_state(const sup_actor *self)
+{
+    return self->state;
+}
+void sup_set_flags(sup_actor *self, unsigned flags)
+{
+    self->flags = flags;
+}
+unsigned sup_get_flags(const sup_actor *self)
+{
+    return self->flags;
+}
 
 void sup_set_label(sup_actor *self, const char *label)
 {
@@ -1220,7 +1261,11 @@ static void finish(sup_rt *rt, sup_actor *a, bool run_terminate, bool signal_par
         env_free(rt, e);
     }
     while (a->allocs) {
-        sup_free(a, a->allocs->align);
+        sup_allochdr *h = a->allocs;
+        a->allocs = h->next;
+        a->mem -= sizeof *h + h->size;
+        rt->mem -= sizeof *h + h->size;
+        free(h);
     }
     for (sup_name **pp = &rt->names; *pp;) {
         if (sup_pid_eq((*pp)->pid, a->pid)) {
@@ -1376,7 +1421,12 @@ int sup_call_sync(sup_rt *rt, sup_pid to, int tag, const void *data, size_t len,
     if (rt->depth > 0) {
         return SUP_EINVAL;
     }
-    sync_state s = {.buf = buf, .cap = cap, .to = to, .tag = tag, .data = data, .dlen = len,
+    sync_state s = {.buf = buf,
+                    .cap = cap,
+                    .to = to,
+                    .tag = tag,
+                    .data = data,
+                    .dlen = len,
                     .timeout = timeout_ms};
     sup_pid caller;
     if (sup_spawn(rt, SUP_NOPID, &sync_behaviour, &s, 0, &caller, NULL) != 0) {

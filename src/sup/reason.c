@@ -23,28 +23,14 @@ bool sup_reason_is_normal(const sup_reason *r)
 const char *sup_reason_str(const sup_reason *r, char *buf, size_t size)
 {
     switch ((sup_reason_kind)r->kind) {
-    case SUP_R_NORMAL:
-        snprintf(buf, size, "normal");
-        break;
-    case SUP_R_SHUTDOWN:
-        snprintf(buf, size, "shutdown");
-        break;
-    case SUP_R_SHUTDOWN_TERM:
-        snprintf(buf, size, "{shutdown,%s}", r->text);
-        break;
-    case SUP_R_KILL:
-        snprintf(buf, size, "kill");
-        break;
-    case SUP_R_KILLED:
-        snprintf(buf, size, "killed");
-        break;
-    case SUP_R_NOPROC:
-        snprintf(buf, size, "noproc");
-        break;
+    case SUP_R_NORMAL: snprintf(buf, size, "normal"); break;
+    case SUP_R_SHUTDOWN: snprintf(buf, size, "shutdown"); break;
+    case SUP_R_SHUTDOWN_TERM: snprintf(buf, size, "{shutdown,%s}", r->text); break;
+    case SUP_R_KILL: snprintf(buf, size, "kill"); break;
+    case SUP_R_KILLED: snprintf(buf, size, "killed"); break;
+    case SUP_R_NOPROC: snprintf(buf, size, "noproc"); break;
     case SUP_R_ERROR:
-    default:
-        snprintf(buf, size, "%s", r->text[0] ? r->text : "error");
-        break;
+    default: snprintf(buf, size, "%s", r->text[0] ? r->text : "error"); break;
     }
     return buf;
 }

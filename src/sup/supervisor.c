@@ -31,11 +31,11 @@ enum {
 
 typedef struct sv_child {
     char *id;
-    sup_child_spec spec;  /* spec.id points to id */
-    sup_pid pid;          /* the running pid; when restarting: the old pid (may be null) */
+    sup_child_spec spec; /* spec.id points to id */
+    sup_pid pid;         /* the running pid; when restarting: the old pid (may be null) */
     bool restarting;
-    long instance;        /* simple_one_for_one */
-    void *extra;          /* simple_one_for_one start argument */
+    long instance; /* simple_one_for_one */
+    void *extra;   /* simple_one_for_one start argument */
     unsigned restarts;
     struct sv_child *dnext, *dprev; /* simple_one_for_one, in start order */
 } sv_child;
@@ -45,19 +45,19 @@ typedef enum { K_NONE, K_RESTART_MULTI, K_API_TERMINATE, K_SHUTDOWN } sv_cont;
 typedef struct sv_job {
     bool active;
     sv_cont cont;
-    sv_child **list;      /* children to terminate, in order */
+    sv_child **list; /* children to terminate, in order */
     size_t n, i;
-    sv_child **before;    /* rest_for_one: the untouched part of ids */
+    sv_child **before; /* rest_for_one: the untouched part of ids */
     size_t nbefore;
-    sv_child *target;     /* restart_multi: the child that caused it */
-    sup_pid wait_pid;     /* child being waited for (static) */
+    sv_child *target; /* restart_multi: the child that caused it */
+    sup_pid wait_pid; /* child being waited for (static) */
     uint64_t wait_mon;
     uint64_t wait_timer;
-    sup_from from;        /* K_API_TERMINATE */
-    sup_reason reason;    /* K_SHUTDOWN */
-    bool dynamic;         /* waiting for all dynamic children at once */
+    sup_from from;     /* K_API_TERMINATE */
+    sup_reason reason; /* K_SHUTDOWN */
+    bool dynamic;      /* waiting for all dynamic children at once */
     size_t dyn_waiting;
-    bool reply_stop;      /* K_SHUTDOWN: answer an SV_STOP caller first */
+    bool reply_stop; /* K_SHUTDOWN: answer an SV_STOP caller first */
 } sv_job;
 
 typedef struct sv {
@@ -65,14 +65,14 @@ typedef struct sv {
     char *name;
     sup_event_hook hook;
     void *hook_user;
-    sv_child **ids;       /* static children, termination order */
+    sv_child **ids; /* static children, termination order */
     size_t n, cap;
-    sv_child *tmpl;       /* simple_one_for_one template */
+    sv_child *tmpl; /* simple_one_for_one template */
     sv_child *dhead, *dtail;
     size_t ndyn;
     long next_instance;
     int dyn_restarts;
-    int64_t *rs;          /* restart timestamps (s), newest first */
+    int64_t *rs; /* restart timestamps (s), newest first */
     size_t nrs, caprs;
     unsigned total_restarts;
     sv_job job;
@@ -100,7 +100,10 @@ typedef struct sv_rep {
     sup_counts counts;
 } sv_rep;
 
-static bool is_simple(const sv *s) { return s->f.strategy == SUP_SIMPLE_ONE_FOR_ONE; }
+static bool is_simple(const sv *s)
+{
+    return s->f.strategy == SUP_SIMPLE_ONE_FOR_ONE;
+}
 
 const char *sup_strategy_name(sup_strategy st)
 {
@@ -168,7 +171,10 @@ static void child_free(sv_child *c)
     free(c);
 }
 
-static bool has_pid(const sv_child *c) { return !c->restarting && !sup_pid_is_null(c->pid); }
+static bool has_pid(const sv_child *c)
+{
+    return !c->restarting && !sup_pid_is_null(c->pid);
+}
 
 static void ids_remove(sv *s, sv_child *c)
 {
@@ -433,12 +439,9 @@ static void job_child_down(sv *s, sup_actor *self, const sup_msg *m)
             c->pid = SUP_NOPID;
         }
         break;
-    case K_SHUTDOWN:
-        c->pid = SUP_NOPID;
-        break;
+    case K_SHUTDOWN: c->pid = SUP_NOPID; break;
     case K_API_TERMINATE:
-    case K_NONE:
-        break;
+    case K_NONE: break;
     }
     s->job.i++;
     job_step(s, self);
@@ -454,8 +457,7 @@ static void try_again(sv *s, sup_actor *self, sv_child *c)
     } else {
         len = snprintf(buf, sizeof buf, "%s", c->id);
     }
-    sup_cast(sup_self_rt(self), sup_self(self), sup_self(self), SV_TRY_AGAIN, buf,
-             (size_t)len + 1);
+    sup_cast(sup_self_rt(self), sup_self(self), sup_self(self), SV_TRY_AGAIN, buf, (size_t)len + 1);
 }
 
 /* start_children for a restart: survivors in termination order, started in reverse. */
@@ -512,9 +514,7 @@ static void job_done(sv *s, sup_actor *self)
     s->job.dynamic = false;
     sup__set_filter(self, NULL);
     switch (cont) {
-    case K_RESTART_MULTI:
-        restart_multi_start(s, self);
-        break;
+    case K_RESTART_MULTI: restart_multi_start(s, self); break;
     case K_API_TERMINATE: {
         sv_child *c = s->job.list[0];
         free(s->job.list);
@@ -529,8 +529,7 @@ static void job_done(sv *s, sup_actor *self)
         s->job.list = NULL;
         sup_stop(self, &s->job.reason);
         break;
-    case K_NONE:
-        break;
+    case K_NONE: break;
     }
 }
 
@@ -572,7 +571,7 @@ static void restart(sv *s, sup_actor *self, sv_child *c)
             s->dyn_restarts--;
         }
         sup_pid pid;
-        if (do_start(s, self, s->tmpl ? c : c, &pid, NULL) == 0) {
+        if (do_start(s, self, c, &pid, NULL) == 0) {
             dyn_unlink(s, c);
             dyn_append(s, c); /* the new pid is the newest */
             c->pid = pid;
@@ -792,8 +791,7 @@ int sup_check_specs(const sup_flags *f, const sup_child_spec *specs, size_t n, c
         if (c->shutdown_ms < SUP_SHUTDOWN_DEFAULT) {
             BAD("child %s: invalid shutdown", c->id);
         }
-        if (c->significant &&
-            (f->auto_shutdown == SUP_AUTO_NEVER || c->restart == SUP_PERMANENT)) {
+        if (c->significant && (f->auto_shutdown == SUP_AUTO_NEVER || c->restart == SUP_PERMANENT)) {
             BAD("child %s: significant needs auto_shutdown and a transient or temporary child",
                 c->id);
         }
@@ -921,7 +919,7 @@ static void fill_info(const sv *s, const sv_child *c, sup_child_info *ci)
     snprintf(ci->id, sizeof ci->id, "%s", c->id);
     ci->instance = c->instance;
     ci->pid = c->restarting ? SUP_NOPID : c->pid;
-    ci->state = c->restarting ? SUP_CHILD_RESTARTING
+    ci->state = c->restarting             ? SUP_CHILD_RESTARTING
                 : sup_pid_is_null(c->pid) ? SUP_CHILD_UNDEFINED
                                           : SUP_CHILD_RUNNING;
     const sv_child *t = is_simple(s) ? s->tmpl : c;
@@ -1149,18 +1147,10 @@ static void sv_call(sup_actor *self, void *state, const sup_msg *m)
     memcpy(&rq, m->data, sizeof rq);
     sv_rep rep = {0};
     switch (m->tag) {
-    case SV_START_CHILD:
-        api_start_child(s, self, m, &rq);
-        break;
-    case SV_TERMINATE_CHILD:
-        api_terminate_child(s, self, m, &rq);
-        break;
-    case SV_RESTART_CHILD:
-        api_restart_child(s, self, m, &rq);
-        break;
-    case SV_DELETE_CHILD:
-        api_delete_child(s, self, m, &rq);
-        break;
+    case SV_START_CHILD: api_start_child(s, self, m, &rq); break;
+    case SV_TERMINATE_CHILD: api_terminate_child(s, self, m, &rq); break;
+    case SV_RESTART_CHILD: api_restart_child(s, self, m, &rq); break;
+    case SV_DELETE_CHILD: api_delete_child(s, self, m, &rq); break;
     case SV_WHICH_CHILDREN:
         rep.total = collect_children(s, rq.out, rq.cap);
         reply(self, m, &rep);
@@ -1169,11 +1159,8 @@ static void sv_call(sup_actor *self, void *state, const sup_msg *m)
         rep.counts = count_children(s, sup_self_rt(self));
         reply(self, m, &rep);
         break;
-    case SV_STOP:
-        begin_shutdown(s, self, &rq.reason, true, sup_msg_from(m));
-        break;
-    default:
-        break;
+    case SV_STOP: begin_shutdown(s, self, &rq.reason, true, sup_msg_from(m)); break;
+    default: break;
     }
 }
 
@@ -1343,8 +1330,7 @@ int sup_terminate_child_sync(sup_rt *rt, sup_pid sup, const char *id, sup_pid ch
     return sv_call_sync(rt, sup, SV_TERMINATE_CHILD, &rq, &rep);
 }
 
-int sup_restart_child_sync(sup_rt *rt, sup_pid sup, const char *id, sup_pid *out,
-                           sup_reason *why)
+int sup_restart_child_sync(sup_rt *rt, sup_pid sup, const char *id, sup_pid *out, sup_reason *why)
 {
     sv_req rq = {.id = id};
     sv_rep rep;

@@ -26,11 +26,20 @@ sup_timer *sup_timer_new(uint64_t deadline, uint64_t ref, sup_pid owner, sup_tim
     return t;
 }
 
-void sup_timer_free(sup_timer *t) { free(t); }
+void sup_timer_free(sup_timer *t)
+{
+    free(t);
+}
 
-size_t sup_timer_size(const sup_timer *t) { return sizeof *t + t->len; }
+size_t sup_timer_size(const sup_timer *t)
+{
+    return sizeof *t + t->len;
+}
 
-void sup_timer_heap_init(sup_timer_heap *h) { memset(h, 0, sizeof *h); }
+void sup_timer_heap_init(sup_timer_heap *h)
+{
+    memset(h, 0, sizeof *h);
+}
 
 void sup_timer_heap_free(sup_timer_heap *h)
 {

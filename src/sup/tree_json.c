@@ -21,8 +21,9 @@ static void add_child(const sup_child_info *ci, void *user)
 
 static const char *state_name(sup_child_state s)
 {
-    return s == SUP_CHILD_RUNNING ? "running" : s == SUP_CHILD_RESTARTING ? "restarting"
-                                                                           : "undefined";
+    return s == SUP_CHILD_RUNNING      ? "running"
+           : s == SUP_CHILD_RESTARTING ? "restarting"
+                                       : "undefined";
 }
 
 static json_t *node_json(sup_rt *rt, sup_pid pid, const sup_child_info *ci, int depth)
@@ -42,8 +43,8 @@ static json_t *node_json(sup_rt *rt, sup_pid pid, const sup_child_info *ci, int 
     } else {
         json_object_set_new(o, "id", json_string(alive ? ai.label : "?"));
     }
-    json_object_set_new(o, "pid", alive ? json_string(sup_pid_str(pid, buf, sizeof buf))
-                                        : json_null());
+    json_object_set_new(o, "pid",
+                        alive ? json_string(sup_pid_str(pid, buf, sizeof buf)) : json_null());
     if (alive) {
         json_object_set_new(o, "mailbox", json_integer((json_int_t)ai.mailbox_len));
         json_object_set_new(o, "memory", json_integer((json_int_t)ai.memory));
@@ -61,9 +62,8 @@ static json_t *node_json(sup_rt *rt, sup_pid pid, const sup_child_info *ci, int 
         json_object_set_new(o, "supervisor_restarts", json_integer(sum.total_restarts));
         json_object_set_new(o, "children", kids);
     } else {
-        json_object_set_new(o, "type", json_string(ci && ci->type == SUP_SUPERVISOR
-                                                       ? "supervisor"
-                                                       : "worker"));
+        json_object_set_new(
+            o, "type", json_string(ci && ci->type == SUP_SUPERVISOR ? "supervisor" : "worker"));
     }
     return o;
 }

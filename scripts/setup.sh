@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# scripts/setup.sh — installs the Debian packages macula needs that are missing.
+# Usage: scripts/setup.sh [build|test]   (test adds the tools the test suite uses)
+# Runs `apt-get update` once, and only when something is missing.
+set -euo pipefail
+
+BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libmsgpuck-dev)
+TEST_PKGS=(libcmocka-dev erlang-nox clang libclang-rt-14-dev clang-tidy clang-format cppcheck
+           procps)
+
+want=("${BUILD_PKGS[@]}")
+if [ "${1:-build}" = "test" ]; then
+  want+=("${TEST_PKGS[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "setup: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+echo "setup: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
