@@ -385,9 +385,17 @@ static void watch(const char *path, sup_pid pid, bool is_sup)
     kv *p = kv_get(&g_pids, path, true);
     p->pid = pid;
     p->is_sup = is_sup;
-    kv *m = kv_get(&g_mons, path, true);
+    /* One entry per monitor: DOWNs of earlier incarnations may still be queued. */
+    kv *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        abort();
+    }
+    m->path = strdup(path);
+    m->pid = pid;
     m->mon = sup__monitor_as(g_rt, g_tracer, pid);
     m->is_sup = is_sup;
+    m->next = g_mons;
+    g_mons = m;
 }
 
 static void hook(const sup_event_info *ev)
@@ -411,9 +419,11 @@ static void hook(const sup_event_info *ev)
     }
     case SUP_EV_SUP_EXIT: {
         /* Only a supervisor that never started is not watched: its failed init. */
-        kv *m = kv_get(&g_mons, sup->path, false);
-        kv *p = kv_get(&g_pids, sup->path, false);
-        if (m == NULL || m->mon == 0 || p == NULL || !sup_pid_eq(p->pid, ev->sup)) {
+        bool watched = false;
+        for (kv *m = g_mons; m; m = m->next) {
+            watched |= m->mon != 0 && sup_pid_eq(m->pid, ev->sup);
+        }
+        if (!watched) {
             trace("exit %s %s", sup->path, sup_reason_str(ev->reason, r, sizeof r));
         }
         break;
@@ -437,6 +447,20 @@ static const char *err_word(int rc)
     case SUP_EBADSPEC: return "error:bad_spec";
     default: return "error:noproc";
     }
+}
+
+/* OTP's {error, Reason} for a failed start: the start function's reason. */
+static const char *start_result(int rc, const sup_reason *why, char *buf, size_t size)
+{
+    if (rc == 0) {
+        return "ok";
+    }
+    if (rc == SUP_EINIT) {
+        char r[SUP_REASON_TEXT_MAX + 16];
+        snprintf(buf, size, "error:%s", sup_reason_str(why, r, sizeof r));
+        return buf;
+    }
+    return err_word(rc);
 }
 
 static sup_pid pid_of(const char *path)
@@ -487,28 +511,31 @@ static void do_call(const node *root, json_t *step, node **extra_nodes, size_t *
     if (strcmp(op, "start_child") == 0) {
         sup_pid sup = pid_of(path);
         const node *sn = find_any(root, path);
+        json_t *child = json_object_get(step, "child");
         if (sup_pid_is_null(sup) || !sup_is_alive(g_rt, sup) || sn == NULL) {
-            trace("call start_child %s error:noproc", path);
+            const char *cid = json_string_value(json_object_get(child, "id"));
+            trace("call start_child %s%s%s error:noproc", path, cid ? "/" : "", cid ? cid : "");
             return;
         }
-        json_t *child = json_object_get(step, "child");
         if (child == NULL) {
             /* A new instance. The supervisor numbers instances 1, 2, ... per start_child
              * call; the path (its start argument) is made with the same counter. */
             long inst = 0;
-            char key[300];
-            snprintf(key, sizeof key, "#next:%s", path);
+            char key[300], pidbuf[32];
+            snprintf(key, sizeof key, "#next:%s", sup_pid_str(sup, pidbuf, sizeof pidbuf));
             kv *nx = kv_get(&g_fail, key, true);
             long num_next = nx->count > 0 ? nx->count : 1;
             nx->count = num_next + 1;
             char num[32];
             snprintf(num, sizeof num, "%ld", num_next);
             char *ipath = join(path, num);
-            rc = sup_start_child_sync(g_rt, sup, NULL, ipath, NULL, &inst, NULL);
+            sup_reason why;
+            char rbuf[96];
+            rc = sup_start_child_sync(g_rt, sup, NULL, ipath, NULL, &inst, &why);
             if (rc == 0 && inst != num_next) {
                 fprintf(stderr, "macula sup-run: instance numbering diverged\n");
             }
-            trace("call start_child %s %s", ipath, rc == 0 ? "ok" : err_word(rc));
+            trace("call start_child %s %s", ipath, start_result(rc, &why, rbuf, sizeof rbuf));
             /* the path string lives as long as the instance may: keep it */
             node *holder = calloc(1, sizeof *holder);
             holder->path = ipath;
@@ -532,8 +559,10 @@ static void do_call(const node *root, json_t *step, node **extra_nodes, size_t *
             return;
         }
         extra_nodes[(*nextra)++] = k;
-        rc = sup_start_child_sync(g_rt, sup, &k->spec, NULL, NULL, NULL, NULL);
-        trace("call start_child %s %s", cpath, rc == 0 ? "ok" : err_word(rc));
+        sup_reason why;
+        char rbuf[96];
+        rc = sup_start_child_sync(g_rt, sup, &k->spec, NULL, NULL, NULL, &why);
+        trace("call start_child %s %s", cpath, start_result(rc, &why, rbuf, sizeof rbuf));
         free(cpath);
         return;
     }
@@ -591,10 +620,17 @@ static void do_call(const node *root, json_t *step, node **extra_nodes, size_t *
     const node *sn = find_any(root, parent_path);
     bool simple = sn && sn->is_sup && sn->nested.flags.strategy == SUP_SIMPLE_ONE_FOR_ONE;
     if (strcmp(op, "terminate_child") == 0) {
-        rc = simple ? sup_terminate_child_sync(g_rt, sup, NULL, pid_of(path))
-                    : sup_terminate_child_sync(g_rt, sup, leaf, SUP_NOPID);
+        /* An instance is named by its number and terminated by pid; anything else is an id,
+         * which a simple_one_for_one supervisor refuses. */
+        bool numeric = leaf[0] != '\0' && strspn(leaf, "0123456789") == strlen(leaf);
+        rc = simple && numeric ? sup_terminate_child_sync(g_rt, sup, NULL, pid_of(path))
+                               : sup_terminate_child_sync(g_rt, sup, leaf, SUP_NOPID);
     } else if (strcmp(op, "restart_child") == 0) {
-        rc = sup_restart_child_sync(g_rt, sup, leaf, NULL, NULL);
+        sup_reason why;
+        char rbuf[96];
+        rc = sup_restart_child_sync(g_rt, sup, leaf, NULL, &why);
+        trace("call %s %s %s", op, path, start_result(rc, &why, rbuf, sizeof rbuf));
+        return;
     } else if (strcmp(op, "delete_child") == 0) {
         rc = sup_delete_child_sync(g_rt, sup, leaf);
     } else {

@@ -108,6 +108,7 @@ struct sup_rt {
     uv_idle_t uvidle;
     uint64_t armed; /* deadline the uv timer is set for, or UINT64_MAX */
     bool freeing;
+    uint64_t deaths; /* actors finished so far */
 };
 
 static void rt_drain_deaths(sup_rt *rt);
@@ -668,10 +669,13 @@ size_t sup_rt_run(sup_rt *rt)
             if (e == NULL) {
                 break;
             }
+            uint64_t deaths = rt->deaths;
             dispatch(a, e);
             n++;
             a = sup__lookup(rt, pid);
-            if (a == NULL) {
+            if (a == NULL || rt->deaths != deaths) {
+                /* Someone died: everyone affected gets a turn before this actor goes on,
+                 * as on BEAM, where each death is its own scheduling of the dying process. */
                 break;
             }
         }
@@ -1293,6 +1297,7 @@ static void finish(sup_rt *rt, sup_actor *a, bool run_terminate, bool signal_par
         }
     }
     free(a->label);
+    rt->deaths++;
     uint32_t idx = a->pid.idx;
     rt->slots[idx].a = NULL;
     rt->slots[idx].next_free = rt->free_head;
