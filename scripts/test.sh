@@ -55,14 +55,13 @@ echo "== tests (normal build, live OTP oracle)"
 ctest_pass build "normal build tests"
 
 echo "== build (ASan + UBSan)"
-if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMACULA_SANITIZE=ON >/dev/null &&
+if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMACULA_SANITIZE=ON \
+  -DMACULA_ORACLE_EXPECTED=ON >/dev/null &&
   cmake --build build-asan -j"$JOBS"; then
   echo "== tests (sanitizers; oracle against recorded OTP traces)"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  export MACULA_ORACLE_MODE=expected
   ctest_pass build-asan "sanitizer build tests"
-  unset MACULA_ORACLE_MODE
 else
   failed=$((failed + 1))
   failures+=("sanitizer build")
