@@ -4,9 +4,10 @@
 # Runs `apt-get update` once, and only when something is missing.
 set -euo pipefail
 
-BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libmsgpuck-dev)
+BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libmsgpuck-dev
+            libmicrohttpd-dev)
 TEST_PKGS=(libcmocka-dev erlang-nox clang libclang-rt-14-dev clang-tidy clang-format cppcheck
-           procps)
+           procps curl prometheus)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-build}" = "test" ]; then

@@ -89,6 +89,12 @@ int cli_node(int argc, char **argv)
     ctx.rt = sup_rt_new(ctx.loop);
     mesh_root_config cfg;
     mesh_root_config_defaults(&cfg);
+    char err[256];
+    if (mesh_root_config_env(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "macula: %s\n", err);
+        sup_rt_free(ctx.rt);
+        return 2;
+    }
     sup_reason why;
     if (mesh_root_start(ctx.rt, &cfg, &ctx.root, &why) != 0) {
         char r[80];
@@ -100,6 +106,8 @@ int cli_node(int argc, char **argv)
     printf("macula %s node\n", MACULA_VERSION);
     printf("  runtime    libuv %s, %zu actors\n", uv_version_string(), sup_rt_actor_count(ctx.rt));
     printf("  root       macula_root one_for_one, 10 restarts in 5 s\n");
+    printf("  health     http://%s:%u/health  (/ready /live /metrics /tree)\n",
+           cfg.gateway.health.addr, (unsigned)cfg.gateway.health.port);
     print_tree(ctx.rt, ctx.root);
     printf("  ready      press Ctrl-C to stop\n");
     sup_pid watcher;

@@ -598,7 +598,8 @@ static void do_call(const node *root, json_t *step, node **extra_nodes, size_t *
                 snprintf(item, sizeof item, "%s%ld:%s", i ? "," : "", info[i].instance,
                          st[info[i].state]);
             } else {
-                snprintf(item, sizeof item, "%s%s:%s", i ? "," : "", info[i].id, st[info[i].state]);
+                snprintf(item, sizeof item, "%s%.63s:%s", i ? "," : "", info[i].id,
+                         st[info[i].state]);
             }
             size_t il = strlen(item);
             if (len + il + 2 < sizeof out) {

@@ -1,0 +1,231 @@
+/* src/mesh/gateway/health.c — macula_gateway_health (see health.h). */
+#include "health.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/server.h"
+#include "macula/sup_supervisor.h"
+#include "macula/version.h"
+
+typedef struct health {
+    sup_rt *rt;
+    http_server *srv;
+    uint64_t started_ms;
+} health;
+
+/* A growing text buffer for responses. */
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+} buf;
+
+static void bprintf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bprintf(buf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap + (size_t)n + 1) * 2;
+        char *np = realloc(b->p, cap);
+        if (np == NULL) {
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+static long rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) {
+        return 0;
+    }
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2) {
+        rss = 0;
+    }
+    fclose(f);
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+typedef struct restarts_walk {
+    buf *b;
+    sup_rt *rt;
+} restarts_walk;
+
+static void walk_sup(sup_rt *rt, sup_pid pid, buf *b);
+
+static void walk_child(const sup_child_info *ci, void *user)
+{
+    restarts_walk *w = user;
+    if (ci->type == SUP_SUPERVISOR && !sup_pid_is_null(ci->pid)) {
+        walk_sup(w->rt, ci->pid, w->b);
+    }
+}
+
+static void walk_sup(sup_rt *rt, sup_pid pid, buf *b)
+{
+    sup_sv_summary s;
+    restarts_walk w = {b, rt};
+    if (sup_sv_inspect(rt, pid, &s, NULL, NULL) != 0) {
+        return;
+    }
+    bprintf(b, "macula_supervisor_restarts_total{supervisor=\"%s\"} %u\n", s.name,
+            s.total_restarts);
+    sup_sv_inspect(rt, pid, NULL, walk_child, &w);
+}
+
+static int handle(void *user, const char *path, http_response *res)
+{
+    health *h = user;
+    sup_pid root = sup_whereis(h->rt, "macula_root");
+    bool ready = sup_is_alive(h->rt, root);
+    double uptime = (double)(sup_rt_now(h->rt) - h->started_ms) / 1000.0;
+    buf b = {0};
+    res->status = 200;
+    res->content_type = "application/json";
+    if (strcmp(path, "/health") == 0) {
+        bprintf(&b,
+                "{\"status\":\"%s\",\"ready\":%s,\"uptime\":%.3f,\"version\":\"%s\","
+                "\"actors\":%zu,\"memory\":%zu}\n",
+                ready ? "healthy" : "unhealthy", ready ? "true" : "false", uptime, MACULA_VERSION,
+                sup_rt_actor_count(h->rt), sup_rt_memory(h->rt));
+        res->status = ready ? 200 : 503;
+    } else if (strcmp(path, "/ready") == 0) {
+        bprintf(&b, "{\"ready\":%s}\n", ready ? "true" : "false");
+        res->status = ready ? 200 : 503;
+    } else if (strcmp(path, "/live") == 0) {
+        bprintf(&b, "{\"live\":true}\n");
+    } else if (strcmp(path, "/tree") == 0) {
+        char *json = ready ? sup_tree_json(h->rt, root) : NULL;
+        if (json == NULL) {
+            bprintf(&b, "{\"error\":\"no tree\"}\n");
+            res->status = 503;
+        } else {
+            bprintf(&b, "%s\n", json);
+            free(json);
+        }
+    } else if (strcmp(path, "/metrics") == 0) {
+        res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        bprintf(&b,
+                "# HELP macula_uptime_seconds Seconds since the health worker started.\n"
+                "# TYPE macula_uptime_seconds gauge\n"
+                "macula_uptime_seconds %.3f\n",
+                uptime);
+        bprintf(&b,
+                "# HELP macula_actors Live actors in the runtime.\n"
+                "# TYPE macula_actors gauge\n"
+                "macula_actors %zu\n",
+                sup_rt_actor_count(h->rt));
+        bprintf(&b,
+                "# HELP macula_runtime_memory_bytes Bytes owned by actors (state, mailboxes, "
+                "timers, sup_alloc).\n"
+                "# TYPE macula_runtime_memory_bytes gauge\n"
+                "macula_runtime_memory_bytes %zu\n",
+                sup_rt_memory(h->rt));
+        bprintf(&b,
+                "# HELP macula_process_resident_memory_bytes Resident set size.\n"
+                "# TYPE macula_process_resident_memory_bytes gauge\n"
+                "macula_process_resident_memory_bytes %ld\n",
+                rss_bytes());
+        bprintf(&b, "# HELP macula_supervisor_restarts_total Automatic restarts per "
+                    "supervisor.\n"
+                    "# TYPE macula_supervisor_restarts_total counter\n");
+        if (ready) {
+            walk_sup(h->rt, root, &b);
+        }
+    } else {
+        bprintf(&b, "{\"error\":\"not found\"}\n");
+        res->status = 404;
+    }
+    res->body = b.p;
+    res->len = b.len;
+    return b.p ? 0 : -1;
+}
+
+static int health_init(sup_actor *self, void *state, void *arg)
+{
+    health *h = state;
+    const gw_health_config *cfg = arg;
+    h->rt = sup_self_rt(self);
+    h->started_ms = sup_rt_now(h->rt);
+    if (sup_rt_loop(h->rt) == NULL) {
+        sup_reason r = sup_reason_error("health_needs_a_loop");
+        sup_stop(self, &r);
+        return -1;
+    }
+    const char *err = NULL;
+    if (http_server_start(sup_rt_loop(h->rt), cfg->addr, cfg->port, handle, h, &h->srv, &err) !=
+        0) {
+        char text[SUP_REASON_TEXT_MAX];
+        snprintf(text, sizeof text, "{listen_failed,%u}", cfg->port);
+        fprintf(stderr, "macula: health endpoint on %s:%u: %s\n", cfg->addr, cfg->port, err);
+        sup_reason r = sup_reason_error(text);
+        sup_stop(self, &r);
+        return -1;
+    }
+    sup_register(h->rt, "macula_gateway_health", sup_self(self));
+    return 0;
+}
+
+static void health_terminate(sup_actor *self, void *state, const sup_reason *reason)
+{
+    (void)self;
+    (void)reason;
+    health *h = state;
+    http_server_stop(h->srv);
+    h->srv = NULL;
+}
+
+enum { HEALTH_PORT_CALL = 1 };
+
+static void health_call(sup_actor *self, void *state, const sup_msg *m)
+{
+    health *h = state;
+    if (m->tag == HEALTH_PORT_CALL) {
+        uint16_t port = http_server_port(h->srv);
+        sup_reply(sup_self_rt(self), sup_msg_from(m), &port, sizeof port);
+    }
+}
+
+static const sup_behaviour health_behaviour = {
+    .name = "gateway_health",
+    .state_size = sizeof(health),
+    .init = health_init,
+    .handle_call = health_call,
+    .terminate = health_terminate,
+};
+
+int gw_health_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                    sup_reason *why)
+{
+    (void)extra;
+    return sup_spawn(rt, parent, &health_behaviour, arg, SUP_SPAWN_LINK, out, why);
+}
+
+uint16_t gw_health_port(sup_rt *rt)
+{
+    uint16_t port = 0;
+    size_t len = 0;
+    sup_pid p = sup_whereis(rt, "macula_gateway_health");
+    if (sup_call_sync(rt, p, HEALTH_PORT_CALL, NULL, 0, 1000, &port, sizeof port, &len, NULL) !=
+            0 ||
+        len != sizeof port) {
+        return 0;
+    }
+    return port;
+}
