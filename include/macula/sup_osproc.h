@@ -22,12 +22,12 @@ extern "C" {
 #endif
 
 typedef struct sup_osproc_spec {
-    const char *file;        /* program (searched in PATH when it has no '/') */
-    char **argv;             /* NULL-terminated; argv[0] is the program name */
-    char **env;              /* NULL: inherit the node's environment */
-    const char *cwd;         /* NULL: inherit */
-    bool inherit_stdio;      /* true: stdout/stderr go to the node's; false: /dev/null */
-    const char *label;       /* name in the tree; NULL: argv[0] */
+    const char *file;   /* program (searched in PATH when it has no '/') */
+    char **argv;        /* NULL-terminated; argv[0] is the program name */
+    char **env;         /* NULL: inherit the node's environment */
+    const char *cwd;    /* NULL: inherit */
+    bool inherit_stdio; /* true: stdout/stderr go to the node's; false: /dev/null */
+    const char *label;  /* name in the tree; NULL: argv[0] */
 } sup_osproc_spec;
 
 /* A sup_start_fn: arg is a sup_osproc_spec that outlives the child spec. */

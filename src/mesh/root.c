@@ -1,6 +1,7 @@
 /* src/mesh/root.c — macula_root (see root.h). */
 #include "root.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,10 +32,8 @@ int mesh_root_config_env(mesh_root_config *cfg, char *err, size_t errsize)
     }
     v = getenv("MACULA_HEALTH_ADDR");
     if (v != NULL) {
-        unsigned a, b, c, d;
-        char extra;
-        if (sscanf(v, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 || b > 255 ||
-            c > 255 || d > 255) {
+        struct in_addr addr;
+        if (inet_pton(AF_INET, v, &addr) != 1) {
             snprintf(err, errsize,
                      "MACULA_HEALTH_ADDR=\"%s\" is not valid: allowed is an IPv4 address", v);
             return -1;

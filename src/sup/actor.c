@@ -841,7 +841,7 @@ void sup_crash(sup_actor *self, const char *fmt, ...)
     char text[SUP_REASON_TEXT_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
     va_end(ap);
     self->stop_requested = true;
     self->stop_reason = sup_reason_error(text);

@@ -15,13 +15,13 @@ enum { OSP_EXITED = 0x5f0e0001 };
 typedef struct osp_handle {
     uv_process_t proc;
     sup_rt *rt;
-    sup_pid owner;   /* the actor, or null once it is gone */
+    sup_pid owner; /* the actor, or null once it is gone */
     bool exited;
 } osp_handle;
 
 typedef struct osp_state {
     osp_handle *h;
-    bool stopping;        /* SIGTERM sent because the parent asked */
+    bool stopping; /* SIGTERM sent because the parent asked */
     sup_reason stop_reason;
 } osp_state;
 
@@ -30,7 +30,10 @@ typedef struct osp_exit {
     int term_signal;
 } osp_exit;
 
-static void on_close(uv_handle_t *h) { free(h->data); }
+static void on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
 {

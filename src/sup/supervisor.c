@@ -550,7 +550,9 @@ static sv_child **copy_ids(const sv *s, size_t from, size_t to)
     if (v == NULL) {
         abort();
     }
-    memcpy(v, s->ids + from, n * sizeof *v);
+    if (n > 0) {
+        memcpy(v, s->ids + from, n * sizeof *v);
+    }
     return v;
 }
 

@@ -50,15 +50,17 @@ static void bprintf(buf *b, const char *fmt, ...)
 
 static long rss_bytes(void)
 {
-    long pages = 0, rss = 0;
+    char text[128] = "";
     FILE *f = fopen("/proc/self/statm", "r");
     if (f == NULL) {
         return 0;
     }
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2) {
-        rss = 0;
-    }
+    size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
+    text[n] = '\0';
+    char *end = NULL;
+    (void)strtol(text, &end, 10); /* total pages, then resident pages */
+    long rss = strtol(end, NULL, 10);
     return rss * sysconf(_SC_PAGESIZE);
 }
 
