@@ -6,5 +6,6 @@
 
 int cli_node(int argc, char **argv);
 int cli_sup_run(int argc, char **argv);
+int cli_tree(int argc, char **argv);
 
 #endif

@@ -31,6 +31,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "sup-run") == 0) {
         return cli_sup_run(argc - 1, argv + 1);
     }
+    if (strcmp(cmd, "tree") == 0) {
+        return cli_tree(argc - 1, argv + 1);
+    }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("macula %s\n", MACULA_VERSION);
         return 0;

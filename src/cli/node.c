@@ -107,7 +107,7 @@ int cli_node(int argc, char **argv)
     printf("  runtime    libuv %s, %zu actors\n", uv_version_string(), sup_rt_actor_count(ctx.rt));
     printf("  root       macula_root one_for_one, 10 restarts in 5 s\n");
     printf("  health     http://%s:%u/health  (/ready /live /metrics /tree)\n",
-           cfg.gateway.health.addr, (unsigned)cfg.gateway.health.port);
+           cfg.gateway.health.addr, (unsigned)gw_health_port(ctx.rt));
     print_tree(ctx.rt, ctx.root);
     printf("  ready      press Ctrl-C to stop\n");
     sup_pid watcher;
