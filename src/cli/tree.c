@@ -98,7 +98,13 @@ static char *http_get(const char *url, const char *path, int *status, char *err,
     }
     buf[len] = '\0';
     *status = 0;
-    sscanf(buf, "HTTP/1.%*d %d", status);
+    if (strncmp(buf, "HTTP/1.", 7) == 0 && len > 9) {
+        char *sp = strchr(buf, ' ');
+        if (sp != NULL) {
+            long code = strtol(sp + 1, NULL, 10);
+            *status = (code >= 100 && code <= 999) ? (int)code : 0;
+        }
+    }
     char *body = strstr(buf, "\r\n\r\n");
     if (body == NULL) {
         free(buf);

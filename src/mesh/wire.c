@@ -130,7 +130,7 @@ static int wire__check_value(const wire__vctx *v, const uint8_t **pp, uint32_t d
         case 0xc0: /* nil */
         case 0xc2: /* false */
         case 0xc3: n = 0; break;
-        case 0xc4: /* bin 8 */
+        case 0xc4:                  /* bin 8 */
         case 0xd9: hlen = 1; break; /* str 8 */
         case 0xc5:
         case 0xda: hlen = 2; break;
@@ -194,8 +194,7 @@ static int wire__check_value(const wire__vctx *v, const uint8_t **pp, uint32_t d
 }
 
 /* True if buf[0..len) is exactly one well-formed msgpack value within the limits. */
-static int wire__check_exact(const uint8_t *buf, size_t len, uint32_t max_depth,
-                             uint32_t max_elems)
+static int wire__check_exact(const uint8_t *buf, size_t len, uint32_t max_depth, uint32_t max_elems)
 {
     wire__vctx v = {buf + len, max_depth, max_elems};
     const uint8_t *p = buf;
@@ -228,11 +227,11 @@ typedef struct wire__table wire__table;
 typedef struct wire__field {
     const char *name;
     uint8_t kind;
-    bool req;                           /* required on decode, always written on encode */
-    uint16_t off;                       /* offset of the value in the struct */
-    int16_t has_off;                    /* offset of the bool "present" flag, or -1 */
-    const wire__table *sub;             /* K_MAP */
-    bool (*present)(const void *base);  /* encode: is this optional field written? */
+    bool req;                          /* required on decode, always written on encode */
+    uint16_t off;                      /* offset of the value in the struct */
+    int16_t has_off;                   /* offset of the bool "present" flag, or -1 */
+    const wire__table *sub;            /* K_MAP */
+    bool (*present)(const void *base); /* encode: is this optional field written? */
 } wire__field;
 
 struct wire__table {
@@ -240,9 +239,11 @@ struct wire__table {
     uint32_t n;
 };
 
+/* clang-format off */
 #define REQ(s, fld, k) {#fld, k, true, offsetof(s, fld), -1, NULL, NULL}
 #define OPT(s, fld, k) {#fld, k, false, offsetof(s, fld), -1, NULL, NULL}
-#define TABLE(a) {a, sizeof(a) / sizeof(a[0])}
+#define TABLE(a) {(a), sizeof(a) / sizeof((a)[0])}
+/* clang-format on */
 
 static const wire__field wire__node_f[] = {
     REQ(wire_node, node_id, K_BYTES),
@@ -253,8 +254,8 @@ static const wire__field wire__node_f[] = {
 static const wire__table wire__node_t = TABLE(wire__node_f);
 
 static const wire__field wire__connect_f[] = {
-    REQ(wire_connect, version, K_BYTES),      REQ(wire_connect, node_id, K_BYTES),
-    REQ(wire_connect, realm_id, K_BYTES),     REQ(wire_connect, capabilities, K_BLIST),
+    REQ(wire_connect, version, K_BYTES),  REQ(wire_connect, node_id, K_BYTES),
+    REQ(wire_connect, realm_id, K_BYTES), REQ(wire_connect, capabilities, K_BLIST),
     OPT(wire_connect, endpoint, K_BYTES),
 };
 static const wire__field wire__disconnect_f[] = {
@@ -269,8 +270,8 @@ static const wire__field wire__pong_f[] = {
     REQ(wire_pong, server_time, K_I64),
 };
 static const wire__field wire__publish_f[] = {
-    REQ(wire_publish, topic, K_BYTES), REQ(wire_publish, payload, K_BYTES),
-    REQ(wire_publish, qos, K_QOS),     REQ(wire_publish, retain, K_BOOL),
+    REQ(wire_publish, topic, K_BYTES),      REQ(wire_publish, payload, K_BYTES),
+    REQ(wire_publish, qos, K_QOS),          REQ(wire_publish, retain, K_BOOL),
     REQ(wire_publish, message_id, K_BYTES),
 };
 static const wire__table wire__publish_t = TABLE(wire__publish_f);
@@ -292,18 +293,24 @@ static const wire__field wire__pubsub_route_f[] = {
     REQ(wire_pubsub_route, topic, K_BYTES),
     {"payload", K_MAP, true, offsetof(wire_pubsub_route, payload), -1, &wire__publish_t, NULL},
 };
+/* clang-format off */
 #define CALL_TIMEOUT                                                                            \
     {"timeout", K_U32, false, offsetof(wire_call, timeout_ms), offsetof(wire_call, has_timeout), \
      NULL, NULL}
+/* clang-format on */
 static const wire__field wire__call_f[] = {
-    REQ(wire_call, call_id, K_BYTES), REQ(wire_call, procedure, K_BYTES),
-    REQ(wire_call, args, K_BYTES),    REQ(wire_call, realm, K_BYTES),
+    REQ(wire_call, call_id, K_BYTES),
+    REQ(wire_call, procedure, K_BYTES),
+    REQ(wire_call, args, K_BYTES),
+    REQ(wire_call, realm, K_BYTES),
     CALL_TIMEOUT,
 };
 static const wire__table wire__call_t = TABLE(wire__call_f);
 static const wire__field wire__cast_f[] = {
-    OPT(wire_call, call_id, K_BYTES), REQ(wire_call, procedure, K_BYTES),
-    REQ(wire_call, args, K_BYTES),    REQ(wire_call, realm, K_BYTES),
+    OPT(wire_call, call_id, K_BYTES),
+    REQ(wire_call, procedure, K_BYTES),
+    REQ(wire_call, args, K_BYTES),
+    REQ(wire_call, realm, K_BYTES),
     CALL_TIMEOUT,
 };
 
@@ -362,8 +369,7 @@ enum { FV_F_VALUE = 1, FV_F_NODES = 2 };
 static const wire__field wire__find_value_reply_f[] = {
     REQ(wire_find_value_reply, result, K_FVRESULT),
     {"value", K_RAW, false, offsetof(wire_find_value_reply, value), -1, NULL, wire__fv_is_value},
-    {"nodes", K_NLIST, false, offsetof(wire_find_value_reply, nodes), -1, NULL,
-     wire__fv_is_nodes},
+    {"nodes", K_NLIST, false, offsetof(wire_find_value_reply, nodes), -1, NULL, wire__fv_is_nodes},
 };
 
 /* The table of a top-level message type and where its struct lives in wire_msg. */
@@ -665,8 +671,8 @@ static int wire__decode_body(unsigned type, const char *p, wire_msg *m)
     }
 }
 
-int wire_decode_payload(unsigned type, const uint8_t *payload, size_t len,
-                        const wire_limits *lim, wire_msg *out)
+int wire_decode_payload(unsigned type, const uint8_t *payload, size_t len, const wire_limits *lim,
+                        wire_msg *out)
 {
     wire_limits l;
     memset(out, 0, sizeof *out);
@@ -887,8 +893,7 @@ static void wire__put_bool(wire__out *w, bool v)
 static void wire__put_raw(wire__out *w, const wire_bytes *v)
 {
     /* Well-formed and one value only; the encoder's own bound on nesting is the stack cap. */
-    if (v->p == NULL ||
-        wire__check_exact(v->p, v->len, WIRE_MAX_DEPTH_CAP, UINT32_MAX) != 0) {
+    if (v->p == NULL || wire__check_exact(v->p, v->len, WIRE_MAX_DEPTH_CAP, UINT32_MAX) != 0) {
         w->err = WIRE_EINVAL;
         return;
     }

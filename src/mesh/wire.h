@@ -30,6 +30,10 @@
  * wire_limits.max_elems and its nesting against wire_limits.max_depth (WIRE_ELIMIT), every
  * length against the bytes that remain (WIRE_EMALFORMED). Only then are values read.
  *
+ * Built on msgpuck (header-only). wire.c is the one translation unit that defines MP_SOURCE,
+ * i.e. holds msgpuck's out-of-line functions and tables: macula_core needs no libmsgpuck.a,
+ * other files may include <msgpuck.h> plainly, and no other file may define MP_SOURCE.
+ *
  * Types this project adds to v0.8's table (unused codes, MESH.md allows it):
  *   0x14 PUBACK  {message_id}  acknowledges a QoS 1 PUBLISH (same message_id); the publisher
  *                              retries until it arrives and the receiver de-duplicates.
@@ -48,15 +52,15 @@ extern "C" {
 /* ---- errors (negative values; wire_strerror names them) --------------------------------- */
 enum {
     WIRE_OK = 0,
-    WIRE_EAGAIN = -1,              /* need more bytes: the frame is not complete yet */
+    WIRE_EAGAIN = -1,               /* need more bytes: the frame is not complete yet */
     WIRE_EUNSUPPORTED_VERSION = -2, /* header byte 0 is not WIRE_VERSION */
-    WIRE_EUNKNOWN_TYPE = -3,       /* header byte 1 is not a wire_type */
-    WIRE_EFRAME_TOO_LARGE = -4,    /* header + payload > wire_limits.max_frame_size */
-    WIRE_EMALFORMED = -5,          /* bad msgpack, not a map, missing key, wrong value type */
-    WIRE_ELIMIT = -6,              /* nesting deeper than max_depth or a container > max_elems */
-    WIRE_ENOMEM = -7,              /* allocation failed */
-    WIRE_ENOBUF = -8,              /* encode: the output buffer is too small */
-    WIRE_EINVAL = -9,              /* bad argument (a message that cannot be encoded, bad limits) */
+    WIRE_EUNKNOWN_TYPE = -3,        /* header byte 1 is not a wire_type */
+    WIRE_EFRAME_TOO_LARGE = -4,     /* header + payload > wire_limits.max_frame_size */
+    WIRE_EMALFORMED = -5,           /* bad msgpack, not a map, missing key, wrong value type */
+    WIRE_ELIMIT = -6,               /* nesting deeper than max_depth or a container > max_elems */
+    WIRE_ENOMEM = -7,               /* allocation failed */
+    WIRE_ENOBUF = -8,               /* encode: the output buffer is too small */
+    WIRE_EINVAL = -9,               /* bad argument: unencodable message, bad limits */
 };
 
 /* The stable name of an error, as sent to peers in DISCONNECT reasons: "ok", "need_more_data",
@@ -134,10 +138,10 @@ typedef struct wire_bytes_list {
 
 /* A DHT contact in FIND_NODE_REPLY / FIND_VALUE_REPLY: {node_id, address, last_seen}. */
 typedef struct wire_node {
-    wire_bytes node_id;  /* required; 32 raw bytes by convention */
-    wire_bytes address;  /* required; "host:port" */
-    bool has_last_seen;  /* last_seen is optional */
-    int64_t last_seen;   /* ms since the epoch */
+    wire_bytes node_id; /* required; 32 raw bytes by convention */
+    wire_bytes address; /* required; "host:port" */
+    bool has_last_seen; /* last_seen is optional */
+    int64_t last_seen;  /* ms since the epoch */
 } wire_node;
 
 /* A list of contacts; same two representations as wire_bytes_list. */
@@ -149,8 +153,8 @@ typedef struct wire_node_list {
 
 /* Iterates over either representation of a list. */
 typedef struct wire_list_iter {
-    const uint8_t *pos;    /* next raw element */
-    const void *items;     /* items array, if the list has one */
+    const uint8_t *pos; /* next raw element */
+    const void *items;  /* items array, if the list has one */
     uint32_t next, count;
 } wire_list_iter;
 
@@ -220,7 +224,7 @@ typedef struct wire_call {
     wire_bytes procedure; /* "com.example.proc" */
     wire_bytes args;      /* JSON text */
     wire_bytes realm;
-    bool has_timeout;     /* timeout is optional */
+    bool has_timeout; /* timeout is optional */
     uint32_t timeout_ms;
 } wire_call;
 
@@ -325,8 +329,8 @@ int wire_decode_header(const uint8_t *buf, size_t len, const wire_limits *lim, w
  * The payload must be exactly one msgpack map. Returns 0, WIRE_EUNKNOWN_TYPE,
  * WIRE_EFRAME_TOO_LARGE, WIRE_EMALFORMED, WIRE_ELIMIT or WIRE_EINVAL. On error *out is zeroed
  * except out->type. Views in *out point into payload. */
-int wire_decode_payload(unsigned type, const uint8_t *payload, size_t len,
-                        const wire_limits *lim, wire_msg *out);
+int wire_decode_payload(unsigned type, const uint8_t *payload, size_t len, const wire_limits *lim,
+                        wire_msg *out);
 
 /* Decodes the frame at the start of buf[0..len). Returns 0 and sets *consumed to the frame's
  * size (later bytes are left alone), WIRE_EAGAIN if buf holds less than one whole frame, or
@@ -368,15 +372,15 @@ typedef struct wire_frame {
  * Errors are sticky: after one, every call returns it again; close the stream and send
  * DISCONNECT(wire_strerror(err)). */
 typedef struct wire_reader {
-    wire_limits limits;                /* checked once at init */
-    uint8_t hdr[WIRE_HEADER_LEN];      /* header of the frame being assembled */
-    uint32_t hdr_have;                 /* header bytes held */
-    wire_header cur;                   /* parsed header, valid when hdr_have == 8 */
-    uint8_t *buf;                      /* payload bytes of a split frame */
-    size_t cap;                        /* allocated size of buf */
-    uint32_t have;                     /* payload bytes held in buf */
-    bool delivered;                    /* the last frame handed out lives in buf */
-    int err;                           /* sticky error, 0 if none */
+    wire_limits limits;           /* checked once at init */
+    uint8_t hdr[WIRE_HEADER_LEN]; /* header of the frame being assembled */
+    uint32_t hdr_have;            /* header bytes held */
+    wire_header cur;              /* parsed header, valid when hdr_have == 8 */
+    uint8_t *buf;                 /* payload bytes of a split frame */
+    size_t cap;                   /* allocated size of buf */
+    uint32_t have;                /* payload bytes held in buf */
+    bool delivered;               /* the last frame handed out lives in buf */
+    int err;                      /* sticky error, 0 if none */
 } wire_reader;
 
 /* Initializes r (no allocation). lim NULL means defaults. WIRE_EINVAL for bad limits. */
