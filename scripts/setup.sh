@@ -5,7 +5,8 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libmsgpuck-dev
-            libmicrohttpd-dev)
+            libmicrohttpd-dev libgnutls28-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev
+            libinih-dev libraft-dev)
 TEST_PKGS=(libcmocka-dev erlang-nox clang libclang-rt-14-dev clang-tidy clang-format cppcheck
            procps curl prometheus)
 
