@@ -1,0 +1,1949 @@
+/*
+ * src/mesh/quic.c — QUIC endpoint: ngtcp2 0.12 + GnuTLS on a libuv UDP socket.
+ *
+ * The contract is in quic.h; the design (CID table, timer heap, servicing, pacing work-around,
+ * memory per connection) is in docs/quic.md. In short:
+ *
+ *   - one uv_udp_t per endpoint; every datagram is routed by its destination connection ID
+ *     through a keyed hash table (SipHash, random key per endpoint) of cid_entry objects;
+ *   - one uv_timer_t per endpoint over a binary min-heap of connections ordered by
+ *     ngtcp2_conn_get_expiry (or the end of the closing/draining period);
+ *   - one uv_idle_t per endpoint, active only while connections are "dirty" (writes queued,
+ *     close requested, new client connection): it services them on the next loop iteration,
+ *     before the loop blocks; packets read are answered at once;
+ *   - ngtcp2 never sees application calls made from inside its callbacks: those only queue.
+ */
+#include "mesh/quic.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+/* ---- constants --------------------------------------------------------------------------- */
+
+#define QUIC__CID_LEN 16          /* our source connection IDs */
+#define QUIC__MAX_PKT 1452        /* largest UDP payload we write (ngtcp2's PMTUD ceiling) */
+#define QUIC__RECV_BUF 65536      /* one datagram at a time */
+#define QUIC__MAX_PKTS_PER_RUN 64 /* packets one service run writes before yielding */
+#define QUIC__MAX_VECS 16         /* chunks gathered into one STREAM frame */
+#define QUIC__INITIAL_BUCKETS 1024
+#define QUIC__SOCKBUF (4 * 1024 * 1024) /* requested SO_RCVBUF/SO_SNDBUF (kernel may cap) */
+#define QUIC__PRIORITY                                                                             \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"      \
+    "+AES-128-CCM:%DISABLE_TLS13_COMPAT_MODE"
+#define QUIC__ALERT_BAD_CERTIFICATE 42
+#define QUIC__ALERT_CERTIFICATE_EXPIRED 45
+#define QUIC__ALERT_INTERNAL_ERROR 80
+#define QUIC__ALERT_NO_APPLICATION_PROTOCOL 120
+#define QUIC__PEERID_PREFIX "node ID mismatch"
+
+enum { ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_DRAINING, ST_DEAD };
+
+/* ---- types ------------------------------------------------------------------------------- */
+
+/* One connection ID routed to a connection: in the endpoint's bucket chain and in the
+ * connection's own list (so freeing the connection removes exactly its entries). */
+typedef struct cid_entry {
+    struct cid_entry *bnext;
+    struct cid_entry *cnext;
+    quic_conn *conn;
+    uint8_t len;
+    uint8_t data[NGTCP2_MAX_CIDLEN];
+} cid_entry;
+
+/* Queued send data: one allocation per write, kept until acknowledged. */
+typedef struct qchunk {
+    struct qchunk *next;
+    uint64_t off; /* stream offset of data[0] */
+    size_t len;
+    uint8_t data[];
+} qchunk;
+
+typedef struct quic_stream {
+    int64_t id;
+    struct quic_stream *next;  /* conn->streams */
+    struct quic_stream *snext; /* conn->send list */
+    qchunk *head, *tail, *cur; /* cur: chunk holding the first unsent byte */
+    uint64_t acked;            /* prefix acknowledged by the peer */
+    uint64_t sent;             /* prefix handed to ngtcp2 */
+    uint64_t written;          /* total queued by the application */
+    uint64_t blocked_round;    /* flow-control blocked in this write round */
+    bool in_send, fin_queued, fin_sent, reset, reset_notified, want_writable;
+} quic_stream;
+
+struct quic_conn {
+    quic_endpoint *ep;
+    ngtcp2_conn *conn;
+    gnutls_session_t tls;
+    ngtcp2_crypto_conn_ref ref;
+    cid_entry *cids;
+    quic_stream *streams;
+    quic_stream *send_head, *send_tail;
+    quic_conn *dnext, *dprev; /* dirty list */
+    quic_conn *anext, *aprev; /* all connections */
+    size_t heap_idx;          /* SIZE_MAX when not in the heap */
+    uint64_t expiry;
+    uint64_t close_deadline;
+    uint64_t round;
+    void *user;
+    uint8_t *close_pkt; /* CONNECTION_CLOSE packet, resent in the closing period */
+    size_t close_pktlen;
+    uint32_t close_rx;
+    char *close_reason; /* requested by quic_conn_close */
+    char *fail_reason;  /* why this side failed the handshake/connection */
+    uint64_t close_code;
+    int fail_err;
+    uint8_t fail_alert;
+    uint8_t state;
+    bool server, visible, connected_pending, close_req, dirty, has_expected, peer_id_set;
+    bool got_packet;
+    int busy; /* inside ngtcp2 or an application callback of conn_service */
+    uint8_t expected[IDENTITY_ID_LEN];
+    uint8_t peer_id[IDENTITY_ID_LEN];
+};
+
+typedef struct send_req {
+    uv_udp_send_t req;
+    quic_endpoint *ep;
+    uint8_t data[];
+} send_req;
+
+struct quic_endpoint {
+    uv_loop_t *loop;
+    uv_udp_t udp;
+    uv_timer_t timer;
+    uv_idle_t idle;
+    quic_config cfg;
+    char *bind_host;
+    char *alpn;
+    size_t alpnlen;
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+    struct sockaddr_storage local;
+    ngtcp2_socklen locallen;
+    uint64_t hash_k0, hash_k1;
+    uint8_t reset_secret[32];
+    cid_entry **buckets;
+    size_t nbuckets, ncids;
+    quic_conn **heap;
+    size_t heap_len, heap_cap;
+    uint64_t timer_at; /* expiry the uv timer is armed for, UINT64_MAX: stopped */
+    quic_conn *dhead, *dtail;
+    quic_conn *all;
+    size_t nconns;
+    size_t sends_pending;
+    int handles;
+    bool closing, idle_on;
+    quic_endpoint_stats stats;
+    ngtcp2_callbacks cb_client, cb_server;
+    uint8_t sendbuf[QUIC__MAX_PKT];
+    uint8_t recvbuf[QUIC__RECV_BUF];
+};
+
+/* ---- errors and logging ------------------------------------------------------------------ */
+
+const char *quic_strerror(int err)
+{
+    switch (err) {
+    case QUIC_OK: return "ok";
+    case QUIC_EINVAL: return "invalid argument";
+    case QUIC_ENOMEM: return "out of memory";
+    case QUIC_EIO: return "UDP socket error";
+    case QUIC_ETLS: return "TLS handshake failed";
+    case QUIC_EPEERID: return "peer node ID mismatch";
+    case QUIC_EALPN: return "ALPN mismatch";
+    case QUIC_ETIMEDOUT: return "handshake timed out";
+    case QUIC_EIDLE: return "idle timeout";
+    case QUIC_EAGAIN: return "stream send queue full";
+    case QUIC_ESTREAM: return "no such stream or stream closed";
+    case QUIC_ESTREAMLIMIT: return "stream limit reached";
+    case QUIC_ECLOSED: return "connection closing";
+    case QUIC_EPROTO: return "QUIC protocol error";
+    case QUIC_ELIMIT: return "too many connections";
+    case QUIC_EADDR: return "bad address";
+    case QUIC_EREFUSED: return "connection refused by peer";
+    default: return "unknown error";
+    }
+}
+
+__attribute__((format(printf, 3, 4))) static void quic__log(const quic_endpoint *ep, int level,
+                                                            const char *fmt, ...)
+{
+    if (!ep->cfg.log || level > ep->cfg.log_level)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ep->cfg.log(ep->cfg.ctx, level, msg);
+}
+
+static uint64_t quic__now(void)
+{
+    return uv_hrtime();
+}
+
+static void quic__addr_str(const struct sockaddr *sa, char *buf, size_t size)
+{
+    char host[64] = "?";
+    unsigned port = 0;
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        uv_ip4_name(in, host, sizeof host);
+        port = ntohs(in->sin_port);
+        snprintf(buf, size, "%s:%u", host, port);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        uv_ip6_name(in6, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+        snprintf(buf, size, "[%s]:%u", host, port);
+    } else {
+        snprintf(buf, size, "?");
+    }
+}
+
+/* Copies at most QUIC_MAX_REASON bytes, replacing anything not printable ASCII. */
+static char *quic__reason_dup(const uint8_t *r, size_t len)
+{
+    if (len > QUIC_MAX_REASON)
+        len = QUIC_MAX_REASON;
+    char *s = malloc(len + 1);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        s[i] = (r[i] >= 0x20 && r[i] < 0x7f) ? (char)r[i] : '?';
+    s[len] = '\0';
+    return s;
+}
+
+/* Records why this side fails the connection (first reason wins). */
+__attribute__((format(printf, 4, 5))) static void quic__fail(quic_conn *c, int err, uint8_t alert,
+                                                             const char *fmt, ...)
+{
+    if (c->fail_err)
+        return;
+    char msg[QUIC_MAX_REASON + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    c->fail_err = err;
+    c->fail_alert = alert;
+    free(c->fail_reason);
+    c->fail_reason = strdup(msg);
+}
+
+/* ---- keyed hash (SipHash-2-4) over connection IDs ---------------------------------------- */
+
+#define QUIC__ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define QUIC__SIPROUND                                                                             \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = QUIC__ROTL(v1, 13);                                                                   \
+        v1 ^= v0;                                                                                  \
+        v0 = QUIC__ROTL(v0, 32);                                                                   \
+        v2 += v3;                                                                                  \
+        v3 = QUIC__ROTL(v3, 16);                                                                   \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = QUIC__ROTL(v3, 21);                                                                   \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = QUIC__ROTL(v1, 17);                                                                   \
+        v1 ^= v2;                                                                                  \
+        v2 = QUIC__ROTL(v2, 32);                                                                   \
+    } while (0)
+
+static uint64_t quic__siphash(uint64_t k0, uint64_t k1, const uint8_t *p, size_t len)
+{
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t m = 0;
+        for (int j = 7; j >= 0; j--)
+            m = (m << 8) | p[i + (size_t)j];
+        v3 ^= m;
+        QUIC__SIPROUND;
+        QUIC__SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)len << 56;
+    for (size_t j = 0; i + j < len; j++)
+        b |= (uint64_t)p[i + j] << (8 * j);
+    v3 ^= b;
+    QUIC__SIPROUND;
+    QUIC__SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    QUIC__SIPROUND;
+    QUIC__SIPROUND;
+    QUIC__SIPROUND;
+    QUIC__SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* ---- connection-ID table ----------------------------------------------------------------- */
+
+static size_t quic__bucket(const quic_endpoint *ep, const uint8_t *cid, size_t len)
+{
+    return (size_t)(quic__siphash(ep->hash_k0, ep->hash_k1, cid, len) & (ep->nbuckets - 1));
+}
+
+static quic_conn *quic__cid_find(const quic_endpoint *ep, const uint8_t *cid, size_t len)
+{
+    for (cid_entry *e = ep->buckets[quic__bucket(ep, cid, len)]; e; e = e->bnext)
+        if (e->len == len && memcmp(e->data, cid, len) == 0)
+            return e->conn;
+    return NULL;
+}
+
+static void quic__cid_grow(quic_endpoint *ep)
+{
+    size_t n = ep->nbuckets * 2;
+    cid_entry **nb = calloc(n, sizeof *nb);
+    if (!nb)
+        return; /* keep the old table: longer chains, still correct */
+    cid_entry **old = ep->buckets;
+    size_t oldn = ep->nbuckets;
+    ep->buckets = nb;
+    ep->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++) {
+        cid_entry *e = old[i];
+        while (e) {
+            cid_entry *next = e->bnext;
+            size_t b = quic__bucket(ep, e->data, e->len);
+            e->bnext = nb[b];
+            nb[b] = e;
+            e = next;
+        }
+    }
+    free(old);
+}
+
+/* Routes cid to c. QUIC_EINVAL when the ID is already routed (to anyone). */
+static int quic__cid_add(quic_conn *c, const uint8_t *cid, size_t len)
+{
+    quic_endpoint *ep = c->ep;
+    if (len == 0 || len > NGTCP2_MAX_CIDLEN || quic__cid_find(ep, cid, len))
+        return QUIC_EINVAL;
+    cid_entry *e = malloc(sizeof *e);
+    if (!e)
+        return QUIC_ENOMEM;
+    e->conn = c;
+    e->len = (uint8_t)len;
+    memcpy(e->data, cid, len);
+    size_t b = quic__bucket(ep, cid, len);
+    e->bnext = ep->buckets[b];
+    ep->buckets[b] = e;
+    e->cnext = c->cids;
+    c->cids = e;
+    ep->ncids++;
+    if (ep->ncids > ep->nbuckets)
+        quic__cid_grow(ep);
+    return QUIC_OK;
+}
+
+static void quic__cid_unlink(quic_endpoint *ep, cid_entry *e)
+{
+    cid_entry **pp = &ep->buckets[quic__bucket(ep, e->data, e->len)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->bnext;
+    if (*pp)
+        *pp = e->bnext;
+    ep->ncids--;
+}
+
+static void quic__cid_remove(quic_conn *c, const uint8_t *cid, size_t len)
+{
+    for (cid_entry **pp = &c->cids; *pp; pp = &(*pp)->cnext) {
+        cid_entry *e = *pp;
+        if (e->len == len && memcmp(e->data, cid, len) == 0) {
+            *pp = e->cnext;
+            quic__cid_unlink(c->ep, e);
+            free(e);
+            return;
+        }
+    }
+}
+
+/* ---- timer heap -------------------------------------------------------------------------- */
+
+static void quic__heap_swap(quic_endpoint *ep, size_t a, size_t b)
+{
+    quic_conn *t = ep->heap[a];
+    ep->heap[a] = ep->heap[b];
+    ep->heap[b] = t;
+    ep->heap[a]->heap_idx = a;
+    ep->heap[b]->heap_idx = b;
+}
+
+static void quic__heap_up(quic_endpoint *ep, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (ep->heap[p]->expiry <= ep->heap[i]->expiry)
+            break;
+        quic__heap_swap(ep, i, p);
+        i = p;
+    }
+}
+
+static void quic__heap_down(quic_endpoint *ep, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < ep->heap_len && ep->heap[l]->expiry < ep->heap[m]->expiry)
+            m = l;
+        if (r < ep->heap_len && ep->heap[r]->expiry < ep->heap[m]->expiry)
+            m = r;
+        if (m == i)
+            return;
+        quic__heap_swap(ep, i, m);
+        i = m;
+    }
+}
+
+static void quic__heap_remove(quic_endpoint *ep, quic_conn *c)
+{
+    size_t i = c->heap_idx;
+    if (i == SIZE_MAX)
+        return;
+    c->heap_idx = SIZE_MAX;
+    ep->heap_len--;
+    if (i == ep->heap_len)
+        return;
+    ep->heap[i] = ep->heap[ep->heap_len];
+    ep->heap[i]->heap_idx = i;
+    quic__heap_up(ep, i);
+    quic__heap_down(ep, ep->heap[i]->heap_idx);
+}
+
+/* Sets c's deadline (UINT64_MAX: none). On allocation failure the connection keeps no timer
+ * and is failed by the caller's next service run (see quic__conn_schedule). */
+static int quic__heap_set(quic_endpoint *ep, quic_conn *c, uint64_t at)
+{
+    if (at == UINT64_MAX) {
+        quic__heap_remove(ep, c);
+        return QUIC_OK;
+    }
+    if (c->heap_idx == SIZE_MAX) {
+        if (ep->heap_len == ep->heap_cap) {
+            size_t n = ep->heap_cap ? ep->heap_cap * 2 : 64;
+            quic_conn **h = realloc(ep->heap, n * sizeof *h);
+            if (!h)
+                return QUIC_ENOMEM;
+            ep->heap = h;
+            ep->heap_cap = n;
+        }
+        c->expiry = at;
+        c->heap_idx = ep->heap_len;
+        ep->heap[ep->heap_len++] = c;
+        quic__heap_up(ep, c->heap_idx);
+        return QUIC_OK;
+    }
+    c->expiry = at;
+    quic__heap_up(ep, c->heap_idx);
+    quic__heap_down(ep, c->heap_idx);
+    return QUIC_OK;
+}
+
+static void quic__on_timer(uv_timer_t *t);
+
+static void quic__timer_rearm(quic_endpoint *ep)
+{
+    if (ep->closing)
+        return;
+    uint64_t at = ep->heap_len ? ep->heap[0]->expiry : UINT64_MAX;
+    if (at == ep->timer_at)
+        return;
+    ep->timer_at = at;
+    if (at == UINT64_MAX) {
+        uv_timer_stop(&ep->timer);
+        return;
+    }
+    uint64_t now = quic__now();
+    uint64_t ms = at > now ? (at - now + 999999u) / 1000000u : 0;
+    uv_timer_start(&ep->timer, quic__on_timer, ms, 0);
+}
+
+/* ---- dirty list (serviced by the idle handle) -------------------------------------------- */
+
+static void quic__on_idle(uv_idle_t *h);
+
+static void quic__idle_kick(quic_endpoint *ep)
+{
+    if (!ep->idle_on && ep->dhead && ep->sends_pending == 0 && !ep->closing) {
+        uv_idle_start(&ep->idle, quic__on_idle);
+        ep->idle_on = true;
+    }
+}
+
+static void quic__mark_dirty(quic_conn *c)
+{
+    quic_endpoint *ep = c->ep;
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dnext = NULL;
+        c->dprev = ep->dtail;
+        if (ep->dtail)
+            ep->dtail->dnext = c;
+        else
+            ep->dhead = c;
+        ep->dtail = c;
+    }
+    quic__idle_kick(ep);
+}
+
+static void quic__unmark_dirty(quic_conn *c)
+{
+    quic_endpoint *ep = c->ep;
+    if (!c->dirty)
+        return;
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        ep->dhead = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    else
+        ep->dtail = c->dprev;
+    c->dirty = false;
+    c->dnext = c->dprev = NULL;
+}
+
+/* ---- UDP output -------------------------------------------------------------------------- */
+
+static void quic__on_sent(uv_udp_send_t *req, int status)
+{
+    send_req *r = (send_req *)req;
+    quic_endpoint *ep = r->ep;
+    free(r);
+    ep->sends_pending--;
+    (void)status; /* a lost datagram is QUIC's business: it retransmits */
+    quic__idle_kick(ep);
+}
+
+/* Sends one datagram now, or queues it behind earlier ones when the socket is full. */
+static void quic__send(quic_endpoint *ep, const struct sockaddr *to, const uint8_t *buf, size_t len)
+{
+    ep->stats.packets_out++;
+    if (ep->sends_pending == 0) {
+        uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+        int r = uv_udp_try_send(&ep->udp, &b, 1, to);
+        if (r >= 0)
+            return;
+        if (r != UV_EAGAIN) {
+            quic__log(ep, QUIC_LOG_DEBUG, "quic: send: %s", uv_strerror(r));
+            return;
+        }
+    }
+    send_req *r = malloc(sizeof *r + len);
+    if (!r)
+        return; /* dropped: QUIC retransmits */
+    r->ep = ep;
+    memcpy(r->data, buf, len);
+    uv_buf_t b = uv_buf_init((char *)r->data, (unsigned)len);
+    if (uv_udp_send(&r->req, &ep->udp, &b, 1, to, quic__on_sent) != 0) {
+        free(r);
+        return;
+    }
+    ep->sends_pending++;
+}
+
+/* ---- streams ----------------------------------------------------------------------------- */
+
+static quic_stream *quic__stream_find(const quic_conn *c, int64_t sid)
+{
+    for (quic_stream *s = c->streams; s; s = s->next)
+        if (s->id == sid)
+            return s;
+    return NULL;
+}
+
+static quic_stream *quic__stream_new(quic_conn *c, int64_t sid)
+{
+    quic_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->id = sid;
+    s->next = c->streams;
+    c->streams = s;
+    return s;
+}
+
+static bool quic__stream_has_output(const quic_stream *s)
+{
+    return !s->reset && (s->sent < s->written || (s->fin_queued && !s->fin_sent));
+}
+
+static void quic__send_list_add(quic_conn *c, quic_stream *s)
+{
+    if (s->in_send)
+        return;
+    s->in_send = true;
+    s->snext = NULL;
+    if (c->send_tail)
+        c->send_tail->snext = s;
+    else
+        c->send_head = s;
+    c->send_tail = s;
+}
+
+static void quic__send_list_remove(quic_conn *c, quic_stream *s)
+{
+    if (!s->in_send)
+        return;
+    quic_stream *prev = NULL;
+    for (quic_stream *x = c->send_head; x; prev = x, x = x->snext) {
+        if (x != s)
+            continue;
+        if (prev)
+            prev->snext = s->snext;
+        else
+            c->send_head = s->snext;
+        if (c->send_tail == s)
+            c->send_tail = prev;
+        break;
+    }
+    s->in_send = false;
+    s->snext = NULL;
+}
+
+static void quic__stream_free(quic_conn *c, quic_stream *s)
+{
+    quic__send_list_remove(c, s);
+    for (quic_stream **pp = &c->streams; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    qchunk *k = s->head;
+    while (k) {
+        qchunk *next = k->next;
+        free(k);
+        k = next;
+    }
+    free(s);
+}
+
+static void quic__streams_free_all(quic_conn *c)
+{
+    while (c->streams)
+        quic__stream_free(c, c->streams);
+}
+
+/* Fills vecs from the first unsent byte; returns the count and the total in *total. */
+static size_t quic__stream_vecs(const quic_stream *s, ngtcp2_vec *v, size_t *total)
+{
+    size_t n = 0;
+    *total = 0;
+    uint64_t pos = s->sent;
+    for (const qchunk *k = s->cur; k && n < QUIC__MAX_VECS; k = k->next) {
+        size_t skip = pos > k->off ? (size_t)(pos - k->off) : 0;
+        if (skip >= k->len)
+            continue;
+        v[n].base = (uint8_t *)k->data + skip;
+        v[n].len = k->len - skip;
+        *total += v[n].len;
+        n++;
+    }
+    return n;
+}
+
+static void quic__stream_advance(quic_stream *s, size_t n)
+{
+    s->sent += n;
+    while (s->cur && s->sent >= s->cur->off + s->cur->len)
+        s->cur = s->cur->next;
+}
+
+/* ---- connection lifecycle ---------------------------------------------------------------- */
+
+static void quic__conn_free(quic_conn *c)
+{
+    quic_endpoint *ep = c->ep;
+    quic__heap_remove(ep, c);
+    quic__unmark_dirty(c);
+    if (c->aprev)
+        c->aprev->anext = c->anext;
+    else
+        ep->all = c->anext;
+    if (c->anext)
+        c->anext->aprev = c->aprev;
+    ep->nconns--;
+    while (c->cids) {
+        cid_entry *e = c->cids;
+        c->cids = e->cnext;
+        quic__cid_unlink(ep, e);
+        free(e);
+    }
+    quic__streams_free_all(c);
+    if (c->conn)
+        ngtcp2_conn_del(c->conn);
+    if (c->tls)
+        gnutls_deinit(c->tls);
+    free(c->close_pkt);
+    free(c->close_reason);
+    free(c->fail_reason);
+    free(c);
+}
+
+/* Tells the application the connection is over (once, and only if it ever saw it). */
+static void quic__report_closed(quic_conn *c, int err, bool remote, bool app, uint64_t code,
+                                const char *reason)
+{
+    quic_endpoint *ep = c->ep;
+    char addr[80];
+    quic__addr_str(quic_conn_peer_addr(c), addr, sizeof addr);
+    if (!c->visible) {
+        if (err != QUIC_OK || c->state == ST_HANDSHAKE) {
+            ep->stats.handshakes_failed++;
+            quic__log(ep, QUIC_LOG_WARN, "quic: %s handshake with %s failed: %s%s%s (code 0x%llx)",
+                      c->server ? "incoming" : "outgoing", addr, quic_strerror(err),
+                      reason && *reason ? ": " : "", reason ? reason : "",
+                      (unsigned long long)code);
+        }
+        return;
+    }
+    c->visible = false;
+    quic__log(ep, err ? QUIC_LOG_INFO : QUIC_LOG_DEBUG,
+              "quic: connection with %s closed by %s: %s, %s code 0x%llx%s%s", addr,
+              remote ? "peer" : "us", quic_strerror(err), app ? "application" : "transport",
+              (unsigned long long)code, reason && *reason ? ", reason: " : "",
+              reason ? reason : "");
+    if (ep->cfg.cb.on_closed) {
+        quic_close_info info = {.error = err,
+                                .remote = remote,
+                                .app = app,
+                                .code = code,
+                                .reason = reason ? reason : ""};
+        c->busy++;
+        ep->cfg.cb.on_closed(c, &info, ep->cfg.ctx);
+        c->busy--;
+    }
+}
+
+/* A handshake failure that the client saw before the server announced the connection, or
+ * any failure, on the client side: a connection created by quic_connect is visible. */
+
+/* Writes CONNECTION_CLOSE, keeps it for the closing period (3 PTO) and drops the streams. */
+static void quic__conn_enter_closing(quic_conn *c, const ngtcp2_connection_close_error *ccerr)
+{
+    quic_endpoint *ep = c->ep;
+    uint64_t now = quic__now();
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_ssize n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, NULL, ep->sendbuf,
+                                                        sizeof ep->sendbuf, ccerr, now);
+    if (n > 0) {
+        quic__send(ep, (const struct sockaddr *)ps.path.remote.addr, ep->sendbuf, (size_t)n);
+        c->close_pkt = malloc((size_t)n);
+        if (c->close_pkt) {
+            memcpy(c->close_pkt, ep->sendbuf, (size_t)n);
+            c->close_pktlen = (size_t)n;
+        }
+    }
+    c->state = ST_CLOSING;
+    c->close_deadline = now + 3 * ngtcp2_conn_get_pto(c->conn);
+    quic__streams_free_all(c);
+}
+
+static int quic__alert_err(uint8_t alert, const char *reason)
+{
+    if (alert == QUIC__ALERT_NO_APPLICATION_PROTOCOL)
+        return QUIC_EALPN;
+    if (reason && strncmp(reason, QUIC__PEERID_PREFIX, strlen(QUIC__PEERID_PREFIX)) == 0)
+        return QUIC_EPEERID;
+    return QUIC_ETLS;
+}
+
+/* The peer closed (we are now draining). */
+static void quic__conn_remote_closed(quic_conn *c)
+{
+    ngtcp2_connection_close_error ccerr;
+    ngtcp2_conn_get_connection_close_error(c->conn, &ccerr);
+    char *reason = quic__reason_dup(ccerr.reason ? ccerr.reason : (const uint8_t *)"",
+                                    ccerr.reason ? ccerr.reasonlen : 0);
+    int err = QUIC_OK;
+    bool app = ccerr.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
+    if (!app && ccerr.error_code != NGTCP2_NO_ERROR) {
+        if (ccerr.error_code >= NGTCP2_CRYPTO_ERROR &&
+            ccerr.error_code <= NGTCP2_CRYPTO_ERROR + 0xff)
+            err = quic__alert_err((uint8_t)(ccerr.error_code & 0xff), reason);
+        else
+            err = QUIC_EREFUSED;
+    } else if (!app && c->state == ST_HANDSHAKE) {
+        err = QUIC_EREFUSED;
+    }
+    c->state = ST_DRAINING;
+    c->close_deadline = quic__now() + 3 * ngtcp2_conn_get_pto(c->conn);
+    quic__streams_free_all(c);
+    quic__report_closed(c, err, true, app, ccerr.error_code, reason);
+    free(reason);
+}
+
+/* This side fails the connection because of ngtcp2 error rv (from read or expiry). */
+static void quic__conn_fail(quic_conn *c, int rv)
+{
+    quic_endpoint *ep = c->ep;
+    switch (rv) {
+    case NGTCP2_ERR_DRAINING: quic__conn_remote_closed(c); return;
+    case NGTCP2_ERR_IDLE_CLOSE:
+        c->state = ST_DEAD;
+        quic__report_closed(c, QUIC_EIDLE, false, false, 0, "idle timeout");
+        return;
+    case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
+        c->state = ST_DEAD;
+        quic__report_closed(c, QUIC_ETIMEDOUT, false, false, 0, "handshake timeout");
+        return;
+    case NGTCP2_ERR_DROP_CONN:
+    case NGTCP2_ERR_RETRY:
+        c->state = ST_DEAD;
+        quic__report_closed(c, QUIC_EPROTO, false, false, 0, ngtcp2_strerror(rv));
+        return;
+    default: break;
+    }
+    if (c->server && !c->got_packet && rv != NGTCP2_ERR_CRYPTO && !c->fail_err) {
+        /* The very first packet of an incoming connection was not even a readable Initial:
+         * nobody is talking to us, so say nothing (no CONNECTION_CLOSE to a possibly spoofed
+         * address). A ClientHello that TLS refuses does get its answer. */
+        ep->stats.packets_dropped++;
+        c->state = ST_DEAD;
+        return;
+    }
+    ngtcp2_connection_close_error ccerr;
+    uint8_t alert = c->fail_alert;
+    if (rv == NGTCP2_ERR_CRYPTO && !alert)
+        alert = ngtcp2_conn_get_tls_alert(c->conn);
+    if (!c->fail_err)
+        quic__fail(c, rv == NGTCP2_ERR_CRYPTO ? QUIC_ETLS : QUIC_EPROTO,
+                   rv == NGTCP2_ERR_CRYPTO ? alert : 0, "%s", ngtcp2_strerror(rv));
+    const char *reason = c->fail_reason ? c->fail_reason : "";
+    if (rv == NGTCP2_ERR_CRYPTO || c->fail_alert) {
+        if (!alert)
+            alert = QUIC__ALERT_INTERNAL_ERROR;
+        ngtcp2_connection_close_error_set_transport_error_tls_alert(
+            &ccerr, alert, (const uint8_t *)reason, strlen(reason));
+    } else {
+        ngtcp2_connection_close_error_set_transport_error_liberr(
+            &ccerr, rv, (const uint8_t *)reason, strlen(reason));
+    }
+    quic__conn_enter_closing(c, &ccerr);
+    quic__report_closed(c, c->fail_err, false, false, ccerr.error_code, reason);
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+/* Writes as many packets as ngtcp2, congestion control and the socket allow. */
+static void quic__conn_write(quic_conn *c)
+{
+    quic_endpoint *ep = c->ep;
+    uint64_t now = quic__now();
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi;
+    c->round++;
+    size_t pkts = 0;
+    for (;;) {
+        if (ep->sends_pending > 0) {
+            quic__mark_dirty(c); /* resumes when the socket drains */
+            break;
+        }
+        if (pkts >= QUIC__MAX_PKTS_PER_RUN) {
+            quic__mark_dirty(c);
+            break;
+        }
+        quic_stream *s = c->send_head;
+        while (s && (s->blocked_round == c->round || !quic__stream_has_output(s)))
+            s = s->snext;
+        ngtcp2_vec vec[QUIC__MAX_VECS];
+        size_t nvec = 0, total = 0;
+        uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+        int64_t sid = -1;
+        if (s) {
+            sid = s->id;
+            nvec = quic__stream_vecs(s, vec, &total);
+            if (s->fin_queued && s->sent + total == s->written)
+                flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+        }
+        ngtcp2_ssize ndatalen = -1;
+        c->busy++;
+        ngtcp2_ssize n =
+            ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, ep->sendbuf, sizeof ep->sendbuf,
+                                      &ndatalen, flags, sid, nvec ? vec : NULL, nvec, now);
+        c->busy--;
+        if (s && ndatalen >= 0) {
+            quic__stream_advance(s, (size_t)ndatalen);
+            if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && (size_t)ndatalen == total)
+                s->fin_sent = true;
+            /* round robin: the stream goes to the back of the line */
+            quic__send_list_remove(c, s);
+            if (quic__stream_has_output(s))
+                quic__send_list_add(c, s);
+        }
+        if (n < 0) {
+            if (n == NGTCP2_ERR_WRITE_MORE)
+                continue;
+            if (s && (n == NGTCP2_ERR_STREAM_DATA_BLOCKED)) {
+                s->blocked_round = c->round;
+                continue;
+            }
+            if (s && (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND)) {
+                s->reset = true;
+                quic__send_list_remove(c, s);
+                continue;
+            }
+            quic__conn_fail(c, (int)n);
+            return;
+        }
+        if (n == 0)
+            break;
+        quic__send(ep, (const struct sockaddr *)ps.path.remote.addr, ep->sendbuf, (size_t)n);
+        pkts++;
+    }
+    /* Pacing work-around (docs/quic.md): ngtcp2 0.12 paces from cwnd / initial RTT (333 ms)
+     * until the first RTT sample, which holds back the first application data by ~20 ms.
+     * Skip the pacing update while there is no RTT sample yet. */
+    ngtcp2_conn_stat st;
+    ngtcp2_conn_get_conn_stat(c->conn, &st);
+    if (st.latest_rtt != 0)
+        ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+}
+
+/* Re-arms c's deadline; frees it when dead. Returns false when c was freed. */
+static bool quic__conn_schedule(quic_conn *c)
+{
+    quic_endpoint *ep = c->ep;
+    uint64_t at;
+    switch (c->state) {
+    case ST_DEAD: quic__conn_free(c); return false;
+    case ST_CLOSING:
+    case ST_DRAINING: at = c->close_deadline; break;
+    default: at = ngtcp2_conn_get_expiry(c->conn); break;
+    }
+    if (at != UINT64_MAX) {
+        uint64_t now = quic__now();
+        if (at < now)
+            at = now + 1000000u; /* never spin on a past deadline */
+    }
+    if (quic__heap_set(ep, c, at) != QUIC_OK) {
+        /* no timer: we could never time out; fail now rather than leak */
+        c->state = ST_DEAD;
+        quic__report_closed(c, QUIC_ENOMEM, false, false, 0, "out of memory");
+        quic__conn_free(c);
+        return false;
+    }
+    return true;
+}
+
+/* Everything a connection needs after an event: announce the handshake, perform a requested
+ * close, write packets, re-arm the timer, free when dead. */
+static void quic__conn_service(quic_conn *c)
+{
+    quic_endpoint *ep = c->ep;
+    quic__unmark_dirty(c);
+    if (c->state == ST_HANDSHAKE || c->state == ST_OPEN) {
+        if (c->connected_pending) {
+            c->connected_pending = false;
+            c->state = ST_OPEN;
+            c->visible = true;
+            char addr[80];
+            quic__addr_str(quic_conn_peer_addr(c), addr, sizeof addr);
+            char hex[IDENTITY_ID_HEX_LEN + 1];
+            identity_id_to_hex(c->peer_id, hex);
+            quic__log(ep, QUIC_LOG_DEBUG, "quic: %s connection with %s established, node %s",
+                      c->server ? "incoming" : "outgoing", addr, hex);
+            if (ep->cfg.cb.on_connected) {
+                c->busy++;
+                ep->cfg.cb.on_connected(c, ep->cfg.ctx);
+                c->busy--;
+            }
+        }
+        if (c->close_req) {
+            ngtcp2_connection_close_error ccerr;
+            const char *r = c->close_reason ? c->close_reason : "";
+            ngtcp2_connection_close_error_set_application_error(&ccerr, c->close_code,
+                                                                (const uint8_t *)r, strlen(r));
+            bool was_open = c->state == ST_OPEN;
+            quic__conn_enter_closing(c, &ccerr);
+            quic__report_closed(c, QUIC_OK, false, was_open, c->close_code, r);
+        } else {
+            quic__conn_write(c);
+        }
+    }
+    quic__conn_schedule(c);
+    quic__timer_rearm(ep);
+}
+
+/* ---- ngtcp2 callbacks -------------------------------------------------------------------- */
+
+static ngtcp2_conn *quic__get_conn(ngtcp2_crypto_conn_ref *ref)
+{
+    return ((quic_conn *)ref->user_data)->conn;
+}
+
+static void quic__cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
+{
+    (void)ctx;
+    if (gnutls_rnd(GNUTLS_RND_NONCE, dest, len) != 0)
+        abort(); /* no randomness: nothing in QUIC or TLS is safe any more */
+}
+
+static int quic__cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t cidlen,
+                                void *user)
+{
+    quic_conn *c = user;
+    quic_endpoint *ep = c->ep;
+    (void)conn;
+    for (int tries = 0; tries < 4; tries++) {
+        if (gnutls_rnd(GNUTLS_RND_NONCE, cid->data, cidlen) != 0)
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        cid->datalen = cidlen;
+        int rc = quic__cid_add(c, cid->data, cidlen);
+        if (rc == QUIC_ENOMEM)
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        if (rc == QUIC_OK) {
+            if (ngtcp2_crypto_generate_stateless_reset_token(token, ep->reset_secret,
+                                                             sizeof ep->reset_secret, cid) != 0)
+                return NGTCP2_ERR_CALLBACK_FAILURE;
+            return 0;
+        }
+    }
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+static int quic__cb_remove_cid(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *user)
+{
+    (void)conn;
+    quic__cid_remove(user, cid->data, cid->datalen);
+    return 0;
+}
+
+/* recv_crypto_data: feed GnuTLS and drive its handshake, keeping its error for the reason. */
+static int quic__cb_recv_crypto(ngtcp2_conn *conn, ngtcp2_crypto_level level, uint64_t offset,
+                                const uint8_t *data, size_t len, void *user)
+{
+    quic_conn *c = user;
+    (void)offset;
+    if (len > 0) {
+        int rv = gnutls_handshake_write(c->tls, ngtcp2_crypto_gnutls_from_ngtcp2_level(level), data,
+                                        len);
+        if (rv != 0) {
+            quic__fail(c, QUIC_ETLS, QUIC__ALERT_INTERNAL_ERROR, "TLS: %s", gnutls_strerror(rv));
+            return NGTCP2_ERR_CRYPTO;
+        }
+    }
+    if (ngtcp2_conn_get_handshake_completed(conn))
+        return 0;
+    int rv = gnutls_handshake(c->tls);
+    if (rv < 0) {
+        if (!gnutls_error_is_fatal(rv))
+            return 0;
+        gnutls_alert_send_appropriate(c->tls, rv);
+        if (rv == GNUTLS_E_NO_APPLICATION_PROTOCOL)
+            quic__fail(c, QUIC_EALPN, QUIC__ALERT_NO_APPLICATION_PROTOCOL,
+                       "ALPN: the peer does not offer \"%s\"", c->ep->alpn);
+        else
+            quic__fail(c, QUIC_ETLS, ngtcp2_conn_get_tls_alert(conn), "TLS: %s",
+                       gnutls_strerror(rv));
+        return NGTCP2_ERR_CRYPTO;
+    }
+    ngtcp2_conn_handshake_completed(conn);
+    return 0;
+}
+
+static int quic__cb_handshake_completed(ngtcp2_conn *conn, void *user)
+{
+    quic_conn *c = user;
+    (void)conn;
+    gnutls_datum_t p = {0};
+    if (gnutls_alpn_get_selected_protocol(c->tls, &p) != 0 || p.size != c->ep->alpnlen ||
+        memcmp(p.data, c->ep->alpn, p.size) != 0) {
+        quic__fail(c, QUIC_EALPN, QUIC__ALERT_NO_APPLICATION_PROTOCOL,
+                   "ALPN: the peer did not select \"%s\"", c->ep->alpn);
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+    if (!c->peer_id_set) {
+        quic__fail(c, QUIC_ETLS, QUIC__ALERT_BAD_CERTIFICATE,
+                   "TLS: the peer presented no certificate");
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+    c->connected_pending = true;
+    c->ep->stats.handshakes_ok++;
+    return 0;
+}
+
+static int quic__cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user)
+{
+    quic_conn *c = user;
+    if (!ngtcp2_is_bidi_stream(sid)) {
+        return 0; /* we allow no uni streams; ngtcp2 refuses them before this */
+    }
+    quic_stream *s = quic__stream_new(c, sid);
+    if (!s)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    ngtcp2_conn_set_stream_user_data(conn, sid, s);
+    if (c->ep->cfg.cb.on_stream_open)
+        c->ep->cfg.cb.on_stream_open(c, sid, c->ep->cfg.ctx);
+    return 0;
+}
+
+static int quic__cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
+                                     uint64_t offset, const uint8_t *data, size_t len, void *user,
+                                     void *sud)
+{
+    quic_conn *c = user;
+    quic_endpoint *ep = c->ep;
+    (void)offset;
+    (void)sud;
+    if (ep->cfg.cb.on_stream_data)
+        ep->cfg.cb.on_stream_data(c, sid, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0,
+                                  ep->cfg.ctx);
+    if (!ep->cfg.manual_consume && len > 0) {
+        ngtcp2_conn_extend_max_stream_offset(conn, sid, len);
+        ngtcp2_conn_extend_max_offset(conn, len);
+    }
+    return 0;
+}
+
+static int quic__cb_acked(ngtcp2_conn *conn, int64_t sid, uint64_t offset, uint64_t len, void *user,
+                          void *sud)
+{
+    quic_conn *c = user;
+    quic_stream *s = sud;
+    (void)conn;
+    (void)sid;
+    if (!s)
+        return 0;
+    if (offset <= s->acked && offset + len > s->acked)
+        s->acked = offset + len;
+    while (s->head && s->head != s->cur && s->head->off + s->head->len <= s->acked) {
+        qchunk *k = s->head;
+        s->head = k->next;
+        if (s->tail == k)
+            s->tail = NULL;
+        free(k);
+    }
+    quic_endpoint *ep = c->ep;
+    if (s->want_writable && s->written - s->acked <= ep->cfg.stream_send_buffer / 2) {
+        s->want_writable = false;
+        if (ep->cfg.cb.on_stream_writable)
+            ep->cfg.cb.on_stream_writable(c, s->id, ep->cfg.ctx);
+    }
+    return 0;
+}
+
+static void quic__stream_peer_abort(quic_conn *c, quic_stream *s, int64_t sid, uint64_t code)
+{
+    if (s) {
+        s->reset = true;
+        quic__send_list_remove(c, s);
+        if (s->reset_notified)
+            return;
+        s->reset_notified = true;
+    }
+    if (c->ep->cfg.cb.on_stream_reset)
+        c->ep->cfg.cb.on_stream_reset(c, sid, code, c->ep->cfg.ctx);
+}
+
+static int quic__cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final_size, uint64_t code,
+                                 void *user, void *sud)
+{
+    (void)conn;
+    (void)final_size;
+    quic__stream_peer_abort(user, sud, sid, code);
+    return 0;
+}
+
+static int quic__cb_stop_sending(ngtcp2_conn *conn, int64_t sid, uint64_t code, void *user,
+                                 void *sud)
+{
+    ngtcp2_conn_shutdown_stream_write(conn, sid, code);
+    quic__stream_peer_abort(user, sud, sid, code);
+    return 0;
+}
+
+static int quic__cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint64_t code,
+                                 void *user, void *sud)
+{
+    quic_conn *c = user;
+    quic_stream *s = sud;
+    (void)flags;
+    (void)code;
+    if (s)
+        quic__stream_free(c, s);
+    if (!ngtcp2_conn_is_local_stream(conn, sid) && ngtcp2_is_bidi_stream(sid))
+        ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+    if (c->ep->cfg.cb.on_stream_closed)
+        c->ep->cfg.cb.on_stream_closed(c, sid, c->ep->cfg.ctx);
+    return 0;
+}
+
+static int quic__cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid, uint64_t max_data,
+                                           void *user, void *sud)
+{
+    quic_conn *c = user;
+    quic_stream *s = sud;
+    (void)conn;
+    (void)sid;
+    (void)max_data;
+    if (s && quic__stream_has_output(s)) {
+        quic__send_list_add(c, s);
+        quic__mark_dirty(c);
+    }
+    return 0;
+}
+
+static void quic__callbacks_init(ngtcp2_callbacks *cb, bool server)
+{
+    memset(cb, 0, sizeof *cb);
+    if (server) {
+        cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+    } else {
+        cb->client_initial = ngtcp2_crypto_client_initial_cb;
+        cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+    }
+    cb->recv_crypto_data = quic__cb_recv_crypto;
+    cb->handshake_completed = quic__cb_handshake_completed;
+    cb->encrypt = ngtcp2_crypto_encrypt_cb;
+    cb->decrypt = ngtcp2_crypto_decrypt_cb;
+    cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+    cb->recv_stream_data = quic__cb_recv_stream_data;
+    cb->acked_stream_data_offset = quic__cb_acked;
+    cb->stream_open = quic__cb_stream_open;
+    cb->stream_close = quic__cb_stream_close;
+    cb->stream_reset = quic__cb_stream_reset;
+    cb->stream_stop_sending = quic__cb_stop_sending;
+    cb->extend_max_stream_data = quic__cb_extend_max_stream_data;
+    cb->rand = quic__cb_rand;
+    cb->get_new_connection_id = quic__cb_get_new_cid;
+    cb->remove_connection_id = quic__cb_remove_cid;
+    cb->update_key = ngtcp2_crypto_update_key_cb;
+    cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+    cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+    cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+    cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+}
+
+/* ---- TLS --------------------------------------------------------------------------------- */
+
+/* Called by GnuTLS when the peer's certificate arrives (both roles): derive its node ID,
+ * refuse expired certificates and, on a client, a node other than the expected one. */
+static int quic__tls_verify(gnutls_session_t session)
+{
+    ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
+    quic_conn *c = ref->user_data;
+    unsigned int n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(session, &n);
+    if (!certs || n == 0) {
+        quic__fail(c, QUIC_ETLS, QUIC__ALERT_BAD_CERTIFICATE,
+                   "TLS: the peer presented no certificate");
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    uint8_t id[IDENTITY_ID_LEN];
+    if (identity_node_id_from_cert_der(certs[0].data, certs[0].size, id) != IDENTITY_OK) {
+        quic__fail(c, QUIC_ETLS, QUIC__ALERT_BAD_CERTIFICATE,
+                   "TLS: the peer's certificate cannot be parsed");
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) == 0) {
+        if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0) {
+            time_t until = gnutls_x509_crt_get_expiration_time(crt);
+            if (until != (time_t)-1 && until < time(NULL)) {
+                gnutls_x509_crt_deinit(crt);
+                quic__fail(c, QUIC_ETLS, QUIC__ALERT_CERTIFICATE_EXPIRED,
+                           "TLS: the peer's certificate expired at %lld (unix time)",
+                           (long long)until);
+                return GNUTLS_E_CERTIFICATE_ERROR;
+            }
+        }
+        gnutls_x509_crt_deinit(crt);
+    }
+    if (!c->server && c->has_expected && memcmp(id, c->expected, IDENTITY_ID_LEN) != 0) {
+        char want[IDENTITY_ID_HEX_LEN + 1], got[IDENTITY_ID_HEX_LEN + 1];
+        identity_id_to_hex(c->expected, want);
+        identity_id_to_hex(id, got);
+        quic__fail(c, QUIC_EPEERID, QUIC__ALERT_BAD_CERTIFICATE,
+                   QUIC__PEERID_PREFIX ": expected node %s, the server's key is node %s", want,
+                   got);
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    memcpy(c->peer_id, id, IDENTITY_ID_LEN);
+    c->peer_id_set = true;
+    return 0;
+}
+
+static int quic__tls_init(quic_conn *c)
+{
+    quic_endpoint *ep = c->ep;
+    unsigned flags = (c->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_END_OF_EARLY_DATA;
+    if (gnutls_init(&c->tls, flags) != 0) {
+        c->tls = NULL;
+        return QUIC_ENOMEM;
+    }
+    if (gnutls_priority_set(c->tls, ep->prio) != 0)
+        return QUIC_ETLS;
+    int rv = c->server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
+                       : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
+    if (rv != 0)
+        return QUIC_ETLS;
+    if (gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, ep->cred) != 0)
+        return QUIC_ETLS;
+    if (c->server)
+        gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUIRE);
+    gnutls_datum_t alpn = {.data = (unsigned char *)ep->alpn, .size = (unsigned)ep->alpnlen};
+    if (gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY) != 0)
+        return QUIC_ETLS;
+    c->ref.get_conn = quic__get_conn;
+    c->ref.user_data = c;
+    gnutls_session_set_ptr(c->tls, &c->ref);
+    ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
+    return QUIC_OK;
+}
+
+/* ---- connection creation ----------------------------------------------------------------- */
+
+static void quic__settings(const quic_endpoint *ep, ngtcp2_settings *s, ngtcp2_transport_params *p,
+                           uint64_t now)
+{
+    ngtcp2_settings_default(s);
+    s->initial_ts = now;
+    s->handshake_timeout = (uint64_t)ep->cfg.handshake_timeout_ms * NGTCP2_MILLISECONDS;
+    s->max_tx_udp_payload_size = QUIC__MAX_PKT;
+    s->max_stream_window = QUIC_DEFAULT_MAX_STREAM_WINDOW > ep->cfg.stream_window
+                               ? QUIC_DEFAULT_MAX_STREAM_WINDOW
+                               : ep->cfg.stream_window;
+    s->max_window = QUIC_DEFAULT_MAX_CONN_WINDOW > ep->cfg.conn_window
+                        ? QUIC_DEFAULT_MAX_CONN_WINDOW
+                        : ep->cfg.conn_window;
+    ngtcp2_transport_params_default(p);
+    p->initial_max_stream_data_bidi_local = ep->cfg.stream_window;
+    p->initial_max_stream_data_bidi_remote = ep->cfg.stream_window;
+    p->initial_max_stream_data_uni = 0;
+    p->initial_max_data = ep->cfg.conn_window;
+    p->initial_max_streams_bidi = ep->cfg.max_streams;
+    p->initial_max_streams_uni = 0;
+    p->max_idle_timeout = (uint64_t)ep->cfg.idle_timeout_ms * NGTCP2_MILLISECONDS;
+}
+
+static quic_conn *quic__conn_alloc(quic_endpoint *ep, bool server)
+{
+    quic_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ep = ep;
+    c->server = server;
+    c->heap_idx = SIZE_MAX;
+    c->state = ST_HANDSHAKE;
+    c->anext = ep->all;
+    if (ep->all)
+        ep->all->aprev = c;
+    ep->all = c;
+    ep->nconns++;
+    return c;
+}
+
+static int quic__random_cid(ngtcp2_cid *cid, size_t len)
+{
+    cid->datalen = len;
+    return gnutls_rnd(GNUTLS_RND_NONCE, cid->data, len) == 0 ? QUIC_OK : QUIC_ETLS;
+}
+
+/* A new incoming connection for an acceptable Initial packet. */
+static quic_conn *quic__server_conn_new(quic_endpoint *ep, const ngtcp2_pkt_hd *hd,
+                                        const ngtcp2_path *path)
+{
+    quic_conn *c = quic__conn_alloc(ep, true);
+    if (!c)
+        return NULL;
+    uint64_t now = quic__now();
+    ngtcp2_settings s;
+    ngtcp2_transport_params p;
+    quic__settings(ep, &s, &p, now);
+    p.original_dcid = hd->dcid;
+    ngtcp2_cid scid;
+    int rc = QUIC_ETLS;
+    for (int tries = 0; tries < 4 && rc != QUIC_OK; tries++) {
+        if (quic__random_cid(&scid, QUIC__CID_LEN) != QUIC_OK)
+            goto fail;
+        rc = quic__cid_add(c, scid.data, scid.datalen);
+        if (rc == QUIC_ENOMEM)
+            goto fail;
+    }
+    if (rc != QUIC_OK)
+        goto fail;
+    /* the client's first DCID routes its retransmitted Initials here */
+    if (quic__cid_add(c, hd->dcid.data, hd->dcid.datalen) != QUIC_OK)
+        goto fail;
+    p.stateless_reset_token_present = 1;
+    if (ngtcp2_crypto_generate_stateless_reset_token(p.stateless_reset_token, ep->reset_secret,
+                                                     sizeof ep->reset_secret, &scid) != 0)
+        goto fail;
+    if (ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, path, hd->version, &ep->cb_server, &s,
+                               &p, NULL, c) != 0) {
+        c->conn = NULL;
+        goto fail;
+    }
+    if (quic__tls_init(c) != QUIC_OK)
+        goto fail;
+    return c;
+fail:
+    quic__conn_free(c);
+    return NULL;
+}
+
+static int quic__parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+        return QUIC_OK;
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+        return QUIC_OK;
+    return QUIC_EADDR;
+}
+
+static ngtcp2_socklen quic__addr_len(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+int quic_connect(quic_endpoint *ep, const char *host, uint16_t port, const uint8_t *expected_id,
+                 void *user, quic_conn **out)
+{
+    if (out)
+        *out = NULL;
+    if (!ep || !host || !out || port == 0)
+        return QUIC_EINVAL;
+    if (ep->closing)
+        return QUIC_ECLOSED;
+    struct sockaddr_storage remote;
+    if (quic__parse_addr(host, port, &remote) != QUIC_OK || remote.ss_family != ep->local.ss_family)
+        return QUIC_EADDR;
+    if (ep->nconns >= ep->cfg.max_connections)
+        return QUIC_ELIMIT;
+    quic_conn *c = quic__conn_alloc(ep, false);
+    if (!c)
+        return QUIC_ENOMEM;
+    c->user = user;
+    if (expected_id) {
+        c->has_expected = true;
+        memcpy(c->expected, expected_id, IDENTITY_ID_LEN);
+    }
+    uint64_t now = quic__now();
+    ngtcp2_settings s;
+    ngtcp2_transport_params p;
+    quic__settings(ep, &s, &p, now);
+    ngtcp2_cid dcid, scid;
+    int rc = quic__random_cid(&dcid, QUIC__CID_LEN);
+    for (int tries = 0; rc == QUIC_OK && tries < 4; tries++) {
+        rc = quic__random_cid(&scid, QUIC__CID_LEN);
+        if (rc == QUIC_OK)
+            rc = quic__cid_add(c, scid.data, scid.datalen);
+        if (rc != QUIC_EINVAL)
+            break;
+    }
+    if (rc != QUIC_OK)
+        goto fail;
+    ngtcp2_path path = {.local = {.addr = (ngtcp2_sockaddr *)&ep->local, .addrlen = ep->locallen},
+                        .remote = {.addr = (ngtcp2_sockaddr *)&remote,
+                                   .addrlen = quic__addr_len((struct sockaddr *)&remote)},
+                        .user_data = NULL};
+    if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &ep->cb_client,
+                               &s, &p, NULL, c) != 0) {
+        c->conn = NULL;
+        rc = QUIC_ENOMEM;
+        goto fail;
+    }
+    rc = quic__tls_init(c);
+    if (rc != QUIC_OK)
+        goto fail;
+    c->visible = true; /* the caller holds it from now on */
+    quic__mark_dirty(c);
+    *out = c;
+    return QUIC_OK;
+fail:
+    quic__conn_free(c);
+    return rc;
+}
+
+/* ---- UDP input --------------------------------------------------------------------------- */
+
+static void quic__conn_recv(quic_conn *c, const struct sockaddr *from, const uint8_t *pkt,
+                            size_t len)
+{
+    quic_endpoint *ep = c->ep;
+    if (c->state == ST_CLOSING) {
+        /* answer with our CONNECTION_CLOSE again, at exponentially spaced packets */
+        c->close_rx++;
+        if (c->close_pkt && (c->close_rx & (c->close_rx - 1)) == 0)
+            quic__send(ep, from, c->close_pkt, c->close_pktlen);
+        return;
+    }
+    if (c->state != ST_HANDSHAKE && c->state != ST_OPEN)
+        return;
+    ngtcp2_path path = {
+        .local = {.addr = (ngtcp2_sockaddr *)&ep->local, .addrlen = ep->locallen},
+        .remote = {.addr = (ngtcp2_sockaddr *)from, .addrlen = quic__addr_len(from)},
+        .user_data = NULL};
+    c->busy++;
+    int rv = ngtcp2_conn_read_pkt(c->conn, &path, NULL, pkt, len, quic__now());
+    c->busy--;
+    if (rv != 0) {
+        if (rv == NGTCP2_ERR_DISCARD_PKT) {
+            ep->stats.packets_dropped++;
+        } else {
+            quic__conn_fail(c, rv);
+        }
+    } else {
+        c->got_packet = true;
+    }
+    quic__conn_service(c);
+}
+
+static void quic__send_version_negotiation(quic_endpoint *ep, const struct sockaddr *to,
+                                           const ngtcp2_version_cid *vc)
+{
+    uint32_t sv[] = {NGTCP2_PROTO_VER_V1};
+    uint8_t unused;
+    gnutls_rnd(GNUTLS_RND_NONCE, &unused, 1);
+    ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
+        ep->sendbuf, sizeof ep->sendbuf, unused, vc->scid, vc->scidlen, vc->dcid, vc->dcidlen, sv,
+        sizeof sv / sizeof sv[0]);
+    if (n > 0)
+        quic__send(ep, to, ep->sendbuf, (size_t)n);
+}
+
+static void quic__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    quic_endpoint *ep = h->data;
+    (void)suggested;
+    *buf = uv_buf_init((char *)ep->recvbuf, sizeof ep->recvbuf);
+}
+
+static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
+                          const struct sockaddr *from, unsigned flags)
+{
+    quic_endpoint *ep = udp->data;
+    if (nread <= 0 || !from || ep->closing)
+        return;
+    ep->stats.packets_in++;
+    if (flags & UV_UDP_PARTIAL) {
+        ep->stats.packets_dropped++;
+        return;
+    }
+    const uint8_t *pkt = (const uint8_t *)buf->base;
+    size_t len = (size_t)nread;
+    ngtcp2_version_cid vc;
+    int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, QUIC__CID_LEN);
+    if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
+        if (ep->cfg.listen && len >= NGTCP2_MAX_UDP_PAYLOAD_SIZE)
+            quic__send_version_negotiation(ep, from, &vc);
+        ep->stats.packets_dropped++;
+        return;
+    }
+    if (rv != 0 || vc.dcidlen > NGTCP2_MAX_CIDLEN || vc.dcidlen == 0) {
+        ep->stats.packets_dropped++;
+        return;
+    }
+    quic_conn *c = quic__cid_find(ep, vc.dcid, vc.dcidlen);
+    if (c) {
+        quic__conn_recv(c, from, pkt, len);
+        return;
+    }
+    /* unknown connection ID: only an acceptable client Initial may create a connection */
+    ngtcp2_pkt_hd hd;
+    if (!ep->cfg.listen || (pkt[0] & 0x80) == 0 || ngtcp2_accept(&hd, pkt, len) != 0) {
+        ep->stats.packets_dropped++;
+        return;
+    }
+    if (ep->nconns >= ep->cfg.max_connections) {
+        ep->stats.packets_dropped++;
+        quic__log(ep, QUIC_LOG_WARN, "quic: refusing a connection: %zu connections (limit)",
+                  ep->nconns);
+        return;
+    }
+    ngtcp2_path path = {
+        .local = {.addr = (ngtcp2_sockaddr *)&ep->local, .addrlen = ep->locallen},
+        .remote = {.addr = (ngtcp2_sockaddr *)from, .addrlen = quic__addr_len(from)},
+        .user_data = NULL};
+    c = quic__server_conn_new(ep, &hd, &path);
+    if (!c) {
+        ep->stats.packets_dropped++;
+        return;
+    }
+    quic__conn_recv(c, from, pkt, len);
+}
+
+/* ---- loop handles ------------------------------------------------------------------------ */
+
+static void quic__on_timer(uv_timer_t *t)
+{
+    quic_endpoint *ep = t->data;
+    ep->timer_at = UINT64_MAX;
+    uint64_t now = quic__now();
+    while (ep->heap_len && ep->heap[0]->expiry <= now && !ep->closing) {
+        quic_conn *c = ep->heap[0];
+        quic__heap_remove(ep, c);
+        if (c->state == ST_CLOSING || c->state == ST_DRAINING) {
+            c->state = ST_DEAD;
+        } else if (c->state == ST_HANDSHAKE || c->state == ST_OPEN) {
+            c->busy++;
+            int rv = ngtcp2_conn_handle_expiry(c->conn, now);
+            c->busy--;
+            if (rv != 0)
+                quic__conn_fail(c, rv);
+        }
+        quic__conn_service(c);
+    }
+    quic__timer_rearm(ep);
+}
+
+static void quic__on_idle(uv_idle_t *h)
+{
+    quic_endpoint *ep = h->data;
+    /* one pass over the connections dirty now; one that re-marks itself (packet budget) waits
+     * for the next pass, so a bulk sender cannot starve the loop */
+    quic_conn *last = ep->dtail;
+    while (ep->dhead && ep->sends_pending == 0 && !ep->closing) {
+        quic_conn *c = ep->dhead;
+        bool end = c == last;
+        quic__conn_service(c);
+        if (end)
+            break;
+    }
+    if (!ep->dhead || ep->sends_pending > 0 || ep->closing) {
+        uv_idle_stop(&ep->idle);
+        ep->idle_on = false;
+    }
+}
+
+/* ---- endpoint ---------------------------------------------------------------------------- */
+
+static void quic__on_handle_closed(uv_handle_t *h)
+{
+    quic_endpoint *ep = h->data;
+    if (--ep->handles == 0) {
+        free(ep->buckets);
+        free(ep->heap);
+        free(ep->alpn);
+        free(ep->bind_host);
+        free(ep);
+    }
+}
+
+static void quic__endpoint_release(quic_endpoint *ep)
+{
+    if (ep->cred)
+        gnutls_certificate_free_credentials(ep->cred);
+    if (ep->prio)
+        gnutls_priority_deinit(ep->prio);
+    ep->cred = NULL;
+    ep->prio = NULL;
+}
+
+int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **out)
+{
+    if (out)
+        *out = NULL;
+    if (!loop || !cfg || !cfg->id || !out)
+        return QUIC_EINVAL;
+    const char *alpn = cfg->alpn ? cfg->alpn : QUIC_DEFAULT_ALPN;
+    if (strlen(alpn) == 0 || strlen(alpn) > 255)
+        return QUIC_EINVAL;
+    quic_endpoint *ep = calloc(1, sizeof *ep);
+    if (!ep)
+        return QUIC_ENOMEM;
+    ep->loop = loop;
+    ep->cfg = *cfg;
+    quic_config *c = &ep->cfg;
+    if (!c->idle_timeout_ms)
+        c->idle_timeout_ms = QUIC_DEFAULT_IDLE_TIMEOUT_MS;
+    if (!c->handshake_timeout_ms)
+        c->handshake_timeout_ms = QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (!c->stream_window)
+        c->stream_window = QUIC_DEFAULT_STREAM_WINDOW;
+    if (!c->conn_window)
+        c->conn_window = QUIC_DEFAULT_CONN_WINDOW;
+    if (!c->max_streams)
+        c->max_streams = QUIC_DEFAULT_MAX_STREAMS;
+    if (!c->stream_send_buffer)
+        c->stream_send_buffer = QUIC_DEFAULT_STREAM_SEND_BUFFER;
+    if (!c->max_connections)
+        c->max_connections = QUIC_DEFAULT_MAX_CONNECTIONS;
+    if (!c->log_level)
+        c->log_level = QUIC_LOG_INFO;
+    ep->alpn = strdup(alpn);
+    ep->alpnlen = strlen(alpn);
+    ep->bind_host = strdup(cfg->bind_host ? cfg->bind_host : "0.0.0.0");
+    c->alpn = ep->alpn;
+    c->bind_host = ep->bind_host;
+    ep->timer_at = UINT64_MAX;
+    ep->nbuckets = QUIC__INITIAL_BUCKETS;
+    ep->buckets = calloc(ep->nbuckets, sizeof *ep->buckets);
+    int rc = QUIC_ENOMEM;
+    uint8_t key[16];
+    if (!ep->alpn || !ep->bind_host || !ep->buckets)
+        goto fail_mem;
+    if (gnutls_rnd(GNUTLS_RND_KEY, key, sizeof key) != 0 ||
+        gnutls_rnd(GNUTLS_RND_KEY, ep->reset_secret, sizeof ep->reset_secret) != 0) {
+        rc = QUIC_ETLS;
+        goto fail_mem;
+    }
+    memcpy(&ep->hash_k0, key, 8);
+    memcpy(&ep->hash_k1, key + 8, 8);
+    if (identity_credentials(cfg->id, &ep->cred) != IDENTITY_OK) {
+        ep->cred = NULL;
+        quic__log(ep, QUIC_LOG_ERROR, "quic: cannot make TLS credentials from the identity");
+        rc = QUIC_ETLS;
+        goto fail_mem;
+    }
+    gnutls_certificate_set_verify_function(ep->cred, quic__tls_verify);
+    if (gnutls_priority_init(&ep->prio, QUIC__PRIORITY, NULL) != 0) {
+        ep->prio = NULL;
+        rc = QUIC_ETLS;
+        goto fail_mem;
+    }
+    struct sockaddr_storage bind_addr;
+    if (quic__parse_addr(ep->bind_host, cfg->bind_port, &bind_addr) != QUIC_OK) {
+        quic__log(ep, QUIC_LOG_ERROR, "quic: bind address \"%s\" is not a numeric IP address",
+                  ep->bind_host);
+        rc = QUIC_EADDR;
+        goto fail_mem;
+    }
+    quic__callbacks_init(&ep->cb_client, false);
+    quic__callbacks_init(&ep->cb_server, true);
+
+    /* from here on the handles exist and the memory goes through quic__on_handle_closed */
+    uv_udp_init(loop, &ep->udp);
+    uv_timer_init(loop, &ep->timer);
+    uv_idle_init(loop, &ep->idle);
+    ep->udp.data = ep->timer.data = ep->idle.data = ep;
+    ep->handles = 3;
+    int r = uv_udp_bind(&ep->udp, (const struct sockaddr *)&bind_addr, 0);
+    int namelen = sizeof ep->local;
+    if (r == 0)
+        r = uv_udp_getsockname(&ep->udp, (struct sockaddr *)&ep->local, &namelen);
+    if (r == 0)
+        r = uv_udp_recv_start(&ep->udp, quic__on_alloc, quic__on_recv);
+    if (r != 0) {
+        quic__log(ep, QUIC_LOG_ERROR, "quic: cannot bind UDP %s:%u: %s", ep->bind_host,
+                  cfg->bind_port, uv_strerror(r));
+        quic__endpoint_release(ep);
+        ep->closing = true;
+        uv_close((uv_handle_t *)&ep->udp, quic__on_handle_closed);
+        uv_close((uv_handle_t *)&ep->timer, quic__on_handle_closed);
+        uv_close((uv_handle_t *)&ep->idle, quic__on_handle_closed);
+        return QUIC_EIO;
+    }
+    ep->locallen = (ngtcp2_socklen)namelen;
+    int sz = QUIC__SOCKBUF;
+    uv_recv_buffer_size((uv_handle_t *)&ep->udp, &sz);
+    sz = QUIC__SOCKBUF;
+    uv_send_buffer_size((uv_handle_t *)&ep->udp, &sz);
+    *out = ep;
+    return QUIC_OK;
+fail_mem:
+    quic__endpoint_release(ep);
+    free(ep->buckets);
+    free(ep->alpn);
+    free(ep->bind_host);
+    free(ep);
+    return rc;
+}
+
+uint16_t quic_endpoint_port(const quic_endpoint *ep)
+{
+    if (ep->local.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&ep->local)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)&ep->local)->sin_port);
+}
+
+void quic_endpoint_stats_get(const quic_endpoint *ep, quic_endpoint_stats *out)
+{
+    *out = ep->stats;
+    out->connections = ep->nconns;
+    out->cids = ep->ncids;
+}
+
+void quic_endpoint_close(quic_endpoint *ep)
+{
+    if (!ep || ep->closing)
+        return;
+    ep->closing = true; /* no new connections from here on, not even from on_closed */
+    quic_conn *c = ep->all;
+    while (c) {
+        quic_conn *next = c->anext;
+        if (c->state == ST_HANDSHAKE || c->state == ST_OPEN) {
+            ngtcp2_connection_close_error ccerr;
+            static const char r[] = "endpoint closing";
+            ngtcp2_connection_close_error_set_application_error(&ccerr, 0, (const uint8_t *)r,
+                                                                sizeof r - 1);
+            bool was_open = c->state == ST_OPEN;
+            quic__conn_enter_closing(c, &ccerr);
+            quic__report_closed(c, QUIC_OK, false, was_open, 0, r);
+        }
+        quic__conn_free(c);
+        c = next;
+    }
+    quic__endpoint_release(ep);
+    uv_close((uv_handle_t *)&ep->udp, quic__on_handle_closed);
+    uv_close((uv_handle_t *)&ep->timer, quic__on_handle_closed);
+    uv_close((uv_handle_t *)&ep->idle, quic__on_handle_closed);
+}
+
+/* ---- connection API ---------------------------------------------------------------------- */
+
+void quic_conn_close(quic_conn *c, uint64_t app_code, const char *reason)
+{
+    if (!c || c->close_req || (c->state != ST_HANDSHAKE && c->state != ST_OPEN))
+        return;
+    c->close_req = true;
+    c->close_code = app_code;
+    if (reason)
+        c->close_reason = quic__reason_dup((const uint8_t *)reason, strlen(reason));
+    quic__mark_dirty(c);
+}
+
+const uint8_t *quic_conn_peer_id(const quic_conn *c)
+{
+    return c && c->peer_id_set ? c->peer_id : NULL;
+}
+
+bool quic_conn_is_server(const quic_conn *c)
+{
+    return c->server;
+}
+
+const struct sockaddr *quic_conn_peer_addr(const quic_conn *c)
+{
+    if (!c->conn)
+        return NULL;
+    return (const struct sockaddr *)ngtcp2_conn_get_path(c->conn)->remote.addr;
+}
+
+void quic_conn_set_user(quic_conn *c, void *user)
+{
+    c->user = user;
+}
+void *quic_conn_user(const quic_conn *c)
+{
+    return c->user;
+}
+quic_endpoint *quic_conn_endpoint(const quic_conn *c)
+{
+    return c->ep;
+}
+
+/* ---- stream API -------------------------------------------------------------------------- */
+
+static bool quic__conn_usable(const quic_conn *c)
+{
+    return c && c->state == ST_OPEN && !c->close_req;
+}
+
+int quic_stream_open(quic_conn *c, int64_t *sid)
+{
+    if (!c || !sid)
+        return QUIC_EINVAL;
+    if (!quic__conn_usable(c))
+        return QUIC_ECLOSED;
+    quic_stream *s = quic__stream_new(c, -1);
+    if (!s)
+        return QUIC_ENOMEM;
+    int64_t id;
+    int rv = ngtcp2_conn_open_bidi_stream(c->conn, &id, s);
+    if (rv != 0) {
+        quic__stream_free(c, s);
+        return rv == NGTCP2_ERR_STREAM_ID_BLOCKED ? QUIC_ESTREAMLIMIT : QUIC_ENOMEM;
+    }
+    s->id = id;
+    *sid = id;
+    return QUIC_OK;
+}
+
+int quic_stream_write(quic_conn *c, int64_t sid, const uint8_t *data, size_t len, bool fin)
+{
+    if (!c || (len > 0 && !data))
+        return QUIC_EINVAL;
+    if (!quic__conn_usable(c))
+        return QUIC_ECLOSED;
+    quic_stream *s = quic__stream_find(c, sid);
+    if (!s || s->fin_queued || s->reset)
+        return QUIC_ESTREAM;
+    if (len > 0) {
+        if (s->written - s->acked >= c->ep->cfg.stream_send_buffer) {
+            s->want_writable = true;
+            return QUIC_EAGAIN;
+        }
+        qchunk *k = malloc(sizeof *k + len);
+        if (!k)
+            return QUIC_ENOMEM;
+        k->next = NULL;
+        k->off = s->written;
+        k->len = len;
+        memcpy(k->data, data, len);
+        if (s->tail)
+            s->tail->next = k;
+        else
+            s->head = k;
+        s->tail = k;
+        if (!s->cur)
+            s->cur = k;
+        s->written += len;
+    }
+    if (fin)
+        s->fin_queued = true;
+    quic__send_list_add(c, s);
+    quic__mark_dirty(c);
+    return QUIC_OK;
+}
+
+size_t quic_stream_queued(const quic_conn *c, int64_t sid)
+{
+    const quic_stream *s = c ? quic__stream_find(c, sid) : NULL;
+    return s ? (size_t)(s->written - s->acked) : 0;
+}
+
+int quic_stream_reset(quic_conn *c, int64_t sid, uint64_t app_code)
+{
+    if (!c)
+        return QUIC_EINVAL;
+    if (!quic__conn_usable(c))
+        return QUIC_ECLOSED;
+    quic_stream *s = quic__stream_find(c, sid);
+    if (!s)
+        return QUIC_ESTREAM;
+    s->reset = true;
+    quic__send_list_remove(c, s);
+    if (ngtcp2_conn_shutdown_stream(c->conn, sid, app_code) != 0)
+        return QUIC_ESTREAM;
+    quic__mark_dirty(c);
+    return QUIC_OK;
+}
+
+int quic_stream_consume(quic_conn *c, int64_t sid, size_t n)
+{
+    if (!c)
+        return QUIC_EINVAL;
+    if (!quic__conn_usable(c))
+        return QUIC_ECLOSED;
+    if (!quic__stream_find(c, sid))
+        return QUIC_ESTREAM;
+    ngtcp2_conn_extend_max_stream_offset(c->conn, sid, n);
+    ngtcp2_conn_extend_max_offset(c->conn, n);
+    quic__mark_dirty(c);
+    return QUIC_OK;
+}

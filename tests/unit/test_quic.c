@@ -1,0 +1,784 @@
+/* tests/unit/test_quic.c — the QUIC transport (src/mesh/quic.h) over real loopback UDP: server
+ * and client endpoints in one uv loop. Handshake and node IDs, flow control with a 5 MiB echo,
+ * many small messages on several streams, refused node IDs and ALPNs, idle and handshake
+ * timeouts, close codes and reasons, stream reset, UDP garbage next to a live connection,
+ * 300 concurrent connections. Teardown runs the loop until every handle is closed (LSan). */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "mesh/identity.h"
+#include "mesh/quic.h"
+
+/* ---- identities (made once for the whole file) ------------------------------------------- */
+
+static char g_dir[3][64];
+static identity *g_id[3]; /* 0 server, 1 client, 2 a node nobody runs */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        snprintf(g_dir[i], sizeof g_dir[i], "/tmp/macula_quictest_XXXXXX");
+        if (!mkdtemp(g_dir[i]))
+            return -1;
+        identity_config cfg = {.data_dir = g_dir[i]};
+        char err[256];
+        if (identity_load_or_create(&cfg, &g_id[i], err, sizeof err) != IDENTITY_OK) {
+            fprintf(stderr, "identity: %s\n", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        identity_free(g_id[i]);
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir[i]);
+        if (system(cmd) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- a side: one endpoint and what its callbacks saw ------------------------------------- */
+
+typedef struct rxbuf {
+    quic_conn *conn;
+    int64_t sid;
+    uint8_t *data;
+    size_t len, cap;
+    bool fin;
+    bool reset;
+    uint64_t reset_code;
+    /* echo server state: bytes received but not yet queued back */
+    uint8_t *pend;
+    size_t pendlen, pendcap;
+    bool pend_fin;
+} rxbuf;
+
+typedef struct side {
+    quic_endpoint *ep;
+    bool echo;   /* echo every stream back, FIN after FIN */
+    bool manual; /* cfg.manual_consume */
+    int connected;
+    int closed;
+    quic_conn *last_conn;
+    quic_close_info last_close;
+    char last_reason[QUIC_MAX_REASON + 1];
+    char log[8192];
+    rxbuf *rx; /* one per (connection, stream) */
+    int nrx, caprx;
+    int streams_closed;
+    int fin_count;
+    /* writer state for the bulk test */
+    const uint8_t *tx;
+    size_t txlen, txoff;
+    int64_t txsid;
+    quic_conn *txconn;
+} side;
+
+static void buf_append(uint8_t **b, size_t *len, size_t *cap, const uint8_t *d, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t nc = *cap ? *cap : 1024;
+        while (nc < *len + n)
+            nc *= 2;
+        *b = realloc(*b, nc);
+        assert_non_null(*b);
+        *cap = nc;
+    }
+    if (n)
+        memcpy(*b + *len, d, n);
+    *len += n;
+}
+
+static rxbuf *rx_get(side *s, quic_conn *c, int64_t sid)
+{
+    for (int i = 0; i < s->nrx; i++)
+        if (s->rx[i].conn == c && s->rx[i].sid == sid)
+            return &s->rx[i];
+    if (s->nrx == s->caprx) {
+        s->caprx = s->caprx ? s->caprx * 2 : 16;
+        s->rx = realloc(s->rx, (size_t)s->caprx * sizeof *s->rx);
+        assert_non_null(s->rx);
+    }
+    rxbuf *r = &s->rx[s->nrx++];
+    memset(r, 0, sizeof *r);
+    r->conn = c;
+    r->sid = sid;
+    return r;
+}
+
+static void side_free(side *s)
+{
+    for (int i = 0; i < s->nrx; i++) {
+        free(s->rx[i].data);
+        free(s->rx[i].pend);
+    }
+    free(s->rx);
+}
+
+static void on_log(void *ctx, int level, const char *msg)
+{
+    side *s = ctx;
+    (void)level;
+    size_t len = strlen(s->log);
+    snprintf(s->log + len, sizeof s->log - len, "%s\n", msg);
+}
+
+static void on_connected(quic_conn *c, void *ctx)
+{
+    side *s = ctx;
+    s->connected++;
+    s->last_conn = c;
+}
+
+static void on_closed(quic_conn *c, const quic_close_info *info, void *ctx)
+{
+    side *s = ctx;
+    s->closed++;
+    s->last_close = *info;
+    snprintf(s->last_reason, sizeof s->last_reason, "%s", info->reason);
+    s->last_close.reason = s->last_reason;
+    if (s->last_conn == c)
+        s->last_conn = NULL;
+    if (s->txconn == c)
+        s->txconn = NULL;
+}
+
+/* echo: queue what is pending; consume (manual mode) exactly what was queued */
+static void echo_flush(side *s, quic_conn *c, rxbuf *r)
+{
+    if (r->pendlen > 0) {
+        int rc = quic_stream_write(c, r->sid, r->pend, r->pendlen, false);
+        if (rc == QUIC_EAGAIN)
+            return;
+        assert_int_equal(rc, QUIC_OK);
+        if (s->manual)
+            assert_int_equal(quic_stream_consume(c, r->sid, r->pendlen), QUIC_OK);
+        r->pendlen = 0;
+    }
+    if (r->pend_fin) {
+        r->pend_fin = false;
+        assert_int_equal(quic_stream_write(c, r->sid, NULL, 0, true), QUIC_OK);
+    }
+}
+
+static void on_stream_data(quic_conn *c, int64_t sid, const uint8_t *data, size_t len, bool fin,
+                           void *ctx)
+{
+    side *s = ctx;
+    rxbuf *r = rx_get(s, c, sid);
+    buf_append(&r->data, &r->len, &r->cap, data, len);
+    if (fin) {
+        r->fin = true;
+        s->fin_count++;
+    }
+    if (s->echo) {
+        buf_append(&r->pend, &r->pendlen, &r->pendcap, data, len);
+        r->pend_fin = r->pend_fin || fin;
+        echo_flush(s, c, r);
+    }
+}
+
+static void bulk_pump(side *s);
+
+static void on_stream_writable(quic_conn *c, int64_t sid, void *ctx)
+{
+    side *s = ctx;
+    if (s->echo)
+        echo_flush(s, c, rx_get(s, c, sid));
+    if (s->txconn == c && s->txsid == sid)
+        bulk_pump(s);
+}
+
+static void on_stream_reset(quic_conn *c, int64_t sid, uint64_t code, void *ctx)
+{
+    side *s = ctx;
+    rxbuf *r = rx_get(s, c, sid);
+    r->reset = true;
+    r->reset_code = code;
+}
+
+static void on_stream_closed(quic_conn *c, int64_t sid, void *ctx)
+{
+    side *s = ctx;
+    (void)c;
+    (void)sid;
+    s->streams_closed++;
+}
+
+static quic_config side_cfg(side *s, int idx, bool listen)
+{
+    quic_config cfg = {0};
+    cfg.id = g_id[idx];
+    cfg.listen = listen;
+    cfg.bind_host = "127.0.0.1";
+    cfg.manual_consume = s->manual;
+    cfg.cb.on_connected = on_connected;
+    cfg.cb.on_closed = on_closed;
+    cfg.cb.on_stream_data = on_stream_data;
+    cfg.cb.on_stream_writable = on_stream_writable;
+    cfg.cb.on_stream_reset = on_stream_reset;
+    cfg.cb.on_stream_closed = on_stream_closed;
+    cfg.ctx = s;
+    cfg.log = on_log;
+    cfg.log_level = QUIC_LOG_DEBUG;
+    return cfg;
+}
+
+static void side_start(uv_loop_t *loop, side *s, const quic_config *cfg)
+{
+    int rc = quic_endpoint_new(loop, cfg, &s->ep);
+    if (rc != QUIC_OK)
+        fprintf(stderr, "quic_endpoint_new: %s\nlog: %s\n", quic_strerror(rc), s->log);
+    assert_int_equal(rc, QUIC_OK);
+    assert_true(quic_endpoint_port(s->ep) > 0);
+}
+
+/* ---- loop helpers ------------------------------------------------------------------------ */
+
+typedef struct fx {
+    uv_loop_t loop;
+    uv_timer_t tick; /* wakes the loop up so run_until re-checks its condition */
+    side srv, cli;
+} fx;
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    if (!f || uv_loop_init(&f->loop) != 0)
+        return -1;
+    uv_timer_init(&f->loop, &f->tick);
+    uv_timer_start(&f->tick, on_tick, 20, 20);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    quic_endpoint_close(f->srv.ep);
+    quic_endpoint_close(f->cli.ep);
+    uv_close((uv_handle_t *)&f->tick, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&f->loop);
+    side_free(&f->srv);
+    side_free(&f->cli);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Runs the loop until cond holds; a safety cap (not a timing assertion) turns a hang into a
+ * failure. */
+#define RUN_UNTIL(f, cond)                                                                         \
+    do {                                                                                           \
+        uint64_t deadline_ = uv_hrtime() + 60ull * 1000000000ull;                                  \
+        while (!(cond)) {                                                                          \
+            if (uv_hrtime() > deadline_) {                                                         \
+                fprintf(stderr, "timed out waiting for %s\nserver log:\n%s\nclient log:\n%s\n",    \
+                        #cond, (f)->srv.log, (f)->cli.log);                                        \
+                fail();                                                                            \
+            }                                                                                      \
+            uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
+        }                                                                                          \
+    } while (0)
+
+static bool g_handle_closed;
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+    g_handle_closed = true;
+}
+
+/* closes a handle that lives on the test's stack, and waits until libuv is done with it */
+static void close_and_wait(uv_loop_t *loop, uv_handle_t *h)
+{
+    g_handle_closed = false;
+    uv_close(h, on_handle_closed);
+    while (!g_handle_closed)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+static quic_conn *connect_to(fx *f, side *cli, side *srv, const uint8_t *expected)
+{
+    quic_conn *c = NULL;
+    assert_int_equal(
+        quic_connect(cli->ep, "127.0.0.1", quic_endpoint_port(srv->ep), expected, NULL, &c),
+        QUIC_OK);
+    assert_non_null(c);
+    (void)f;
+    return c;
+}
+
+/* server + client endpoints with default settings, and one established connection */
+static quic_conn *pair_up(fx *f)
+{
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *c = connect_to(f, &f->cli, &f->srv, identity_node_id(g_id[0]));
+    RUN_UNTIL(f, f->cli.connected == 1 && f->srv.connected == 1);
+    return c;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void test_handshake_node_ids(void **state)
+{
+    fx *f = *state;
+    quic_conn *c = pair_up(f);
+    assert_ptr_equal(f->cli.last_conn, c);
+    assert_false(quic_conn_is_server(c));
+    assert_memory_equal(quic_conn_peer_id(c), identity_node_id(g_id[0]), IDENTITY_ID_LEN);
+    quic_conn *sc = f->srv.last_conn;
+    assert_non_null(sc);
+    assert_true(quic_conn_is_server(sc));
+    assert_memory_equal(quic_conn_peer_id(sc), identity_node_id(g_id[1]), IDENTITY_ID_LEN);
+    const struct sockaddr *pa = quic_conn_peer_addr(sc);
+    assert_non_null(pa);
+    assert_int_equal(pa->sa_family, AF_INET);
+    assert_int_equal(ntohs(((const struct sockaddr_in *)pa)->sin_port),
+                     quic_endpoint_port(f->cli.ep));
+
+    /* and the other way round: the former client listens, the former server connects */
+    side a = {0}, b = {0};
+    quic_config ac = side_cfg(&a, 1, true);
+    side_start(&f->loop, &a, &ac);
+    quic_config bc = side_cfg(&b, 0, false);
+    side_start(&f->loop, &b, &bc);
+    quic_conn *c2 = NULL;
+    assert_int_equal(quic_connect(b.ep, "127.0.0.1", quic_endpoint_port(a.ep),
+                                  identity_node_id(g_id[1]), NULL, &c2),
+                     QUIC_OK);
+    RUN_UNTIL(f, a.connected == 1 && b.connected == 1);
+    assert_memory_equal(quic_conn_peer_id(c2), identity_node_id(g_id[1]), IDENTITY_ID_LEN);
+    assert_memory_equal(quic_conn_peer_id(a.last_conn), identity_node_id(g_id[0]), IDENTITY_ID_LEN);
+    quic_endpoint_stats st;
+    quic_endpoint_stats_get(a.ep, &st);
+    assert_int_equal(st.handshakes_ok, 1);
+    assert_int_equal(st.handshakes_failed, 0);
+    quic_endpoint_close(a.ep);
+    quic_endpoint_close(b.ep);
+    /* endpoint close reports every visible connection */
+    assert_int_equal(a.closed, 1);
+    assert_int_equal(b.closed, 1);
+    assert_int_equal(b.last_close.error, QUIC_OK);
+    side_free(&a);
+    side_free(&b);
+}
+
+static void test_graceful_close_code_reason(void **state)
+{
+    fx *f = *state;
+    quic_conn *c = pair_up(f);
+    quic_conn_close(c, 42, "bye for now");
+    RUN_UNTIL(f, f->cli.closed == 1 && f->srv.closed == 1);
+    assert_int_equal(f->cli.last_close.error, QUIC_OK);
+    assert_false(f->cli.last_close.remote);
+    assert_true(f->srv.last_close.remote);
+    assert_true(f->srv.last_close.app);
+    assert_int_equal(f->srv.last_close.code, 42);
+    assert_string_equal(f->srv.last_close.reason, "bye for now");
+    assert_int_equal(f->srv.last_close.error, QUIC_OK);
+
+    /* server-initiated close, reason text with a non-printable byte (replaced) */
+    c = connect_to(f, &f->cli, &f->srv, NULL);
+    RUN_UNTIL(f, f->cli.connected == 2 && f->srv.connected == 2);
+    quic_conn_close(f->srv.last_conn, 7, "going\naway");
+    quic_conn_close(f->srv.last_conn, 8, "ignored: second close"); /* no-op */
+    RUN_UNTIL(f, f->cli.closed == 2 && f->srv.closed == 2);
+    assert_true(f->cli.last_close.remote);
+    assert_true(f->cli.last_close.app);
+    assert_int_equal(f->cli.last_close.code, 7);
+    assert_string_equal(f->cli.last_close.reason, "going?away");
+    (void)c;
+    /* the closed connections' state goes away after the draining period */
+    quic_endpoint_stats st;
+    RUN_UNTIL(f, (quic_endpoint_stats_get(f->srv.ep, &st), st.connections == 0 && st.cids == 0));
+    RUN_UNTIL(f, (quic_endpoint_stats_get(f->cli.ep, &st), st.connections == 0 && st.cids == 0));
+}
+
+static void pattern(uint8_t *b, size_t n, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        b[i] = (uint8_t)x;
+    }
+}
+
+static void bulk_pump(side *s)
+{
+    while (s->txconn && s->txoff < s->txlen) {
+        size_t n = s->txlen - s->txoff;
+        if (n > (size_t)48 * 1024)
+            n = (size_t)48 * 1024;
+        bool fin = s->txoff + n == s->txlen;
+        int rc = quic_stream_write(s->txconn, s->txsid, s->tx + s->txoff, n, fin);
+        if (rc == QUIC_EAGAIN)
+            return;
+        assert_int_equal(rc, QUIC_OK);
+        s->txoff += n;
+    }
+}
+
+static void test_echo_5mib_flow_control(void **state)
+{
+    fx *f = *state;
+    /* small windows and send queues so flow control and backpressure do real work; the echo
+     * server gives credit back only for what it could queue (manual consume) */
+    f->srv.echo = true;
+    f->srv.manual = true;
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    sc.stream_window = 64 * 1024;
+    sc.conn_window = 128 * 1024;
+    sc.stream_send_buffer = 256 * 1024;
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    cc.stream_window = 64 * 1024;
+    cc.conn_window = 128 * 1024;
+    cc.stream_send_buffer = 256 * 1024;
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *c = connect_to(f, &f->cli, &f->srv, identity_node_id(g_id[0]));
+    RUN_UNTIL(f, f->cli.connected == 1);
+
+    size_t total = (size_t)5 * 1024 * 1024;
+    uint8_t *data = malloc(total);
+    assert_non_null(data);
+    pattern(data, total, 1);
+    f->cli.tx = data;
+    f->cli.txlen = total;
+    f->cli.txconn = c;
+    assert_int_equal(quic_stream_open(c, &f->cli.txsid), QUIC_OK);
+    bulk_pump(&f->cli);
+    assert_true(f->cli.txoff < total); /* the queue bound pushed back */
+    RUN_UNTIL(f, f->cli.nrx == 1 && f->cli.rx[0].fin);
+    assert_int_equal(f->cli.rx[0].len, total);
+    assert_memory_equal(f->cli.rx[0].data, data, total);
+    assert_int_equal(f->srv.rx[0].len, total);
+    /* both sides acknowledged everything: the streams close on both ends */
+    RUN_UNTIL(f, f->cli.streams_closed == 1 && f->srv.streams_closed == 1);
+    assert_int_equal(quic_stream_queued(c, f->cli.txsid), 0);
+    free(data);
+}
+
+static void test_many_small_messages(void **state)
+{
+    fx *f = *state;
+    f->srv.echo = true;
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *c = connect_to(f, &f->cli, &f->srv, NULL);
+    RUN_UNTIL(f, f->cli.connected == 1);
+    enum { NS = 6, NMSG = 400 };
+    int64_t sid[NS];
+    uint8_t *expect[NS];
+    size_t elen[NS];
+    for (int i = 0; i < NS; i++) {
+        assert_int_equal(quic_stream_open(c, &sid[i]), QUIC_OK);
+        expect[i] = NULL;
+        elen[i] = 0;
+    }
+    size_t cap[NS] = {0};
+    for (int m = 0; m < NMSG; m++) {
+        for (int i = 0; i < NS; i++) {
+            uint8_t msg[64];
+            int n = snprintf((char *)msg, sizeof msg, "stream %d message %d;", i, m);
+            assert_int_equal(quic_stream_write(c, sid[i], msg, (size_t)n, m == NMSG - 1), QUIC_OK);
+            buf_append(&expect[i], &elen[i], &cap[i], msg, (size_t)n);
+        }
+        if (m % 50 == 0)
+            uv_run(&f->loop, UV_RUN_NOWAIT); /* let some go out while we keep writing */
+    }
+    RUN_UNTIL(f, f->cli.fin_count == NS);
+    for (int i = 0; i < NS; i++) {
+        rxbuf *r = rx_get(&f->cli, c, sid[i]);
+        assert_true(r->fin);
+        assert_int_equal(r->len, elen[i]);
+        assert_memory_equal(r->data, expect[i], elen[i]);
+        free(expect[i]);
+    }
+    /* writing after FIN is refused */
+    assert_int_equal(quic_stream_write(c, sid[0], (const uint8_t *)"x", 1, false), QUIC_ESTREAM);
+    assert_int_equal(quic_stream_write(c, 12345, (const uint8_t *)"x", 1, false), QUIC_ESTREAM);
+}
+
+static void test_expected_node_id_mismatch(void **state)
+{
+    fx *f = *state;
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    side_start(&f->loop, &f->cli, &cc);
+    connect_to(f, &f->cli, &f->srv, identity_node_id(g_id[2])); /* expects someone else */
+    RUN_UNTIL(f, f->cli.closed == 1);
+    assert_int_equal(f->cli.connected, 0);
+    assert_int_equal(f->cli.last_close.error, QUIC_EPEERID);
+    char want[IDENTITY_ID_HEX_LEN + 1], got[IDENTITY_ID_HEX_LEN + 1];
+    identity_node_id_hex(g_id[2], want);
+    identity_node_id_hex(g_id[0], got);
+    assert_non_null(strstr(f->cli.last_close.reason, "node ID mismatch"));
+    assert_non_null(strstr(f->cli.last_close.reason, want));
+    assert_non_null(strstr(f->cli.last_close.reason, got));
+    /* the server hears why (the client's CONNECTION_CLOSE carries the reason) */
+    quic_endpoint_stats st;
+    RUN_UNTIL(f, (quic_endpoint_stats_get(f->srv.ep, &st), st.handshakes_failed == 1));
+    assert_non_null(strstr(f->srv.log, "peer node ID mismatch"));
+    assert_non_null(strstr(f->srv.log, want));
+    assert_int_equal(f->srv.connected, 0);
+    assert_int_equal(f->srv.closed, 0);
+}
+
+static void test_wrong_alpn_refused(void **state)
+{
+    fx *f = *state;
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    cc.alpn = "h3";
+    side_start(&f->loop, &f->cli, &cc);
+    connect_to(f, &f->cli, &f->srv, NULL);
+    RUN_UNTIL(f, f->cli.closed == 1);
+    assert_int_equal(f->cli.connected, 0);
+    assert_int_equal(f->cli.last_close.error, QUIC_EALPN);
+    assert_true(f->cli.last_close.remote);                 /* the server refused */
+    assert_int_equal(f->cli.last_close.code, 0x100 + 120); /* no_application_protocol */
+    assert_non_null(strstr(f->cli.last_close.reason, "macula"));
+    quic_endpoint_stats st;
+    quic_endpoint_stats_get(f->srv.ep, &st);
+    assert_int_equal(st.handshakes_failed, 1);
+    assert_non_null(strstr(f->srv.log, "ALPN"));
+    assert_int_equal(f->srv.connected, 0);
+}
+
+static void test_idle_timeout(void **state)
+{
+    fx *f = *state;
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    sc.idle_timeout_ms = 300;
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    cc.idle_timeout_ms = 300;
+    side_start(&f->loop, &f->cli, &cc);
+    connect_to(f, &f->cli, &f->srv, NULL);
+    RUN_UNTIL(f, f->cli.connected == 1 && f->srv.connected == 1);
+    RUN_UNTIL(f, f->cli.closed == 1 && f->srv.closed == 1);
+    assert_int_equal(f->cli.last_close.error, QUIC_EIDLE);
+    assert_int_equal(f->srv.last_close.error, QUIC_EIDLE);
+    quic_endpoint_stats st;
+    quic_endpoint_stats_get(f->srv.ep, &st);
+    assert_int_equal(st.connections, 0);
+    assert_int_equal(st.cids, 0);
+}
+
+static void test_handshake_timeout(void **state)
+{
+    fx *f = *state;
+    /* a UDP socket that reads nothing: the client's Initials go unanswered */
+    uv_udp_t sink;
+    uv_udp_init(&f->loop, &sink);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    assert_int_equal(uv_udp_bind(&sink, (const struct sockaddr *)&a, 0), 0);
+    int len = sizeof a;
+    assert_int_equal(uv_udp_getsockname(&sink, (struct sockaddr *)&a, &len), 0);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    cc.handshake_timeout_ms = 300;
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *c = NULL;
+    assert_int_equal(quic_connect(f->cli.ep, "127.0.0.1", ntohs(a.sin_port), NULL, NULL, &c),
+                     QUIC_OK);
+    RUN_UNTIL(f, f->cli.closed == 1);
+    assert_int_equal(f->cli.last_close.error, QUIC_ETIMEDOUT);
+    close_and_wait(&f->loop, (uv_handle_t *)&sink);
+}
+
+static void test_stream_reset(void **state)
+{
+    fx *f = *state;
+    quic_conn *c = pair_up(f);
+    int64_t sid;
+    assert_int_equal(quic_stream_open(c, &sid), QUIC_OK);
+    assert_int_equal(quic_stream_write(c, sid, (const uint8_t *)"hello", 5, false), QUIC_OK);
+    RUN_UNTIL(f, f->srv.nrx == 1 && f->srv.rx[0].len == 5);
+    assert_int_equal(quic_stream_reset(c, sid, 9), QUIC_OK);
+    RUN_UNTIL(f, f->srv.rx[0].reset);
+    assert_int_equal(f->srv.rx[0].reset_code, 9);
+    assert_int_equal(quic_stream_write(c, sid, (const uint8_t *)"x", 1, false), QUIC_ESTREAM);
+    RUN_UNTIL(f, f->cli.streams_closed == 1 && f->srv.streams_closed == 1);
+    /* the connection still works */
+    assert_int_equal(quic_stream_open(c, &sid), QUIC_OK);
+    assert_int_equal(quic_stream_write(c, sid, (const uint8_t *)"again", 5, true), QUIC_OK);
+    RUN_UNTIL(f, f->srv.nrx == 2 && f->srv.rx[1].fin);
+    assert_memory_equal(f->srv.rx[1].data, "again", 5);
+}
+
+static void test_garbage_does_not_disturb(void **state)
+{
+    fx *f = *state;
+    f->srv.echo = true;
+    quic_conn *c = pair_up(f);
+    uv_udp_t junk;
+    uv_udp_init(&f->loop, &junk);
+    struct sockaddr_in to;
+    uv_ip4_addr("127.0.0.1", quic_endpoint_port(f->srv.ep), &to);
+    uint8_t pkt[1500];
+    uint32_t seed = 7;
+    for (int i = 0; i < 2000; i++) {
+        size_t n = 1 + (size_t)(i * 37 % 1400);
+        pattern(pkt, n, seed++);
+        switch (i % 5) {
+        case 0: break; /* anything */
+        case 1:        /* long header, QUIC v1 Initial, plausible CIDs, big enough to accept */
+            n = 1200 + (size_t)(i % 200);
+            pattern(pkt, n, seed++);
+            pkt[0] = 0xc0 | (pkt[0] & 0x0f);
+            pkt[1] = 0, pkt[2] = 0, pkt[3] = 0, pkt[4] = 1;
+            pkt[5] = 8 + (uint8_t)(i % 13);
+            break;
+        case 2: /* long header, unknown version: version negotiation */
+            n = 1200;
+            pkt[0] = 0xc0;
+            pkt[1] = 0x1a, pkt[2] = 0x2a, pkt[3] = 0x3a, pkt[4] = 0x4a;
+            pkt[5] = 8;
+            break;
+        case 3: /* short header, random DCID */ pkt[0] = 0x40 | (pkt[0] & 0x3f); break;
+        default: /* absurd CID lengths */
+            if (n > 6) {
+                pkt[0] = 0xc0;
+                pkt[5] = 0xff;
+            }
+        }
+        uv_buf_t b = uv_buf_init((char *)pkt, (unsigned)n);
+        int rc = uv_udp_try_send(&junk, &b, 1, (const struct sockaddr *)&to);
+        assert_true(rc >= 0 || rc == UV_EAGAIN);
+        if (i % 100 == 0)
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    /* the real connection is fine */
+    int64_t sid;
+    assert_int_equal(quic_stream_open(c, &sid), QUIC_OK);
+    assert_int_equal(quic_stream_write(c, sid, (const uint8_t *)"still here", 10, true), QUIC_OK);
+    RUN_UNTIL(f, f->cli.fin_count == 1);
+    assert_memory_equal(rx_get(&f->cli, c, sid)->data, "still here", 10);
+    assert_int_equal(f->cli.closed, 0);
+    assert_int_equal(f->srv.closed, 0);
+    quic_endpoint_stats st;
+    quic_endpoint_stats_get(f->srv.ep, &st);
+    assert_int_equal(st.connections, 1); /* no garbage connection survived */
+    assert_int_equal(st.handshakes_ok, 1);
+    assert_true(st.packets_dropped >= 1000);
+    close_and_wait(&f->loop, (uv_handle_t *)&junk);
+}
+
+/* 300 clients on one client endpoint; each sends 1 KiB on its own stream and gets it back */
+static void test_300_concurrent(void **state)
+{
+    fx *f = *state;
+    enum { N = 300 };
+    f->srv.echo = true;
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    sc.log_level = QUIC_LOG_WARN;
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    cc.log_level = QUIC_LOG_WARN;
+    cc.cb.on_stream_data = NULL; /* counted below instead */
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *conns[N];
+    for (int i = 0; i < N; i++)
+        conns[i] = connect_to(f, &f->cli, &f->srv, identity_node_id(g_id[0]));
+    RUN_UNTIL(f, f->cli.connected + f->cli.closed == N);
+    assert_int_equal(f->cli.connected, N);
+    RUN_UNTIL(f, f->srv.connected == N);
+    quic_endpoint_stats st;
+    quic_endpoint_stats_get(f->srv.ep, &st);
+    assert_int_equal(st.connections, N);
+    uint8_t msg[1024];
+    for (int i = 0; i < N; i++) {
+        int64_t sid;
+        assert_int_equal(quic_stream_open(conns[i], &sid), QUIC_OK);
+        pattern(msg, sizeof msg, (uint32_t)i);
+        assert_int_equal(quic_stream_write(conns[i], sid, msg, sizeof msg, true), QUIC_OK);
+    }
+    /* the server echoes on N different streams; wait until every client stream closed
+     * (echo received in full with FIN and our data acknowledged) */
+    RUN_UNTIL(f, f->cli.streams_closed == N);
+    assert_int_equal(f->srv.fin_count, N);
+    for (int i = 0; i < f->srv.nrx; i++)
+        assert_int_equal(f->srv.rx[i].len, sizeof msg);
+    for (int i = 0; i < N; i++)
+        quic_conn_close(conns[i], 0, "done");
+    RUN_UNTIL(f, f->srv.closed == N);
+    assert_int_equal(f->cli.closed, N);
+    RUN_UNTIL(f, (quic_endpoint_stats_get(f->srv.ep, &st), st.connections == 0 && st.cids == 0));
+}
+
+static void test_bad_arguments(void **state)
+{
+    fx *f = *state;
+    quic_endpoint *ep = NULL;
+    quic_config cfg = {0};
+    assert_int_equal(quic_endpoint_new(&f->loop, &cfg, &ep), QUIC_EINVAL); /* no identity */
+    cfg.id = g_id[0];
+    cfg.bind_host = "localhost"; /* names are not resolved here */
+    assert_int_equal(quic_endpoint_new(&f->loop, &cfg, &ep), QUIC_EADDR);
+    assert_null(ep);
+    cfg.bind_host = "127.0.0.1";
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    side_start(&f->loop, &f->srv, &sc);
+    cfg.bind_port = quic_endpoint_port(f->srv.ep); /* taken */
+    assert_int_equal(quic_endpoint_new(&f->loop, &cfg, &ep), QUIC_EIO);
+    assert_null(ep);
+    quic_conn *c = NULL;
+    assert_int_equal(quic_connect(f->srv.ep, "::1", 443, NULL, NULL, &c), QUIC_EADDR);
+    assert_int_equal(quic_connect(f->srv.ep, "not an address", 443, NULL, NULL, &c), QUIC_EADDR);
+    assert_int_equal(quic_connect(f->srv.ep, "127.0.0.1", 0, NULL, NULL, &c), QUIC_EINVAL);
+    assert_null(c);
+    assert_string_equal(quic_strerror(QUIC_EPEERID), "peer node ID mismatch");
+    assert_string_equal(quic_strerror(12345), "unknown error");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_handshake_node_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_graceful_close_code_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_echo_5mib_flow_control, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_small_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expected_node_id_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_alpn_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_does_not_disturb, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_300_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
