@@ -15,6 +15,7 @@
  */
 #include "mesh/quic.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +107,8 @@ struct quic_conn {
     uint8_t state;
     bool server, visible, connected_pending, close_req, dirty, has_expected, peer_id_set;
     bool got_packet;
-    int busy; /* inside ngtcp2 or an application callback of conn_service */
+    bool tls_done; /* handshake confirmed: the GnuTLS session can go */
+    int busy;      /* inside ngtcp2 or an application callback of conn_service */
     uint8_t expected[IDENTITY_ID_LEN];
     uint8_t peer_id[IDENTITY_ID_LEN];
 };
@@ -145,6 +147,7 @@ struct quic_endpoint {
     bool closing, idle_on;
     quic_endpoint_stats stats;
     ngtcp2_callbacks cb_client, cb_server;
+    ngtcp2_mem mem; /* counts what ngtcp2 holds (stats.ngtcp2_bytes) */
     uint8_t sendbuf[QUIC__MAX_PKT];
     uint8_t recvbuf[QUIC__RECV_BUF];
 };
@@ -916,10 +919,14 @@ static void quic__conn_write(quic_conn *c)
     /* Pacing work-around (docs/quic.md): ngtcp2 0.12 paces from cwnd / initial RTT (333 ms)
      * until the first RTT sample, which holds back the first application data by ~20 ms.
      * Skip the pacing update while there is no RTT sample yet. */
+#ifndef MACULA_QUIC_PACE_BEFORE_RTT /* defined: ngtcp2's own behaviour, to measure the gap */
     ngtcp2_conn_stat st;
     ngtcp2_conn_get_conn_stat(c->conn, &st);
     if (st.latest_rtt != 0)
         ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+#else
+    ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+#endif
 }
 
 /* Re-arms c's deadline; frees it when dead. Returns false when c was freed. */
@@ -970,6 +977,13 @@ static void quic__conn_service(quic_conn *c)
                 ep->cfg.cb.on_connected(c, ep->cfg.ctx);
                 c->busy--;
             }
+        }
+        if (c->tls_done && c->tls && !c->connected_pending) {
+            /* Handshake confirmed: 1-RTT keys are installed and key updates need only
+             * ngtcp2's crypto context, so the TLS session (~15 KiB) is released. */
+            ngtcp2_conn_set_tls_native_handle(c->conn, NULL);
+            gnutls_deinit(c->tls);
+            c->tls = NULL;
         }
         if (c->close_req) {
             ngtcp2_connection_close_error ccerr;
@@ -1037,6 +1051,8 @@ static int quic__cb_recv_crypto(ngtcp2_conn *conn, ngtcp2_crypto_level level, ui
 {
     quic_conn *c = user;
     (void)offset;
+    if (!c->tls)
+        return 0; /* post-handshake CRYPTO data after we released TLS: nothing we use */
     if (len > 0) {
         int rv = gnutls_handshake_write(c->tls, ngtcp2_crypto_gnutls_from_ngtcp2_level(level), data,
                                         len);
@@ -1081,7 +1097,18 @@ static int quic__cb_handshake_completed(ngtcp2_conn *conn, void *user)
         return NGTCP2_ERR_CALLBACK_FAILURE;
     }
     c->connected_pending = true;
+    if (c->server)
+        c->tls_done = true; /* a server's handshake is confirmed when it completes (RFC 9001
+                               4.1.2); ngtcp2 0.12 calls handshake_confirmed only on clients */
     c->ep->stats.handshakes_ok++;
+    return 0;
+}
+
+static int quic__cb_handshake_confirmed(ngtcp2_conn *conn, void *user)
+{
+    quic_conn *c = user;
+    (void)conn;
+    c->tls_done = true;
     return 0;
 }
 
@@ -1217,6 +1244,7 @@ static void quic__callbacks_init(ngtcp2_callbacks *cb, bool server)
     }
     cb->recv_crypto_data = quic__cb_recv_crypto;
     cb->handshake_completed = quic__cb_handshake_completed;
+    cb->handshake_confirmed = quic__cb_handshake_confirmed;
     cb->encrypt = ngtcp2_crypto_encrypt_cb;
     cb->decrypt = ngtcp2_crypto_decrypt_cb;
     cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
@@ -1289,7 +1317,9 @@ static int quic__tls_verify(gnutls_session_t session)
 static int quic__tls_init(quic_conn *c)
 {
     quic_endpoint *ep = c->ep;
-    unsigned flags = (c->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_END_OF_EARLY_DATA;
+    /* no session tickets: nodes do not resume, and tickets would cost a CRYPTO round */
+    unsigned flags = (c->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_END_OF_EARLY_DATA |
+                     GNUTLS_NO_TICKETS;
     if (gnutls_init(&c->tls, flags) != 0) {
         c->tls = NULL;
         return QUIC_ENOMEM;
@@ -1393,7 +1423,7 @@ static quic_conn *quic__server_conn_new(quic_endpoint *ep, const ngtcp2_pkt_hd *
                                                      sizeof ep->reset_secret, &scid) != 0)
         goto fail;
     if (ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, path, hd->version, &ep->cb_server, &s,
-                               &p, NULL, c) != 0) {
+                               &p, &ep->mem, c) != 0) {
         c->conn = NULL;
         goto fail;
     }
@@ -1462,7 +1492,7 @@ int quic_connect(quic_endpoint *ep, const char *host, uint16_t port, const uint8
                                    .addrlen = quic__addr_len((struct sockaddr *)&remote)},
                         .user_data = NULL};
     if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &ep->cb_client,
-                               &s, &p, NULL, c) != 0) {
+                               &s, &p, &ep->mem, c) != 0) {
         c->conn = NULL;
         rc = QUIC_ENOMEM;
         goto fail;
@@ -1585,6 +1615,52 @@ static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
         return;
     }
     quic__conn_recv(c, from, pkt, len);
+}
+
+/* ---- ngtcp2 allocator: the system's, counted per endpoint ------------------------------- */
+
+static void quic__mem_count(void *user, void *p, bool add)
+{
+    quic_endpoint *ep = user;
+    if (!p)
+        return;
+    size_t n = malloc_usable_size(p);
+    if (add)
+        ep->stats.ngtcp2_bytes += n;
+    else
+        ep->stats.ngtcp2_bytes -= n;
+}
+
+static void *quic__mem_malloc(size_t size, void *user)
+{
+    void *p = malloc(size);
+    quic__mem_count(user, p, true);
+    return p;
+}
+
+static void quic__mem_free(void *ptr, void *user)
+{
+    quic__mem_count(user, ptr, false);
+    free(ptr);
+}
+
+static void *quic__mem_calloc(size_t n, size_t size, void *user)
+{
+    void *p = calloc(n, size);
+    quic__mem_count(user, p, true);
+    return p;
+}
+
+static void *quic__mem_realloc(void *ptr, size_t size, void *user)
+{
+    size_t old = ptr ? malloc_usable_size(ptr) : 0;
+    void *p = realloc(ptr, size);
+    if (!p && size)
+        return NULL; /* ptr untouched */
+    quic_endpoint *ep = user;
+    ep->stats.ngtcp2_bytes -= old;
+    quic__mem_count(user, p, true);
+    return p;
 }
 
 /* ---- loop handles ------------------------------------------------------------------------ */
@@ -1723,6 +1799,11 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
         rc = QUIC_EADDR;
         goto fail_mem;
     }
+    ep->mem = (ngtcp2_mem){.user_data = ep,
+                           .malloc = quic__mem_malloc,
+                           .free = quic__mem_free,
+                           .calloc = quic__mem_calloc,
+                           .realloc = quic__mem_realloc};
     quic__callbacks_init(&ep->cb_client, false);
     quic__callbacks_init(&ep->cb_server, true);
 

@@ -50,7 +50,7 @@
 
 #include <uv.h>
 
-#include "mesh/identity.h"
+#include "identity.h" /* sibling: also found from bench/, which has no src include path */
 
 #ifdef __cplusplus
 extern "C" {
@@ -163,6 +163,7 @@ typedef struct quic_endpoint_stats {
     uint64_t packets_in;
     uint64_t packets_out;
     uint64_t packets_dropped; /* unparseable, unknown connection ID, refused */
+    size_t ngtcp2_bytes;      /* heap held by ngtcp2 for this endpoint's connections */
 } quic_endpoint_stats;
 
 /* ---- endpoint ---------------------------------------------------------------------------- */
