@@ -51,13 +51,16 @@ static void die(const char *what, const char *why)
 
 static size_t rss_bytes(void)
 {
+    char buf[128] = {0};
     FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, res = 0;
     if (!f)
         return 0;
-    if (fscanf(f, "%lu %lu", &size, &res) != 2)
-        res = 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
+    buf[n] = '\0';
+    char *end = NULL;
+    strtoul(buf, &end, 10); /* size */
+    unsigned long res = strtoul(end, NULL, 10);
     return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
@@ -149,7 +152,6 @@ static void ctl_send(ctl *c, char b)
 /* ---- server (parent) --------------------------------------------------------------------- */
 
 typedef struct server {
-    uv_loop_t *loop;
     quic_endpoint *ep;
     ctl ctl;
     size_t n_idle;
@@ -215,7 +217,6 @@ static void srv_msg(char c, void *arg)
 /* ---- clients (child) --------------------------------------------------------------------- */
 
 typedef struct client {
-    uv_loop_t *loop;
     quic_endpoint *ep;
     ctl ctl;
     uint16_t port;
@@ -356,7 +357,6 @@ static int run_client(client *c)
     identity *id = make_identity(dir, sizeof dir);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    c->loop = &loop;
     quic_config cfg = {0};
     cfg.id = id;
     cfg.bind_host = "127.0.0.1";
@@ -441,7 +441,6 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     server s = {0};
-    s.loop = &loop;
     s.n_idle = n_idle;
     quic_config cfg = {0};
     cfg.id = id;
