@@ -1,7 +1,7 @@
 /*
  * bench/bench_quic.c — the QUIC transport's costs (src/mesh/quic.h) on loopback.
  *
- *   bench_quic [N_IDLE] [N_LAT]      defaults 10000 and 1000
+ *   bench_quic [N_IDLE] [N_LAT] [WINDOW]      defaults 10000, 1000 and 256
  *
  * The server endpoint runs in this process, the clients in a child forked at the start (one client
  * endpoint, one UDP socket, all its connections demultiplexed by connection ID). Both processes
@@ -13,7 +13,7 @@
  *             (this is where ngtcp2 0.12's pre-RTT pacing delay would show, docs/quic.md).
  *             -> quic_handshake_p50_us, quic_handshake_p99_us, quic_first_echo_p50_us,
  *                quic_first_echo_p99_us
- *   connect   N_IDLE connections opened with at most 256 handshakes in flight; the time from
+ *   connect   N_IDLE connections opened with at most WINDOW handshakes in flight; the time from
  *             the first quic_connect to the last on_connected.
  *             -> quic_connects_per_s
  *   memory    those N_IDLE connections then stay open and idle. The server's resident set
@@ -221,7 +221,7 @@ typedef struct client {
     ctl ctl;
     uint16_t port;
     uint8_t server_id[IDENTITY_ID_LEN];
-    size_t n_idle, n_lat;
+    size_t n_idle, n_lat, window;
     /* latency phase */
     size_t lat_i;
     uint64_t t0;
@@ -250,7 +250,7 @@ static void cli_connect_one(client *c)
 
 static void cli_fill_window(client *c)
 {
-    while (c->started < c->n_idle && c->started - c->connected - c->failed < 256)
+    while (c->started < c->n_idle && c->started - c->connected - c->failed < c->window)
         cli_connect_one(c);
 }
 
@@ -405,8 +405,9 @@ int main(int argc, char **argv)
 {
     size_t n_idle = argc > 1 ? strtoul(argv[1], NULL, 10) : 10000;
     size_t n_lat = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000;
-    if (n_idle == 0)
-        die("usage", "bench_quic [N_IDLE>0] [N_LAT]");
+    size_t window = argc > 3 ? strtoul(argv[3], NULL, 10) : 256;
+    if (n_idle == 0 || window == 0)
+        die("usage", "bench_quic [N_IDLE>0] [N_LAT] [WINDOW>0]");
     signal(SIGPIPE, SIG_IGN);
     int to_child[2], to_parent[2];
     if (pipe(to_child) != 0 || pipe(to_parent) != 0)
@@ -423,6 +424,7 @@ int main(int argc, char **argv)
         client c = {0};
         c.n_idle = n_idle;
         c.n_lat = n_lat;
+        c.window = window;
         c.ctl.rfd = to_child[0];
         c.ctl.wfd = to_parent[1];
         c.ctl.on_msg = cli_msg;

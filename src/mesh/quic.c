@@ -40,7 +40,8 @@
 #define QUIC__SOCKBUF (4 * 1024 * 1024) /* requested SO_RCVBUF/SO_SNDBUF (kernel may cap) */
 #define QUIC__PRIORITY                                                                             \
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"      \
-    "+AES-128-CCM:%DISABLE_TLS13_COMPAT_MODE"
+    "+AES-128-CCM:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"                     \
+    "%DISABLE_TLS13_COMPAT_MODE"
 #define QUIC__ALERT_BAD_CERTIFICATE 42
 #define QUIC__ALERT_CERTIFICATE_EXPIRED 45
 #define QUIC__ALERT_INTERNAL_ERROR 80
