@@ -25,17 +25,32 @@
  *                endpoint's allocator), and the client process's quic_client_bytes_per_conn_*
  *
  * Output: one "name value" line per result (bench/bench_runtime.c's format).
+ *
+ *   bench_quic --mqtt PORT N BROKER_PID [tls]
+ *
+ * The comparison bench/quic.sh makes with mosquitto: N MQTT 3.1.1 clients (raw sockets, one
+ * CONNECT each, CONNACK awaited, then idle) against a broker on 127.0.0.1:PORT, over TCP or,
+ * with `tls`, TLS 1.3 (GnuTLS, certificate not verified: a benchmark). Connections are made
+ * one after the other.
+ *   -> mqtt_connect_p50_us, mqtt_connect_p99_us, mqtt_connects_per_s, mqtt_idle_conns,
+ *      mqtt_broker_bytes_per_conn_rss (the broker's /proc/PID/statm resident delta / N)
+ * (with tls the names start mqtts_).
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <uv.h>
 
 #include "../src/mesh/identity.h" /* bench targets have no src include path */
@@ -49,10 +64,10 @@ static void die(const char *what, const char *why)
     exit(1);
 }
 
-static size_t rss_bytes(void)
+static size_t rss_of(const char *statm)
 {
     char buf[128] = {0};
-    FILE *f = fopen("/proc/self/statm", "r");
+    FILE *f = fopen(statm, "r");
     if (!f)
         return 0;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -62,6 +77,11 @@ static size_t rss_bytes(void)
     strtoul(buf, &end, 10); /* size */
     unsigned long res = strtoul(end, NULL, 10);
     return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t rss_bytes(void)
+{
+    return rss_of("/proc/self/statm");
 }
 
 static size_t heap_bytes(void)
@@ -389,6 +409,105 @@ static int run_client(client *c)
 
 /* ---- main -------------------------------------------------------------------------------- */
 
+/* ---- MQTT comparison -------------------------------------------------------------------- */
+
+typedef struct mqtt_conn {
+    int fd;
+    gnutls_session_t tls;
+} mqtt_conn;
+
+static void mqtt_io(mqtt_conn *m, uint8_t *buf, size_t len, bool rd)
+{
+    while (len > 0) {
+        ssize_t n;
+        if (m->tls)
+            n = rd ? gnutls_record_recv(m->tls, buf, len) : gnutls_record_send(m->tls, buf, len);
+        else
+            n = rd ? read(m->fd, buf, len) : write(m->fd, buf, len);
+        if (m->tls && n < 0 && !gnutls_error_is_fatal((int)n))
+            continue;
+        if (n <= 0)
+            die(rd ? "mqtt read" : "mqtt write",
+                m->tls && n < 0 ? gnutls_strerror((int)n) : "connection closed");
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+static int run_mqtt(int argc, char **argv)
+{
+    if (argc < 5)
+        die("usage", "bench_quic --mqtt PORT N BROKER_PID [tls]");
+    uint16_t port = (uint16_t)strtoul(argv[2], NULL, 10);
+    size_t n = strtoul(argv[3], NULL, 10);
+    char statm[64];
+    snprintf(statm, sizeof statm, "/proc/%lu/statm", strtoul(argv[4], NULL, 10));
+    bool tls = argc > 5 && strcmp(argv[5], "tls") == 0;
+    const char *pfx = tls ? "mqtts" : "mqtt";
+    gnutls_certificate_credentials_t cred = NULL;
+    if (tls && gnutls_certificate_allocate_credentials(&cred) != 0)
+        die("mqtt", "gnutls credentials");
+    mqtt_conn *conns = calloc(n ? n : 1, sizeof *conns);
+    uint64_t *lat = calloc(n ? n : 1, sizeof *lat);
+    if (!conns || !lat || n == 0)
+        die("mqtt", "out of memory or N = 0");
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    usleep(200000); /* let the broker settle before the baseline */
+    size_t rss0 = rss_of(statm);
+    uint64_t t0 = uv_hrtime();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = uv_hrtime();
+        mqtt_conn *m = &conns[i];
+        m->fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (m->fd < 0 || connect(m->fd, (const struct sockaddr *)&to, sizeof to) != 0)
+            die("mqtt", "connect failed (is the broker up? ulimit -n?)");
+        int one = 1;
+        setsockopt(m->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (tls) {
+            if (gnutls_init(&m->tls, GNUTLS_CLIENT) != 0 ||
+                gnutls_priority_set_direct(m->tls, "NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL) != 0 ||
+                gnutls_credentials_set(m->tls, GNUTLS_CRD_CERTIFICATE, cred) != 0)
+                die("mqtt", "gnutls session");
+            gnutls_transport_set_int(m->tls, m->fd);
+            int rc;
+            do {
+                rc = gnutls_handshake(m->tls);
+            } while (rc < 0 && !gnutls_error_is_fatal(rc));
+            if (rc < 0)
+                die("mqtt TLS handshake", gnutls_strerror(rc));
+        }
+        /* CONNECT: "MQTT" level 4, clean session, keep-alive 90 s, client ID "bNNNNNNN" */
+        uint8_t pkt[32] = {0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 90, 0, 8};
+        snprintf((char *)pkt + 14, 9, "b%07zu", i % 10000000);
+        pkt[1] = 12 + 8;
+        mqtt_io(m, pkt, 22, false);
+        uint8_t ack[4];
+        mqtt_io(m, ack, sizeof ack, true);
+        if (ack[0] != 0x20 || ack[3] != 0)
+            die("mqtt", "CONNACK refused");
+        lat[i] = uv_hrtime() - a;
+    }
+    uint64_t ns = uv_hrtime() - t0;
+    usleep(200000);
+    size_t rss1 = rss_of(statm);
+    printf("%s_connect_p50_us %.1f\n", pfx, (double)pct(lat, n, 0.50) / 1e3);
+    printf("%s_connect_p99_us %.1f\n", pfx, (double)pct(lat, n, 0.99) / 1e3);
+    printf("%s_connects_per_s %.0f\n", pfx, (double)n * 1e9 / (double)ns);
+    printf("%s_idle_conns %zu\n", pfx, n);
+    printf("%s_broker_bytes_per_conn_rss %.0f\n", pfx, ((double)rss1 - (double)rss0) / (double)n);
+    for (size_t i = 0; i < n; i++) {
+        if (conns[i].tls)
+            gnutls_deinit(conns[i].tls);
+        close(conns[i].fd);
+    }
+    if (cred)
+        gnutls_certificate_free_credentials(cred);
+    free(conns);
+    free(lat);
+    return 0;
+}
+
 static void read_full(int fd, void *buf, size_t len)
 {
     uint8_t *p = buf;
@@ -403,6 +522,8 @@ static void read_full(int fd, void *buf, size_t len)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--mqtt") == 0)
+        return run_mqtt(argc, argv);
     size_t n_idle = argc > 1 ? strtoul(argv[1], NULL, 10) : 10000;
     size_t n_lat = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000;
     size_t window = argc > 3 ? strtoul(argv[3], NULL, 10) : 256;
