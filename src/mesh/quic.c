@@ -47,20 +47,29 @@
 #define QUIC__ALERT_INTERNAL_ERROR 80
 #define QUIC__ALERT_NO_APPLICATION_PROTOCOL 120
 #define QUIC__PEERID_PREFIX "node ID mismatch"
+#define QUIC__RETRY_TOKEN_TTL (10 * NGTCP2_SECONDS)
+#define QUIC__MAX_RESETS_PER_S 1000
+#define QUIC__RESET_LEN 43 /* stateless reset size when the trigger is larger */
 
 enum { ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_DRAINING, ST_DEAD };
 
 /* ---- types ------------------------------------------------------------------------------- */
 
-/* One connection ID routed to a connection: in the endpoint's bucket chain and in the
- * connection's own list (so freeing the connection removes exactly its entries). */
+/* One connection ID (or reset token) mapped to a connection: in the endpoint's bucket chain and
+ * in the connection's own list (so freeing the connection removes exactly its entries). */
 typedef struct cid_entry {
     struct cid_entry *bnext;
     struct cid_entry *cnext;
     quic_conn *conn;
     uint8_t len;
-    uint8_t data[NGTCP2_MAX_CIDLEN];
+    uint8_t data[NGTCP2_MAX_CIDLEN]; /* a CID, or a 16-byte stateless reset token */
 } cid_entry;
+
+/* A chained hash table of cid_entry, keyed by SipHash with the endpoint's key. */
+typedef struct qtable {
+    cid_entry **buckets;
+    size_t nbuckets, n;
+} qtable;
 
 /* Queued send data: one allocation per write, kept until acknowledged. */
 typedef struct qchunk {
@@ -87,7 +96,8 @@ struct quic_conn {
     ngtcp2_conn *conn;
     gnutls_session_t tls;
     ngtcp2_crypto_conn_ref ref;
-    cid_entry *cids;
+    cid_entry *cids;   /* our CIDs routed to this connection */
+    cid_entry *tokens; /* the peer's stateless reset tokens for the CIDs we send to */
     quic_stream *streams;
     quic_stream *send_head, *send_tail;
     quic_conn *dnext, *dprev; /* dirty list */
@@ -108,8 +118,10 @@ struct quic_conn {
     uint8_t state;
     bool server, visible, connected_pending, close_req, dirty, has_expected, peer_id_set;
     bool got_packet;
-    bool tls_done; /* handshake confirmed: the GnuTLS session can go */
-    int busy;      /* inside ngtcp2 or an application callback of conn_service */
+    bool half_open; /* counted in ep->half_open */
+    bool got_reset; /* the peer answered with a stateless reset */
+    bool tls_done;  /* handshake confirmed: the GnuTLS session can go */
+    int busy;       /* inside ngtcp2 or an application callback of conn_service */
     uint8_t expected[IDENTITY_ID_LEN];
     uint8_t peer_id[IDENTITY_ID_LEN];
 };
@@ -134,15 +146,19 @@ struct quic_endpoint {
     struct sockaddr_storage local;
     ngtcp2_socklen locallen;
     uint64_t hash_k0, hash_k1;
-    uint8_t reset_secret[32];
-    cid_entry **buckets;
-    size_t nbuckets, ncids;
+    uint8_t reset_secret[32]; /* derived from the identity key: stable across restarts */
+    uint8_t token_secret[32]; /* random: Retry tokens outlive no endpoint */
+    uint64_t reset_window;    /* start (ms) of the current stateless-reset budget */
+    uint32_t reset_count;
+    qtable cidt; /* our connection IDs -> connection */
+    qtable tokt; /* peers' stateless reset tokens -> connection */
     quic_conn **heap;
     size_t heap_len, heap_cap;
     uint64_t timer_at; /* expiry the uv timer is armed for, UINT64_MAX: stopped */
     quic_conn *dhead, *dtail;
     quic_conn *all;
     size_t nconns;
+    size_t half_open; /* incoming connections still in their handshake */
     size_t sends_pending;
     int handles;
     bool closing, idle_on;
@@ -297,36 +313,37 @@ static uint64_t quic__siphash(uint64_t k0, uint64_t k1, const uint8_t *p, size_t
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* ---- connection-ID table ----------------------------------------------------------------- */
+/* ---- keyed tables: connection IDs and peers' stateless reset tokens --------------------- */
 
-static size_t quic__bucket(const quic_endpoint *ep, const uint8_t *cid, size_t len)
+static size_t quic__bucket(const quic_endpoint *ep, const qtable *t, const uint8_t *key, size_t len)
 {
-    return (size_t)(quic__siphash(ep->hash_k0, ep->hash_k1, cid, len) & (ep->nbuckets - 1));
+    return (size_t)(quic__siphash(ep->hash_k0, ep->hash_k1, key, len) & (t->nbuckets - 1));
 }
 
-static quic_conn *quic__cid_find(const quic_endpoint *ep, const uint8_t *cid, size_t len)
+static quic_conn *quic__tbl_find(const quic_endpoint *ep, const qtable *t, const uint8_t *key,
+                                 size_t len)
 {
-    for (cid_entry *e = ep->buckets[quic__bucket(ep, cid, len)]; e; e = e->bnext)
-        if (e->len == len && memcmp(e->data, cid, len) == 0)
+    for (cid_entry *e = t->buckets[quic__bucket(ep, t, key, len)]; e; e = e->bnext)
+        if (e->len == len && memcmp(e->data, key, len) == 0)
             return e->conn;
     return NULL;
 }
 
-static void quic__cid_grow(quic_endpoint *ep)
+static void quic__tbl_grow(const quic_endpoint *ep, qtable *t)
 {
-    size_t n = ep->nbuckets * 2;
+    size_t n = t->nbuckets * 2;
     cid_entry **nb = calloc(n, sizeof *nb);
     if (!nb)
         return; /* keep the old table: longer chains, still correct */
-    cid_entry **old = ep->buckets;
-    size_t oldn = ep->nbuckets;
-    ep->buckets = nb;
-    ep->nbuckets = n;
+    cid_entry **old = t->buckets;
+    size_t oldn = t->nbuckets;
+    t->buckets = nb;
+    t->nbuckets = n;
     for (size_t i = 0; i < oldn; i++) {
         cid_entry *e = old[i];
         while (e) {
             cid_entry *next = e->bnext;
-            size_t b = quic__bucket(ep, e->data, e->len);
+            size_t b = quic__bucket(ep, t, e->data, e->len);
             e->bnext = nb[b];
             nb[b] = e;
             e = next;
@@ -335,50 +352,77 @@ static void quic__cid_grow(quic_endpoint *ep)
     free(old);
 }
 
-/* Routes cid to c. QUIC_EINVAL when the ID is already routed (to anyone). */
-static int quic__cid_add(quic_conn *c, const uint8_t *cid, size_t len)
+/* Maps key to c (and lists the entry on *list, c's own). QUIC_EINVAL when the key is already
+ * mapped (to anyone). */
+static int quic__tbl_add(const quic_endpoint *ep, qtable *t, cid_entry **list, quic_conn *c,
+                         const uint8_t *key, size_t len)
 {
-    quic_endpoint *ep = c->ep;
-    if (len == 0 || len > NGTCP2_MAX_CIDLEN || quic__cid_find(ep, cid, len))
+    if (len == 0 || len > NGTCP2_MAX_CIDLEN || quic__tbl_find(ep, t, key, len))
         return QUIC_EINVAL;
     cid_entry *e = malloc(sizeof *e);
     if (!e)
         return QUIC_ENOMEM;
     e->conn = c;
     e->len = (uint8_t)len;
-    memcpy(e->data, cid, len);
-    size_t b = quic__bucket(ep, cid, len);
-    e->bnext = ep->buckets[b];
-    ep->buckets[b] = e;
-    e->cnext = c->cids;
-    c->cids = e;
-    ep->ncids++;
-    if (ep->ncids > ep->nbuckets)
-        quic__cid_grow(ep);
+    memcpy(e->data, key, len);
+    size_t b = quic__bucket(ep, t, key, len);
+    e->bnext = t->buckets[b];
+    t->buckets[b] = e;
+    e->cnext = *list;
+    *list = e;
+    t->n++;
+    if (t->n > t->nbuckets)
+        quic__tbl_grow(ep, t);
     return QUIC_OK;
 }
 
-static void quic__cid_unlink(quic_endpoint *ep, cid_entry *e)
+static void quic__tbl_unlink(const quic_endpoint *ep, qtable *t, cid_entry *e)
 {
-    cid_entry **pp = &ep->buckets[quic__bucket(ep, e->data, e->len)];
+    cid_entry **pp = &t->buckets[quic__bucket(ep, t, e->data, e->len)];
     while (*pp && *pp != e)
         pp = &(*pp)->bnext;
     if (*pp)
         *pp = e->bnext;
-    ep->ncids--;
+    t->n--;
 }
 
-static void quic__cid_remove(quic_conn *c, const uint8_t *cid, size_t len)
+static void quic__tbl_remove(const quic_endpoint *ep, qtable *t, cid_entry **list,
+                             const uint8_t *key, size_t len)
 {
-    for (cid_entry **pp = &c->cids; *pp; pp = &(*pp)->cnext) {
+    for (cid_entry **pp = list; *pp; pp = &(*pp)->cnext) {
         cid_entry *e = *pp;
-        if (e->len == len && memcmp(e->data, cid, len) == 0) {
+        if (e->len == len && memcmp(e->data, key, len) == 0) {
             *pp = e->cnext;
-            quic__cid_unlink(c->ep, e);
+            quic__tbl_unlink(ep, t, e);
             free(e);
             return;
         }
     }
+}
+
+static void quic__tbl_remove_all(const quic_endpoint *ep, qtable *t, cid_entry **list)
+{
+    while (*list) {
+        cid_entry *e = *list;
+        *list = e->cnext;
+        quic__tbl_unlink(ep, t, e);
+        free(e);
+    }
+}
+
+static quic_conn *quic__cid_find(const quic_endpoint *ep, const uint8_t *cid, size_t len)
+{
+    return quic__tbl_find(ep, &ep->cidt, cid, len);
+}
+
+static int quic__cid_add(quic_conn *c, const uint8_t *cid, size_t len)
+{
+    return quic__tbl_add(c->ep, &c->ep->cidt, &c->cids, c, cid, len);
+}
+
+static void quic__cid_remove(quic_conn *c, const uint8_t *cid, size_t len)
+{
+    quic__tbl_remove(c->ep, &c->ep->cidt, &c->cids, cid, len);
 }
 
 /* ---- timer heap -------------------------------------------------------------------------- */
@@ -675,9 +719,21 @@ static void quic__stream_advance(quic_stream *s, size_t n)
 
 /* ---- connection lifecycle ---------------------------------------------------------------- */
 
+/* Every state change goes through here: it keeps the count of incoming handshakes in progress
+ * (what decides whether new clients must first prove their address with a Retry). */
+static void quic__set_state(quic_conn *c, uint8_t st)
+{
+    if (c->half_open && st != ST_HANDSHAKE) {
+        c->half_open = false;
+        c->ep->half_open--;
+    }
+    c->state = st;
+}
+
 static void quic__conn_free(quic_conn *c)
 {
     quic_endpoint *ep = c->ep;
+    quic__set_state(c, ST_DEAD);
     quic__heap_remove(ep, c);
     quic__unmark_dirty(c);
     if (c->aprev)
@@ -687,12 +743,8 @@ static void quic__conn_free(quic_conn *c)
     if (c->anext)
         c->anext->aprev = c->aprev;
     ep->nconns--;
-    while (c->cids) {
-        cid_entry *e = c->cids;
-        c->cids = e->cnext;
-        quic__cid_unlink(ep, e);
-        free(e);
-    }
+    quic__tbl_remove_all(ep, &ep->cidt, &c->cids);
+    quic__tbl_remove_all(ep, &ep->tokt, &c->tokens);
     quic__streams_free_all(c);
     if (c->conn)
         ngtcp2_conn_del(c->conn);
@@ -712,13 +764,11 @@ static void quic__report_closed(quic_conn *c, int err, bool remote, bool app, ui
     char addr[80];
     quic__addr_str(quic_conn_peer_addr(c), addr, sizeof addr);
     if (!c->visible) {
-        if (err != QUIC_OK || c->state == ST_HANDSHAKE) {
-            ep->stats.handshakes_failed++;
-            quic__log(ep, QUIC_LOG_WARN, "quic: %s handshake with %s failed: %s%s%s (code 0x%llx)",
-                      c->server ? "incoming" : "outgoing", addr, quic_strerror(err),
-                      reason && *reason ? ": " : "", reason ? reason : "",
-                      (unsigned long long)code);
-        }
+        /* an incoming connection the application never saw: its handshake failed */
+        ep->stats.handshakes_failed++;
+        quic__log(ep, QUIC_LOG_WARN, "quic: %s handshake with %s failed: %s%s%s (code 0x%llx)",
+                  c->server ? "incoming" : "outgoing", addr, quic_strerror(err),
+                  reason && *reason ? ": " : "", reason ? reason : "", (unsigned long long)code);
         return;
     }
     c->visible = false;
@@ -759,7 +809,7 @@ static void quic__conn_enter_closing(quic_conn *c, const ngtcp2_connection_close
             c->close_pktlen = (size_t)n;
         }
     }
-    c->state = ST_CLOSING;
+    quic__set_state(c, ST_CLOSING);
     c->close_deadline = now + 3 * ngtcp2_conn_get_pto(c->conn);
     quic__streams_free_all(c);
 }
@@ -782,7 +832,12 @@ static void quic__conn_remote_closed(quic_conn *c)
                                     ccerr.reason ? ccerr.reasonlen : 0);
     int err = QUIC_OK;
     bool app = ccerr.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
-    if (!app && ccerr.error_code != NGTCP2_NO_ERROR) {
+    if (c->got_reset) {
+        free(reason);
+        reason = strdup("stateless reset: the peer no longer knows this connection");
+        err = QUIC_EREFUSED;
+        app = false;
+    } else if (!app && ccerr.error_code != NGTCP2_NO_ERROR) {
         if (ccerr.error_code >= NGTCP2_CRYPTO_ERROR &&
             ccerr.error_code <= NGTCP2_CRYPTO_ERROR + 0xff)
             err = quic__alert_err((uint8_t)(ccerr.error_code & 0xff), reason);
@@ -791,7 +846,7 @@ static void quic__conn_remote_closed(quic_conn *c)
     } else if (!app && c->state == ST_HANDSHAKE) {
         err = QUIC_EREFUSED;
     }
-    c->state = ST_DRAINING;
+    quic__set_state(c, ST_DRAINING);
     c->close_deadline = quic__now() + 3 * ngtcp2_conn_get_pto(c->conn);
     quic__streams_free_all(c);
     quic__report_closed(c, err, true, app, ccerr.error_code, reason);
@@ -805,16 +860,16 @@ static void quic__conn_fail(quic_conn *c, int rv)
     switch (rv) {
     case NGTCP2_ERR_DRAINING: quic__conn_remote_closed(c); return;
     case NGTCP2_ERR_IDLE_CLOSE:
-        c->state = ST_DEAD;
+        quic__set_state(c, ST_DEAD);
         quic__report_closed(c, QUIC_EIDLE, false, false, 0, "idle timeout");
         return;
     case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
-        c->state = ST_DEAD;
+        quic__set_state(c, ST_DEAD);
         quic__report_closed(c, QUIC_ETIMEDOUT, false, false, 0, "handshake timeout");
         return;
     case NGTCP2_ERR_DROP_CONN:
     case NGTCP2_ERR_RETRY:
-        c->state = ST_DEAD;
+        quic__set_state(c, ST_DEAD);
         quic__report_closed(c, QUIC_EPROTO, false, false, 0, ngtcp2_strerror(rv));
         return;
     default: break;
@@ -824,7 +879,7 @@ static void quic__conn_fail(quic_conn *c, int rv)
          * nobody is talking to us, so say nothing (no CONNECTION_CLOSE to a possibly spoofed
          * address). A ClientHello that TLS refuses does get its answer. */
         ep->stats.packets_dropped++;
-        c->state = ST_DEAD;
+        quic__set_state(c, ST_DEAD);
         return;
     }
     ngtcp2_connection_close_error ccerr;
@@ -948,7 +1003,7 @@ static bool quic__conn_schedule(quic_conn *c)
     }
     if (quic__heap_set(ep, c, at) != QUIC_OK) {
         /* no timer: we could never time out; fail now rather than leak */
-        c->state = ST_DEAD;
+        quic__set_state(c, ST_DEAD);
         quic__report_closed(c, QUIC_ENOMEM, false, false, 0, "out of memory");
         quic__conn_free(c);
         return false;
@@ -965,7 +1020,7 @@ static void quic__conn_service(quic_conn *c)
     if (c->state == ST_HANDSHAKE || c->state == ST_OPEN) {
         if (c->connected_pending) {
             c->connected_pending = false;
-            c->state = ST_OPEN;
+            quic__set_state(c, ST_OPEN);
             c->visible = true;
             char addr[80];
             quic__addr_str(quic_conn_peer_addr(c), addr, sizeof addr);
@@ -1113,6 +1168,39 @@ static int quic__cb_handshake_confirmed(ngtcp2_conn *conn, void *user)
     return 0;
 }
 
+/* The peer's reset tokens for the CIDs we address it with: a stateless reset carries no CID of
+ * ours, so it is recognised (and routed) by its last 16 bytes. */
+static int quic__cb_dcid_status(ngtcp2_conn *conn, int type, uint64_t seq, const ngtcp2_cid *cid,
+                                const uint8_t *token, void *user)
+{
+    quic_conn *c = user;
+    quic_endpoint *ep = c->ep;
+    (void)conn;
+    (void)seq;
+    (void)cid;
+    if (!token)
+        return 0;
+    if (type == NGTCP2_CONNECTION_ID_STATUS_TYPE_ACTIVATE) {
+        /* a token already known (a peer repeating one) stays with its first owner */
+        if (quic__tbl_add(ep, &ep->tokt, &c->tokens, c, token, NGTCP2_STATELESS_RESET_TOKENLEN) ==
+            QUIC_ENOMEM)
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+    } else {
+        quic__tbl_remove(ep, &ep->tokt, &c->tokens, token, NGTCP2_STATELESS_RESET_TOKENLEN);
+    }
+    return 0;
+}
+
+static int quic__cb_recv_stateless_reset(ngtcp2_conn *conn, const ngtcp2_pkt_stateless_reset *sr,
+                                         void *user)
+{
+    quic_conn *c = user;
+    (void)conn;
+    (void)sr;
+    c->got_reset = true;
+    return 0;
+}
+
 static int quic__cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user)
 {
     quic_conn *c = user;
@@ -1246,6 +1334,8 @@ static void quic__callbacks_init(ngtcp2_callbacks *cb, bool server)
     cb->recv_crypto_data = quic__cb_recv_crypto;
     cb->handshake_completed = quic__cb_handshake_completed;
     cb->handshake_confirmed = quic__cb_handshake_confirmed;
+    cb->recv_stateless_reset = quic__cb_recv_stateless_reset;
+    cb->dcid_status = quic__cb_dcid_status;
     cb->encrypt = ngtcp2_crypto_encrypt_cb;
     cb->decrypt = ngtcp2_crypto_decrypt_cb;
     cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
@@ -1395,16 +1485,26 @@ static int quic__random_cid(ngtcp2_cid *cid, size_t len)
 
 /* A new incoming connection for an acceptable Initial packet. */
 static quic_conn *quic__server_conn_new(quic_endpoint *ep, const ngtcp2_pkt_hd *hd,
-                                        const ngtcp2_path *path)
+                                        const ngtcp2_path *path, const ngtcp2_cid *odcid)
 {
     quic_conn *c = quic__conn_alloc(ep, true);
     if (!c)
         return NULL;
+    c->half_open = true;
+    ep->half_open++;
     uint64_t now = quic__now();
     ngtcp2_settings s;
     ngtcp2_transport_params p;
     quic__settings(ep, &s, &p, now);
-    p.original_dcid = hd->dcid;
+    if (odcid) {
+        /* the client echoed our Retry token: hd->dcid is the SCID we put in the Retry */
+        p.original_dcid = *odcid;
+        p.retry_scid = hd->dcid;
+        p.retry_scid_present = 1;
+        s.token = hd->token;
+    } else {
+        p.original_dcid = hd->dcid;
+    }
     ngtcp2_cid scid;
     int rc = QUIC_ETLS;
     for (int tries = 0; tries < 4 && rc != QUIC_OK; tries++) {
@@ -1416,7 +1516,7 @@ static quic_conn *quic__server_conn_new(quic_endpoint *ep, const ngtcp2_pkt_hd *
     }
     if (rc != QUIC_OK)
         goto fail;
-    /* the client's first DCID routes its retransmitted Initials here */
+    /* the client's DCID (its first, or our Retry SCID) routes its retransmitted Initials here */
     if (quic__cid_add(c, hd->dcid.data, hd->dcid.datalen) != QUIC_OK)
         goto fail;
     p.stateless_reset_token_present = 1;
@@ -1557,6 +1657,63 @@ static void quic__send_version_negotiation(quic_endpoint *ep, const struct socka
         quic__send(ep, to, ep->sendbuf, (size_t)n);
 }
 
+/* Address validation: a Retry carrying a token that binds the client's address and first DCID
+ * (ngtcp2_crypto's AEAD-protected format, valid QUIC__RETRY_TOKEN_TTL). No state is kept. */
+static void quic__send_retry(quic_endpoint *ep, const struct sockaddr *to, const ngtcp2_pkt_hd *hd)
+{
+    ngtcp2_cid scid;
+    if (quic__random_cid(&scid, QUIC__CID_LEN) != QUIC_OK)
+        return;
+    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token(
+        token, ep->token_secret, sizeof ep->token_secret, hd->version, (const ngtcp2_sockaddr *)to,
+        quic__addr_len(to), &scid, &hd->dcid, quic__now());
+    if (tl < 0)
+        return;
+    ngtcp2_ssize n = ngtcp2_crypto_write_retry(ep->sendbuf, sizeof ep->sendbuf, hd->version,
+                                               &hd->scid, &scid, &hd->dcid, token, (size_t)tl);
+    if (n <= 0)
+        return;
+    ep->stats.retries_sent++;
+    quic__send(ep, to, ep->sendbuf, (size_t)n);
+}
+
+/* RFC 9000 10.3: tell the sender of a short-header packet for a connection we do not know
+ * (e.g. from before a restart) that it is gone. The reset is smaller than the packet that
+ * triggered it (no loops, no amplification) and at most QUIC__MAX_RESETS_PER_S go out. */
+static void quic__send_stateless_reset(quic_endpoint *ep, const struct sockaddr *to,
+                                       const uint8_t *dcid, size_t dcidlen, size_t pktlen)
+{
+    size_t total = pktlen - 1 < QUIC__RESET_LEN ? pktlen - 1 : QUIC__RESET_LEN;
+    if (dcidlen != QUIC__CID_LEN ||
+        total < 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN)
+        return;
+    uint64_t now_ms = uv_now(ep->loop);
+    if (now_ms - ep->reset_window >= 1000) {
+        ep->reset_window = now_ms;
+        ep->reset_count = 0;
+    }
+    if (ep->reset_count >= QUIC__MAX_RESETS_PER_S)
+        return;
+    ngtcp2_cid cid;
+    ngtcp2_cid_init(&cid, dcid, dcidlen);
+    uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
+    if (ngtcp2_crypto_generate_stateless_reset_token(token, ep->reset_secret,
+                                                     sizeof ep->reset_secret, &cid) != 0)
+        return;
+    uint8_t rnd[QUIC__RESET_LEN];
+    size_t randlen = total - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;
+    if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, randlen) != 0)
+        return;
+    ngtcp2_ssize n =
+        ngtcp2_pkt_write_stateless_reset(ep->sendbuf, sizeof ep->sendbuf, token, rnd, randlen);
+    if (n <= 0)
+        return;
+    ep->reset_count++;
+    ep->stats.resets_sent++;
+    quic__send(ep, to, ep->sendbuf, (size_t)n);
+}
+
 static void quic__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     quic_endpoint *ep = h->data;
@@ -1595,8 +1752,22 @@ static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
         return;
     }
     /* unknown connection ID: only an acceptable client Initial may create a connection */
+    if ((pkt[0] & 0x80) == 0) {
+        /* a stateless reset from a peer that lost one of our connections? */
+        if (len >= 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN) {
+            c = quic__tbl_find(ep, &ep->tokt, pkt + len - NGTCP2_STATELESS_RESET_TOKENLEN,
+                               NGTCP2_STATELESS_RESET_TOKENLEN);
+            if (c) {
+                quic__conn_recv(c, from, pkt, len);
+                return;
+            }
+        }
+        quic__send_stateless_reset(ep, from, vc.dcid, vc.dcidlen, len);
+        ep->stats.packets_dropped++;
+        return;
+    }
     ngtcp2_pkt_hd hd;
-    if (!ep->cfg.listen || (pkt[0] & 0x80) == 0 || ngtcp2_accept(&hd, pkt, len) != 0) {
+    if (!ep->cfg.listen || ngtcp2_accept(&hd, pkt, len) != 0) {
         ep->stats.packets_dropped++;
         return;
     }
@@ -1606,11 +1777,27 @@ static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
                   ep->nconns);
         return;
     }
+    ngtcp2_cid odcid;
+    bool validated = false;
+    if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+        if (ngtcp2_crypto_verify_retry_token(&odcid, hd.token.base, hd.token.len, ep->token_secret,
+                                             sizeof ep->token_secret, hd.version,
+                                             (const ngtcp2_sockaddr *)from, quic__addr_len(from),
+                                             &hd.dcid, QUIC__RETRY_TOKEN_TTL, quic__now()) != 0) {
+            ep->stats.packets_dropped++; /* forged, replayed elsewhere or expired */
+            return;
+        }
+        validated = true;
+    }
+    if (!validated && (ep->cfg.retry_always || ep->half_open >= ep->cfg.retry_half_open)) {
+        quic__send_retry(ep, from, &hd);
+        return;
+    }
     ngtcp2_path path = {
         .local = {.addr = (ngtcp2_sockaddr *)&ep->local, .addrlen = ep->locallen},
         .remote = {.addr = (ngtcp2_sockaddr *)from, .addrlen = quic__addr_len(from)},
         .user_data = NULL};
-    c = quic__server_conn_new(ep, &hd, &path);
+    c = quic__server_conn_new(ep, &hd, &path, validated ? &odcid : NULL);
     if (!c) {
         ep->stats.packets_dropped++;
         return;
@@ -1675,7 +1862,7 @@ static void quic__on_timer(uv_timer_t *t)
         quic_conn *c = ep->heap[0];
         quic__heap_remove(ep, c);
         if (c->state == ST_CLOSING || c->state == ST_DRAINING) {
-            c->state = ST_DEAD;
+            quic__set_state(c, ST_DEAD);
         } else if (c->state == ST_HANDSHAKE || c->state == ST_OPEN) {
             c->busy++;
             int rv = ngtcp2_conn_handle_expiry(c->conn, now);
@@ -1695,7 +1882,14 @@ static void quic__on_idle(uv_idle_t *h)
      * for the next pass, so a bulk sender cannot starve the loop */
     quic_conn *last = ep->dtail;
     while (ep->dhead && ep->sends_pending == 0 && !ep->closing) {
-        quic_conn *c = ep->dhead;
+        quic_conn *c = ep->dhead; /* pop the head */
+        ep->dhead = c->dnext;
+        if (ep->dhead)
+            ep->dhead->dprev = NULL;
+        else
+            ep->dtail = NULL;
+        c->dirty = false;
+        c->dnext = NULL;
         bool end = c == last;
         quic__conn_service(c);
         if (end)
@@ -1713,7 +1907,8 @@ static void quic__on_handle_closed(uv_handle_t *h)
 {
     quic_endpoint *ep = h->data;
     if (--ep->handles == 0) {
-        free(ep->buckets);
+        free(ep->cidt.buckets);
+        free(ep->tokt.buckets);
         free(ep->heap);
         free(ep->alpn);
         free(ep->bind_host);
@@ -1729,6 +1924,22 @@ static void quic__endpoint_release(quic_endpoint *ep)
         gnutls_priority_deinit(ep->prio);
     ep->cred = NULL;
     ep->prio = NULL;
+}
+
+/* SHA-256 over a label and the private key: the same key gives the same stateless reset
+ * tokens after a restart, and the secret reveals nothing about the key. */
+static int quic__derive_reset_secret(const identity *id, uint8_t out[32])
+{
+    static const char label[] = "macula quic stateless reset v1";
+    size_t len = 0;
+    const char *pem = identity_key_pem(id, &len);
+    gnutls_hash_hd_t h;
+    if (!pem || gnutls_hash_init(&h, GNUTLS_DIG_SHA256) != 0)
+        return QUIC_ETLS;
+    int rc = gnutls_hash(h, label, sizeof label);
+    rc |= gnutls_hash(h, pem, len);
+    gnutls_hash_deinit(h, out);
+    return rc == 0 ? QUIC_OK : QUIC_ETLS;
 }
 
 int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **out)
@@ -1760,6 +1971,8 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
         c->stream_send_buffer = QUIC_DEFAULT_STREAM_SEND_BUFFER;
     if (!c->max_connections)
         c->max_connections = QUIC_DEFAULT_MAX_CONNECTIONS;
+    if (!c->retry_half_open)
+        c->retry_half_open = QUIC_DEFAULT_RETRY_HALF_OPEN;
     if (!c->log_level)
         c->log_level = QUIC_LOG_INFO;
     ep->alpn = strdup(alpn);
@@ -1768,14 +1981,16 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
     c->alpn = ep->alpn;
     c->bind_host = ep->bind_host;
     ep->timer_at = UINT64_MAX;
-    ep->nbuckets = QUIC__INITIAL_BUCKETS;
-    ep->buckets = calloc(ep->nbuckets, sizeof *ep->buckets);
+    ep->cidt.nbuckets = ep->tokt.nbuckets = QUIC__INITIAL_BUCKETS;
+    ep->cidt.buckets = calloc(QUIC__INITIAL_BUCKETS, sizeof *ep->cidt.buckets);
+    ep->tokt.buckets = calloc(QUIC__INITIAL_BUCKETS, sizeof *ep->tokt.buckets);
     int rc = QUIC_ENOMEM;
     uint8_t key[16];
-    if (!ep->alpn || !ep->bind_host || !ep->buckets)
+    if (!ep->alpn || !ep->bind_host || !ep->cidt.buckets || !ep->tokt.buckets)
         goto fail_mem;
     if (gnutls_rnd(GNUTLS_RND_KEY, key, sizeof key) != 0 ||
-        gnutls_rnd(GNUTLS_RND_KEY, ep->reset_secret, sizeof ep->reset_secret) != 0) {
+        gnutls_rnd(GNUTLS_RND_KEY, ep->token_secret, sizeof ep->token_secret) != 0 ||
+        quic__derive_reset_secret(cfg->id, ep->reset_secret) != QUIC_OK) {
         rc = QUIC_ETLS;
         goto fail_mem;
     }
@@ -1839,7 +2054,8 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
     return QUIC_OK;
 fail_mem:
     quic__endpoint_release(ep);
-    free(ep->buckets);
+    free(ep->cidt.buckets);
+    free(ep->tokt.buckets);
     free(ep->alpn);
     free(ep->bind_host);
     free(ep);
@@ -1857,7 +2073,9 @@ void quic_endpoint_stats_get(const quic_endpoint *ep, quic_endpoint_stats *out)
 {
     *out = ep->stats;
     out->connections = ep->nconns;
-    out->cids = ep->ncids;
+    out->cids = ep->cidt.n;
+    out->reset_tokens = ep->tokt.n;
+    out->half_open = ep->half_open;
 }
 
 void quic_endpoint_close(quic_endpoint *ep)

@@ -39,6 +39,12 @@
  * quic_endpoint_close. Writes and closes made inside callbacks (or anywhere) take effect when
  * the endpoint next services the connection, before the loop next blocks.
  *
+ * Unknown connections: a short-header packet for a connection ID this endpoint does not know
+ * is answered with a stateless reset (RFC 9000 10.3; smaller than the packet, rate-limited).
+ * The reset secret is derived from the identity's private key, so a node that restarted with
+ * the same key resets its peers' stale connections at once (they see QUIC_EREFUSED, reason
+ * "stateless reset ...") instead of waiting for their idle timeout.
+ *
  * Errors are negative QUIC_E* codes; quic_strerror describes them.
  */
 #ifndef MACULA_MESH_QUIC_H
@@ -94,7 +100,8 @@ typedef struct quic_conn quic_conn;
 #define QUIC_DEFAULT_MAX_STREAMS 100u /* concurrent bidi streams the peer may open */
 #define QUIC_DEFAULT_STREAM_SEND_BUFFER (1024u * 1024u)
 #define QUIC_DEFAULT_MAX_CONNECTIONS 65536u
-#define QUIC_MAX_REASON 255 /* longer close reasons are truncated */
+#define QUIC_DEFAULT_RETRY_HALF_OPEN 256u /* see quic_config.retry_half_open */
+#define QUIC_MAX_REASON 255               /* longer close reasons are truncated */
 
 /* Why a connection ended (cb.on_closed). */
 typedef struct quic_close_info {
@@ -148,6 +155,11 @@ typedef struct quic_config {
     uint32_t stream_send_buffer;   /* 0: QUIC_DEFAULT_STREAM_SEND_BUFFER */
     uint32_t max_connections;      /* 0: QUIC_DEFAULT_MAX_CONNECTIONS */
     bool manual_consume;           /* credit returns only via quic_stream_consume */
+    /* Address validation: a new client must first echo a Retry token (one more round trip)
+     * always, or once this many incoming handshakes are in progress (a flood of spoofed
+     * Initials then costs no connection state). 0: QUIC_DEFAULT_RETRY_HALF_OPEN. */
+    bool retry_always;
+    uint32_t retry_half_open;
     quic_callbacks cb;
     void *ctx;
     /* Clear reasons for failures and lifecycle events; NULL: silent. */
@@ -158,12 +170,16 @@ typedef struct quic_config {
 typedef struct quic_endpoint_stats {
     size_t connections;     /* live connection objects (any state) */
     size_t cids;            /* entries in the connection-ID table */
+    size_t reset_tokens;    /* peers' stateless reset tokens known */
     uint64_t handshakes_ok; /* completed handshakes, both roles */
     uint64_t handshakes_failed;
     uint64_t packets_in;
     uint64_t packets_out;
     uint64_t packets_dropped; /* unparseable, unknown connection ID, refused */
     size_t ngtcp2_bytes;      /* heap held by ngtcp2 for this endpoint's connections */
+    size_t half_open;         /* incoming handshakes in progress */
+    uint64_t retries_sent;    /* Retry packets (address validation) */
+    uint64_t resets_sent;     /* stateless resets for packets of unknown connections */
 } quic_endpoint_stats;
 
 /* ---- endpoint ---------------------------------------------------------------------------- */

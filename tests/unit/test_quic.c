@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -418,6 +420,7 @@ static void test_graceful_close_code_reason(void **state)
     quic_endpoint_stats st;
     RUN_UNTIL(f, (quic_endpoint_stats_get(f->srv.ep, &st), st.connections == 0 && st.cids == 0));
     RUN_UNTIL(f, (quic_endpoint_stats_get(f->cli.ep, &st), st.connections == 0 && st.cids == 0));
+    assert_int_equal(st.reset_tokens, 0);
 }
 
 static void pattern(uint8_t *b, size_t n, uint32_t seed)
@@ -692,9 +695,96 @@ static void test_garbage_does_not_disturb(void **state)
     quic_endpoint_stats st;
     quic_endpoint_stats_get(f->srv.ep, &st);
     assert_int_equal(st.connections, 1); /* no garbage connection survived */
+    quic_endpoint_stats cst;
+    quic_endpoint_stats_get(f->cli.ep, &cst);
+    assert_true(cst.reset_tokens >= 1); /* the server's token for the CID the client uses */
     assert_int_equal(st.handshakes_ok, 1);
     assert_true(st.packets_dropped >= 1000);
+    assert_true(st.resets_sent >= 1); /* short-header junk of our CID length was answered */
     close_and_wait(&f->loop, (uv_handle_t *)&junk);
+}
+
+static void test_retry_address_validation(void **state)
+{
+    fx *f = *state;
+    f->srv.echo = true;
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    sc.retry_always = true;
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *c = connect_to(f, &f->cli, &f->srv, identity_node_id(g_id[0]));
+    RUN_UNTIL(f, f->cli.connected == 1 && f->srv.connected == 1);
+    assert_memory_equal(quic_conn_peer_id(c), identity_node_id(g_id[0]), IDENTITY_ID_LEN);
+    assert_memory_equal(quic_conn_peer_id(f->srv.last_conn), identity_node_id(g_id[1]),
+                        IDENTITY_ID_LEN);
+    quic_endpoint_stats st;
+    quic_endpoint_stats_get(f->srv.ep, &st);
+    assert_int_equal(st.retries_sent, 1);
+    assert_int_equal(st.half_open, 0);
+    assert_int_equal(st.connections, 1); /* the Retry itself kept no state */
+    int64_t sid;
+    assert_int_equal(quic_stream_open(c, &sid), QUIC_OK);
+    assert_int_equal(quic_stream_write(c, sid, (const uint8_t *)"validated", 9, true), QUIC_OK);
+    RUN_UNTIL(f, f->cli.fin_count == 1);
+    assert_memory_equal(rx_get(&f->cli, c, sid)->data, "validated", 9);
+}
+
+/* A server process dies; a new one with the same key comes up on the same port. The client's
+ * next packet is answered with a stateless reset (secret derived from the key), so the client
+ * learns at once instead of after its idle timeout (which this test would not outlive). */
+static void test_stateless_reset_after_restart(void **state)
+{
+    fx *f = *state;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        side s = {0};
+        quic_config sc = side_cfg(&s, 0, true);
+        sc.log = NULL;
+        quic_endpoint *ep = NULL;
+        if (quic_endpoint_new(&loop, &sc, &ep) != QUIC_OK)
+            _exit(1);
+        uint16_t port = quic_endpoint_port(ep);
+        if (write(pfd[1], &port, sizeof port) != (ssize_t)sizeof port)
+            _exit(1);
+        uv_run(&loop, UV_RUN_DEFAULT); /* until killed */
+        _exit(0);
+    }
+    close(pfd[1]);
+    uint16_t port = 0;
+    assert_int_equal(read(pfd[0], &port, sizeof port), (ssize_t)sizeof port);
+    close(pfd[0]);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *c = NULL;
+    assert_int_equal(
+        quic_connect(f->cli.ep, "127.0.0.1", port, identity_node_id(g_id[0]), NULL, &c), QUIC_OK);
+    RUN_UNTIL(f, f->cli.connected == 1);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    sc.bind_port = port;
+    side_start(&f->loop, &f->srv, &sc);
+    int64_t sid;
+    assert_int_equal(quic_stream_open(c, &sid), QUIC_OK);
+    assert_int_equal(quic_stream_write(c, sid, (const uint8_t *)"anyone there?", 13, false),
+                     QUIC_OK);
+    RUN_UNTIL(f, f->cli.closed == 1);
+    assert_int_equal(f->cli.last_close.error, QUIC_EREFUSED);
+    assert_true(f->cli.last_close.remote);
+    assert_non_null(strstr(f->cli.last_close.reason, "stateless reset"));
+    quic_endpoint_stats st;
+    quic_endpoint_stats_get(f->srv.ep, &st);
+    assert_true(st.resets_sent >= 1);
+    assert_int_equal(st.connections, 0);
+    assert_int_equal(f->srv.connected, 0);
 }
 
 /* 300 clients on one client endpoint; each sends 1 KiB on its own stream and gets it back */
@@ -777,6 +867,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_does_not_disturb, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_address_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stateless_reset_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_300_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
     };
