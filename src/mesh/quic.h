@@ -34,6 +34,8 @@
  * Received data is delivered in order to cb.on_stream_data; flow-control credit (stream and
  * connection) is returned to the peer as the application consumes data: when the callback
  * returns, or, with cfg->manual_consume, when the application calls quic_stream_consume.
+ * When the connection closes, its streams go with it: on_closed stands for them (no
+ * on_stream_closed follows).
  *
  * Re-entrancy: from inside any callback the application may call every function below except
  * quic_endpoint_close. Writes and closes made inside callbacks (or anywhere) take effect when
