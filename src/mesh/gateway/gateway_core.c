@@ -40,6 +40,7 @@ typedef struct gwc__act {
     uint64_t time_ms;
     size_t caps_off, caps_len;
     uint32_t caps_count;
+    size_t remote_off; /* CLIENT_UP: NUL-terminated text in the arena */
 } gwc__act;
 
 struct gwc {
@@ -285,7 +286,8 @@ static int gwc__push_client(gwc *g, gwc_action_kind kind, const gwc__conn *c, ui
     if (kind != GWC_ACT_CLIENT_UP) {
         return GWC_OK;
     }
-    size_t off = gwc__arena(g, c->endpoint_len + c->caps_len);
+    size_t rlen = strlen(c->remote) + 1;
+    size_t off = gwc__arena(g, c->endpoint_len + c->caps_len + rlen);
     if (off == SIZE_MAX) {
         g->nacts--;
         return GWC_ENOMEM;
@@ -301,6 +303,8 @@ static int gwc__push_client(gwc *g, gwc_action_kind kind, const gwc__conn *c, ui
     a->caps_off = off + c->endpoint_len;
     a->caps_len = c->caps_len;
     a->caps_count = c->caps_count;
+    a->remote_off = off + c->endpoint_len + c->caps_len;
+    memcpy(g->arena + a->remote_off, c->remote, rlen);
     return GWC_OK;
 }
 
@@ -322,6 +326,7 @@ bool gwc_next_action(gwc *g, gwc_action *out)
     out->caps = a->caps_len ? g->arena + a->caps_off : NULL;
     out->caps_len = a->caps_len;
     out->caps_count = a->caps_count;
+    out->remote = a->kind == GWC_ACT_CLIENT_UP ? (const char *)g->arena + a->remote_off : NULL;
     return true;
 }
 
@@ -812,12 +817,8 @@ uint64_t gwc_started_ms(const gwc *g)
     return g->started_ms;
 }
 
-int gwc_conn_info(const gwc *g, uint64_t conn, gwc_client_info *out)
+static void gwc__info(const gwc__conn *c, gwc_client_info *out)
 {
-    const gwc__conn *c = gwc__find(g, conn);
-    if (c == NULL) {
-        return GWC_ENOTFOUND;
-    }
     memset(out, 0, sizeof *out);
     out->conn = c->id;
     out->connected = c->connected;
@@ -830,7 +831,28 @@ int gwc_conn_info(const gwc *g, uint64_t conn, gwc_client_info *out)
     out->caps = c->caps;
     out->caps_len = c->caps_len;
     out->caps_count = c->caps_count;
+}
+
+int gwc_conn_info(const gwc *g, uint64_t conn, gwc_client_info *out)
+{
+    const gwc__conn *c = gwc__find(g, conn);
+    if (c == NULL) {
+        return GWC_ENOTFOUND;
+    }
+    gwc__info(c, out);
     return GWC_OK;
+}
+
+void gwc_foreach_client(const gwc *g, void (*fn)(const gwc_client_info *ci, void *user),
+                        void *user)
+{
+    for (const gwc__conn *c = g->lru_head; c; c = c->next) {
+        if (c->connected) {
+            gwc_client_info ci;
+            gwc__info(c, &ci);
+            fn(&ci, user);
+        }
+    }
 }
 
 int gwc_client_conn(const gwc *g, const uint8_t node_id[WIRE_NODE_ID_LEN], uint64_t *conn)

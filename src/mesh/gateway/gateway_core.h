@@ -124,6 +124,7 @@ typedef struct gwc_action {
     const uint8_t *caps; /* CLIENT_UP: capabilities, gwc_caps format */
     size_t caps_len;
     uint32_t caps_count;
+    const char *remote; /* CLIENT_UP: the remote address given at open ("" if none) */
 } gwc_action;
 
 /* Capabilities are carried as a packed list: for each, a u32 big-endian length then bytes.
@@ -225,6 +226,9 @@ typedef struct gwc_client_info {
 int gwc_conn_info(const gwc *g, uint64_t conn, gwc_client_info *out);
 /* The connection of a connected client, by node id; GWC_ENOTFOUND. */
 int gwc_client_conn(const gwc *g, const uint8_t node_id[WIRE_NODE_ID_LEN], uint64_t *conn);
+/* Calls fn for every connected client (in keepalive order). fn must not call into g. */
+void gwc_foreach_client(const gwc *g, void (*fn)(const gwc_client_info *ci, void *user),
+                        void *user);
 /* Bytes the core holds on the heap (connections, readers, tables, queue). */
 size_t gwc_memory(const gwc *g);
 
