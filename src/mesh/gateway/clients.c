@@ -176,7 +176,7 @@ static void gw_clients__call(sup_actor *self, void *state, const sup_msg *m)
                 info.last_seen_ms = c->last_seen_ms;
                 info.caps_count = c->caps_count;
                 size_t n = c->endpoint_len < sizeof info.endpoint - 1 ? c->endpoint_len
-                                                                       : sizeof info.endpoint - 1;
+                                                                      : sizeof info.endpoint - 1;
                 memcpy(info.endpoint, c->endpoint, n);
                 memcpy(info.remote, c->remote, sizeof info.remote);
             }

@@ -33,7 +33,7 @@ static bool gw_diag__is(const uint8_t *proc, size_t len, const char *name)
 static void gw_diag__hex(const uint8_t *id, char out[65])
 {
     static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
+    for (size_t i = 0; i < 32; i++) {
         out[2 * i] = digits[id[i] >> 4];
         out[2 * i + 1] = digits[id[i] & 15];
     }

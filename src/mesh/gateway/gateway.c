@@ -11,8 +11,8 @@
 #include "quic_server.h"
 #include "registry.h"
 
-#define GW_PENDING_MAX 64   /* diagnostics calls in flight; beyond, the core answers inline */
-#define GW_CALL_ID_MAX 64   /* longer call ids are answered inline too */
+#define GW_PENDING_MAX 64    /* diagnostics calls in flight; beyond, the core answers inline */
+#define GW_CALL_ID_MAX 64    /* longer call ids are answered inline too */
 #define GW_DIAG_TIMEOUT 5000 /* ms */
 
 enum { GW_TICK = 1 };
@@ -81,8 +81,7 @@ static void gw__rearm(gw_gateway *g)
 }
 
 /* The core's RPC hook: diagnostics go to the diagnostics actor when it runs. */
-static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *call,
-                         uint64_t now)
+static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *call, uint64_t now)
 {
     (void)now;
     gw_gateway *g = user;
@@ -195,8 +194,8 @@ static void gw__info(sup_actor *self, void *state, const sup_msg *m)
             memcpy(&o, m->data, sizeof o);
             o.remote[sizeof o.remote - 1] = '\0';
             (void)gwc_conn_open(g->core, o.conn, o.peer_id_len ? o.peer_id : NULL,
-                                o.peer_id_len == WIRE_NODE_ID_LEN ? WIRE_NODE_ID_LEN : 0,
-                                o.remote, now);
+                                o.peer_id_len == WIRE_NODE_ID_LEN ? WIRE_NODE_ID_LEN : 0, o.remote,
+                                now);
         } else if (m->tag == GW_CONN_DATA && m->len >= sizeof(uint64_t)) {
             uint64_t conn;
             memcpy(&conn, m->data, sizeof conn);
@@ -231,8 +230,7 @@ static void gw__info(sup_actor *self, void *state, const sup_msg *m)
             }
         }
         break;
-    default:
-        break;
+    default: break;
     }
     gw__flush(g);
     gw__rearm(g);
@@ -311,8 +309,8 @@ int gw_gateway_conn_opened(sup_rt *rt, sup_pid from, sup_pid gw, uint64_t conn,
     return sup_send(rt, from, gw, GW_CONN_OPENED, &o, sizeof o);
 }
 
-int gw_gateway_conn_data(sup_rt *rt, sup_pid from, sup_pid gw, uint64_t conn,
-                         const uint8_t *data, size_t len)
+int gw_gateway_conn_data(sup_rt *rt, sup_pid from, sup_pid gw, uint64_t conn, const uint8_t *data,
+                         size_t len)
 {
     uint8_t *p = malloc(sizeof conn + len);
     if (p == NULL) {

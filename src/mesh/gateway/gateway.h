@@ -70,8 +70,8 @@ typedef struct gw_conn_opened_msg {
  * Return what sup_send returns (SUP_ENOPROC when gw is gone), or SUP_ENOMEM. */
 int gw_gateway_conn_opened(sup_rt *rt, sup_pid from, sup_pid gw, uint64_t conn,
                            const uint8_t *peer_id, size_t peer_id_len, const char *remote);
-int gw_gateway_conn_data(sup_rt *rt, sup_pid from, sup_pid gw, uint64_t conn,
-                         const uint8_t *data, size_t len);
+int gw_gateway_conn_data(sup_rt *rt, sup_pid from, sup_pid gw, uint64_t conn, const uint8_t *data,
+                         size_t len);
 int gw_gateway_conn_closed(sup_rt *rt, sup_pid from, sup_pid gw, uint64_t conn);
 
 /* The running gateway's counters (for /metrics). Read on the runtime's thread, outside

@@ -843,8 +843,7 @@ int gwc_conn_info(const gwc *g, uint64_t conn, gwc_client_info *out)
     return GWC_OK;
 }
 
-void gwc_foreach_client(const gwc *g, void (*fn)(const gwc_client_info *ci, void *user),
-                        void *user)
+void gwc_foreach_client(const gwc *g, void (*fn)(const gwc_client_info *ci, void *user), void *user)
 {
     for (const gwc__conn *c = g->lru_head; c; c = c->next) {
         if (c->connected) {

@@ -150,9 +150,9 @@ static void metrics_gateway(sup_rt *rt, buf *b)
     bprintf(b, "# HELP macula_gateway_decode_errors_total Frames refused by the decoder, by "
                "kind.\n"
                "# TYPE macula_gateway_decode_errors_total counter\n");
-    static const int kinds[] = {WIRE_EUNSUPPORTED_VERSION, WIRE_EUNKNOWN_TYPE,
-                                WIRE_EFRAME_TOO_LARGE,     WIRE_EMALFORMED,
-                                WIRE_ELIMIT,               WIRE_ENOMEM};
+    static const int kinds[] = {
+        WIRE_EUNSUPPORTED_VERSION, WIRE_EUNKNOWN_TYPE, WIRE_EFRAME_TOO_LARGE,
+        WIRE_EMALFORMED,           WIRE_ELIMIT,        WIRE_ENOMEM};
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
         bprintf(b, "macula_gateway_decode_errors_total{kind=\"%s\"} %llu\n",
                 wire_strerror(kinds[k]), (unsigned long long)s.decode_errors[-kinds[k]]);
@@ -165,8 +165,8 @@ static void metrics_gateway(sup_rt *rt, buf *b)
                    s.disconnects_in);
     metric_counter(b, "macula_gateway_replaced_total",
                    "Connections replaced by a newer one of the same node.", s.replaced);
-    metric_counter(b, "macula_gateway_frames_unhandled_total",
-                   "Valid frames no layer handles yet.", s.frames_unhandled);
+    metric_counter(b, "macula_gateway_frames_unhandled_total", "Valid frames no layer handles yet.",
+                   s.frames_unhandled);
     metric_counter(b, "macula_gateway_calls_total", "CALLs from connected clients.", s.calls);
     metric_counter(b, "macula_gateway_calls_no_handler_total", "CALLs answered no_handler.",
                    s.calls_no_handler);
