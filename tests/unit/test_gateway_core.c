@@ -1001,6 +1001,13 @@ static void test_ten_thousand_clients(void **state)
     drain(g, &a);
     assert_int_equal(a.v[0].msg.type, WIRE_PONG);
     assert_int_equal(s->clients, 10000);
+    /* a shutdown closes all 10,000; once drained, the burst's queue is given back */
+    assert_int_equal(gwc_shutdown(g, 20004), GWC_OK);
+    drain(g, &a);
+    assert_int_equal(a.n, 3 * 10000);
+    assert_int_equal(s->clients, 0);
+    assert_int_equal(gwc_tick(g, 20005), GWC_OK);
+    assert_true(gwc_memory(g) < mem / 2);
     acts_free(&a);
     gwc_free(g);
 }

@@ -178,11 +178,24 @@ static void gwc__touch(gwc *g, gwc__conn *c, uint64_t now)
 
 /* Called at the start of every mutating entry point: once everything was popped, the queue
  * and its arena start over (this is what bounds the lifetime of action views). */
+#define GWC_QUEUE_KEEP ((size_t)256 * 1024) /* bytes of queue kept between bursts */
+
 static void gwc__queue_reset_if_drained(gwc *g)
 {
     if (g->acts_head == g->nacts) {
         g->acts_head = g->nacts = 0;
         g->arena_len = 0;
+        /* A burst (a shutdown of 10,000 clients) must not pin its peak for ever. */
+        if (g->arena_cap > GWC_QUEUE_KEEP) {
+            free(g->arena);
+            g->arena = NULL;
+            g->arena_cap = 0;
+        }
+        if (g->acts_cap * sizeof(gwc__act) > GWC_QUEUE_KEEP) {
+            free(g->acts);
+            g->acts = NULL;
+            g->acts_cap = 0;
+        }
     }
 }
 
