@@ -7,42 +7,84 @@
 #include <sys/random.h>
 #include <time.h>
 
-static uint64_t hmap__seed;
+static uint64_t hmap__k0, hmap__k1; /* SipHash key, per process */
 static pthread_once_t hmap__seed_once = PTHREAD_ONCE_INIT;
 
 static void hmap__seed_init(void)
 {
-    uint64_t s = 0;
-    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
+    uint64_t k[2];
+    if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        s = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^ (uint64_t)ts.tv_sec;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        k[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^ (uint64_t)ts.tv_sec;
+        k[1] = (uint64_t)(uintptr_t)&ts * 0xbf58476d1ce4e5b9u ^ k[0];
     }
-    hmap__seed = s | 1;
+    hmap__k0 = k[0];
+    hmap__k1 = k[1];
 }
 
-static uint64_t mix(uint64_t z)
+static inline uint64_t rotl(uint64_t x, int b)
 {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
+    return (x << b) | (x >> (64 - b));
 }
 
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = rotl(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = rotl(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = rotl(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = rotl(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = rotl(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = rotl(v2, 32);                                                                         \
+    } while (0)
+
+/* SipHash-2-4 under the process key: peers choose keys (node ids, call ids, topics), so the
+ * hash must be a keyed PRF for them not to aim many keys at one slot. */
 uint64_t hmap_hash(const void *key, size_t klen)
 {
     pthread_once(&hmap__seed_once, hmap__seed_init);
-    const unsigned char *p = key;
-    uint64_t h = hmap__seed ^ ((uint64_t)klen * 0x9e3779b97f4a7c15u);
-    while (klen >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = mix(h ^ w);
-        p += 8;
-        klen -= 8;
+    const unsigned char *in = key;
+    uint64_t v0 = 0x736f6d6570736575u ^ hmap__k0, v1 = 0x646f72616e646f6du ^ hmap__k1;
+    uint64_t v2 = 0x6c7967656e657261u ^ hmap__k0, v3 = 0x7465646279746573u ^ hmap__k1;
+    size_t full = klen - (klen % 8);
+    for (size_t off = 0; off < full; off += 8) {
+        uint64_t m = le64(in + off);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
     }
-    uint64_t w = 0;
-    memcpy(&w, p, klen);
-    h = mix(h ^ w ^ ((uint64_t)klen << 56));
+    uint64_t b = ((uint64_t)klen) << 56;
+    for (size_t i = 0; i < klen % 8; i++) {
+        b |= ((uint64_t)in[full + i]) << (8 * i);
+    }
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    uint64_t h = v0 ^ v1 ^ v2 ^ v3;
     return h ? h : 1;
 }
 

@@ -9,8 +9,8 @@
  * hmap_put, so the key bytes must stay valid and unchanged while the entry exists (the usual
  * pattern: the key lives inside the value's struct). Keys may be any length, including 0.
  *
- * The hash is seeded per process from the kernel's random source, so an outsider choosing
- * keys (call ids, topic names) cannot predict collisions across nodes.
+ * The hash is SipHash-2-4 keyed per process from the kernel's random source, so an outsider
+ * choosing keys (node ids, call ids, topic names) cannot aim them at one slot.
  *
  * Not thread-safe; one owner.
  */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "gateway.h"
-#include "gw_map.h"
+#include "base/hmap.h"
 #include "registry.h"
 
 typedef struct gw_client {
@@ -28,26 +28,13 @@ typedef struct gw_clients_view {
 
 typedef struct gw_clients {
     sup_rt *rt;
-    gw_map by_conn;
+    hmap by_conn; /* conn id -> gw_client (key: its conn) */
     gw_clients_view view;
 } gw_clients;
 
-static uint64_t gw_clients__hash(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-static bool gw_clients__eq(const void *val, const void *key)
-{
-    return ((const gw_client *)val)->conn == *(const uint64_t *)key;
-}
-
 static gw_client *gw_clients__find(gw_clients *t, uint64_t conn)
 {
-    return gw_map_get(&t->by_conn, gw_clients__hash(conn), gw_clients__eq, &conn);
+    return hmap_get(&t->by_conn, &conn, sizeof conn);
 }
 
 static void gw_clients__free_entry(gw_client *c)
@@ -61,9 +48,9 @@ static void gw_clients__remove(gw_clients *t, uint64_t conn)
 {
     gw_client *c = gw_clients__find(t, conn);
     if (c != NULL) {
-        gw_map_del(&t->by_conn, gw_clients__hash(conn), c);
+        hmap_del(&t->by_conn, &c->conn, sizeof c->conn);
         gw_clients__free_entry(c);
-        t->view.count = t->by_conn.len;
+        t->view.count = t->by_conn.count;
     }
 }
 
@@ -92,7 +79,7 @@ static void gw_clients__up(gw_clients *t, const sup_msg *m)
     c->endpoint = malloc(h.endpoint_len + 1u);
     c->caps = malloc(h.caps_len + 1u);
     if (c->endpoint == NULL || c->caps == NULL ||
-        gw_map_put(&t->by_conn, gw_clients__hash(c->conn), c) != 0) {
+        hmap_put(&t->by_conn, &c->conn, sizeof c->conn, c, NULL) != HMAP_OK) {
         gw_clients__free_entry(c);
         return;
     }
@@ -101,7 +88,7 @@ static void gw_clients__up(gw_clients *t, const sup_msg *m)
     memcpy(c->caps, p + h.endpoint_len, h.caps_len);
     c->caps_len = h.caps_len;
     c->caps_count = h.caps_count;
-    t->view.count = t->by_conn.len;
+    t->view.count = t->by_conn.count;
 }
 
 static int gw_clients__init(sup_actor *self, void *state, void *arg)
@@ -129,7 +116,7 @@ static void gw_clients__terminate(sup_actor *self, void *state, const sup_reason
             gw_clients__free_entry(t->by_conn.slots[i].val);
         }
     }
-    gw_map_free(&t->by_conn);
+    hmap_free(&t->by_conn);
 }
 
 static void gw_clients__cast(sup_actor *self, void *state, const sup_msg *m)
@@ -157,7 +144,7 @@ static void gw_clients__call(sup_actor *self, void *state, const sup_msg *m)
     gw_clients *t = state;
     sup_rt *rt = sup_self_rt(self);
     if (m->tag == GW_CLIENTS_COUNT) {
-        uint64_t n = t->by_conn.len;
+        uint64_t n = t->by_conn.count;
         sup_reply(rt, sup_msg_from(m), &n, sizeof n);
         return;
     }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "diagnostics.h"
-#include "gw_map.h"
+#include "base/hmap.h"
 #include "macula/version.h"
 
 /* ---- types ------------------------------------------------------------------------------- */
@@ -17,7 +17,6 @@ typedef struct gwc__conn {
     bool has_peer_id;
     uint8_t peer_id[WIRE_NODE_ID_LEN];
     uint8_t node_id[WIRE_NODE_ID_LEN];
-    uint64_t node_hash;
     uint64_t opened_ms, connected_ms, last_seen_ms;
     char remote[GWC_REMOTE_MAX];
     uint8_t *endpoint; /* NULL: absent */
@@ -49,8 +48,8 @@ struct gwc {
     char *version;
     uint64_t started_ms;
     uint64_t timeout_ms; /* ping_misses * ping_interval_ms */
-    uint8_t hkey[16];
-    gw_map by_conn, by_node;
+    hmap by_conn;        /* conn id -> gwc__conn (key: its id) */
+    hmap by_node;        /* node id -> connected gwc__conn (key: its node_id) */
     gwc__conn *lru_head, *lru_tail;
     gwc__act *acts;
     size_t nacts, acts_head, acts_cap;
@@ -110,27 +109,9 @@ bool gwc_caps_next(const uint8_t *caps, size_t caps_len, size_t *pos, wire_bytes
 
 /* ---- lookup ------------------------------------------------------------------------------ */
 
-static uint64_t gwc__hash_conn(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-static bool gwc__eq_conn(const void *val, const void *key)
-{
-    return ((const gwc__conn *)val)->id == *(const uint64_t *)key;
-}
-
-static bool gwc__eq_node(const void *val, const void *key)
-{
-    return memcmp(((const gwc__conn *)val)->node_id, key, WIRE_NODE_ID_LEN) == 0;
-}
-
 static gwc__conn *gwc__find(const gwc *g, uint64_t conn)
 {
-    return gw_map_get(&g->by_conn, gwc__hash_conn(conn), gwc__eq_conn, &conn);
+    return hmap_get(&g->by_conn, &conn, sizeof conn);
 }
 
 /* ---- keepalive order --------------------------------------------------------------------- */
@@ -356,10 +337,12 @@ static void gwc__conn_free(gwc__conn *c)
 /* Forgets c: out of the tables and the keepalive list, CLIENT_DOWN if it was a client. */
 static void gwc__forget(gwc *g, gwc__conn *c, uint64_t now)
 {
-    gw_map_del(&g->by_conn, gwc__hash_conn(c->id), c);
+    hmap_del(&g->by_conn, &c->id, sizeof c->id);
     gwc__lru_unlink(g, c);
     if (c->connected) {
-        gw_map_del(&g->by_node, c->node_hash, c);
+        if (hmap_get(&g->by_node, c->node_id, WIRE_NODE_ID_LEN) == c) {
+            hmap_del(&g->by_node, c->node_id, WIRE_NODE_ID_LEN);
+        }
         g->stats.clients--;
         (void)gwc__push_client(g, GWC_ACT_CLIENT_DOWN, c, now);
     } else {
@@ -444,7 +427,6 @@ int gwc_new(const gwc_config *cfg, uint64_t now, gwc **out)
                         ? UINT64_MAX
                         : cfg->ping_interval_ms * cfg->ping_misses;
     g->started_ms = now;
-    gw_map_random_key(g->hkey);
     *out = g;
     return GWC_OK;
 }
@@ -458,8 +440,8 @@ void gwc_free(gwc *g)
         n = c->next;
         gwc__conn_free(c);
     }
-    gw_map_free(&g->by_conn);
-    gw_map_free(&g->by_node);
+    hmap_free(&g->by_conn);
+    hmap_free(&g->by_node);
     free(g->acts);
     free(g->arena);
     free(g->realm);
@@ -510,7 +492,7 @@ int gwc_conn_open(gwc *g, uint64_t conn, const uint8_t *peer_id, size_t peer_id_
     }
     snprintf(c->remote, sizeof c->remote, "%s", remote ? remote : "");
     c->opened_ms = c->last_seen_ms = now;
-    if (gw_map_put(&g->by_conn, gwc__hash_conn(conn), c) != 0) {
+    if (hmap_put(&g->by_conn, &c->id, sizeof c->id, c, NULL) != HMAP_OK) {
         gwc__conn_free(c);
         return GWC_ENOMEM;
     }
@@ -591,8 +573,7 @@ static bool gwc__on_connect(gwc *g, gwc__conn *c, const wire_connect *m, uint64_
                     "node_id is not the one the TLS certificate proves", now);
         return false;
     }
-    uint64_t h = gw_map_hash_bytes(g->hkey, m->node_id.p, WIRE_NODE_ID_LEN);
-    gwc__conn *old = gw_map_get(&g->by_node, h, gwc__eq_node, m->node_id.p);
+    gwc__conn *old = hmap_get(&g->by_node, m->node_id.p, WIRE_NODE_ID_LEN);
     if (old == NULL && g->stats.clients >= g->cfg.max_clients) {
         snprintf(msg, sizeof msg, "this node serves at most %u clients", g->cfg.max_clients);
         gwc__refuse(g, c, GWC_REFUSE_MAX_CLIENTS, msg, now);
@@ -619,8 +600,7 @@ static bool gwc__on_connect(gwc *g, gwc__conn *c, const wire_connect *m, uint64_
                   GWC_CLOSE_REPLACED, now);
     }
     memcpy(c->node_id, m->node_id.p, WIRE_NODE_ID_LEN);
-    c->node_hash = h;
-    if (gw_map_put(&g->by_node, h, c) != 0) {
+    if (hmap_put(&g->by_node, c->node_id, WIRE_NODE_ID_LEN, c, NULL) != HMAP_OK) {
         gwc__decode_error(g, c, WIRE_ENOMEM, now);
         return false;
     }
@@ -869,8 +849,7 @@ void gwc_foreach_client(const gwc *g, void (*fn)(const gwc_client_info *ci, void
 
 int gwc_client_conn(const gwc *g, const uint8_t node_id[WIRE_NODE_ID_LEN], uint64_t *conn)
 {
-    uint64_t h = gw_map_hash_bytes(g->hkey, node_id, WIRE_NODE_ID_LEN);
-    const gwc__conn *c = gw_map_get(&g->by_node, h, gwc__eq_node, node_id);
+    const gwc__conn *c = hmap_get(&g->by_node, node_id, WIRE_NODE_ID_LEN);
     if (c == NULL) {
         return GWC_ENOTFOUND;
     }
@@ -881,7 +860,7 @@ int gwc_client_conn(const gwc *g, const uint8_t node_id[WIRE_NODE_ID_LEN], uint6
 size_t gwc_memory(const gwc *g)
 {
     size_t n = sizeof *g + strlen(g->realm) + strlen(g->version) + 2;
-    n += (g->by_conn.cap + g->by_node.cap) * sizeof(gw_map_slot);
+    n += (g->by_conn.cap + g->by_node.cap) * sizeof(hmap_slot);
     n += g->acts_cap * sizeof(gwc__act) + g->arena_cap;
     for (const gwc__conn *c = g->lru_head; c; c = c->next) {
         n += sizeof *c + c->endpoint_len + c->caps_len + wire_reader_memory(&c->reader);
