@@ -11,7 +11,8 @@ static void usage(FILE *f)
             "macula %s — mesh node and supervision runtime\n\n"
             "usage: macula COMMAND [ARGS]\n\n"
             "commands:\n"
-            "  node              run a node (zero configuration; see README)\n"
+            "  node [OPTIONS]    run a node (zero configuration; `macula node --help`)\n"
+            "  id [OPTIONS]      print this node's ID (creating its identity if absent)\n"
             "  sup-run FILE      play a supervision scenario on a virtual clock\n"
             "  version           print the version\n"
             "  help              this text\n",
@@ -27,6 +28,9 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "node") == 0) {
         return cli_node(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "id") == 0) {
+        return cli_id(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "sup-run") == 0) {
         return cli_sup_run(argc - 1, argv + 1);

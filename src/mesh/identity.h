@@ -109,7 +109,8 @@ typedef struct identity_config {
     const char *key_path;   /* NULL: <data_dir>/key.pem */
     int cert_validity_days; /* 0: IDENTITY_DEFAULT_VALIDITY_DAYS; else 1..MAX_VALIDITY_DAYS */
     const char *subject;    /* RFC 4514 DN for generated certs; NULL: IDENTITY_DEFAULT_SUBJECT */
-    const char *const *dns_names; /* NULL-terminated subjectAltName DNS names; NULL: none */
+    const char *const *dns_names; /* NULL-terminated subjectAltName DNS names; NULL: none.
+                                   * A bad subject or name: IDENTITY_EINVAL, nothing written. */
     identity_expired_policy expired;
     void (*warn)(void *ctx, const char *msg); /* NULL: stderr */
     void *warn_ctx;
@@ -135,7 +136,7 @@ bool identity_created(const identity *id);
 /* The files the identity was loaded from / written to. */
 const char *identity_cert_path(const identity *id);
 const char *identity_key_path(const identity *id);
-/* "EdDSA (Ed25519)", "ECDSA", "RSA", ...: GnuTLS's name of the key's algorithm. */
+/* "EdDSA (Ed25519)", "EC/ECDSA", "RSA", ...: GnuTLS's name of the key's algorithm. */
 const char *identity_key_type(const identity *id);
 
 /* The leaf certificate and the private key as GnuTLS objects, owned by id (do not deinit). */

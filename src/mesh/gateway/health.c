@@ -17,6 +17,7 @@ typedef struct health {
     sup_rt *rt;
     http_server *srv;
     uint64_t started_ms;
+    const gw_health_config *cfg;
 } health;
 
 /* A growing text buffer for responses. */
@@ -182,11 +183,16 @@ static int handle(void *user, const char *path, http_response *res)
     res->status = 200;
     res->content_type = "application/json";
     if (strcmp(path, "/health") == 0) {
+        /* node_id is hex and realm is limited to [A-Za-z0-9._-] by the config: no escaping. */
+        const char *q_id = h->cfg->node_id ? "\"" : "";
+        const char *q_realm = h->cfg->realm ? "\"" : "";
         bprintf(&b,
                 "{\"status\":\"%s\",\"ready\":%s,\"uptime\":%.3f,\"version\":\"%s\","
-                "\"actors\":%zu,\"memory\":%zu}\n",
+                "\"node_id\":%s%s%s,\"realm\":%s%s%s,\"actors\":%zu,\"memory\":%zu}\n",
                 ready ? "healthy" : "unhealthy", ready ? "true" : "false", uptime, MACULA_VERSION,
-                sup_rt_actor_count(h->rt), sup_rt_memory(h->rt));
+                q_id, h->cfg->node_id ? h->cfg->node_id : "null", q_id, q_realm,
+                h->cfg->realm ? h->cfg->realm : "null", q_realm, sup_rt_actor_count(h->rt),
+                sup_rt_memory(h->rt));
         res->status = ready ? 200 : 503;
     } else if (strcmp(path, "/ready") == 0) {
         bprintf(&b, "{\"ready\":%s}\n", ready ? "true" : "false");
@@ -247,6 +253,7 @@ static int health_init(sup_actor *self, void *state, void *arg)
     const gw_health_config *cfg = arg;
     h->rt = sup_self_rt(self);
     h->started_ms = sup_rt_now(h->rt);
+    h->cfg = cfg;
     if (sup_rt_loop(h->rt) == NULL) {
         sup_reason r = sup_reason_error("health_needs_a_loop");
         sup_stop(self, &r);
