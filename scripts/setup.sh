@@ -8,7 +8,7 @@ BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libmsgpuc
             libmicrohttpd-dev libgnutls28-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev
             libinih-dev libraft-dev)
 TEST_PKGS=(libcmocka-dev erlang-nox clang libclang-rt-14-dev clang-tidy clang-format cppcheck
-           procps curl prometheus)
+           procps curl prometheus openssl)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-build}" = "test" ]; then

@@ -173,7 +173,7 @@ int cli_node(int argc, char **argv)
         return 1;
     }
     mesh_root_config_defaults(cfg);
-    mesh_root_config_apply(cfg, conf, hex);
+    mesh_root_config_apply(cfg, conf, identity_node_id(id));
     sup_reason why;
     if (mesh_root_start(ctx.rt, cfg, &ctx.root, &why) != 0) {
         char r[80];

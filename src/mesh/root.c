@@ -16,8 +16,15 @@ void mesh_root_config_defaults(mesh_root_config *cfg)
 }
 
 void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf,
-                            const char *node_id_hex)
+                            const uint8_t *node_id)
 {
+    char hexbuf[IDENTITY_ID_HEX_LEN + 1];
+    const char *node_id_hex = NULL;
+    if (node_id != NULL) {
+        identity_id_to_hex(node_id, hexbuf);
+        node_id_hex = hexbuf;
+        memcpy(cfg->gateway.node_id, node_id, IDENTITY_ID_LEN);
+    }
     snprintf(cfg->health_addr, sizeof cfg->health_addr, "%s", conf->health_addr);
     snprintf(cfg->realm, sizeof cfg->realm, "%s", conf->realm);
     snprintf(cfg->node_id_hex, sizeof cfg->node_id_hex, "%s", node_id_hex ? node_id_hex : "");
@@ -25,6 +32,13 @@ void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf,
     cfg->gateway.health.port = conf->health_port;
     cfg->gateway.health.realm = cfg->realm;
     cfg->gateway.health.node_id = node_id_hex ? cfg->node_id_hex : NULL;
+    cfg->gateway.realm = cfg->realm;
+    cfg->gateway.quic.port = conf->quic_port;
+    gwc_config *core = &cfg->gateway.gateway.core;
+    core->max_clients = conf->max_clients;
+    core->ping_interval_ms = conf->ping_interval_ms;
+    wire_limits_default(&core->limits);
+    core->limits.max_frame_size = conf->max_frame_size;
 }
 
 int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason *why)

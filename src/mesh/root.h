@@ -27,10 +27,11 @@ typedef struct mesh_root_config {
 
 /* Defaults: health on 0.0.0.0:8080, no node ID or realm (tests set what they need). */
 void mesh_root_config_defaults(mesh_root_config *cfg);
-/* Takes the health address and port and the realm from conf and the node ID (64 hex digits,
- * or NULL) from the identity; copies them into cfg. */
+/* Takes the health address and port, the realm, the QUIC port and the gateway's limits
+ * (max_clients, ping interval, frame size) from conf, and the node ID (32 raw bytes, or NULL)
+ * from the identity; copies them into cfg. */
 void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf,
-                            const char *node_id_hex);
+                            const uint8_t *node_id);
 int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason *why);
 
 #endif

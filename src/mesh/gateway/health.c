@@ -188,11 +188,13 @@ static int handle(void *user, const char *path, http_response *res)
         const char *q_realm = h->cfg->realm ? "\"" : "";
         bprintf(&b,
                 "{\"status\":\"%s\",\"ready\":%s,\"uptime\":%.3f,\"version\":\"%s\","
-                "\"node_id\":%s%s%s,\"realm\":%s%s%s,\"actors\":%zu,\"memory\":%zu}\n",
+                "\"node_id\":%s%s%s,\"realm\":%s%s%s,\"clients\":%ld,"
+                "\"actors\":%zu,\"memory\":%zu}\n",
                 ready ? "healthy" : "unhealthy", ready ? "true" : "false", uptime, MACULA_VERSION,
                 q_id, h->cfg->node_id ? h->cfg->node_id : "null", q_id, q_realm,
-                h->cfg->realm ? h->cfg->realm : "null", q_realm, sup_rt_actor_count(h->rt),
-                sup_rt_memory(h->rt));
+                h->cfg->realm ? h->cfg->realm : "null", q_realm,
+                gw_clients_count(h->rt) < 0 ? 0 : gw_clients_count(h->rt),
+                sup_rt_actor_count(h->rt), sup_rt_memory(h->rt));
         res->status = ready ? 200 : 503;
     } else if (strcmp(path, "/ready") == 0) {
         bprintf(&b, "{\"ready\":%s}\n", ready ? "true" : "false");
