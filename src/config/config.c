@@ -13,6 +13,7 @@
 
 #include <ini.h>
 
+#include "base/errmsg.h"
 #include "mesh/identity.h"
 
 extern char **environ;
@@ -100,19 +101,6 @@ const char *macula_config_strerror(int err)
     case MACULA_CONFIG_EIO: return "I/O error";
     default: return "unknown error";
     }
-}
-
-static int config__fail(char *err, size_t errsize, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int config__fail(char *err, size_t errsize, int code, const char *fmt, ...)
-{
-    if (err != NULL && errsize > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return code;
 }
 
 const char *macula_config_key_name(macula_config_key key)
@@ -349,7 +337,7 @@ int macula_config_set(macula_config *cfg, macula_config_key key, const char *val
                       macula_config_source src, const char *where, char *err, size_t errsize)
 {
     if (cfg == NULL || (unsigned)key >= MACULA_KEY_COUNT || value == NULL) {
-        return config__fail(err, errsize, MACULA_CONFIG_EINVAL, "macula_config_set: bad argument");
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL, "macula_config_set: bad argument");
     }
     const config__def *d = &config__defs[key];
     char *field = (char *)cfg + d->off;
@@ -438,21 +426,21 @@ int macula_config_set(macula_config *cfg, macula_config_key key, const char *val
         char abuf[160];
         const char *allowed = config__allowed(d, abuf, sizeof abuf);
         if (why != NULL && strcmp(why, "too_many") == 0) {
-            return config__fail(err, errsize, MACULA_CONFIG_EINVAL,
-                                "%s: %s = \"%.200s\" is not valid: more than %d peers; allowed is "
-                                "%s",
-                                where ? where : "?", d->name, value, MACULA_CONFIG_MAX_PEERS,
-                                allowed);
+            return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
+                               "%s: %s = \"%.200s\" is not valid: more than %d peers; allowed is "
+                               "%s",
+                               where ? where : "?", d->name, value, MACULA_CONFIG_MAX_PEERS,
+                               allowed);
         }
         if (why != NULL) {
-            return config__fail(err, errsize, MACULA_CONFIG_EINVAL,
-                                "%s: %s = \"%.200s\" is not valid: \"%s\" is not a URL allowed "
-                                "here; allowed is %s",
-                                where ? where : "?", d->name, value, bad, allowed);
+            return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
+                               "%s: %s = \"%.200s\" is not valid: \"%s\" is not a URL allowed "
+                               "here; allowed is %s",
+                               where ? where : "?", d->name, value, bad, allowed);
         }
-        return config__fail(err, errsize, MACULA_CONFIG_EINVAL,
-                            "%s: %s = \"%.200s\" is not valid: allowed is %s", where ? where : "?",
-                            d->name, value, allowed);
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
+                           "%s: %s = \"%.200s\" is not valid: allowed is %s", where ? where : "?",
+                           d->name, value, allowed);
     }
     cfg->source[key] = src;
     return MACULA_CONFIG_OK;
@@ -507,10 +495,10 @@ static int config__ini_handler(void *user, const char *section, const char *name
         return 0;
     }
     if (section[0] != '\0' && strcmp(section, "macula") != 0) {
-        s->rc = config__fail(s->err, s->errsize, MACULA_CONFIG_EUNKNOWN,
-                             "%s:%d: unknown section [%.64s]: allowed is [macula], or keys "
-                             "before any section",
-                             s->name, s->line, section);
+        s->rc = errmsg_fail(s->err, s->errsize, MACULA_CONFIG_EUNKNOWN,
+                            "%s:%d: unknown section [%.64s]: allowed is [macula], or keys "
+                            "before any section",
+                            s->name, s->line, section);
         return 0;
     }
     int key = macula_config_key_by_name(name);
@@ -520,15 +508,15 @@ static int config__ini_handler(void *user, const char *section, const char *name
             size_t used = strlen(keys);
             snprintf(keys + used, sizeof keys - used, "%s%s", k ? ", " : "", config__defs[k].name);
         }
-        s->rc = config__fail(s->err, s->errsize, MACULA_CONFIG_EUNKNOWN,
-                             "%s:%d: unknown key \"%.64s\" (allowed keys: %s)", s->name, s->line,
-                             name, keys);
+        s->rc = errmsg_fail(s->err, s->errsize, MACULA_CONFIG_EUNKNOWN,
+                            "%s:%d: unknown key \"%.64s\" (allowed keys: %s)", s->name, s->line,
+                            name, keys);
         return 0;
     }
     if (s->seen[key] != 0 && key != MACULA_KEY_BOOTSTRAP_PEERS) {
-        s->rc = config__fail(s->err, s->errsize, MACULA_CONFIG_EINVAL,
-                             "%s:%d: %s is set twice (first on line %d)", s->name, s->line, name,
-                             s->seen[key]);
+        s->rc = errmsg_fail(s->err, s->errsize, MACULA_CONFIG_EINVAL,
+                            "%s:%d: %s is set twice (first on line %d)", s->name, s->line, name,
+                            s->seen[key]);
         return 0;
     }
     s->seen[key] = s->line;
@@ -554,12 +542,12 @@ int macula_config_parse_ini(macula_config *cfg, const char *text, size_t len, co
         name = "config";
     }
     if (cfg == NULL || (text == NULL && len > 0)) {
-        return config__fail(err, errsize, MACULA_CONFIG_EINVAL, "%s: bad argument", name);
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL, "%s: bad argument", name);
     }
     if (len > MACULA_CONFIG_MAX_FILE) {
-        return config__fail(err, errsize, MACULA_CONFIG_EINVAL,
-                            "%s: %zu bytes, larger than the limit of %u bytes", name, len,
-                            MACULA_CONFIG_MAX_FILE);
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
+                           "%s: %zu bytes, larger than the limit of %u bytes", name, len,
+                           MACULA_CONFIG_MAX_FILE);
     }
     const char *nul = len ? memchr(text, '\0', len) : NULL;
     if (nul != NULL) {
@@ -567,7 +555,7 @@ int macula_config_parse_ini(macula_config *cfg, const char *text, size_t len, co
         for (const char *p = text; p < nul; p++) {
             line += *p == '\n';
         }
-        return config__fail(err, errsize, MACULA_CONFIG_ESYNTAX, "%s:%d: a NUL byte", name, line);
+        return errmsg_fail(err, errsize, MACULA_CONFIG_ESYNTAX, "%s:%d: a NUL byte", name, line);
     }
     config__ini s = {
         .cfg = cfg, .name = name, .text = text, .len = len, .err = err, .errsize = errsize};
@@ -576,20 +564,20 @@ int macula_config_parse_ini(macula_config *cfg, const char *text, size_t len, co
         return s.rc;
     }
     if (s.too_long != 0) {
-        return config__fail(err, errsize, MACULA_CONFIG_ESYNTAX,
-                            "%s:%d: line too long (split a long bootstrap_peers list over several "
-                            "bootstrap_peers lines)",
-                            name, s.too_long);
+        return errmsg_fail(err, errsize, MACULA_CONFIG_ESYNTAX,
+                           "%s:%d: line too long (split a long bootstrap_peers list over several "
+                           "bootstrap_peers lines)",
+                           name, s.too_long);
     }
     if (rc > 0) {
-        return config__fail(err, errsize, MACULA_CONFIG_ESYNTAX,
-                            "%s:%d: syntax error: expected `key = value`, `[section]` or a "
-                            "comment",
-                            name, rc);
+        return errmsg_fail(err, errsize, MACULA_CONFIG_ESYNTAX,
+                           "%s:%d: syntax error: expected `key = value`, `[section]` or a "
+                           "comment",
+                           name, rc);
     }
     if (rc < 0) {
-        return config__fail(err, errsize, MACULA_CONFIG_EIO, "%s: cannot parse (out of memory)",
-                            name);
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EIO, "%s: cannot parse (out of memory)",
+                           name);
     }
     return MACULA_CONFIG_OK;
 }
@@ -598,25 +586,25 @@ int macula_config_load_file(macula_config *cfg, const char *path, char *err, siz
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        return config__fail(err, errsize, MACULA_CONFIG_EIO, "%s: cannot open the config file: %s",
-                            path, strerror(errno));
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EIO, "%s: cannot open the config file: %s",
+                           path, strerror(errno));
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return config__fail(err, errsize, MACULA_CONFIG_EIO, "%s: not a regular file", path);
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EIO, "%s: not a regular file", path);
     }
     if (st.st_size > (off_t)MACULA_CONFIG_MAX_FILE) {
         close(fd);
-        return config__fail(err, errsize, MACULA_CONFIG_EINVAL,
-                            "%s: %lld bytes, larger than the limit of %u bytes", path,
-                            (long long)st.st_size, MACULA_CONFIG_MAX_FILE);
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
+                           "%s: %lld bytes, larger than the limit of %u bytes", path,
+                           (long long)st.st_size, MACULA_CONFIG_MAX_FILE);
     }
     size_t cap = (size_t)st.st_size + 1;
     char *buf = malloc(cap);
     if (buf == NULL) {
         close(fd);
-        return config__fail(err, errsize, MACULA_CONFIG_EIO, "%s: out of memory", path);
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EIO, "%s: out of memory", path);
     }
     size_t len = 0;
     while (len < cap) {
@@ -629,16 +617,16 @@ int macula_config_load_file(macula_config *cfg, const char *path, char *err, siz
                 int e = errno;
                 free(buf);
                 close(fd);
-                return config__fail(err, errsize, MACULA_CONFIG_EIO, "%s: read: %s", path,
-                                    strerror(e));
+                return errmsg_fail(err, errsize, MACULA_CONFIG_EIO, "%s: read: %s", path,
+                                   strerror(e));
             }
             break;
         }
         len += (size_t)n;
     }
     close(fd);
-    int rc = len == cap ? config__fail(err, errsize, MACULA_CONFIG_EIO,
-                                       "%s: the file changed while read", path)
+    int rc = len == cap ? errmsg_fail(err, errsize, MACULA_CONFIG_EIO,
+                                      "%s: the file changed while read", path)
                         : macula_config_parse_ini(cfg, buf, len, path, err, errsize);
     free(buf);
     if (rc == MACULA_CONFIG_OK) {
@@ -724,21 +712,21 @@ int macula_config_apply_args(macula_config *cfg, int argc, char *const *argv, ch
         const char *arg = argv[i];
         int key = config__flag(argc, argv, &i, &value);
         if (key < 0) {
-            return config__fail(err, errsize, MACULA_CONFIG_EUNKNOWN,
-                                "%s: unknown %s (see `macula node --help`)", arg,
-                                arg[0] == '-' ? "option" : "argument");
+            return errmsg_fail(err, errsize, MACULA_CONFIG_EUNKNOWN,
+                               "%s: unknown %s (see `macula node --help`)", arg,
+                               arg[0] == '-' ? "option" : "argument");
         }
         const char *flag = key == MACULA_KEY_COUNT ? "--config" : config__defs[key].flag;
         if (value == NULL) {
-            return config__fail(err, errsize, MACULA_CONFIG_EINVAL, "flag %s: a value is missing",
-                                flag);
+            return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL, "flag %s: a value is missing",
+                               flag);
         }
         if (key == MACULA_KEY_COUNT) {
             if (value[0] == '\0' || strlen(value) >= sizeof cfg->config_file) {
-                return config__fail(err, errsize, MACULA_CONFIG_EINVAL,
-                                    "flag --config: \"%.200s\" is not valid: allowed is a path "
-                                    "of 1 to 4095 characters",
-                                    value);
+                return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
+                                   "flag --config: \"%.200s\" is not valid: allowed is a path "
+                                   "of 1 to 4095 characters",
+                                   value);
             }
             snprintf(cfg->config_file, sizeof cfg->config_file, "%s", value);
             continue;
@@ -775,11 +763,11 @@ static int config__default_data_dir(const char *const *env, char *buf, size_t si
 static int config__finish(macula_config *cfg, const char *const *env, char *err, size_t errsize)
 {
     if (cfg->dht_alpha > cfg->dht_k) {
-        return config__fail(err, errsize, MACULA_CONFIG_EINVAL,
-                            "%s: dht_alpha = %u is not valid: allowed is at most dht_k (%u, %s)",
-                            macula_config_source_name(cfg->source[MACULA_KEY_DHT_ALPHA]),
-                            cfg->dht_alpha, cfg->dht_k,
-                            macula_config_source_name(cfg->source[MACULA_KEY_DHT_K]));
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
+                           "%s: dht_alpha = %u is not valid: allowed is at most dht_k (%u, %s)",
+                           macula_config_source_name(cfg->source[MACULA_KEY_DHT_ALPHA]),
+                           cfg->dht_alpha, cfg->dht_k,
+                           macula_config_source_name(cfg->source[MACULA_KEY_DHT_K]));
     }
     cfg->data_dir_fallback = false;
     if (cfg->data_dir[0] == '\0' &&
@@ -806,7 +794,7 @@ int macula_config_load(macula_config *cfg, int argc, char *const *argv, const ch
      * --config is known. */
     macula_config *flags = malloc(sizeof *flags);
     if (flags == NULL) {
-        return config__fail(err, errsize, MACULA_CONFIG_EIO, "out of memory");
+        return errmsg_fail(err, errsize, MACULA_CONFIG_EIO, "out of memory");
     }
     macula_config_defaults(flags);
     int rc = macula_config_apply_args(flags, argc, argv, err, errsize);
@@ -815,8 +803,8 @@ int macula_config_load(macula_config *cfg, int argc, char *const *argv, const ch
     if (rc == MACULA_CONFIG_OK && file != NULL && file[0] != '\0') {
         rc = macula_config_load_file(cfg, file, err, errsize);
     } else if (rc == MACULA_CONFIG_OK && file != NULL) {
-        rc = config__fail(err, errsize, MACULA_CONFIG_EINVAL,
-                          "environment MACULA_CONFIG: \"\" is not valid: allowed is a path");
+        rc = errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
+                         "environment MACULA_CONFIG: \"\" is not valid: allowed is a path");
     }
     free(flags);
     if (rc == MACULA_CONFIG_OK) {
