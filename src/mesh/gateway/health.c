@@ -32,8 +32,6 @@ static void bprintf(buf *b, const char *fmt, ...)
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
-        // va_start is just above; the analyser loses track of it across loop iterations.
-        // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
         int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
         va_end(ap);
         if (n < 0) {
