@@ -45,7 +45,8 @@ enum {
 const char *flow_strerror(int err);
 
 /* ---- the tree --------------------------------------------------------------------------- */
-/* A sup_start_fn for erlmcp_flow_sup; arg is NULL. Registers the name "erlmcp_flow_sup". */
+/* A sup_start_fn for erlmcp_flow_sup; arg is NULL. Registers the name "erlmcp_flow_sup".
+ * exec agents write to programs' stdin: the process must ignore SIGPIPE (macula node does). */
 int flow_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why);
 
 /* ---- requests --------------------------------------------------------------------------- */

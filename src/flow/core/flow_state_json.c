@@ -237,7 +237,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     if ((rc = flow__get_int(j, name, lo, hi, &v, err, errsize)) < 0) {                             \
         return rc;                                                                                 \
     } else if (rc == 0) {                                                                          \
-        (dst) = v;                                                                                   \
+        (dst) = v;                                                                                 \
     }
     FLOW_INT("max_agents", 1, 300, c->max_agents);
     FLOW_INT("queue_limit", 1, 10000, c->queue_limit);
