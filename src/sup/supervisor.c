@@ -1441,3 +1441,34 @@ int sup_sv_inspect(const sup_rt *rt, sup_pid sup, sup_sv_summary *summary,
     }
     return 0;
 }
+
+/* ---- API from inside an actor (asynchronous) --------------------------------------------- */
+
+uint64_t sup_sv_start_child(sup_actor *self, sup_pid sup, const sup_child_spec *spec, void *extra,
+                            uint64_t timeout_ms)
+{
+    sv_req rq = {.spec = spec, .extra = extra};
+    return sup_call(self, sup, SV_START_CHILD, &rq, sizeof rq, timeout_ms);
+}
+
+int sup_sv_start_reply(const sup_msg *m, sup_pid *out, sup_reason *why)
+{
+    if (m->status != 0) {
+        if (why) {
+            *why = m->reason;
+        }
+        return m->status == SUP_ECALLEE ? SUP_ENOPROC : m->status;
+    }
+    sv_rep rep;
+    if (m->len != sizeof rep) {
+        return SUP_EINVAL;
+    }
+    memcpy(&rep, m->data, sizeof rep);
+    if (out) {
+        *out = rep.pid;
+    }
+    if (why) {
+        *why = rep.why;
+    }
+    return rep.rc;
+}
