@@ -7,5 +7,6 @@
 int cli_node(int argc, char **argv);
 int cli_sup_run(int argc, char **argv);
 int cli_tree(int argc, char **argv);
+int cli_mcp_fixture(int argc, char **argv);
 
 #endif
