@@ -173,7 +173,7 @@ mcp_session *mcp_session_new(mcp_server *s, const mcp_transport *t, void *user);
 int mcp_session_input(mcp_session *ss, const char *data, size_t len, void *origin,
                       mcp_input_info *info);
 /* Cancels every in-flight call (their cancel hooks run, no responses are sent), calls `done`
- * for every input still open, and frees the session. */
+ * for every input still open, and frees the session. Not from inside a transport callback. */
 void mcp_session_free(mcp_session *ss);
 mcp_session_state mcp_session_get_state(const mcp_session *ss);
 /* The negotiated protocol version, NULL before initialize. */

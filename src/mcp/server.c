@@ -518,10 +518,10 @@ static void call__finish(mcp_call *c)
     rec__release(r);
 }
 
-static void call__cancel(mcp_call *c)
+/* Cancels a call already taken off its session's list. */
+static void call__cancel_unlinked(mcp_call *c)
 {
     input_rec *r = c->rec;
-    call__unlink(c);
     c->ss = NULL;
     c->rec = NULL;
     c->detached = true;
@@ -533,6 +533,12 @@ static void call__cancel(mcp_call *c)
         call__free(c);
     }
     rec__release(r);
+}
+
+static void call__cancel(mcp_call *c)
+{
+    call__unlink(c);
+    call__cancel_unlinked(c);
 }
 
 /* Takes the final JSON-RPC response for the call. */
@@ -1115,13 +1121,17 @@ void mcp_session_free(mcp_session *ss)
         return;
     }
     ss->closing = true;
-    while (ss->calls != NULL) {
-        call__cancel(ss->calls);
+    mcp_call *c;
+    while ((c = ss->calls) != NULL) {
+        ss->calls = c->next;
+        if (c->next != NULL) {
+            c->next->prev = NULL;
+        }
+        c->next = NULL;
+        ss->ncalls--;
+        call__cancel_unlinked(c);
     }
-    while (ss->inputs != NULL) { /* only reachable if a transport freed from a callback */
-        ss->inputs->pending = 1;
-        rec__release(ss->inputs);
-    }
+    /* every input is done now: its requests were answered or just cancelled */
     mcp_server *s = ss->srv;
     if (ss->prev != NULL) {
         ss->prev->next = ss->next;

@@ -154,7 +154,8 @@ static void stdio__too_long(mcp_stdio *io)
     stdio__write(io, msg, sizeof msg - 1);
 }
 
-static void stdio__feed(mcp_stdio *io, const char *data, size_t n)
+/* Returns 0, or -1 when the line buffer cannot grow (io->status set; the caller stops). */
+static int stdio__feed(mcp_stdio *io, const char *data, size_t n)
 {
     while (n > 0 && !io->stopping) {
         const char *nl = memchr(data, '\n', n);
@@ -180,8 +181,7 @@ static void stdio__feed(mcp_stdio *io, const char *data, size_t n)
                 char *nb = realloc(io->line, cap);
                 if (nb == NULL) {
                     io->status = MCP_ENOMEM;
-                    mcp_stdio_stop(io);
-                    return;
+                    return -1;
                 }
                 io->line = nb;
                 io->cap = cap;
@@ -195,11 +195,12 @@ static void stdio__feed(mcp_stdio *io, const char *data, size_t n)
             }
         }
         if (nl == NULL) {
-            return;
+            return 0;
         }
         data += take + 1;
         n -= take + 1;
     }
+    return 0;
 }
 
 static void stdio__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -213,7 +214,9 @@ static void stdio__read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     mcp_stdio *io = s->data;
     if (n > 0) {
-        stdio__feed(io, buf->base, (size_t)n);
+        if (stdio__feed(io, buf->base, (size_t)n) != 0) {
+            mcp_stdio_stop(io);
+        }
     } else if (n < 0) {
         if (n != UV_EOF && io->status == 0) {
             io->status = MCP_EIO;
@@ -239,14 +242,20 @@ static void stdio__fs_read(uv_fs_t *req)
     mcp_stdio *io = req->data;
     ssize_t n = req->result;
     uv_fs_req_cleanup(req);
-    io->fs_busy = false;
     if (n > 0 && !io->stopping) {
-        stdio__feed(io, io->rbuf, (size_t)n);
-        if (!io->stopping) {
+        int rc = stdio__feed(io, io->rbuf, (size_t)n);
+        io->fs_busy = false;
+        if (rc != 0) {
+            mcp_stdio_stop(io);
+        } else if (!io->stopping) {
             stdio__fs_next(io);
-            return;
+        } else {
+            stdio__maybe_finish(io);
         }
-    } else if (n < 0 && io->status == 0) {
+        return;
+    }
+    io->fs_busy = false;
+    if (n < 0 && io->status == 0) {
         io->status = MCP_EIO;
     }
     if (!io->stopping) {

@@ -244,10 +244,12 @@ static void t_send(void *user, void *origin, const char *json, size_t len, bool 
             sse__write(s->get->stream, json, len);
             s->last_write = http__now(s->h);
         } else if (s->nbacklog < BACKLOG_MAX) {
-            char *t = malloc(len);
-            if (t != NULL) {
-                memcpy(t, json, len);
-                s->backlog[s->nbacklog++] = (backlog_msg){t, len};
+            backlog_msg *b = &s->backlog[s->nbacklog];
+            b->text = malloc(len);
+            if (b->text != NULL) {
+                memcpy(b->text, json, len);
+                b->len = len;
+                s->nbacklog++;
             }
         }
         return;
@@ -336,7 +338,7 @@ static hsess *sess__new(mcp_http *h)
         return NULL;
     }
     for (int i = 0; i < 16; i++) {
-        snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
+        snprintf(s->id + (size_t)i * 2, 3, "%02x", rnd[i]);
     }
     s->h = h;
     s->ss = mcp_session_new(h->srv, &http_transport, s);
@@ -354,9 +356,8 @@ static hsess *sess__new(mcp_http *h)
     return s;
 }
 
-static void sess__free(hsess *s)
+static void sess__free(mcp_http *h, hsess *s)
 {
-    mcp_http *h = s->h;
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
@@ -437,7 +438,7 @@ static void http__post(mcp_http *h, http_request *r, hsess *s)
     if (e == NULL) {
         http__error(r, 500, "Internal Server Error: out of memory", NULL);
         if (created) {
-            sess__free(s);
+            sess__free(h, s);
         }
         return;
     }
@@ -454,7 +455,7 @@ static void http__post(mcp_http *h, http_request *r, hsess *s)
     }
     const char *hdrs[] = {"Mcp-Session-Id", s->id, "Cache-Control", "no-cache", NULL};
     if (created && mcp_session_get_state(s->ss) == MCP_SESSION_NEW) {
-        sess__free(s); /* initialize failed: no session */
+        sess__free(h, s); /* initialize failed: no session */
         hdrs[0] = NULL;
     }
     if (!e->done) { /* answers will come later */
@@ -576,7 +577,7 @@ static void http__handle(void *user, http_request *r)
         http__get(h, r, s);
         return;
     }
-    sess__free(s); /* DELETE */
+    sess__free(h, s); /* DELETE */
     http_request_respond(r, 200, NULL, NULL, NULL, 0);
 }
 
@@ -597,7 +598,7 @@ static void http__tick(uv_timer_t *t)
             }
         } else if (mcp_session_inflight(s->ss) == 0 &&
                    now - s->last_active >= (uint64_t)h->cfg.idle_timeout_s * 1000) {
-            sess__free(s);
+            sess__free(h, s);
         }
     }
 }
@@ -704,8 +705,10 @@ void mcp_http_stop(mcp_http *h)
     if (h == NULL) {
         return;
     }
-    while (h->sessions != NULL) {
-        sess__free(h->sessions);
+    hsess *s;
+    while ((s = h->sessions) != NULL) {
+        s->prev = NULL; /* the head (stated for the analyzer) */
+        sess__free(h, s);
     }
     http_server_stop(h->http);
     uv_timer_stop(&h->timer);
