@@ -159,6 +159,16 @@ int sup_count_children_sync(sup_rt *rt, sup_pid sup, sup_counts *out);
  * first in reverse start order. */
 int sup_stop_sync(sup_rt *rt, sup_pid pid, const sup_reason *reason);
 
+/* ---- API from inside an actor (asynchronous) --------------------------------------------- */
+/* start_child as a call from the running actor: returns the call ref; the answer arrives as
+ * a SUP_MSG_REPLY with that ref, decoded by sup_sv_start_reply. spec (NULL for
+ * simple_one_for_one) and extra must stay valid until the supervisor has handled the call. */
+uint64_t sup_sv_start_child(sup_actor *self, sup_pid sup, const sup_child_spec *spec, void *extra,
+                            uint64_t timeout_ms);
+/* Decodes that reply: 0 and *out, or a negative error with *why (SUP_ENOPROC if the supervisor
+ * is gone, SUP_ETIMEDOUT). */
+int sup_sv_start_reply(const sup_msg *m, sup_pid *out, sup_reason *why);
+
 /* True if pid is a supervisor of this runtime. */
 bool sup_is_supervisor(const sup_rt *rt, sup_pid pid);
 

@@ -4,8 +4,18 @@
 
 #include <stdarg.h>
 
+#include "macula/config.h"
+#include "mesh/identity.h"
+
 int cli_node(int argc, char **argv);
+int cli_id(int argc, char **argv);
+/* Shared by node and id (argv[0] is the subcommand): the configuration, or a message on
+ * stderr and the exit status (2: invalid configuration); the identity, or a message and
+ * 1 (2 when the configuration made it invalid). */
+int cli_load_config(int argc, char **argv, macula_config *conf);
+int cli_load_identity(const macula_config *conf, identity **out);
 int cli_sup_run(int argc, char **argv);
 int cli_tree(int argc, char **argv);
+int cli_mcp_fixture(int argc, char **argv);
 
 #endif

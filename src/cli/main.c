@@ -11,8 +11,10 @@ static void usage(FILE *f)
             "macula %s — mesh node and supervision runtime\n\n"
             "usage: macula COMMAND [ARGS]\n\n"
             "commands:\n"
-            "  node              run a node (zero configuration; see README)\n"
+            "  node [OPTIONS]    run a node (zero configuration; `macula node --help`)\n"
+            "  id [OPTIONS]      print this node's ID (creating its identity if absent)\n"
             "  sup-run FILE      play a supervision scenario on a virtual clock\n"
+            "  mcp-fixture       MCP server with test fixture tools (stdio, or --http PORT)\n"
             "  version           print the version\n"
             "  help              this text\n",
             MACULA_VERSION);
@@ -28,11 +30,17 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "node") == 0) {
         return cli_node(argc - 1, argv + 1);
     }
+    if (strcmp(cmd, "id") == 0) {
+        return cli_id(argc - 1, argv + 1);
+    }
     if (strcmp(cmd, "sup-run") == 0) {
         return cli_sup_run(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "tree") == 0) {
         return cli_tree(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "mcp-fixture") == 0) {
+        return cli_mcp_fixture(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("macula %s\n", MACULA_VERSION);

@@ -1,8 +1,13 @@
 /*
- * src/cli/node.c — `macula node`: the node's root supervisor (seed 000's macula_root,
- * one_for_one, 10 restarts in 5 s) on a libuv loop, a start-up banner, and a clean shutdown
- * in reverse start order on SIGINT/SIGTERM.
+ * src/cli/node.c — `macula node [OPTIONS]`: the node's configuration (include/macula/config.h:
+ * flags > environment > INI file > defaults; an invalid value exits with status 2 and the
+ * message), its identity (mesh/identity.h: loaded, or created on first start), the root
+ * supervisor (seed 000's macula_root, one_for_one, 10 restarts in 5 s) on a libuv loop, a
+ * start-up banner, and a clean shutdown in reverse start order on SIGINT/SIGTERM.
  */
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+#include <ngtcp2/ngtcp2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +15,11 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "macula/config.h"
 #include "macula/sup.h"
 #include "macula/sup_supervisor.h"
 #include "macula/version.h"
+#include "mesh/identity.h"
 #include "mesh/root.h"
 
 typedef struct node_ctx {
@@ -78,36 +85,122 @@ static void print_tree(sup_rt *rt, sup_pid root)
     }
 }
 
+static void node_usage(FILE *f)
+{
+    fprintf(f, "usage: macula node [OPTIONS]\n\n"
+               "Runs a node. Every option has an environment variable and an INI key of the same "
+               "name\n(the key without dashes); nothing needs to be set.\n\n");
+    macula_config_usage(f);
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int cli_load_config(int argc, char **argv, macula_config *conf)
+{
+    char err[1024];
+    if (macula_config_load(conf, argc - 1, argv + 1, NULL, err, sizeof err) != MACULA_CONFIG_OK) {
+        fprintf(stderr, "macula: %s\n", err);
+        return 2;
+    }
+    if (conf->data_dir_fallback) {
+        fprintf(stderr,
+                "macula: neither --data-dir, MACULA_DATA_DIR, XDG_DATA_HOME nor HOME is set: "
+                "keeping the node's files in %s\n",
+                conf->data_dir);
+    }
+    return 0;
+}
+
+int cli_load_identity(const macula_config *conf, identity **out)
+{
+    identity_config icfg = {
+        .data_dir = conf->data_dir,
+        .cert_path = conf->cert_path[0] ? conf->cert_path : NULL,
+        .key_path = conf->key_path[0] ? conf->key_path : NULL,
+        .cert_validity_days = (int)conf->cert_validity_days,
+        .expired = (identity_expired_policy)conf->cert_expired,
+    };
+    char err[1024];
+    int rc = identity_load_or_create(&icfg, out, err, sizeof err);
+    if (rc != IDENTITY_OK) {
+        fprintf(stderr, "macula: identity: %s\n", err);
+        return rc == IDENTITY_EINVAL ? 2 : 1;
+    }
+    return 0;
+}
+
 int cli_node(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (wants_help(argc, argv)) {
+        node_usage(stdout);
+        return 0;
+    }
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    macula_config *conf = malloc(sizeof *conf);
+    if (conf == NULL) {
+        fprintf(stderr, "macula: out of memory\n");
+        return 1;
+    }
+    int rc = cli_load_config(argc, argv, conf);
+    identity *id = NULL;
+    if (rc == 0) {
+        rc = cli_load_identity(conf, &id);
+    }
+    if (rc != 0) {
+        free(conf);
+        return rc;
+    }
+    char hex[IDENTITY_ID_HEX_LEN + 1];
+    identity_node_id_hex(id, hex);
     node_ctx ctx = {0};
     ctx.loop = uv_default_loop();
     ctx.rt = sup_rt_new(ctx.loop);
-    mesh_root_config cfg;
-    mesh_root_config_defaults(&cfg);
-    char err[256];
-    if (mesh_root_config_env(&cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "macula: %s\n", err);
+    mesh_root_config *cfg = malloc(sizeof *cfg);
+    if (cfg == NULL) {
+        fprintf(stderr, "macula: out of memory\n");
         sup_rt_free(ctx.rt);
-        return 2;
+        identity_free(id);
+        free(conf);
+        return 1;
     }
+    mesh_root_config_defaults(cfg);
+    mesh_root_config_apply(cfg, conf, identity_node_id(id));
     sup_reason why;
-    if (mesh_root_start(ctx.rt, &cfg, &ctx.root, &why) != 0) {
+    if (mesh_root_start(ctx.rt, cfg, &ctx.root, &why) != 0) {
         char r[80];
         fprintf(stderr, "macula: the root supervisor did not start: %s\n",
                 sup_reason_str(&why, r, sizeof r));
         sup_rt_free(ctx.rt);
+        identity_free(id);
+        free(cfg);
+        free(conf);
         return 1;
     }
     printf("macula %s node\n", MACULA_VERSION);
-    printf("  runtime    libuv %s, %zu actors\n", uv_version_string(), sup_rt_actor_count(ctx.rt));
-    printf("  root       macula_root one_for_one, 10 restarts in 5 s\n");
+    printf("  node id    %s (%s, %s)\n", hex, identity_key_type(id),
+           identity_created(id) ? "new identity" : "loaded");
+    printf("  realm      %s\n", conf->realm);
+    printf("  quic       udp port %u (the QUIC listener joins the tree with the transport)\n",
+           (unsigned)conf->quic_port);
     printf("  health     http://%s:%u/health  (/ready /live /metrics /tree)\n",
-           cfg.gateway.health.addr, (unsigned)gw_health_port(ctx.rt));
+           cfg->gateway.health.addr, (unsigned)gw_health_port(ctx.rt));
+    printf("  data dir   %s%s\n", conf->data_dir,
+           conf->data_dir_fallback ? "  (fallback: no HOME)" : "");
+    printf("  cert       %s\n  key        %s\n", identity_cert_path(id), identity_key_path(id));
+    printf("  config     %s\n", conf->config_file[0] ? conf->config_file : "(no file)");
+    printf("  versions   libuv %s, GnuTLS %s, ngtcp2 %s, libmicrohttpd %s\n", uv_version_string(),
+           gnutls_check_version(NULL), ngtcp2_version(0)->version_str, MHD_get_version());
+    printf("  runtime    %zu actors\n", sup_rt_actor_count(ctx.rt));
+    printf("  root       macula_root one_for_one, 10 restarts in 5 s\n");
     print_tree(ctx.rt, ctx.root);
     printf("  ready      press Ctrl-C to stop\n");
     sup_pid watcher;
@@ -123,6 +216,9 @@ int cli_node(int argc, char **argv)
     sup_rt_free(ctx.rt);
     uv_run(ctx.loop, UV_RUN_NOWAIT);
     uv_loop_close(ctx.loop);
+    identity_free(id);
+    free(cfg);
+    free(conf);
     printf("macula: stopped\n");
     return 0;
 }

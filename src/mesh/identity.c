@@ -16,6 +16,8 @@
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 
+#include "base/errmsg.h"
+
 #define IDENTITY__MAX_CHAIN 16 /* certificates in one file */
 #define IDENTITY__RETRIES 4    /* load/create rounds when another process writes meanwhile */
 #define IDENTITY__EXISTS 1     /* identity__write: the final name was taken meanwhile */
@@ -54,19 +56,6 @@ const char *identity_strerror(int err)
 }
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-
-static int identity__fail(char *err, size_t errsize, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int identity__fail(char *err, size_t errsize, int code, const char *fmt, ...)
-{
-    if (err != NULL && errsize > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 static void identity__warn(const identity_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -117,7 +106,7 @@ static int identity__exists(const char *path, char *err, size_t errsize)
     if (errno == ENOENT) {
         return 0;
     }
-    return identity__fail(err, errsize, IDENTITY_EIO, "%s: %s", path, strerror(errno));
+    return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: %s", path, strerror(errno));
 }
 
 /* Reads a whole regular file of at most IDENTITY_MAX_FILE bytes, NUL-terminated. */
@@ -128,31 +117,31 @@ static int identity__read(const char *path, gnutls_datum_t *out, mode_t *mode, c
     out->size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        return identity__fail(err, errsize, IDENTITY_EIO, "%s: cannot open: %s", path,
-                              strerror(errno));
+        return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: cannot open: %s", path,
+                           strerror(errno));
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return identity__fail(err, errsize, IDENTITY_EIO, "%s: %s", path, strerror(e));
+        return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return identity__fail(err, errsize, IDENTITY_EIO, "%s: not a regular file", path);
+        return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: not a regular file", path);
     }
     if (st.st_size > (off_t)IDENTITY_MAX_FILE) {
         close(fd);
-        return identity__fail(err, errsize, IDENTITY_EPARSE,
-                              "%s: %lld bytes, larger than the limit of %u bytes", path,
-                              (long long)st.st_size, IDENTITY_MAX_FILE);
+        return errmsg_fail(err, errsize, IDENTITY_EPARSE,
+                           "%s: %lld bytes, larger than the limit of %u bytes", path,
+                           (long long)st.st_size, IDENTITY_MAX_FILE);
     }
     /* One byte more than the size, to notice a file that grew since fstat. */
     size_t cap = (size_t)st.st_size + 1;
     unsigned char *buf = malloc(cap + 1);
     if (buf == NULL) {
         close(fd);
-        return identity__fail(err, errsize, IDENTITY_ENOMEM, "%s: out of memory", path);
+        return errmsg_fail(err, errsize, IDENTITY_ENOMEM, "%s: out of memory", path);
     }
     size_t len = 0;
     while (len < cap) {
@@ -164,7 +153,7 @@ static int identity__read(const char *path, gnutls_datum_t *out, mode_t *mode, c
             int e = errno;
             free(buf);
             close(fd);
-            return identity__fail(err, errsize, IDENTITY_EIO, "%s: read: %s", path, strerror(e));
+            return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: read: %s", path, strerror(e));
         }
         if (n == 0) {
             break;
@@ -174,11 +163,11 @@ static int identity__read(const char *path, gnutls_datum_t *out, mode_t *mode, c
     close(fd);
     if (len == cap) {
         free(buf);
-        return identity__fail(err, errsize, IDENTITY_EIO, "%s: the file changed while read", path);
+        return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: the file changed while read", path);
     }
     if (len == 0) {
         free(buf);
-        return identity__fail(err, errsize, IDENTITY_EPARSE, "%s: empty file", path);
+        return errmsg_fail(err, errsize, IDENTITY_EPARSE, "%s: empty file", path);
     }
     buf[len] = '\0';
     out->data = buf;
@@ -200,7 +189,7 @@ static int identity__mkdirs(const char *dir, char *err, size_t errsize)
 {
     char *p = strdup(dir);
     if (p == NULL) {
-        return identity__fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
+        return errmsg_fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
     }
     size_t len = strlen(p);
     for (size_t i = 1; i <= len; i++) {
@@ -213,8 +202,8 @@ static int identity__mkdirs(const char *dir, char *err, size_t errsize)
             (void)chmod(p, 0700); /* the umask may have removed bits */
         } else if (errno != EEXIST) {
             int e = errno;
-            int rc = identity__fail(err, errsize, IDENTITY_EIO, "cannot create directory %s: %s", p,
-                                    strerror(e));
+            int rc = errmsg_fail(err, errsize, IDENTITY_EIO, "cannot create directory %s: %s", p,
+                                 strerror(e));
             free(p);
             return rc;
         }
@@ -222,7 +211,7 @@ static int identity__mkdirs(const char *dir, char *err, size_t errsize)
     }
     struct stat st;
     if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        int rc = identity__fail(err, errsize, IDENTITY_EIO, "%s: not a directory", p);
+        int rc = errmsg_fail(err, errsize, IDENTITY_EIO, "%s: not a directory", p);
         free(p);
         return rc;
     }
@@ -274,7 +263,7 @@ static int identity__write(const char *path, const char *data, size_t len, bool 
 {
     char *dir = identity__dirname(path);
     if (dir == NULL) {
-        return identity__fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
+        return errmsg_fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
     }
     int rc = identity__mkdirs(dir, err, errsize);
     if (rc != IDENTITY_OK) {
@@ -285,7 +274,7 @@ static int identity__write(const char *path, const char *data, size_t len, bool 
     char *tmp = malloc(tlen);
     if (tmp == NULL) {
         free(dir);
-        return identity__fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
+        return errmsg_fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
     }
     int fd = -1;
     for (int i = 0; i < 8 && fd < 0; i++) {
@@ -294,7 +283,7 @@ static int identity__write(const char *path, const char *data, size_t len, bool 
         if (gnutls_rnd(GNUTLS_RND_NONCE, r, sizeof r) != 0) {
             free(tmp);
             free(dir);
-            return identity__fail(err, errsize, IDENTITY_ECRYPTO, "random number generator");
+            return errmsg_fail(err, errsize, IDENTITY_ECRYPTO, "random number generator");
         }
         for (size_t k = 0; k < sizeof r; k++) {
             snprintf(hex + 2 * k, 3, "%02x", r[k]);
@@ -306,8 +295,7 @@ static int identity__write(const char *path, const char *data, size_t len, bool 
         }
     }
     if (fd < 0) {
-        rc = identity__fail(err, errsize, IDENTITY_EIO, "cannot create %s: %s", tmp,
-                            strerror(errno));
+        rc = errmsg_fail(err, errsize, IDENTITY_EIO, "cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
         free(dir);
         return rc;
@@ -357,7 +345,7 @@ static int identity__write(const char *path, const char *data, size_t len, bool 
     }
     if (!ok) {
         (void)unlink(tmp);
-        rc = identity__fail(err, errsize, IDENTITY_EIO, "%s: %s: %s", path, step, strerror(e));
+        rc = errmsg_fail(err, errsize, IDENTITY_EIO, "%s: %s: %s", path, step, strerror(e));
     } else {
         identity__fsync_dir(dir);
     }
@@ -565,25 +553,25 @@ static int identity__load_key(const identity_config *cfg, const char *path,
     if (pem && (identity__has(&d, "ENCRYPTED PRIVATE KEY") ||
                 identity__has(&d, "Proc-Type: 4,ENCRYPTED"))) {
         free(d.data);
-        return identity__fail(err, errsize, IDENTITY_EPARSE,
-                              "%s: the private key is encrypted; macula needs an unencrypted key "
-                              "(openssl pkey -in KEY -out %s)",
-                              path, path);
+        return errmsg_fail(err, errsize, IDENTITY_EPARSE,
+                           "%s: the private key is encrypted; macula needs an unencrypted key "
+                           "(openssl pkey -in KEY -out %s)",
+                           path, path);
     }
     gnutls_x509_privkey_t key;
     if (gnutls_x509_privkey_init(&key) < 0) {
         free(d.data);
-        return identity__fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
+        return errmsg_fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
     }
     int g = gnutls_x509_privkey_import2(key, &d, pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER,
                                         NULL, GNUTLS_PKCS_PLAIN);
     free(d.data);
     if (g < 0) {
         gnutls_x509_privkey_deinit(key);
-        return identity__fail(err, errsize, IDENTITY_EPARSE,
-                              "%s: not an unencrypted private key (PKCS#8, SEC1 or PKCS#1, PEM or "
-                              "DER): %s",
-                              path, gnutls_strerror(g));
+        return errmsg_fail(err, errsize, IDENTITY_EPARSE,
+                           "%s: not an unencrypted private key (PKCS#8, SEC1 or PKCS#1, PEM or "
+                           "DER): %s",
+                           path, gnutls_strerror(g));
     }
     if (mode & 077) {
         identity__warn(cfg, "%s is readable by group or others (mode %03o); chmod 600 it", path,
@@ -633,15 +621,15 @@ static int identity__load_chain(const char *path, gnutls_x509_crt_t **out, size_
     free(d.data);
     if (g < 0 || n == 0 || list == NULL) {
         identity__free_chain(list, n);
-        return identity__fail(err, errsize, IDENTITY_EPARSE,
-                              "%s: not an X.509 certificate (PEM or DER): %s", path,
-                              g < 0 ? gnutls_strerror(g) : "no certificate found");
+        return errmsg_fail(err, errsize, IDENTITY_EPARSE,
+                           "%s: not an X.509 certificate (PEM or DER): %s", path,
+                           g < 0 ? gnutls_strerror(g) : "no certificate found");
     }
     if (n > IDENTITY__MAX_CHAIN) {
         identity__free_chain(list, n);
-        return identity__fail(err, errsize, IDENTITY_EPARSE,
-                              "%s: %u certificates, more than the limit of %d", path, n,
-                              IDENTITY__MAX_CHAIN);
+        return errmsg_fail(err, errsize, IDENTITY_EPARSE,
+                           "%s: %u certificates, more than the limit of %d", path, n,
+                           IDENTITY__MAX_CHAIN);
     }
     *out = list;
     *count = n;
@@ -701,7 +689,7 @@ static int identity__issue(const identity_config *cfg, int days, gnutls_x509_pri
 {
     gnutls_x509_crt_t crt;
     if (gnutls_x509_crt_init(&crt) < 0) {
-        return identity__fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
+        return errmsg_fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
     }
     const char *what = "version";
     int g = gnutls_x509_crt_set_version(crt, 3);
@@ -727,9 +715,9 @@ static int identity__issue(const identity_config *cfg, int days, gnutls_x509_pri
         g = gnutls_x509_crt_set_dn(crt, subject, &bad);
         if (g < 0) {
             gnutls_x509_crt_deinit(crt);
-            return identity__fail(err, errsize, IDENTITY_EINVAL,
-                                  "certificate subject \"%s\" is not a valid RFC 4514 name: %s",
-                                  subject, gnutls_strerror(g));
+            return errmsg_fail(err, errsize, IDENTITY_EINVAL,
+                               "certificate subject \"%s\" is not a valid RFC 4514 name: %s",
+                               subject, gnutls_strerror(g));
         }
     }
     if (g >= 0) {
@@ -763,9 +751,8 @@ static int identity__issue(const identity_config *cfg, int days, gnutls_x509_pri
                                                  (unsigned)strlen(name), GNUTLS_FSAN_APPEND);
         if (g < 0) {
             gnutls_x509_crt_deinit(crt);
-            return identity__fail(err, errsize, IDENTITY_EINVAL,
-                                  "certificate DNS name \"%s\" refused: %s", name,
-                                  gnutls_strerror(g));
+            return errmsg_fail(err, errsize, IDENTITY_EINVAL,
+                               "certificate DNS name \"%s\" refused: %s", name, gnutls_strerror(g));
         }
     }
     if (g >= 0) {
@@ -796,8 +783,8 @@ static int identity__issue(const identity_config *cfg, int days, gnutls_x509_pri
     gnutls_free(der.data);
     gnutls_x509_crt_deinit(crt);
     if (g < 0) {
-        return identity__fail(err, errsize, IDENTITY_ECRYPTO, "issuing the certificate (%s): %s",
-                              what, gnutls_strerror(g));
+        return errmsg_fail(err, errsize, IDENTITY_ECRYPTO, "issuing the certificate (%s): %s", what,
+                           gnutls_strerror(g));
     }
     *out = parsed;
     return IDENTITY_OK;
@@ -809,14 +796,14 @@ static int identity__check_names(const identity_config *cfg, const char *subject
 {
     gnutls_x509_crt_t crt;
     if (gnutls_x509_crt_init(&crt) < 0) {
-        return identity__fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
+        return errmsg_fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
     }
     int g = gnutls_x509_crt_set_dn(crt, subject, NULL);
     gnutls_x509_crt_deinit(crt);
     if (g < 0) {
-        return identity__fail(err, errsize, IDENTITY_EINVAL,
-                              "certificate subject \"%s\" is not a valid RFC 4514 name: %s",
-                              subject, gnutls_strerror(g));
+        return errmsg_fail(err, errsize, IDENTITY_EINVAL,
+                           "certificate subject \"%s\" is not a valid RFC 4514 name: %s", subject,
+                           gnutls_strerror(g));
     }
     for (size_t i = 0; cfg->dns_names != NULL && cfg->dns_names[i] != NULL; i++) {
         const char *name = cfg->dns_names[i];
@@ -828,10 +815,10 @@ static int identity__check_names(const identity_config *cfg, const char *subject
                  ch == '-' || ch == '.' || (ch == '*' && k == 0);
         }
         if (!ok) {
-            return identity__fail(err, errsize, IDENTITY_EINVAL,
-                                  "certificate DNS name \"%s\" is not valid: allowed are 1 to 253 "
-                                  "letters, digits, '-' and '.'",
-                                  name);
+            return errmsg_fail(err, errsize, IDENTITY_EINVAL,
+                               "certificate DNS name \"%s\" is not valid: allowed are 1 to 253 "
+                               "letters, digits, '-' and '.'",
+                               name);
         }
     }
     return IDENTITY_OK;
@@ -917,7 +904,7 @@ static int identity__assemble(gnutls_x509_privkey_t key, gnutls_x509_crt_t *chai
     if (id == NULL) {
         gnutls_x509_privkey_deinit(key);
         identity__free_chain(chain, n);
-        return identity__fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
+        return errmsg_fail(err, errsize, IDENTITY_ENOMEM, "out of memory");
     }
     id->key = key;
     id->chain = chain;
@@ -956,7 +943,7 @@ static int identity__assemble(gnutls_x509_privkey_t key, gnutls_x509_crt_t *chai
     }
     if (rc != IDENTITY_OK) {
         identity_free(id);
-        return identity__fail(err, errsize, rc, "%s: %s", cert_path, identity_strerror(rc));
+        return errmsg_fail(err, errsize, rc, "%s: %s", cert_path, identity_strerror(rc));
     }
     *out = id;
     return IDENTITY_OK;
@@ -981,8 +968,8 @@ static int identity__write_cert(const identity__ctx *c, gnutls_x509_crt_t crt, b
     size_t len = 0;
     int rc = identity__chain_pem(&crt, 1, &pem, &len);
     if (rc != IDENTITY_OK) {
-        return identity__fail(c->err, c->errsize, rc, "%s: exporting the certificate: %s",
-                              c->cert_path, identity_strerror(rc));
+        return errmsg_fail(c->err, c->errsize, rc, "%s: exporting the certificate: %s",
+                           c->cert_path, identity_strerror(rc));
     }
     rc = identity__write(c->cert_path, pem, len, replace, c->err, c->errsize);
     free(pem);
@@ -1018,10 +1005,10 @@ static int identity__expiry(const identity__ctx *c, gnutls_x509_privkey_t key,
                        c->cert_path, when);
         return IDENTITY_OK;
     case IDENTITY_EXPIRED_REFUSE:
-        return identity__fail(c->err, c->errsize, IDENTITY_EEXPIRED,
-                              "%s: certificate expired on %s; delete the certificate file to "
-                              "re-issue it from the same key (same node ID)",
-                              c->cert_path, when);
+        return errmsg_fail(c->err, c->errsize, IDENTITY_EEXPIRED,
+                           "%s: certificate expired on %s; delete the certificate file to "
+                           "re-issue it from the same key (same node ID)",
+                           c->cert_path, when);
     case IDENTITY_EXPIRED_RENEW:
     default: break;
     }
@@ -1033,21 +1020,20 @@ static int identity__expiry(const identity__ctx *c, gnutls_x509_privkey_t key,
     gnutls_free(subj.data);
     gnutls_free(iss.data);
     if (!self_issued) {
-        return identity__fail(c->err, c->errsize, IDENTITY_EEXPIRED,
-                              "%s: certificate expired on %s and is CA-issued (or a chain), so it "
-                              "cannot be renewed here; install a new one",
-                              c->cert_path, when);
+        return errmsg_fail(c->err, c->errsize, IDENTITY_EEXPIRED,
+                           "%s: certificate expired on %s and is CA-issued (or a chain), so it "
+                           "cannot be renewed here; install a new one",
+                           c->cert_path, when);
     }
     gnutls_datum_t dn = {NULL, 0};
     if (gnutls_x509_crt_get_dn3(leaf, &dn, 0) < 0) {
-        return identity__fail(c->err, c->errsize, IDENTITY_EPARSE,
-                              "%s: cannot read the certificate's subject to renew it",
-                              c->cert_path);
+        return errmsg_fail(c->err, c->errsize, IDENTITY_EPARSE,
+                           "%s: cannot read the certificate's subject to renew it", c->cert_path);
     }
     char *subject = identity__text(&dn);
     gnutls_free(dn.data);
     if (subject == NULL) {
-        return identity__fail(c->err, c->errsize, IDENTITY_ENOMEM, "out of memory");
+        return errmsg_fail(c->err, c->errsize, IDENTITY_ENOMEM, "out of memory");
     }
     gnutls_x509_crt_t crt = NULL;
     int rc = identity__issue(c->cfg, c->days, key, subject, &crt, c->err, c->errsize);
@@ -1067,7 +1053,7 @@ static int identity__expiry(const identity__ctx *c, gnutls_x509_privkey_t key,
     if (*chain == NULL) {
         gnutls_x509_crt_deinit(crt);
         *n = 0;
-        return identity__fail(c->err, c->errsize, IDENTITY_ENOMEM, "out of memory");
+        return errmsg_fail(c->err, c->errsize, IDENTITY_ENOMEM, "out of memory");
     }
     (*chain)[0] = crt;
     *n = 1;
@@ -1087,18 +1073,18 @@ static int identity__round(const identity__ctx *c, identity **out)
         return cst;
     }
     if (cst == 1 && kst == 0) {
-        return identity__fail(c->err, c->errsize, IDENTITY_EMISSING,
-                              "%s: the certificate's private key %s is missing; restore it (a "
-                              "new key would change the node ID), or delete the certificate to "
-                              "start a new identity",
-                              c->cert_path, c->key_path);
+        return errmsg_fail(c->err, c->errsize, IDENTITY_EMISSING,
+                           "%s: the certificate's private key %s is missing; restore it (a "
+                           "new key would change the node ID), or delete the certificate to "
+                           "start a new identity",
+                           c->cert_path, c->key_path);
     }
     gnutls_x509_privkey_t key = NULL;
     bool created = false;
     int rc;
     if (kst == 0) {
         if (gnutls_x509_privkey_init(&key) < 0) {
-            return identity__fail(c->err, c->errsize, IDENTITY_ENOMEM, "out of memory");
+            return errmsg_fail(c->err, c->errsize, IDENTITY_ENOMEM, "out of memory");
         }
         int g = gnutls_x509_privkey_generate2(key, GNUTLS_PK_EDDSA_ED25519,
                                               GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_ED25519), 0,
@@ -1108,8 +1094,8 @@ static int identity__round(const identity__ctx *c, identity **out)
         rc = g < 0 ? IDENTITY_ECRYPTO : identity__key_pem(key, &pem, &len);
         if (rc != IDENTITY_OK) {
             gnutls_x509_privkey_deinit(key);
-            return identity__fail(c->err, c->errsize, rc, "generating an Ed25519 key: %s",
-                                  g < 0 ? gnutls_strerror(g) : identity_strerror(rc));
+            return errmsg_fail(c->err, c->errsize, rc, "generating an Ed25519 key: %s",
+                               g < 0 ? gnutls_strerror(g) : identity_strerror(rc));
         }
         rc = identity__write(c->key_path, pem, len, false, c->err, c->errsize);
         gnutls_memset(pem, 0, len);
@@ -1140,7 +1126,7 @@ static int identity__round(const identity__ctx *c, identity **out)
             chain = gnutls_malloc(sizeof *chain);
             if (chain == NULL) {
                 gnutls_x509_crt_deinit(crt);
-                rc = identity__fail(c->err, c->errsize, IDENTITY_ENOMEM, "out of memory");
+                rc = errmsg_fail(c->err, c->errsize, IDENTITY_ENOMEM, "out of memory");
             } else {
                 chain[0] = crt;
                 n = 1;
@@ -1155,13 +1141,13 @@ static int identity__round(const identity__ctx *c, identity **out)
         if (rc == IDENTITY_OK) {
             rc = identity__match(key, chain[0]);
             if (rc == IDENTITY_EMISMATCH) {
-                identity__fail(c->err, c->errsize, rc,
-                               "%s: the certificate's public key is not the one of the private "
-                               "key %s",
-                               c->cert_path, c->key_path);
+                errmsg_fail(c->err, c->errsize, rc,
+                            "%s: the certificate's public key is not the one of the private "
+                            "key %s",
+                            c->cert_path, c->key_path);
             } else if (rc != IDENTITY_OK) {
-                identity__fail(c->err, c->errsize, rc, "%s: comparing with the key %s: %s",
-                               c->cert_path, c->key_path, identity_strerror(rc));
+                errmsg_fail(c->err, c->errsize, rc, "%s: comparing with the key %s: %s",
+                            c->cert_path, c->key_path, identity_strerror(rc));
             }
         }
         if (rc == IDENTITY_OK) {
@@ -1186,29 +1172,29 @@ int identity_load_or_create(const identity_config *cfg, identity **out, char *er
         err[0] = '\0';
     }
     if (cfg == NULL || out == NULL) {
-        return identity__fail(err, errsize, IDENTITY_EINVAL, "identity: no configuration");
+        return errmsg_fail(err, errsize, IDENTITY_EINVAL, "identity: no configuration");
     }
     int days =
         cfg->cert_validity_days == 0 ? IDENTITY_DEFAULT_VALIDITY_DAYS : cfg->cert_validity_days;
     if (days < 1 || days > IDENTITY_MAX_VALIDITY_DAYS) {
-        return identity__fail(err, errsize, IDENTITY_EINVAL,
-                              "cert_validity_days=%d is not valid: allowed is 1 to %d",
-                              cfg->cert_validity_days, IDENTITY_MAX_VALIDITY_DAYS);
+        return errmsg_fail(err, errsize, IDENTITY_EINVAL,
+                           "cert_validity_days=%d is not valid: allowed is 1 to %d",
+                           cfg->cert_validity_days, IDENTITY_MAX_VALIDITY_DAYS);
     }
     if (cfg->expired != IDENTITY_EXPIRED_RENEW && cfg->expired != IDENTITY_EXPIRED_REFUSE &&
         cfg->expired != IDENTITY_EXPIRED_WARN) {
-        return identity__fail(err, errsize, IDENTITY_EINVAL, "unknown expiry policy %d",
-                              (int)cfg->expired);
+        return errmsg_fail(err, errsize, IDENTITY_EINVAL, "unknown expiry policy %d",
+                           (int)cfg->expired);
     }
     bool no_dir = cfg->data_dir == NULL || cfg->data_dir[0] == '\0';
     if (no_dir && (cfg->cert_path == NULL || cfg->key_path == NULL)) {
-        return identity__fail(err, errsize, IDENTITY_EINVAL,
-                              "no data directory, and the certificate and key paths are not both "
-                              "set");
+        return errmsg_fail(err, errsize, IDENTITY_EINVAL,
+                           "no data directory, and the certificate and key paths are not both "
+                           "set");
     }
     if ((cfg->cert_path != NULL && cfg->cert_path[0] == '\0') ||
         (cfg->key_path != NULL && cfg->key_path[0] == '\0')) {
-        return identity__fail(err, errsize, IDENTITY_EINVAL, "an empty certificate or key path");
+        return errmsg_fail(err, errsize, IDENTITY_EINVAL, "an empty certificate or key path");
     }
     char *cert_path =
         cfg->cert_path ? strdup(cfg->cert_path) : identity__join(cfg->data_dir, IDENTITY_CERT_FILE);
@@ -1217,9 +1203,8 @@ int identity_load_or_create(const identity_config *cfg, identity **out, char *er
     int rc = IDENTITY_ENOMEM;
     if (cert_path != NULL && key_path != NULL) {
         if (strcmp(cert_path, key_path) == 0) {
-            rc = identity__fail(err, errsize, IDENTITY_EINVAL,
-                                "the certificate and the key must be different files (%s)",
-                                cert_path);
+            rc = errmsg_fail(err, errsize, IDENTITY_EINVAL,
+                             "the certificate and the key must be different files (%s)", cert_path);
         } else {
             identity__ctx c = {.cfg = cfg,
                                .days = days,
@@ -1234,13 +1219,13 @@ int identity_load_or_create(const identity_config *cfg, identity **out, char *er
                 rc = identity__round(&c, out);
             }
             if (rc == IDENTITY__EXISTS) {
-                rc = identity__fail(err, errsize, IDENTITY_EIO,
-                                    "%s: the files kept changing while the identity was created",
-                                    cert_path);
+                rc = errmsg_fail(err, errsize, IDENTITY_EIO,
+                                 "%s: the files kept changing while the identity was created",
+                                 cert_path);
             }
         }
     } else {
-        identity__fail(err, errsize, rc, "out of memory");
+        errmsg_fail(err, errsize, rc, "out of memory");
     }
     free(cert_path);
     free(key_path);

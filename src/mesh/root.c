@@ -1,9 +1,7 @@
 /* src/mesh/root.c — macula_root (see root.h). */
 #include "root.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "macula/sup_supervisor.h"
@@ -17,30 +15,30 @@ void mesh_root_config_defaults(mesh_root_config *cfg)
     cfg->gateway.health.port = 8080;
 }
 
-int mesh_root_config_env(mesh_root_config *cfg, char *err, size_t errsize)
+void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf,
+                            const uint8_t *node_id)
 {
-    const char *v = getenv("HEALTH_PORT");
-    if (v != NULL) {
-        char *end = NULL;
-        long port = strtol(v, &end, 10);
-        if (*v == '\0' || *end != '\0' || port < 0 || port > 65535) {
-            snprintf(err, errsize,
-                     "HEALTH_PORT=\"%s\" is not valid: allowed is an integer from 0 to 65535", v);
-            return -1;
-        }
-        cfg->gateway.health.port = (uint16_t)port;
+    char hexbuf[IDENTITY_ID_HEX_LEN + 1];
+    const char *node_id_hex = NULL;
+    if (node_id != NULL) {
+        identity_id_to_hex(node_id, hexbuf);
+        node_id_hex = hexbuf;
+        memcpy(cfg->gateway.node_id, node_id, IDENTITY_ID_LEN);
     }
-    v = getenv("MACULA_HEALTH_ADDR");
-    if (v != NULL) {
-        struct in_addr addr;
-        if (inet_pton(AF_INET, v, &addr) != 1) {
-            snprintf(err, errsize,
-                     "MACULA_HEALTH_ADDR=\"%s\" is not valid: allowed is an IPv4 address", v);
-            return -1;
-        }
-        cfg->gateway.health.addr = v;
-    }
-    return 0;
+    snprintf(cfg->health_addr, sizeof cfg->health_addr, "%s", conf->health_addr);
+    snprintf(cfg->realm, sizeof cfg->realm, "%s", conf->realm);
+    snprintf(cfg->node_id_hex, sizeof cfg->node_id_hex, "%s", node_id_hex ? node_id_hex : "");
+    cfg->gateway.health.addr = cfg->health_addr;
+    cfg->gateway.health.port = conf->health_port;
+    cfg->gateway.health.realm = cfg->realm;
+    cfg->gateway.health.node_id = node_id_hex ? cfg->node_id_hex : NULL;
+    cfg->gateway.realm = cfg->realm;
+    cfg->gateway.quic.port = conf->quic_port;
+    gwc_config *core = &cfg->gateway.gateway.core;
+    core->max_clients = conf->max_clients;
+    core->ping_interval_ms = conf->ping_interval_ms;
+    wire_limits_default(&core->limits);
+    core->limits.max_frame_size = conf->max_frame_size;
 }
 
 int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason *why)

@@ -3,23 +3,35 @@
  * 10 restarts in 5 s. Its children are the node's subsystems as they are built: today the
  * gateway system (with the health endpoints); the routing server, bootstrap system and peers
  * supervisor join in the seed's order. The root registers itself as "macula_root".
+ *
+ * The node's settings come from include/macula/config.h (flags, environment, INI file) and
+ * its identity from mesh/identity.h; mesh_root_config_apply copies what the tree needs.
  */
 #ifndef MACULA_MESH_ROOT_H
 #define MACULA_MESH_ROOT_H
 
 #include "gateway/system.h"
+#include "macula/config.h"
 #include "macula/sup.h"
+#include "mesh/identity.h"
 
 typedef struct mesh_root_config {
     int intensity; /* 10 */
     int period_s;  /* 5 */
     gw_system_config gateway;
+    /* Storage the children's configurations point into (the struct must outlive the tree). */
+    char node_id_hex[IDENTITY_ID_HEX_LEN + 1];
+    char realm[MACULA_CONFIG_REALM_MAX + 1];
+    char health_addr[16];
 } mesh_root_config;
 
+/* Defaults: health on 0.0.0.0:8080, no node ID or realm (tests set what they need). */
 void mesh_root_config_defaults(mesh_root_config *cfg);
-/* Reads the environment (HEALTH_PORT, MACULA_HEALTH_ADDR). Returns 0, or -1 after writing a
- * message naming the variable, its value and what is allowed into err. */
-int mesh_root_config_env(mesh_root_config *cfg, char *err, size_t errsize);
+/* Takes the health address and port, the realm, the QUIC port and the gateway's limits
+ * (max_clients, ping interval, frame size) from conf, and the node ID (32 raw bytes, or NULL)
+ * from the identity; copies them into cfg. */
+void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf,
+                            const uint8_t *node_id);
 int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason *why);
 
 #endif

@@ -1006,7 +1006,7 @@ static void timer_release(sup_rt *rt, sup_actor *owner, sup_timer *t)
     if (t->onext) {
         t->onext->oprev = t->oprev;
     }
-    if (t->heap_idx != SUP_TIMER_NOT_IN_HEAP) {
+    if (sup_timer_queued(t)) {
         sup_timer_heap_remove(&rt->timers, t);
     }
     owner->mem -= sup_timer_size(t);

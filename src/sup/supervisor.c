@@ -60,6 +60,12 @@ typedef struct sv_job {
     bool reply_stop; /* K_SHUTDOWN: answer an SV_STOP caller first */
 } sv_job;
 
+/* Restarts that happened in one whole second (OTP counts in erlang:monotonic_time(second)). */
+typedef struct sv_rs {
+    int64_t sec;
+    size_t count;
+} sv_rs;
+
 typedef struct sv {
     sup_flags f;
     char *name;
@@ -72,8 +78,11 @@ typedef struct sv {
     size_t ndyn;
     long next_instance;
     int dyn_restarts;
-    int64_t *rs; /* restart timestamps (s), newest first */
-    size_t nrs, caprs;
+    sv_rs *rs;      /* restart window: (second, count) runs, oldest first from rs_head */
+    size_t rs_head; /* first live run in rs */
+    size_t rs_len;  /* end of the live runs in rs */
+    size_t rs_cap;  /* allocated runs */
+    size_t nrs;     /* restarts inside the window: the sum of the live runs' counts */
     unsigned total_restarts;
     sv_job job;
     bool in_init;
@@ -310,28 +319,41 @@ static int do_start(sv *s, sup_actor *self, sv_child *c, sup_pid *out, sup_reaso
 
 /* ---- restart intensity ------------------------------------------------------------------ */
 
-/* add_restart/1: true if the supervisor may go on, false if it must give up. */
+/* add_restart/1: true if the supervisor may go on, false if it must give up.
+ *
+ * OTP keeps a list of restart times (whole seconds, newest first), drops those older than
+ * now - period and compares its length with the intensity. The same count is kept here as runs
+ * of (second, count), oldest first: the window holds at most period + 1 distinct seconds, so a
+ * restart costs O(1) amortised and memory stays bounded whatever the intensity (OTP's list
+ * grows to `intensity` elements and is walked at every restart). */
 static bool add_restart(sv *s, sup_actor *self)
 {
     int64_t now = (int64_t)(sup_rt_now(sup_self_rt(self)) / 1000);
     int64_t threshold = now - s->f.period_s;
-    size_t keep = 0;
-    while (keep < s->nrs && s->rs[keep] >= threshold) {
-        keep++;
+    while (s->rs_head < s->rs_len && s->rs[s->rs_head].sec < threshold) {
+        s->nrs -= s->rs[s->rs_head].count;
+        s->rs_head++;
     }
-    s->nrs = keep;
-    if (s->nrs == s->caprs) {
-        s->caprs = s->caprs ? s->caprs * 2 : 8;
-        s->rs = realloc(s->rs, s->caprs * sizeof *s->rs);
-        if (s->rs == NULL) {
-            abort();
+    if (s->rs_head < s->rs_len && s->rs[s->rs_len - 1].sec == now) {
+        s->rs[s->rs_len - 1].count++;
+    } else {
+        if (s->rs_head > 0 && s->rs_len == s->rs_cap) {
+            memmove(s->rs, s->rs + s->rs_head, (s->rs_len - s->rs_head) * sizeof *s->rs);
+            s->rs_len -= s->rs_head;
+            s->rs_head = 0;
         }
+        if (s->rs_len == s->rs_cap) {
+            s->rs_cap = s->rs_cap ? s->rs_cap * 2 : 4;
+            s->rs = realloc(s->rs, s->rs_cap * sizeof *s->rs);
+            if (s->rs == NULL) {
+                abort();
+            }
+        }
+        s->rs[s->rs_len++] = (sv_rs){.sec = now, .count = 1};
     }
-    memmove(&s->rs[1], &s->rs[0], s->nrs * sizeof *s->rs);
-    s->rs[0] = now;
     s->nrs++;
     s->total_restarts++;
-    return (int)s->nrs <= s->f.intensity;
+    return s->nrs <= (size_t)s->f.intensity;
 }
 
 /* ---- jobs (blocking parts of OTP, as selective receive) --------------------------------- */
@@ -1418,4 +1440,35 @@ int sup_sv_inspect(const sup_rt *rt, sup_pid sup, sup_sv_summary *summary,
         }
     }
     return 0;
+}
+
+/* ---- API from inside an actor (asynchronous) --------------------------------------------- */
+
+uint64_t sup_sv_start_child(sup_actor *self, sup_pid sup, const sup_child_spec *spec, void *extra,
+                            uint64_t timeout_ms)
+{
+    sv_req rq = {.spec = spec, .extra = extra};
+    return sup_call(self, sup, SV_START_CHILD, &rq, sizeof rq, timeout_ms);
+}
+
+int sup_sv_start_reply(const sup_msg *m, sup_pid *out, sup_reason *why)
+{
+    if (m->status != 0) {
+        if (why) {
+            *why = m->reason;
+        }
+        return m->status == SUP_ECALLEE ? SUP_ENOPROC : m->status;
+    }
+    sv_rep rep;
+    if (m->len != sizeof rep) {
+        return SUP_EINVAL;
+    }
+    memcpy(&rep, m->data, sizeof rep);
+    if (out) {
+        *out = rep.pid;
+    }
+    if (why) {
+        *why = rep.why;
+    }
+    return rep.rc;
 }

@@ -9,9 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/dheap.h"
 #include "macula/sup.h"
-
-#define SUP_TIMER_NOT_IN_HEAP ((size_t)-1)
 
 typedef enum sup_timer_kind {
     SUP_TIMER_USER = 0, /* sup_send_after: delivers SUP_MSG_TIMER */
@@ -19,22 +18,18 @@ typedef enum sup_timer_kind {
 } sup_timer_kind;
 
 typedef struct sup_timer {
-    uint64_t deadline;
-    uint64_t seq;
+    dheap_node hn; /* first member: the heap node (deadline, sequence, position) */
     uint64_t ref;
     sup_pid owner;
     sup_timer_kind kind;
     int tag;
-    size_t heap_idx;
     struct sup_timer *onext, *oprev; /* owner's list */
     size_t len;
     unsigned char data[]; /* payload copy */
 } sup_timer;
 
 typedef struct sup_timer_heap {
-    sup_timer **v;
-    size_t n, cap;
-    uint64_t seq;
+    dheap h;
 } sup_timer_heap;
 
 sup_timer *sup_timer_new(uint64_t deadline, uint64_t ref, sup_pid owner, sup_timer_kind kind,
@@ -45,7 +40,11 @@ size_t sup_timer_size(const sup_timer *t);
 void sup_timer_heap_init(sup_timer_heap *h);
 void sup_timer_heap_free(sup_timer_heap *h); /* frees the array, not the timers */
 void sup_timer_heap_push(sup_timer_heap *h, sup_timer *t);
-void sup_timer_heap_remove(sup_timer_heap *h, sup_timer *t);
+void sup_timer_heap_remove(sup_timer_heap *h, sup_timer *t); /* no-op when not queued */
+static inline bool sup_timer_queued(const sup_timer *t)
+{
+    return dheap_node_queued(&t->hn);
+}
 /* Pops the earliest timer if its deadline <= now, else NULL. */
 sup_timer *sup_timer_heap_pop_due(sup_timer_heap *h, uint64_t now);
 uint64_t sup_timer_heap_min(const sup_timer_heap *h); /* UINT64_MAX if empty */

@@ -161,6 +161,14 @@ static void test_metrics_prometheus_format(void **state)
     assert_non_null(strstr(r.body, "# TYPE macula_actors gauge\nmacula_actors "));
     assert_non_null(
         strstr(r.body, "macula_supervisor_restarts_total{supervisor=\"macula_gateway_system\"} 0"));
+    /* the gateway's counters */
+    assert_non_null(
+        strstr(r.body, "# TYPE macula_gateway_clients gauge\nmacula_gateway_clients 0\n"));
+    assert_non_null(
+        strstr(r.body, "macula_gateway_connects_refused_total{reason=\"realm_mismatch\"} 0\n"));
+    assert_non_null(strstr(r.body, "macula_gateway_frames_in_total{type=\"connect\"} 0\n"));
+    assert_non_null(strstr(r.body, "macula_gateway_decode_errors_total{kind=\"malformed\"} 0\n"));
+    assert_non_null(strstr(r.body, "macula_gateway_clients_tracked 0\n"));
     /* Where promtool is installed (the test set-up installs it), it must accept the page. */
     if (system("command -v promtool >/dev/null 2>&1") == 0) {
         char path[] = "/tmp/macula-metrics-XXXXXX";

@@ -1,0 +1,89 @@
+/*
+ * macula/flow.h — erlmcp-flow: swarms of agents that execute tasks (seed 002, FLOW.md,
+ * docs/flow.md). This is the API the MCP tools and the CLI call.
+ *
+ * flow_start starts the tree erlmcp_flow_sup (registry, consensus_sup, core_sup with swarm_sup,
+ * agent_sup, request_tracker, task_queue, load_balancer, observer_sup) under `parent`; it is a
+ * sup_start_fn, so a node puts it in its own tree as a supervisor child spec.
+ *
+ * Every API operation is a call into the flow actors and answers JSON. Two forms:
+ *  - synchronous (flow_request and the wrappers below) for code outside the scheduler (tests,
+ *    CLI, benchmarks): runs the runtime until the answer arrives, like sup_call_sync;
+ *  - asynchronous for actors (flow_request_async + flow_reply_decode): the answer arrives as a
+ *    SUP_MSG_REPLY to the calling actor.
+ * On success *out is the answer (caller json_decref's it). On failure the return value is a
+ * negative FLOW_E* code and *out (when out is not NULL) is {"error": name, "message": text}.
+ */
+#ifndef MACULA_FLOW_H
+#define MACULA_FLOW_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "macula/sup.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ----------------------------------------------------------------------------- */
+enum {
+    FLOW_OK = 0,
+    FLOW_EINVAL = -1,      /* bad argument (the message names it) */
+    FLOW_ENOTFOUND = -2,   /* no such swarm, agent or task */
+    FLOW_EEXIST = -3,      /* the id is taken */
+    FLOW_EQUEUE_FULL = -4, /* "queue_full": the swarm holds its queue limit of pending tasks */
+    FLOW_EPOOL_FULL = -5,  /* the role's pool or the swarm is at its maximum of agents */
+    FLOW_ESTATE = -6,      /* the transition is not allowed in the current state */
+    FLOW_ENOMEM = -7,
+    FLOW_EDEPS = -8,    /* a dependency is unknown or the task itself */
+    FLOW_ETIMEOUT = -9, /* "timeout": a request's deadline passed */
+    FLOW_ENOPROC = -10, /* flow is not running */
+    FLOW_ESPAWN = -11,  /* an agent could not be started */
+};
+/* Short name ("queue_full", "not_found", ...). */
+const char *flow_strerror(int err);
+
+/* ---- the tree --------------------------------------------------------------------------- */
+/* A sup_start_fn for erlmcp_flow_sup; arg is NULL. Registers the name "erlmcp_flow_sup".
+ * exec agents write to programs' stdin: the process must ignore SIGPIPE (macula node does). */
+int flow_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why);
+
+/* ---- requests --------------------------------------------------------------------------- */
+/* op is one of: swarm_create swarm_list swarm_status swarm_destroy swarm_scale agent_spawn
+ * agent_list agent_stop task_submit task_status task_result task_list task_cancel metrics.
+ * args is an object (see docs/flow.md "API"); timeout_ms 0 = 30 s. */
+int flow_request(sup_rt *rt, const char *op, const json_t *args, uint64_t timeout_ms, json_t **out);
+/* From an actor: returns the call ref (0 if flow is not running: then a failed REPLY still
+ * arrives). */
+uint64_t flow_request_async(sup_actor *self, const char *op, const json_t *args,
+                            uint64_t timeout_ms);
+/* Decodes the SUP_MSG_REPLY of flow_request_async: returns 0 or FLOW_E*, sets *out as above. */
+int flow_reply_decode(const sup_msg *m, json_t **out);
+
+/* Wrappers (the JSON arguments are documented in docs/flow.md). */
+/* spec: {"id"?, "topology": "star"|"hierarchical"|"ring"|"mesh", "config"?: {...}} */
+int flow_swarm_create(sup_rt *rt, const json_t *spec, json_t **out);
+int flow_swarm_list(sup_rt *rt, json_t **out);
+int flow_swarm_status(sup_rt *rt, const char *swarm, json_t **out);
+int flow_swarm_destroy(sup_rt *rt, const char *swarm, json_t **out);
+/* Sets the pool minimum of a role (starting agents as needed). */
+int flow_swarm_scale(sup_rt *rt, const char *swarm, const char *role, int min, json_t **out);
+/* spec: {"role": ..., "executor"?: {...}, "weight"?: n, "capacity"?: n} */
+int flow_agent_spawn(sup_rt *rt, const char *swarm, const json_t *spec, json_t **out);
+int flow_agent_list(sup_rt *rt, const char *swarm, json_t **out); /* swarm NULL: all */
+int flow_agent_stop(sup_rt *rt, const char *agent, json_t **out);
+/* spec: {"input": any, "priority"?: "high"|"normal"|"low", "role"?, "dependencies"?: [ids],
+ *        "deadline_ms"?: relative ms, "max_retries"?: n, "trace_id"?: hex} → {"id": uuid} */
+int flow_task_submit(sup_rt *rt, const char *swarm, const json_t *spec, json_t **out);
+int flow_task_status(sup_rt *rt, const char *task, json_t **out);
+/* Waits up to wait_ms (0: answer at once) for the task to end; FLOW_ETIMEOUT if it has not. */
+int flow_task_result(sup_rt *rt, const char *task, uint64_t wait_ms, json_t **out);
+int flow_task_list(sup_rt *rt, const char *swarm, const char *state, json_t **out);
+int flow_task_cancel(sup_rt *rt, const char *task, json_t **out);
+int flow_metrics(sup_rt *rt, json_t **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,222 @@
+/* src/base/hmap.c — open-addressing hash map; the contract is in hmap.h. */
+#include "base/hmap.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static uint64_t hmap__k0, hmap__k1; /* SipHash key, per process */
+static pthread_once_t hmap__seed_once = PTHREAD_ONCE_INIT;
+
+static void hmap__seed_init(void)
+{
+    uint64_t k[2];
+    if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        k[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^ (uint64_t)ts.tv_sec;
+        k[1] = (uint64_t)(uintptr_t)&ts * 0xbf58476d1ce4e5b9u ^ k[0];
+    }
+    hmap__k0 = k[0];
+    hmap__k1 = k[1];
+}
+
+static inline uint64_t rotl(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = rotl(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = rotl(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = rotl(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = rotl(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = rotl(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = rotl(v2, 32);                                                                         \
+    } while (0)
+
+/* SipHash-2-4 under the process key: peers choose keys (node ids, call ids, topics), so the
+ * hash must be a keyed PRF for them not to aim many keys at one slot. */
+uint64_t hmap_hash(const void *key, size_t klen)
+{
+    pthread_once(&hmap__seed_once, hmap__seed_init);
+    const unsigned char *in = key;
+    uint64_t v0 = 0x736f6d6570736575u ^ hmap__k0, v1 = 0x646f72616e646f6du ^ hmap__k1;
+    uint64_t v2 = 0x6c7967656e657261u ^ hmap__k0, v3 = 0x7465646279746573u ^ hmap__k1;
+    size_t full = klen - (klen % 8);
+    for (size_t off = 0; off < full; off += 8) {
+        uint64_t m = le64(in + off);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = ((uint64_t)klen) << 56;
+    for (size_t i = 0; i < klen % 8; i++) {
+        b |= ((uint64_t)in[full + i]) << (8 * i);
+    }
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    uint64_t h = v0 ^ v1 ^ v2 ^ v3;
+    return h ? h : 1;
+}
+
+void hmap_init(hmap *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+void hmap_free(hmap *m)
+{
+    free(m->slots);
+    hmap_init(m);
+}
+
+static size_t hmap__find(const hmap *m, uint64_t h, const void *key, size_t klen, int *found)
+{
+    size_t mask = m->cap - 1, i = (size_t)h & mask;
+    for (;;) {
+        const hmap_slot *s = &m->slots[i];
+        if (s->hash == 0) {
+            *found = 0;
+            return i;
+        }
+        if (s->hash == h && s->klen == klen && (klen == 0 || memcmp(s->key, key, klen) == 0)) {
+            *found = 1;
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+static int hmap__grow(hmap *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 16;
+    hmap_slot *ns = calloc(ncap, sizeof *ns);
+    if (ns == NULL) {
+        return HMAP_ENOMEM;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        hmap_slot *s = &m->slots[i];
+        if (s->hash != 0) {
+            size_t j = (size_t)s->hash & (ncap - 1);
+            while (ns[j].hash != 0) {
+                j = (j + 1) & (ncap - 1);
+            }
+            ns[j] = *s;
+        }
+    }
+    free(m->slots);
+    m->slots = ns;
+    m->cap = ncap;
+    return HMAP_OK;
+}
+
+void *hmap_get(const hmap *m, const void *key, size_t klen)
+{
+    if (m->count == 0) {
+        return NULL;
+    }
+    int found;
+    size_t i = hmap__find(m, hmap_hash(key, klen), key, klen, &found);
+    return found ? m->slots[i].val : NULL;
+}
+
+int hmap_put(hmap *m, const void *key, size_t klen, void *val, void **old)
+{
+    if (old != NULL) {
+        *old = NULL;
+    }
+    uint64_t h = hmap_hash(key, klen);
+    int found = 0;
+    size_t i = 0;
+    if (m->cap > 0) {
+        i = hmap__find(m, h, key, klen, &found);
+    }
+    if (found) {
+        if (old != NULL) {
+            *old = m->slots[i].val;
+        }
+        m->slots[i].key = key;
+        m->slots[i].val = val;
+        return HMAP_OK;
+    }
+    if ((m->count + 1) * 4 > m->cap * 3) {
+        if (hmap__grow(m) != HMAP_OK) {
+            return HMAP_ENOMEM;
+        }
+        i = hmap__find(m, h, key, klen, &found);
+    }
+    m->slots[i] = (hmap_slot){.hash = h, .key = key, .klen = klen, .val = val};
+    m->count++;
+    return HMAP_OK;
+}
+
+void *hmap_del(hmap *m, const void *key, size_t klen)
+{
+    if (m->count == 0) {
+        return NULL;
+    }
+    int found;
+    size_t i = hmap__find(m, hmap_hash(key, klen), key, klen, &found);
+    if (!found) {
+        return NULL;
+    }
+    void *val = m->slots[i].val;
+    size_t mask = m->cap - 1, j = i;
+    /* Backward shift: pull later entries of the cluster into the hole when their home slot
+     * does not lie cyclically in (hole, j]. */
+    for (;;) {
+        j = (j + 1) & mask;
+        if (m->slots[j].hash == 0) {
+            break;
+        }
+        size_t home = (size_t)m->slots[j].hash & mask;
+        int between = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+        if (!between) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i] = (hmap_slot){0};
+    m->count--;
+    return val;
+}
+
+const hmap_slot *hmap_next(const hmap *m, size_t *it)
+{
+    while (*it < m->cap) {
+        const hmap_slot *s = &m->slots[(*it)++];
+        if (s->hash != 0) {
+            return s;
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,99 @@
+/*
+ * flow/core/flow_state_int.h — the records of the flow state, shared by flow_state.c (the
+ * transitions) and flow_state_json.c (commands, snapshots and views as JSON). Not public.
+ */
+#ifndef MACULA_FLOW_STATE_INT_H
+#define MACULA_FLOW_STATE_INT_H
+
+#include "flow/core/flow_state.h"
+
+#define FLOW_HOLD_MAX (FLOW_MAX_CAPACITY + FLOW_MAX_PREFETCH)
+#define FLOW_SWARM_QUEUE 3 /* queue index of the swarm queue; 0..2 are hierarchical teams */
+
+struct flow_task {
+    char id[FLOW_ID_MAX];
+    char swarm[FLOW_ID_MAX];
+    char agent[FLOW_ID_MAX]; /* holder while assigned / running, else "" */
+    flow_task_state state;
+    int prio;
+    int role;            /* FLOW_ROLE_NONE or a role */
+    json_t *input;       /* original input */
+    json_t *stage_input; /* ring: input of the current stage (NULL = input) */
+    json_t *result;      /* completed */
+    char (*deps)[FLOW_ID_MAX];
+    size_t ndeps;
+    size_t deps_waiting; /* dependencies not completed yet; > 0 = blocked */
+    char (*dependents)[FLOW_ID_MAX];
+    size_t ndependents, capdependents;
+    int retries, max_retries;
+    uint64_t deadline; /* absolute, 0 = none */
+    uint64_t t_created, t_assigned, t_started, t_finished;
+    char trace_id[40];
+    char error[FLOW_ERROR_MAX];
+    json_t *reasons;   /* array of failure reasons (strings), at most FLOW_MAX_REASONS */
+    int stage, stages; /* ring: current stage, stage count (0 until first assigned) */
+    int team;          /* hierarchical: team (role index) whose queue holds it; else -1 */
+    bool ran;          /* a RUN was emitted for the current hold */
+    bool ring_wait;    /* ring: waiting for the agent of its next stage */
+    uint64_t seq;      /* submission order */
+    flow_qnode qn;     /* queue link (must stay last-but-one for container_of use) */
+    struct flow_task *prev, *next; /* all tasks, submission order */
+};
+
+struct flow_agent {
+    char id[FLOW_ID_MAX];
+    char swarm[FLOW_ID_MAX];
+    int role;
+    bool draining;
+    json_t *executor;
+    int weight, capacity;
+    uint64_t seq;        /* join order */
+    uint64_t idle_since; /* when it last held nothing */
+    uint64_t ready_seq;  /* mesh: order in which agents became free */
+    int64_t wrr_cur;     /* weighted LB running total */
+    flow_task *held[FLOW_HOLD_MAX];
+    int nheld;
+    uint64_t completed, failed;
+};
+
+struct flow_swarm {
+    char id[FLOW_ID_MAX];
+    flow_topology topology;
+    flow_swarm_config cfg;
+    uint64_t seq;
+    flow_queue queue[4]; /* [0..2] hierarchical teams, [3] the swarm queue */
+    flow_lb lb[4];
+    flow_breaker cb;
+    flow_agent **agents; /* join order */
+    size_t nagents, capagents;
+    int spawning[FLOW_ROLES]; /* agents requested by AGENT_NEEDED, not added yet */
+    flow_task **ring_wait;    /* ring: FIFO of tasks between stages */
+    size_t nring, capring;
+    size_t count[6];                /* tasks by state */
+    struct flow_swarm *prev, *next; /* creation order */
+};
+
+struct flow_state {
+    flow_map swarms, agents, tasks;
+    flow_swarm *swarm_head, *swarm_tail;
+    flow_task *task_head, *task_tail;
+    uint64_t now;
+    uint64_t applied;
+    uint64_t seq;
+};
+
+#define FLOW_TASK_OF(node) ((flow_task *)((char *)(node)-offsetof(flow_task, qn)))
+
+/* Shared helpers (flow_state.c) used by restore. */
+flow_swarm *flow__swarm_new(const char *id, flow_topology topo, const flow_swarm_config *cfg);
+void flow__swarm_link(flow_state *s, flow_swarm *sw);
+void flow__task_link(flow_state *s, flow_task *t);
+void flow__task_free(flow_task *t);
+void flow__agent_free(flow_agent *a);
+int flow__swarm_add_agent(flow_swarm *sw, flow_agent *a);
+int flow__ring_push(flow_swarm *sw, flow_task *t);
+void flow__queue_task(flow_swarm *sw, flow_task *t); /* into its queue by t->team */
+int flow__task_add_dependent(flow_task *t, const char *dep);
+void flow__swarm_config_copy(flow_swarm_config *dst, const flow_swarm_config *src);
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * flow/flow_int.h — what the flow actors share: registered names, message tags, the reply
+ * format of API requests, the executor-spec check. Not public (macula/flow.h is).
+ *
+ * Messages between flow actors are JSON text (commands exactly as the state machine's log
+ * would carry them), except a few fixed binary headers noted below.
+ */
+#ifndef MACULA_FLOW_INT_H
+#define MACULA_FLOW_INT_H
+
+#include <jansson.h>
+
+#include "flow/core/flow_state.h"
+#include "macula/flow.h"
+#include "macula/sup.h"
+#include "macula/sup_supervisor.h"
+
+#define FLOW_N_SUP "erlmcp_flow_sup"
+#define FLOW_N_REGISTRY "erlmcp_flow_registry"
+#define FLOW_N_CONSENSUS_SUP "erlmcp_flow_consensus_sup"
+#define FLOW_N_CORE_SUP "erlmcp_flow_core_sup"
+#define FLOW_N_SWARM_SUP "erlmcp_flow_swarm_sup"
+#define FLOW_N_AGENT_SUP "erlmcp_flow_agent_sup"
+#define FLOW_N_TRACKER "erlmcp_flow_request_tracker"
+#define FLOW_N_TASK_QUEUE "erlmcp_flow_task_queue"
+#define FLOW_N_LB "erlmcp_flow_load_balancer"
+#define FLOW_N_OBSERVER_SUP "erlmcp_flow_observer_sup"
+#define FLOW_N_OTEL "erlmcp_flow_otel_tracer"
+#define FLOW_N_METRICS "erlmcp_flow_metrics"
+#define FLOW_N_HEALTH "erlmcp_flow_health"
+#define FLOW_N_CHAOS "erlmcp_flow_chaos"
+#define FLOW_N_BREAKER "erlmcp_flow_circuit_breaker"
+
+enum {
+    FLOW_TAG_REQ = 0x0f10001, /* call: {"op", "args"} → reply {"ok": x} | {"error", ...} */
+    FLOW_TAG_FWD,      /* cast to registry: sup_from header + {"op", "args"}; it answers from */
+    FLOW_TAG_CMD,      /* cast to registry: a command (its "now" is stamped on arrival) */
+    FLOW_TAG_AGENT_UP, /* cast to registry from a starting agent: its agent_add command */
+    FLOW_TAG_SWARM_UP, /* cast to registry from a starting swarm actor: swarm id */
+    FLOW_TAG_NEEDED,   /* cast to swarm: {"role", "count", "executor"} */
+    FLOW_TAG_RUN,      /* cast to agent: {"task", "input", "stage"} */
+    FLOW_TAG_ABORT,    /* cast to agent: task id */
+    FLOW_TAG_LATENCY,  /* cast to agent (chaos): uint64_t ms added before each task */
+    FLOW_TAG_WAIT,     /* cast to tracker: flow_wait header + task id */
+    FLOW_TAG_DONE,     /* cast to tracker: the finished task's view */
+    FLOW_TAG_OBS,      /* cast to observers: an event */
+    FLOW_TAG_CHAOS,    /* cast to registry from chaos: {"action", "agent", "ms"} */
+    FLOW_TAG_TICK,     /* registry timer */
+    FLOW_TAG_INTERNAL, /* actor-private timers */
+};
+
+/* Header of FLOW_TAG_WAIT. */
+typedef struct flow_wait {
+    sup_from from;
+    uint64_t deadline; /* absolute ms on the runtime clock */
+} flow_wait;
+
+/* Replies to an API request (JSON text). result is stolen. */
+void flow__reply_ok(sup_rt *rt, sup_from to, json_t *result);
+void flow__reply_err(sup_rt *rt, sup_from to, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Sends JSON as text (cast); j is stolen. Returns SUP_* of the send. */
+int flow__cast_json(sup_rt *rt, sup_pid from, sup_pid to, int tag, json_t *j);
+/* Parses a message payload as JSON (bounded by its length); NULL if not JSON. */
+json_t *flow__msg_json(const sup_msg *m);
+/* Forwards an API request to the registry on behalf of the original caller. */
+void flow__forward(sup_actor *self, sup_from from, const char *op, json_t *args);
+/* A random UUID v4 text (37 bytes) and a 32-hex trace id (33 bytes). */
+void flow__uuid(char out[37]);
+void flow__trace_id(char out[33]);
+
+/* Executors (core/agent.c): checks an executor spec; 0 or FLOW_EINVAL with a message. */
+int flow_executor_check(const json_t *spec, char *err, size_t errsize);
+
+/* Start functions of the tree (sup_start_fn). */
+int flow_registry_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                        sup_reason *why);
+int flow_consensus_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                             sup_reason *why);
+int flow_core_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                        sup_reason *why);
+int flow_observer_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                            sup_reason *why);
+int flow_swarm_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                     sup_reason *why);
+int flow_agent_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                     sup_reason *why);
+int flow_tracker_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                       sup_reason *why);
+int flow_task_queue_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                          sup_reason *why);
+int flow_lb_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                  sup_reason *why);
+int flow_otel_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                    sup_reason *why);
+int flow_metrics_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                       sup_reason *why);
+int flow_health_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                      sup_reason *why);
+int flow_chaos_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                     sup_reason *why);
+int flow_breaker_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                       sup_reason *why);
+
+/* The start argument of an agent (simple_one_for_one extra): malloc'd by the swarm or the
+ * registry; the agent's init takes ownership and frees it. */
+typedef struct flow_agent_arg {
+    char id[FLOW_ID_MAX];
+    char swarm[FLOW_ID_MAX];
+    int role;
+    int weight, capacity;
+    bool pool;
+    char *executor; /* JSON text or NULL (builtin) */
+} flow_agent_arg;
+void flow_agent_arg_free(flow_agent_arg *a);
+
+/* Start argument of a swarm actor: owned by the registry while the swarm exists. */
+typedef struct flow_swarm_arg {
+    char id[FLOW_ID_MAX];
+} flow_swarm_arg;
+
+/* A gen_server-like worker that registers its name in init. */
+int flow__start_named(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg,
+                      const char *name, sup_pid *out, sup_reason *why);
+
+#endif

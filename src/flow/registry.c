@@ -1,0 +1,721 @@
+/*
+ * flow/registry.c — erlmcp_flow_registry: the replica of the flow state machine and the
+ * routing table of the flow (seed 002: "gproc-based routing").
+ *
+ * It owns the flow_state and is the only actor that applies commands to it; everything that
+ * changes flow state arrives here as a command (from the API front ends, the agents, the
+ * agents' monitors, the tick timer) and every event apply returns is carried out from here:
+ * RUN/ABORT go to the agent's pid, pool needs to the swarm actor, finished tasks to the
+ * request tracker, state changes to the observers. Agents register on start (id → pid) and
+ * the registry monitors them: an abnormal DOWN becomes agent_crashed, a normal one
+ * agent_remove. The seed puts the registry with consensus under one_for_all because the two
+ * restart together: the consensus issue will put commands through the Raft log before they
+ * reach flow_state_apply here.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flow/flow_int.h"
+
+typedef struct reg_agent {
+    char id[FLOW_ID_MAX];
+    sup_pid pid;
+    uint64_t mref;
+} reg_agent;
+
+typedef struct reg_swarm {
+    flow_swarm_arg arg; /* the swarm actor's start argument: lives while this does */
+    sup_pid pid;
+    uint64_t start_ref; /* pending start_child call, 0 when answered */
+    bool destroyed;     /* destroyed while its start was pending */
+    int needs[FLOW_ROLES];
+    json_t *executor;
+    struct reg_swarm *znext; /* destroyed while starting: kept until agent_sup answers */
+} reg_swarm;
+
+typedef struct reg_spawn { /* an API agent_spawn waiting for agent_sup */
+    uint64_t ref;
+    flow_agent_arg *arg; /* owned by the agent once its init runs */
+    sup_from from;
+    char id[FLOW_ID_MAX];
+    char err[256];
+    struct reg_spawn *next;
+} reg_spawn;
+
+typedef struct reg_state {
+    flow_state *fs;
+    flow_map agents; /* id → reg_agent */
+    flow_map mrefs;  /* monitor ref (decimal) → reg_agent */
+    flow_map swarms; /* id → reg_swarm */
+    reg_spawn *spawns;
+    reg_swarm *zombies;
+    uint64_t tick_ref, tick_at, tick_computed;
+    uint64_t refused_queue_full, commands_refused;
+} reg_state;
+
+static void reg__refkey(char out[24], uint64_t ref)
+{
+    snprintf(out, 24, "%llu", (unsigned long long)ref);
+}
+
+static void reg__drop_agent(sup_actor *self, reg_state *st, reg_agent *ra, bool stop)
+{
+    char key[24];
+    reg__refkey(key, ra->mref);
+    flow_map_del(&st->mrefs, key);
+    flow_map_del(&st->agents, ra->id);
+    sup_demonitor(self, ra->mref, true);
+    if (stop) {
+        sup_reason r = sup_reason_shutdown();
+        sup_exit(sup_self_rt(self), sup_self(self), ra->pid, &r);
+    }
+    free(ra);
+}
+
+static void reg__swarm_free(reg_swarm *rs)
+{
+    json_decref(rs->executor);
+    free(rs);
+}
+
+static void reg__send_needs(sup_actor *self, reg_swarm *rs)
+{
+    for (int r = 0; r < FLOW_ROLES; r++) {
+        if (rs->needs[r] > 0 && !sup_pid_is_null(rs->pid)) {
+            json_t *j = json_pack("{s:s, s:i, s:O?}", "role", flow_role_name(r), "count",
+                                  rs->needs[r], "executor", rs->executor);
+            flow__cast_json(sup_self_rt(self), sup_self(self), rs->pid, FLOW_TAG_NEEDED, j);
+            rs->needs[r] = 0;
+        }
+    }
+}
+
+static void reg__observe(sup_actor *self, const flow_event *e, const char *const *names, size_t n)
+{
+    sup_rt *rt = sup_self_rt(self);
+    json_t *j = flow_event_to_json(e);
+    json_object_del(j, "data"); /* observers need no payloads */
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    for (size_t i = 0; text && i < n; i++) {
+        sup_pid p = sup_whereis(rt, names[i]);
+        if (!sup_pid_is_null(p)) {
+            sup_cast(rt, sup_self(self), p, FLOW_TAG_OBS, text, strlen(text));
+        }
+    }
+    free(text);
+}
+
+/* Carries out what the state machine asked for. */
+static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
+{
+    sup_rt *rt = sup_self_rt(self);
+    sup_pid me = sup_self(self);
+    static const char *const task_obs[] = {FLOW_N_METRICS, FLOW_N_OTEL};
+    static const char *const swarm_obs[] = {FLOW_N_METRICS, FLOW_N_HEALTH, FLOW_N_BREAKER};
+    for (size_t i = 0; i < ev->n; i++) {
+        const flow_event *e = &ev->v[i];
+        reg_agent *ra = e->agent[0] ? flow_map_get(&st->agents, e->agent) : NULL;
+        reg_swarm *rs = e->swarm[0] ? flow_map_get(&st->swarms, e->swarm) : NULL;
+        switch (e->type) {
+        case FLOW_EV_SWARM_CREATED: {
+            rs = calloc(1, sizeof *rs);
+            if (rs == NULL) {
+                break;
+            }
+            snprintf(rs->arg.id, sizeof rs->arg.id, "%s", e->swarm);
+            const flow_swarm_config *cfg = flow_state_swarm_config(st->fs, e->swarm);
+            rs->executor = cfg && cfg->executor ? json_deep_copy(cfg->executor) : NULL;
+            flow_map_put(&st->swarms, rs->arg.id, rs);
+            rs->start_ref =
+                sup_sv_start_child(self, sup_whereis(rt, FLOW_N_SWARM_SUP), NULL, &rs->arg, 0);
+            reg__observe(self, e, swarm_obs, 3);
+            break;
+        }
+        case FLOW_EV_SWARM_DESTROYED:
+            if (rs) {
+                flow_map_del(&st->swarms, rs->arg.id);
+                if (!sup_pid_is_null(rs->pid)) {
+                    sup_reason r = sup_reason_shutdown();
+                    sup_exit(rt, me, rs->pid, &r);
+                }
+                if (rs->start_ref) {
+                    rs->destroyed = true; /* freed when swarm_sup answers */
+                    rs->znext = st->zombies;
+                    st->zombies = rs;
+                } else {
+                    reg__swarm_free(rs);
+                }
+            }
+            reg__observe(self, e, swarm_obs, 3);
+            break;
+        case FLOW_EV_AGENT_ADDED: reg__observe(self, e, swarm_obs, 3); break;
+        case FLOW_EV_AGENT_REMOVED:
+            if (ra) { /* removed while alive (swarm destroyed): stop it */
+                reg__drop_agent(self, st, ra, true);
+            }
+            reg__observe(self, e, swarm_obs, 3);
+            break;
+        case FLOW_EV_AGENT_NEEDED:
+            if (rs && e->role >= 0) {
+                rs->needs[e->role] += e->count;
+                reg__send_needs(self, rs);
+            }
+            break;
+        case FLOW_EV_AGENT_RETIRE:
+            if (ra) {
+                sup_reason r = sup_reason_shutdown();
+                sup_exit(rt, me, ra->pid, &r); /* its DOWN becomes agent_remove */
+            }
+            break;
+        case FLOW_EV_TASK_RUN:
+            if (ra) {
+                json_t *j = json_pack("{s:s, s:O, s:i}", "task", e->task, "input", e->data, "stage",
+                                      e->count);
+                flow__cast_json(rt, me, ra->pid, FLOW_TAG_RUN, j);
+            }
+            break;
+        case FLOW_EV_TASK_ABORT:
+            if (ra) {
+                sup_cast(rt, me, ra->pid, FLOW_TAG_ABORT, e->task, strlen(e->task));
+            }
+            break;
+        case FLOW_EV_TASK_COMPLETED:
+        case FLOW_EV_TASK_FAILED:
+        case FLOW_EV_TASK_CANCELLED: {
+            json_t *view = flow_state_task_json(st->fs, e->task);
+            if (view) {
+                flow__cast_json(rt, me, sup_whereis(rt, FLOW_N_TRACKER), FLOW_TAG_DONE, view);
+            }
+            reg__observe(self, e, task_obs, 2);
+            break;
+        }
+        case FLOW_EV_TASK_ACCEPTED:
+        case FLOW_EV_TASK_ASSIGNED:
+        case FLOW_EV_TASK_STARTED:
+        case FLOW_EV_TASK_REQUEUED: reg__observe(self, e, task_obs, 2); break;
+        case FLOW_EV_BREAKER: reg__observe(self, e, swarm_obs, 3); break;
+        default: break;
+        }
+    }
+}
+
+static void reg__rearm(sup_actor *self, reg_state *st, bool force)
+{
+    uint64_t now = sup_rt_now(sup_self_rt(self));
+    /* flow_state_next_deadline is linear in the tasks: recompute at most every 50 ms unless
+     * something may have moved a deadline closer (see the callers) */
+    if (!force && st->tick_ref && now < st->tick_computed + 50) {
+        return;
+    }
+    st->tick_computed = now;
+    uint64_t next = flow_state_next_deadline(st->fs);
+    if (next == st->tick_at && st->tick_ref) {
+        return;
+    }
+    if (st->tick_ref) {
+        sup_cancel_timer(self, st->tick_ref);
+        st->tick_ref = 0;
+    }
+    st->tick_at = next;
+    if (next != UINT64_MAX) {
+        st->tick_ref = sup_send_after(self, next > now ? next - now : 0, FLOW_TAG_TICK, NULL, 0);
+    }
+}
+
+/* Applies a command (stamping the time) and carries out its events. */
+static int reg__apply(sup_actor *self, reg_state *st, flow_cmd *c, char *err, size_t errsize)
+{
+    c->now = sup_rt_now(sup_self_rt(self));
+    flow_events ev = {0};
+    int rc = flow_state_apply(st->fs, c, &ev, err, errsize);
+    if (rc == 0) {
+        reg__route(self, st, &ev);
+        bool force =
+            c->type == FLOW_CMD_TICK || (c->type == FLOW_CMD_TASK_SUBMIT && c->deadline != 0);
+        for (size_t i = 0; i < ev.n && !force; i++) {
+            force = ev.v[i].type == FLOW_EV_BREAKER;
+        }
+        reg__rearm(self, st, force);
+    } else {
+        st->commands_refused++;
+        st->refused_queue_full += rc == FLOW_EQUEUE_FULL;
+    }
+    flow_events_clear(&ev);
+    return rc;
+}
+
+static int reg__apply_json(sup_actor *self, reg_state *st, const json_t *j, char *err,
+                           size_t errsize)
+{
+    flow_cmd c;
+    int rc = flow_cmd_from_json(&c, j, err, errsize);
+    if (rc == 0) {
+        rc = reg__apply(self, st, &c, err, errsize);
+        flow_cmd_clear(&c);
+    }
+    return rc;
+}
+
+/* ---- API operations ----------------------------------------------------------------------- */
+
+static const char *reg__str(const json_t *args, const char *key)
+{
+    return json_string_value(json_object_get(args, key));
+}
+
+static void reg__agent_spawn(sup_actor *self, reg_state *st, sup_from from, const json_t *args)
+{
+    sup_rt *rt = sup_self_rt(self);
+    const char *swarm = reg__str(args, "swarm"), *id = reg__str(args, "id");
+    int role = flow_role_parse(reg__str(args, "role"));
+    if (swarm == NULL || !flow_state_has_swarm(st->fs, swarm)) {
+        flow__reply_err(rt, from, FLOW_ENOTFOUND, "no swarm %s", swarm ? swarm : "(none)");
+        return;
+    }
+    if (id == NULL || !flow_id_valid(id) || role < 0) {
+        flow__reply_err(rt, from, FLOW_EINVAL, "agent_spawn needs an id and a role");
+        return;
+    }
+    flow_agent_arg *a = calloc(1, sizeof *a);
+    reg_spawn *p = calloc(1, sizeof *p);
+    if (a == NULL || p == NULL) {
+        free(a);
+        free(p);
+        flow__reply_err(rt, from, FLOW_ENOMEM, "out of memory");
+        return;
+    }
+    snprintf(a->id, sizeof a->id, "%s", id);
+    snprintf(a->swarm, sizeof a->swarm, "%s", swarm);
+    a->role = role;
+    json_int_t w = json_integer_value(json_object_get(args, "weight"));
+    json_int_t cap = json_integer_value(json_object_get(args, "capacity"));
+    a->weight = w > 0 ? (int)w : 1;
+    a->capacity = cap > 0 ? (int)cap : 1;
+    const json_t *ex = json_object_get(args, "executor");
+    a->executor = ex ? json_dumps(ex, JSON_COMPACT) : NULL;
+    p->from = from;
+    snprintf(p->id, sizeof p->id, "%s", id);
+    /* the agent owns `a` from its init on */
+    p->arg = a;
+    p->ref = sup_sv_start_child(self, sup_whereis(rt, FLOW_N_AGENT_SUP), NULL, a, 0);
+    p->next = st->spawns;
+    st->spawns = p;
+}
+
+static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *op,
+                    const json_t *args)
+{
+    sup_rt *rt = sup_self_rt(self);
+    char err[256] = "";
+    int rc;
+    if (strcmp(op, "swarm_create") == 0) {
+        flow_cmd c;
+        flow_cmd_init(&c, FLOW_CMD_SWARM_CREATE, 0);
+        const char *id = reg__str(args, "id");
+        const char *topo = reg__str(args, "topology");
+        int t = flow_topology_parse(topo ? topo : "star");
+        if (id) {
+            snprintf(c.swarm, sizeof c.swarm, "%.63s", id);
+        } else {
+            char u[37];
+            flow__uuid(u);
+            snprintf(c.swarm, sizeof c.swarm, "swarm-%.8s", u);
+        }
+        rc = t < 0 ? FLOW_EINVAL
+                   : flow_swarm_config_from_json(&c.config, json_object_get(args, "config"), err,
+                                                 sizeof err);
+        if (rc == 0 && c.config.executor &&
+            flow_executor_check(c.config.executor, err, sizeof err) != 0) {
+            rc = FLOW_EINVAL;
+        }
+        if (t < 0) {
+            snprintf(err, sizeof err, "topology must be star, hierarchical, ring or mesh");
+        }
+        c.topology = (flow_topology)(t < 0 ? 0 : t);
+        if (rc == 0) {
+            rc = reg__apply(self, st, &c, err, sizeof err);
+        }
+        if (rc == 0) {
+            flow__reply_ok(rt, from, flow_state_swarm_json(st->fs, c.swarm));
+        } else {
+            flow__reply_err(rt, from, rc, "%s", err);
+        }
+        flow_cmd_clear(&c);
+        return;
+    }
+    if (strcmp(op, "swarm_list") == 0) {
+        flow__reply_ok(rt, from, flow_state_swarm_list(st->fs));
+        return;
+    }
+    if (strcmp(op, "swarm_status") == 0) {
+        json_t *v = flow_state_swarm_json(st->fs, reg__str(args, "swarm") ?: "");
+        if (v) {
+            flow__reply_ok(rt, from, v);
+        } else {
+            flow__reply_err(rt, from, FLOW_ENOTFOUND, "no such swarm");
+        }
+        return;
+    }
+    if (strcmp(op, "swarm_destroy") == 0 || strcmp(op, "swarm_scale") == 0 ||
+        strcmp(op, "agent_stop") == 0 || strcmp(op, "task_cancel") == 0 ||
+        strcmp(op, "apply") == 0) {
+        json_t *cmd;
+        if (strcmp(op, "apply") == 0) {
+            cmd = json_incref(json_object_get(args, "cmd"));
+        } else {
+            cmd = json_deep_copy(args);
+            const char *name = strcmp(op, "agent_stop") == 0 ? "agent_drain" : op;
+            json_object_set_new(cmd, "cmd", json_string(name));
+            json_object_set_new(cmd, "now", json_integer(0));
+        }
+        rc = reg__apply_json(self, st, cmd, err, sizeof err);
+        if (rc != 0) {
+            flow__reply_err(rt, from, rc, "%s", err);
+        } else {
+            const char *task = reg__str(cmd, "task"), *agent = reg__str(cmd, "agent");
+            const char *swarm = reg__str(cmd, "swarm");
+            json_t *v = task    ? flow_state_task_json(st->fs, task)
+                        : agent ? flow_state_agent_json(st->fs, agent)
+                        : swarm ? flow_state_swarm_json(st->fs, swarm)
+                                : NULL;
+            if (v == NULL && swarm) {
+                v = json_pack("{s:s, s:b}", "id", swarm, "destroyed", 1);
+            }
+            flow__reply_ok(rt, from, v);
+        }
+        json_decref(cmd);
+        return;
+    }
+    if (strcmp(op, "metrics") == 0) {
+        json_t *m = flow_state_metrics(st->fs);
+        json_object_set_new(m, "refused_queue_full",
+                            json_integer((json_int_t)st->refused_queue_full));
+        json_object_set_new(m, "commands_refused", json_integer((json_int_t)st->commands_refused));
+        flow__reply_ok(rt, from, m);
+        return;
+    }
+    if (strcmp(op, "agent_list") == 0) {
+        const json_t *r = json_object_get(args, "role");
+        flow__reply_ok(
+            rt, from,
+            flow_state_agent_list(st->fs, reg__str(args, "swarm"),
+                                  r ? flow_role_parse(json_string_value(r)) : FLOW_ROLE_NONE));
+        return;
+    }
+    if (strcmp(op, "agent_spawn") == 0) {
+        reg__agent_spawn(self, st, from, args);
+        return;
+    }
+    if (strcmp(op, "task_status") == 0 || strcmp(op, "task_result") == 0) {
+        const char *task = reg__str(args, "task");
+        const flow_task *t = task ? flow_state_task(st->fs, task) : NULL;
+        if (t == NULL) {
+            flow__reply_err(rt, from, FLOW_ENOTFOUND, "no task %s", task ? task : "(none)");
+            return;
+        }
+        flow_task_state s = flow_task_get_state(t);
+        bool done = s == FLOW_TASK_COMPLETED || s == FLOW_TASK_FAILED || s == FLOW_TASK_CANCELLED;
+        if (strcmp(op, "task_status") == 0 || done) {
+            flow__reply_ok(rt, from, flow_state_task_json(st->fs, task));
+            return;
+        }
+        json_int_t wait = json_integer_value(json_object_get(args, "wait_ms"));
+        if (wait <= 0) {
+            flow__reply_err(rt, from, FLOW_ETIMEOUT, "task %s is %s", task,
+                            flow_task_state_name(s));
+            return;
+        }
+        size_t len = strlen(task);
+        char buf[sizeof(flow_wait) + FLOW_ID_MAX];
+        flow_wait w = {from, sup_rt_now(rt) + (uint64_t)wait};
+        memcpy(buf, &w, sizeof w);
+        memcpy(buf + sizeof w, task, len);
+        if (sup_cast(rt, sup_self(self), sup_whereis(rt, FLOW_N_TRACKER), FLOW_TAG_WAIT, buf,
+                     sizeof w + len) != 0) {
+            flow__reply_err(rt, from, FLOW_ENOPROC, "request tracker not running");
+        }
+        return;
+    }
+    if (strcmp(op, "task_list") == 0) {
+        const char *state = reg__str(args, "state");
+        int s = state ? flow_task_state_parse(state) : -1;
+        if (state && s < 0) {
+            flow__reply_err(rt, from, FLOW_EINVAL, "unknown state %s", state);
+            return;
+        }
+        json_int_t limit = json_integer_value(json_object_get(args, "limit"));
+        flow__reply_ok(rt, from,
+                       flow_state_task_list(st->fs, reg__str(args, "swarm"), s,
+                                            limit > 0 ? (size_t)limit : 1000));
+        return;
+    }
+    flow__reply_err(rt, from, FLOW_EINVAL, "unknown operation %.64s", op);
+}
+
+static void reg__request(sup_actor *self, reg_state *st, sup_from from, const char *data,
+                         size_t len)
+{
+    json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *op = reg__str(j, "op");
+    if (op == NULL) {
+        flow__reply_err(sup_self_rt(self), from, FLOW_EINVAL, "request needs an op");
+    } else {
+        reg__op(self, st, from, op, json_object_get(j, "args"));
+    }
+    json_decref(j);
+}
+
+/* ---- behaviour ---------------------------------------------------------------------------- */
+
+static int reg_init(sup_actor *self, void *state, void *arg)
+{
+    (void)arg;
+    reg_state *st = state;
+    st->fs = flow_state_new();
+    flow_map_init(&st->agents);
+    flow_map_init(&st->mrefs);
+    flow_map_init(&st->swarms);
+    sup_set_label(self, FLOW_N_REGISTRY);
+    return st->fs ? 0 : SUP_ENOMEM;
+}
+
+static void reg_call(sup_actor *self, void *state, const sup_msg *m)
+{
+    if (m->tag == FLOW_TAG_REQ) {
+        reg__request(self, state, sup_msg_from(m), m->data, m->len);
+    }
+}
+
+static void reg__agent_up(sup_actor *self, reg_state *st, const sup_msg *m)
+{
+    json_t *j = flow__msg_json(m);
+    const char *id = reg__str(j, "agent");
+    char err[256] = "";
+    int rc = FLOW_EINVAL;
+    if (id && flow_map_get(&st->agents, id) == NULL) {
+        reg_agent *ra = calloc(1, sizeof *ra);
+        if (ra) {
+            snprintf(ra->id, sizeof ra->id, "%s", id);
+            ra->pid = m->from;
+            ra->mref = sup_monitor(self, m->from);
+            char key[24];
+            reg__refkey(key, ra->mref);
+            flow_map_put(&st->agents, ra->id, ra);
+            flow_map_put(&st->mrefs, key, ra);
+            rc = reg__apply_json(self, st, j, err, sizeof err);
+            if (rc != 0) {
+                reg__drop_agent(self, st, ra, true);
+            }
+        }
+    } else {
+        snprintf(err, sizeof err, "agent id taken");
+        sup_reason r = sup_reason_shutdown();
+        sup_exit(sup_self_rt(self), sup_self(self), m->from, &r);
+    }
+    if (rc != 0) {
+        for (reg_spawn *p = st->spawns; p && id; p = p->next) {
+            if (strcmp(p->id, id) == 0) {
+                snprintf(p->err, sizeof p->err, "%s: %.200s", flow_strerror(rc), err);
+            }
+        }
+    }
+    json_decref(j);
+}
+
+static void reg__start_reply(sup_actor *self, reg_state *st, const sup_msg *m)
+{
+    sup_rt *rt = sup_self_rt(self);
+    sup_pid pid = SUP_NOPID;
+    sup_reason why;
+    int rc = sup_sv_start_reply(m, &pid, &why);
+    for (reg_spawn **pp = &st->spawns; *pp; pp = &(*pp)->next) {
+        reg_spawn *p = *pp;
+        if (p->ref != m->ref) {
+            continue;
+        }
+        *pp = p->next;
+        if (rc == SUP_ENOPROC || rc == SUP_ETIMEDOUT) {
+            flow_agent_arg_free(p->arg); /* agent_sup never ran the agent's init */
+        }
+        if (rc != 0) {
+            char r[80];
+            flow__reply_err(rt, p->from, FLOW_ESPAWN, "agent did not start: %s",
+                            sup_reason_str(&why, r, sizeof r));
+        } else if (flow_state_agent(st->fs, p->id) == NULL) {
+            flow__reply_err(rt, p->from, FLOW_EPOOL_FULL, "agent refused: %s", p->err);
+        } else {
+            flow__reply_ok(rt, p->from, flow_state_agent_json(st->fs, p->id));
+        }
+        free(p);
+        return;
+    }
+    /* a swarm actor's start */
+    flow_map_entry *found = NULL;
+    for (size_t b = 0; b < st->swarms.nbuckets && !found; b++) {
+        for (flow_map_entry *e = st->swarms.buckets[b]; e; e = e->next) {
+            if (((reg_swarm *)e->value)->start_ref == m->ref) {
+                found = e;
+                break;
+            }
+        }
+    }
+    if (found) {
+        reg_swarm *rs = found->value;
+        rs->start_ref = 0;
+        if (rc != 0) {
+            char r[80];
+            fprintf(stderr, "flow: swarm %s actor did not start: %s\n", rs->arg.id,
+                    sup_reason_str(&why, r, sizeof r));
+        }
+        return;
+    }
+    /* destroyed before its start was answered: end it now and free the argument */
+    for (reg_swarm **zp = &st->zombies; *zp; zp = &(*zp)->znext) {
+        reg_swarm *z = *zp;
+        if (z->start_ref == m->ref) {
+            *zp = z->znext;
+            if (rc == 0) {
+                sup_reason r = sup_reason_shutdown();
+                sup_exit(rt, sup_self(self), pid, &r);
+            }
+            reg__swarm_free(z);
+            return;
+        }
+    }
+}
+
+static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
+{
+    reg_state *st = state;
+    sup_rt *rt = sup_self_rt(self);
+    char err[256];
+    switch (m->tag) {
+    case FLOW_TAG_FWD:
+        if (m->len > sizeof(sup_from)) {
+            sup_from from;
+            memcpy(&from, m->data, sizeof from);
+            reg__request(self, st, from, (const char *)m->data + sizeof from, m->len - sizeof from);
+        }
+        break;
+    case FLOW_TAG_CMD: {
+        json_t *j = flow__msg_json(m);
+        if (j) {
+            reg__apply_json(self, st, j, err, sizeof err); /* stale reports are refused */
+            json_decref(j);
+        }
+        break;
+    }
+    case FLOW_TAG_AGENT_UP: reg__agent_up(self, st, m); break;
+    case FLOW_TAG_SWARM_UP: {
+        char id[FLOW_ID_MAX];
+        snprintf(id, sizeof id, "%.*s", (int)(m->len < FLOW_ID_MAX ? m->len : FLOW_ID_MAX - 1),
+                 (const char *)m->data);
+        reg_swarm *rs = flow_map_get(&st->swarms, id);
+        if (rs == NULL) {
+            sup_reason r = sup_reason_shutdown();
+            sup_exit(rt, sup_self(self), m->from, &r);
+            break;
+        }
+        rs->pid = m->from;
+        reg__send_needs(self, rs);
+        break;
+    }
+    case FLOW_TAG_CHAOS: {
+        json_t *j = flow__msg_json(m);
+        const char *agent = reg__str(j, "agent"), *action = reg__str(j, "action");
+        reg_agent *ra = agent ? flow_map_get(&st->agents, agent) : NULL;
+        if (ra && action && strcmp(action, "kill") == 0) {
+            sup_reason r = sup_reason_error("chaos_kill");
+            sup_exit(rt, sup_self(self), ra->pid, &r);
+        } else if (ra && action && strcmp(action, "latency") == 0) {
+            uint64_t ms = (uint64_t)json_integer_value(json_object_get(j, "ms"));
+            sup_cast(rt, sup_self(self), ra->pid, FLOW_TAG_LATENCY, &ms, sizeof ms);
+        }
+        json_decref(j);
+        break;
+    }
+    default: break;
+    }
+}
+
+static void reg_info(sup_actor *self, void *state, const sup_msg *m)
+{
+    reg_state *st = state;
+    char err[256];
+    if (m->kind == SUP_MSG_TIMER && m->tag == FLOW_TAG_TICK) {
+        st->tick_ref = 0;
+        flow_cmd c;
+        flow_cmd_init(&c, FLOW_CMD_TICK, 0);
+        reg__apply(self, st, &c, err, sizeof err);
+        flow_cmd_clear(&c);
+        reg__rearm(self, st, true);
+    } else if (m->kind == SUP_MSG_DOWN) {
+        char key[24];
+        reg__refkey(key, m->ref);
+        reg_agent *ra = flow_map_get(&st->mrefs, key);
+        if (ra == NULL) {
+            return;
+        }
+        bool crashed = !sup_reason_is_normal(&m->reason);
+        flow_cmd c;
+        flow_cmd_init(&c, crashed ? FLOW_CMD_AGENT_CRASHED : FLOW_CMD_AGENT_REMOVE, 0);
+        snprintf(c.agent, sizeof c.agent, "%s", ra->id);
+        sup_reason_str(&m->reason, c.text, sizeof c.text);
+        reg__drop_agent(self, st, ra, false);
+        reg__apply(self, st, &c, err, sizeof err);
+        flow_cmd_clear(&c);
+    } else if (m->kind == SUP_MSG_REPLY) {
+        reg__start_reply(self, st, m);
+    }
+}
+
+static void reg_terminate(sup_actor *self, void *state, const sup_reason *reason)
+{
+    (void)self;
+    (void)reason;
+    reg_state *st = state;
+    for (size_t b = 0; b < st->agents.nbuckets; b++) {
+        for (flow_map_entry *e = st->agents.buckets[b]; e; e = e->next) {
+            free(e->value);
+        }
+    }
+    for (size_t b = 0; b < st->swarms.nbuckets; b++) {
+        for (flow_map_entry *e = st->swarms.buckets[b]; e; e = e->next) {
+            reg__swarm_free(e->value);
+        }
+    }
+    while (st->zombies) {
+        reg_swarm *n = st->zombies->znext;
+        reg__swarm_free(st->zombies);
+        st->zombies = n;
+    }
+    while (st->spawns) {
+        reg_spawn *n = st->spawns->next;
+        free(st->spawns);
+        st->spawns = n;
+    }
+    flow_map_free(&st->agents);
+    flow_map_free(&st->mrefs);
+    flow_map_free(&st->swarms);
+    flow_state_free(st->fs);
+}
+
+static const sup_behaviour reg_behaviour = {
+    .name = FLOW_N_REGISTRY,
+    .state_size = sizeof(reg_state),
+    .init = reg_init,
+    .handle_call = reg_call,
+    .handle_cast = reg_cast,
+    .handle_info = reg_info,
+    .terminate = reg_terminate,
+};
+
+int flow_registry_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                        sup_reason *why)
+{
+    (void)arg;
+    (void)extra;
+    return flow__start_named(rt, parent, &reg_behaviour, NULL, FLOW_N_REGISTRY, out, why);
+}

@@ -1,0 +1,341 @@
+/* src/mesh/gateway/gateway.c — macula_gateway (see gateway.h). */
+#include "gateway.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clients.h"
+#include "diagnostics.h"
+#include "quic_server.h"
+#include "registry.h"
+
+#define GW_PENDING_MAX 64    /* diagnostics calls in flight; beyond, the core answers inline */
+#define GW_CALL_ID_MAX 64    /* longer call ids are answered inline too */
+#define GW_DIAG_TIMEOUT 5000 /* ms */
+
+enum { GW_TICK = 1 };
+
+typedef struct gw_pending {
+    uint64_t ref; /* 0: free */
+    uint64_t conn;
+    size_t call_id_len;
+    uint8_t call_id[GW_CALL_ID_MAX];
+} gw_pending;
+
+typedef struct gw_gateway {
+    sup_rt *rt;
+    sup_actor *self; /* the running actor, set at the start of every callback */
+    gwc *core;
+    gw_transport transport;
+    bool attached;
+    uint64_t attach_ref;
+    uint64_t timer_ref;
+    uint64_t timer_at; /* deadline the timer is armed for, UINT64_MAX: none */
+    gw_pending pending[GW_PENDING_MAX];
+} gw_gateway;
+
+static void gw__flush(gw_gateway *g)
+{
+    sup_pid clients = sup_whereis(g->rt, "macula_gateway_clients");
+    gwc_action a;
+    while (gwc_next_action(g->core, &a)) {
+        switch (a.kind) {
+        case GWC_ACT_SEND:
+            if (g->transport.send != NULL) {
+                (void)g->transport.send(g->transport.ctx, a.conn, a.data, a.len);
+            }
+            break;
+        case GWC_ACT_CLOSE:
+            if (g->transport.close != NULL) {
+                (void)g->transport.close(g->transport.ctx, a.conn, a.code, a.reason);
+            }
+            break;
+        case GWC_ACT_CLIENT_UP:
+        case GWC_ACT_CLIENT_SEEN:
+        case GWC_ACT_CLIENT_DOWN:
+            if (!sup_pid_is_null(clients)) {
+                (void)gw_clients_notify(g->rt, sup_self(g->self), clients, &a);
+            }
+            break;
+        }
+    }
+}
+
+static void gw__rearm(gw_gateway *g)
+{
+    uint64_t d = gwc_next_deadline(g->core);
+    if (d == g->timer_at) {
+        return;
+    }
+    if (g->timer_ref != 0) {
+        (void)sup_cancel_timer(g->self, g->timer_ref);
+        g->timer_ref = 0;
+    }
+    g->timer_at = d;
+    if (d != UINT64_MAX) {
+        uint64_t now = sup_rt_now(g->rt);
+        g->timer_ref = sup_send_after(g->self, d > now ? d - now : 0, GW_TICK, NULL, 0);
+    }
+}
+
+/* The core's RPC hook: diagnostics go to the diagnostics actor when it runs. */
+static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *call, uint64_t now)
+{
+    (void)now;
+    gw_gateway *g = user;
+    if (!gw_diag_is_procedure(call->procedure.p, call->procedure.len) ||
+        call->call_id.len > GW_CALL_ID_MAX) {
+        return GWC_HOOK_PASS;
+    }
+    sup_pid diag = sup_whereis(g->rt, "macula_gateway_diagnostics");
+    gw_pending *slot = NULL;
+    for (size_t i = 0; i < GW_PENDING_MAX && slot == NULL; i++) {
+        if (g->pending[i].ref == 0) {
+            slot = &g->pending[i];
+        }
+    }
+    if (sup_pid_is_null(diag) || slot == NULL) {
+        return GWC_HOOK_PASS;
+    }
+    size_t len = 0;
+    void *req = gw_diag_request(gwc_stats_get(core)->clients, call->procedure.p,
+                                call->procedure.len, call->args.p, call->args.len, &len);
+    if (req == NULL) {
+        return GWC_HOOK_PASS;
+    }
+    uint64_t ref = sup_call(g->self, diag, GW_DIAG_CALL, req, len, GW_DIAG_TIMEOUT);
+    free(req);
+    slot->ref = ref;
+    slot->conn = conn;
+    slot->call_id_len = call->call_id.len;
+    if (call->call_id.len > 0) {
+        memcpy(slot->call_id, call->call_id.p, call->call_id.len);
+    }
+    return GWC_HOOK_TAKEN;
+}
+
+static void gw__diag_reply(gw_gateway *g, gw_pending *p, const sup_msg *m)
+{
+    wire_bytes id = {p->call_id, p->call_id_len};
+    gw_diag_rep rep;
+    if (m->status != 0 || m->len < sizeof rep) {
+        (void)gwc_reply_error(g->core, p->conn, id, "handler_error",
+                              "the diagnostics service did not answer");
+    } else {
+        memcpy(&rep, m->data, sizeof rep);
+        if (rep.rc == GW_DIAG_OK) {
+            (void)gwc_reply(g->core, p->conn, id, (const uint8_t *)m->data + sizeof rep,
+                            m->len - sizeof rep);
+        } else {
+            char msg[160];
+            snprintf(msg, sizeof msg, "diagnostics: %s", gw_diag_strerror(rep.rc));
+            (void)gwc_reply_error(g->core, p->conn, id, gw_diag_strerror(rep.rc), msg);
+        }
+    }
+    p->ref = 0;
+}
+
+static int gw__init(sup_actor *self, void *state, void *arg)
+{
+    gw_gateway *g = state;
+    const gw_gateway_config *cfg = arg;
+    g->rt = sup_self_rt(self);
+    g->self = self;
+    g->timer_at = UINT64_MAX;
+    gwc_config cc = cfg->core;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    cc.wall_offset_ms = wall - (int64_t)sup_rt_now(g->rt);
+    int rc = gwc_new(&cc, sup_rt_now(g->rt), &g->core);
+    if (rc != GWC_OK) {
+        char text[SUP_REASON_TEXT_MAX];
+        snprintf(text, sizeof text, "{gateway_config,%s}", gwc_strerror(rc));
+        sup_reason r = sup_reason_error(text);
+        sup_stop(self, &r);
+        return -1;
+    }
+    gwc_set_call_hook(g->core, gw__call_hook, g);
+    sup_register(g->rt, "macula_gateway", sup_self(self));
+    gw_reg_set(g->rt, GW_REG_GATEWAY, g->core);
+    sup_pid qs = sup_whereis(g->rt, "macula_gateway_quic_server");
+    if (!sup_pid_is_null(qs)) {
+        g->attach_ref = sup_call(self, qs, GW_QS_ATTACH, NULL, 0, 0);
+    }
+    return 0;
+}
+
+static void gw__terminate(sup_actor *self, void *state, const sup_reason *reason)
+{
+    (void)reason;
+    gw_gateway *g = state;
+    g->self = self;
+    if (g->core == NULL) {
+        return;
+    }
+    gw_reg_clear(g->rt, GW_REG_GATEWAY, g->core);
+    gwc_shutdown(g->core, sup_rt_now(g->rt));
+    gw__flush(g);
+    gwc_free(g->core);
+    g->core = NULL;
+}
+
+static void gw__info(sup_actor *self, void *state, const sup_msg *m)
+{
+    gw_gateway *g = state;
+    g->self = self;
+    uint64_t now = sup_rt_now(g->rt);
+    switch (m->kind) {
+    case SUP_MSG_INFO:
+        if (m->tag == GW_CONN_OPENED && m->len == sizeof(gw_conn_opened_msg)) {
+            gw_conn_opened_msg o;
+            memcpy(&o, m->data, sizeof o);
+            o.remote[sizeof o.remote - 1] = '\0';
+            (void)gwc_conn_open(g->core, o.conn, o.peer_id_len ? o.peer_id : NULL,
+                                o.peer_id_len == WIRE_NODE_ID_LEN ? WIRE_NODE_ID_LEN : 0, o.remote,
+                                now);
+        } else if (m->tag == GW_CONN_DATA && m->len >= sizeof(uint64_t)) {
+            uint64_t conn;
+            memcpy(&conn, m->data, sizeof conn);
+            (void)gwc_conn_data(g->core, conn, (const uint8_t *)m->data + sizeof conn,
+                                m->len - sizeof conn, now);
+        } else if (m->tag == GW_CONN_CLOSED && m->len == sizeof(uint64_t)) {
+            uint64_t conn;
+            memcpy(&conn, m->data, sizeof conn);
+            (void)gwc_conn_closed(g->core, conn, now);
+        }
+        break;
+    case SUP_MSG_TIMER:
+        if (m->ref == g->timer_ref) {
+            g->timer_ref = 0;
+            g->timer_at = UINT64_MAX;
+            (void)gwc_tick(g->core, now);
+        }
+        break;
+    case SUP_MSG_REPLY:
+        if (m->ref == g->attach_ref) {
+            g->attach_ref = 0;
+            if (m->status == 0 && m->len == sizeof(gw_transport)) {
+                memcpy(&g->transport, m->data, sizeof g->transport);
+                g->attached = true;
+            }
+            break;
+        }
+        for (size_t i = 0; i < GW_PENDING_MAX; i++) {
+            if (g->pending[i].ref == m->ref) {
+                gw__diag_reply(g, &g->pending[i], m);
+                break;
+            }
+        }
+        break;
+    default: break;
+    }
+    gw__flush(g);
+    gw__rearm(g);
+}
+
+typedef struct gw_sync {
+    gw_gateway *g;
+    sup_pid to;
+} gw_sync;
+
+static void gw__sync_one(const gwc_client_info *ci, void *user)
+{
+    gw_sync *s = user;
+    gwc_action a = {.kind = GWC_ACT_CLIENT_UP,
+                    .conn = ci->conn,
+                    .data = ci->endpoint.p,
+                    .len = ci->endpoint.len,
+                    .time_ms = ci->connected_ms,
+                    .caps = ci->caps,
+                    .caps_len = ci->caps_len,
+                    .caps_count = ci->caps_count,
+                    .remote = ci->remote};
+    memcpy(a.node_id, ci->node_id, WIRE_NODE_ID_LEN);
+    (void)gw_clients_notify(s->g->rt, sup_self(s->g->self), s->to, &a);
+}
+
+static void gw__cast(sup_actor *self, void *state, const sup_msg *m)
+{
+    gw_gateway *g = state;
+    g->self = self;
+    if (m->tag == GW_CLIENTS_SYNC) {
+        gw_sync s = {g, m->from};
+        gwc_foreach_client(g->core, gw__sync_one, &s);
+    }
+}
+
+static void gw__call(sup_actor *self, void *state, const sup_msg *m)
+{
+    gw_gateway *g = state;
+    g->self = self;
+    if (m->tag == GW_GATEWAY_STATS) {
+        sup_reply(g->rt, sup_msg_from(m), gwc_stats_get(g->core), sizeof(gwc_stats));
+    } else {
+        sup_reply(g->rt, sup_msg_from(m), NULL, 0);
+    }
+}
+
+static const sup_behaviour gw_gateway_behaviour = {
+    .name = "gateway",
+    .state_size = sizeof(gw_gateway),
+    .init = gw__init,
+    .handle_call = gw__call,
+    .handle_cast = gw__cast,
+    .handle_info = gw__info,
+    .terminate = gw__terminate,
+};
+
+int gw_gateway_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                     sup_reason *why)
+{
+    (void)extra;
+    return sup_spawn(rt, parent, &gw_gateway_behaviour, arg, SUP_SPAWN_LINK, out, why);
+}
+
+int gw_gateway_conn_opened(sup_rt *rt, sup_pid from, sup_pid gw, uint64_t conn,
+                           const uint8_t *peer_id, size_t peer_id_len, const char *remote)
+{
+    gw_conn_opened_msg o;
+    memset(&o, 0, sizeof o);
+    o.conn = conn;
+    if (peer_id != NULL && peer_id_len == WIRE_NODE_ID_LEN) {
+        o.peer_id_len = WIRE_NODE_ID_LEN;
+        memcpy(o.peer_id, peer_id, WIRE_NODE_ID_LEN);
+    }
+    snprintf(o.remote, sizeof o.remote, "%s", remote ? remote : "");
+    return sup_send(rt, from, gw, GW_CONN_OPENED, &o, sizeof o);
+}
+
+int gw_gateway_conn_data(sup_rt *rt, sup_pid from, sup_pid gw, uint64_t conn, const uint8_t *data,
+                         size_t len)
+{
+    uint8_t *p = malloc(sizeof conn + len);
+    if (p == NULL) {
+        return SUP_ENOMEM;
+    }
+    memcpy(p, &conn, sizeof conn);
+    if (len > 0) {
+        memcpy(p + sizeof conn, data, len);
+    }
+    int rc = sup_send(rt, from, gw, GW_CONN_DATA, p, sizeof conn + len);
+    free(p);
+    return rc;
+}
+
+int gw_gateway_conn_closed(sup_rt *rt, sup_pid from, sup_pid gw, uint64_t conn)
+{
+    return sup_send(rt, from, gw, GW_CONN_CLOSED, &conn, sizeof conn);
+}
+
+bool gw_gateway_stats(const sup_rt *rt, gwc_stats *out)
+{
+    const gwc *core = gw_reg_get(rt, GW_REG_GATEWAY);
+    if (core == NULL) {
+        return false;
+    }
+    *out = *gwc_stats_get(core);
+    return true;
+}

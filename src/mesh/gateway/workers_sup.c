@@ -1,0 +1,22 @@
+/* src/mesh/gateway/workers_sup.c — macula_gateway_workers_sup (see workers_sup.h). */
+#include "workers_sup.h"
+
+#include "clients.h"
+#include "macula/sup_supervisor.h"
+
+int gw_workers_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                         sup_reason *why)
+{
+    (void)extra;
+    sup_flags flags = {SUP_REST_FOR_ONE, 10, 60, SUP_AUTO_NEVER};
+    sup_child_spec children[] = {
+        {.id = "macula_gateway_clients",
+         .start = gw_clients_start,
+         .arg = arg,
+         .restart = SUP_PERMANENT,
+         .shutdown_ms = 5000,
+         .type = SUP_WORKER},
+    };
+    sup_sv_opts opts = {.name = "macula_gateway_workers_sup"};
+    return sup_supervisor_start(rt, parent, &flags, children, 1, &opts, out, why);
+}
