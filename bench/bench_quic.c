@@ -53,8 +53,8 @@
 #include <gnutls/gnutls.h>
 #include <uv.h>
 
-#include "../src/mesh/identity.h" /* bench targets have no src include path */
-#include "../src/mesh/quic.h"
+#include "mesh/identity.h"
+#include "mesh/quic.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 

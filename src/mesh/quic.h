@@ -58,7 +58,7 @@
 
 #include <uv.h>
 
-#include "identity.h" /* sibling: also found from bench/, which has no src include path */
+#include "mesh/identity.h"
 
 #ifdef __cplusplus
 extern "C" {
