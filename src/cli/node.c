@@ -20,6 +20,7 @@
 #include "macula/sup_supervisor.h"
 #include "macula/version.h"
 #include "mesh/identity.h"
+#include "mesh/gateway/quic_server.h"
 #include "mesh/root.h"
 
 typedef struct node_ctx {
@@ -173,7 +174,7 @@ int cli_node(int argc, char **argv)
         return 1;
     }
     mesh_root_config_defaults(cfg);
-    mesh_root_config_apply(cfg, conf, identity_node_id(id));
+    mesh_root_config_apply(cfg, conf, id);
     sup_reason why;
     if (mesh_root_start(ctx.rt, cfg, &ctx.root, &why) != 0) {
         char r[80];
@@ -189,8 +190,12 @@ int cli_node(int argc, char **argv)
     printf("  node id    %s (%s, %s)\n", hex, identity_key_type(id),
            identity_created(id) ? "new identity" : "loaded");
     printf("  realm      %s\n", conf->realm);
-    printf("  quic       udp port %u (the QUIC listener joins the tree with the transport)\n",
-           (unsigned)conf->quic_port);
+    gw_quic_stats qst;
+    if (gw_quic_server_stats(ctx.rt, &qst)) {
+        printf("  quic       udp %s:%u (TLS 1.3, ALPN macula)\n", "0.0.0.0", (unsigned)qst.port);
+    } else {
+        printf("  quic       not listening\n");
+    }
     printf("  health     http://%s:%u/health  (/ready /live /metrics /tree)\n",
            cfg->gateway.health.addr, (unsigned)gw_health_port(ctx.rt));
     printf("  data dir   %s%s\n", conf->data_dir,

@@ -1011,6 +1011,32 @@ static bool quic__conn_schedule(quic_conn *c)
     return true;
 }
 
+/* Makes a connection whose handshake completed visible (on_connected), once. Called from the
+ * service pass, and from the stream callbacks: a server may receive the client's first stream
+ * data in the same flight that completes the handshake, and the application must see the
+ * connection before any of its streams. */
+static void quic__conn_announce(quic_conn *c)
+{
+    quic_endpoint *ep = c->ep;
+    if (!c->connected_pending) {
+        return;
+    }
+    c->connected_pending = false;
+    quic__set_state(c, ST_OPEN);
+    c->visible = true;
+    char addr[80];
+    quic__addr_str(quic_conn_peer_addr(c), addr, sizeof addr);
+    char hex[IDENTITY_ID_HEX_LEN + 1];
+    identity_id_to_hex(c->peer_id, hex);
+    quic__log(ep, QUIC_LOG_DEBUG, "quic: %s connection with %s established, node %s",
+              c->server ? "incoming" : "outgoing", addr, hex);
+    if (ep->cfg.cb.on_connected) {
+        c->busy++;
+        ep->cfg.cb.on_connected(c, ep->cfg.ctx);
+        c->busy--;
+    }
+}
+
 /* Everything a connection needs after an event: announce the handshake, perform a requested
  * close, write packets, re-arm the timer, free when dead. */
 static void quic__conn_service(quic_conn *c)
@@ -1018,22 +1044,7 @@ static void quic__conn_service(quic_conn *c)
     quic_endpoint *ep = c->ep;
     quic__unmark_dirty(c);
     if (c->state == ST_HANDSHAKE || c->state == ST_OPEN) {
-        if (c->connected_pending) {
-            c->connected_pending = false;
-            quic__set_state(c, ST_OPEN);
-            c->visible = true;
-            char addr[80];
-            quic__addr_str(quic_conn_peer_addr(c), addr, sizeof addr);
-            char hex[IDENTITY_ID_HEX_LEN + 1];
-            identity_id_to_hex(c->peer_id, hex);
-            quic__log(ep, QUIC_LOG_DEBUG, "quic: %s connection with %s established, node %s",
-                      c->server ? "incoming" : "outgoing", addr, hex);
-            if (ep->cfg.cb.on_connected) {
-                c->busy++;
-                ep->cfg.cb.on_connected(c, ep->cfg.ctx);
-                c->busy--;
-            }
-        }
+        quic__conn_announce(c);
         if (c->tls_done && c->tls && !c->connected_pending) {
             /* Handshake confirmed: 1-RTT keys are installed and key updates need only
              * ngtcp2's crypto context, so the TLS session (~15 KiB) is released. */
@@ -1211,6 +1222,7 @@ static int quic__cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user)
     if (!s)
         return NGTCP2_ERR_CALLBACK_FAILURE;
     ngtcp2_conn_set_stream_user_data(conn, sid, s);
+    quic__conn_announce(c);
     if (c->ep->cfg.cb.on_stream_open)
         c->ep->cfg.cb.on_stream_open(c, sid, c->ep->cfg.ctx);
     return 0;
@@ -1224,6 +1236,7 @@ static int quic__cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t 
     quic_endpoint *ep = c->ep;
     (void)offset;
     (void)sud;
+    quic__conn_announce(c);
     if (ep->cfg.cb.on_stream_data)
         ep->cfg.cb.on_stream_data(c, sid, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0,
                                   ep->cfg.ctx);

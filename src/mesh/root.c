@@ -15,15 +15,14 @@ void mesh_root_config_defaults(mesh_root_config *cfg)
     cfg->gateway.health.port = 8080;
 }
 
-void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf,
-                            const uint8_t *node_id)
+void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf, const identity *id)
 {
     char hexbuf[IDENTITY_ID_HEX_LEN + 1];
     const char *node_id_hex = NULL;
-    if (node_id != NULL) {
-        identity_id_to_hex(node_id, hexbuf);
+    if (id != NULL) {
+        identity_node_id_hex(id, hexbuf);
         node_id_hex = hexbuf;
-        memcpy(cfg->gateway.node_id, node_id, IDENTITY_ID_LEN);
+        memcpy(cfg->gateway.node_id, identity_node_id(id), IDENTITY_ID_LEN);
     }
     snprintf(cfg->health_addr, sizeof cfg->health_addr, "%s", conf->health_addr);
     snprintf(cfg->realm, sizeof cfg->realm, "%s", conf->realm);
@@ -34,6 +33,9 @@ void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf,
     cfg->gateway.health.node_id = node_id_hex ? cfg->node_id_hex : NULL;
     cfg->gateway.realm = cfg->realm;
     cfg->gateway.quic.port = conf->quic_port;
+    cfg->gateway.quic.id = id;
+    /* QUIC's idle timeout: three ping intervals, as the gateway's own keep-alive. */
+    cfg->gateway.quic.idle_timeout_ms = conf->ping_interval_ms * 3u;
     gwc_config *core = &cfg->gateway.gateway.core;
     core->max_clients = conf->max_clients;
     core->ping_interval_ms = conf->ping_interval_ms;

@@ -28,10 +28,9 @@ typedef struct mesh_root_config {
 /* Defaults: health on 0.0.0.0:8080, no node ID or realm (tests set what they need). */
 void mesh_root_config_defaults(mesh_root_config *cfg);
 /* Takes the health address and port, the realm, the QUIC port and the gateway's limits
- * (max_clients, ping interval, frame size) from conf, and the node ID (32 raw bytes, or NULL)
- * from the identity; copies them into cfg. */
-void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf,
-                            const uint8_t *node_id);
+ * (max_clients, ping interval, frame size) from conf, and the identity (NULL: no node id and
+ * no QUIC listener; otherwise it must outlive the tree: the QUIC endpoint presents it). */
+void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf, const identity *id);
 int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason *why);
 
 #endif

@@ -26,11 +26,12 @@ mkdir -p "$HOME"
 start_node() {
   local out=$1 err=$2
   shift 2
-  HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 "$macula" node "$@" >"$out" 2>"$err" &
+  HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 MACULA_QUIC_PORT=0 "$macula" node "$@" >"$out" 2>"$err" &
   pid=$!
   port=
   for _ in $(seq 1 100); do
     port=$(sed -n 's#.*health     http://127.0.0.1:\([0-9]*\)/health.*#\1#p' "$out")
+    qport=$(sed -n 's#.*quic       udp 0.0.0.0:\([0-9]*\) .*#\1#p' "$out")
     [ -n "$port" ] && grep -q "ready" "$out" && break
     sleep 0.05
   done
@@ -46,7 +47,26 @@ banner_id=$(sed -n 's/^  node id    \([0-9a-f]\{64\}\) .*/\1/p' "$work/out")
 check "banner shows a new node id" grep -q "node id    [0-9a-f]\{64\} (EdDSA (Ed25519), new identity)" "$work/out"
 check "banner shows realm, quic port, data dir, versions" \
   grep -q "realm      macula.default" "$work/out"
-check "...quic port 9443" grep -q "quic       udp port 9443" "$work/out"
+check "...the bound QUIC port" test -n "$qport"
+
+# macula ping: QUIC + TLS 1.3 + CONNECT with the node's realm, PING/PONG round trips; the
+# node id the client derives from the certificate is the banner's.
+"$macula" ping "https://127.0.0.1:$qport" --count 2 --timeout 5 >"$work/ping" 2>&1
+check "ping gets its pongs" test $? -eq 0
+check "...from the node the banner names" grep -q "connected to node $banner_id" "$work/ping"
+check "...two round trips" grep -q "2 pings, 2 pongs" "$work/ping"
+"$macula" ping "https://127.0.0.1:$qport" --expect "$banner_id" --count 1 >/dev/null 2>&1
+check "ping with the expected node id" test $? -eq 0
+"$macula" ping "https://127.0.0.1:$qport" --expect "$(printf '0%.0s' $(seq 64))" --count 1 \
+  >"$work/ping2" 2>&1
+check "ping to an unexpected node id fails" test $? -eq 1
+"$macula" ping "https://127.0.0.1:$qport" --realm another.realm --count 1 >"$work/ping3" 2>&1
+check "ping in another realm is refused" test $? -eq 1
+check "...with realm_mismatch" grep -q "refused by the node: realm_mismatch" "$work/ping3"
+metrics=$(curl -s "http://127.0.0.1:$port/metrics")
+check "/metrics counts the accepted connects" grep -q '^macula_gateway_connects_accepted_total [1-9]' <<<"$metrics"
+check "/metrics counts the realm refusal" \
+  grep -q '^macula_gateway_connects_refused_total{reason="realm_mismatch"} 1' <<<"$metrics"
 check "...default data dir under HOME" grep -q "data dir   $HOME/.local/share/macula" "$work/out"
 check "...versions" grep -q "versions   libuv .*GnuTLS" "$work/out"
 check "identity files are mode 600" test "$(stat -c %a "$HOME/.local/share/macula/key.pem" "$HOME/.local/share/macula/cert.pem" | sort -u)" = 600
