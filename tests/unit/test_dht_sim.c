@@ -16,8 +16,8 @@
 
 #include "mesh/dht/dht_sim.h"
 
-#define N_NODES 1000
-#define N_SPARE 100
+#define N_NODES 1000u
+#define N_SPARE 100u
 
 /* ---- bookkeeping of the lookups a test issues ------------------------------------------- */
 
@@ -63,8 +63,8 @@ static void on_event(void *p, dhtsim *s, uint32_t node, const dht_event *ev)
                 r->value_ok = true;
             }
         }
-        c->trace = c->trace * 1000003u + (uint64_t)(i + 1) * 31u + ev->hops * 7u + ev->found +
-                   ev->queries * 131u;
+        c->trace = c->trace * 1000003u + (uint64_t)(i + 1) * 31u + (uint64_t)ev->hops * 7u +
+                   ev->found + (uint64_t)ev->queries * 131u;
         return;
     }
 }

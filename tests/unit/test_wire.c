@@ -27,7 +27,7 @@ static bool bytes_eq(wire_bytes a, wire_bytes b)
     if ((a.p == NULL) != (b.p == NULL) || a.len != b.len) {
         return false;
     }
-    return a.len == 0 || memcmp(a.p, b.p, a.len) == 0;
+    return a.len == 0 || (a.p != NULL && b.p != NULL && memcmp(a.p, b.p, a.len) == 0);
 }
 
 static bool bytes_is(wire_bytes a, const char *s)

@@ -172,7 +172,7 @@ int dht_create(const dht_config *cfg, const dht_id *self, const char *self_addr,
     d->cfg = c;
     d->self.id = *self;
     if (self_addr != NULL) {
-        memcpy(d->self.addr, self_addr, strlen(self_addr));
+        memcpy(d->self.addr, self_addr, strlen(self_addr) + 1);
     }
     d->now = now;
     uint64_t mix;
@@ -362,7 +362,7 @@ int dht_receive(dht *d, const dht_id *from, const char *from_addr, const dht_msg
     memset(&to, 0, sizeof to);
     to.id = *from;
     if (from_addr != NULL && from_addr[0] != 0) {
-        memcpy(to.addr, from_addr, strlen(from_addr));
+        memcpy(to.addr, from_addr, strlen(from_addr) + 1);
     } else {
         int b = dht_bucket_index(&d->self.id, from);
         for (uint32_t i = 0; i < d->buckets[b].n; i++) {
@@ -517,7 +517,7 @@ int dht_ping(dht *d, const dht_id *id, const char *addr, uint64_t now, uint32_t 
     dht_contact to;
     memset(&to, 0, sizeof to);
     to.id = *id;
-    memcpy(to.addr, addr, strlen(addr));
+    memcpy(to.addr, addr, strlen(addr) + 1);
     dht_msg m;
     memset(&m, 0, sizeof m);
     m.type = WIRE_FIND_NODE;

@@ -56,7 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mesh/wire.h"
+#include "../wire.h"
 
 #ifdef __cplusplus
 extern "C" {

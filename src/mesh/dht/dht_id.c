@@ -108,9 +108,9 @@ int dht_key(const char *realm, size_t realm_len, const void *name, size_t name_l
 void dht_id_hex(const dht_id *id, char out[2 * DHT_ID_LEN + 1])
 {
     static const char hx[] = "0123456789abcdef";
-    for (int i = 0; i < DHT_ID_LEN; i++) {
+    for (size_t i = 0; i < DHT_ID_LEN; i++) {
         out[2 * i] = hx[id->b[i] >> 4];
         out[2 * i + 1] = hx[id->b[i] & 15];
     }
-    out[2 * DHT_ID_LEN] = 0;
+    out[(size_t)2 * DHT_ID_LEN] = 0;
 }

@@ -6,7 +6,7 @@
 #ifndef MACULA_MESH_DHT_INTERNAL_H
 #define MACULA_MESH_DHT_INTERNAL_H
 
-#include "mesh/dht/dht.h"
+#include "dht.h"
 
 #define DHT__BUCKETS 256
 

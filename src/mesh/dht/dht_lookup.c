@@ -128,11 +128,11 @@ static void dht__lookup_complete(dht *d, dht__lookup *l)
         return;
     }
     dht__qev *q = calloc(1, sizeof *q);
-    dht_event *ev = q != NULL ? &q->ev : NULL;
-    if (ev == NULL) {
+    if (q == NULL) {
         dht__lookup_remove(d, l);
         return;
     }
+    dht_event *ev = &q->ev;
     ev->kind = l->kind == DHT__L_NODE  ? DHT_EV_LOOKUP
                : l->kind == DHT__L_GET ? DHT_EV_GET
                                        : DHT_EV_PUT;

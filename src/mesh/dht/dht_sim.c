@@ -31,13 +31,24 @@ static void dhtsim__addr(uint32_t i, char *out, size_t n)
     snprintf(out, n, "10.%u.%u.%u:4433", (i >> 16) & 255, (i >> 8) & 255, i & 255);
 }
 
+/* "10.a.b.c:4433" -> (a << 16) | (b << 8) | c, UINT32_MAX for anything else. */
 static uint32_t dhtsim__slot_of(const char *addr)
 {
-    unsigned a, b, c;
-    if (sscanf(addr, "10.%u.%u.%u:4433", &a, &b, &c) != 3 || a > 255 || b > 255 || c > 255) {
+    if (strncmp(addr, "10.", 3) != 0) {
         return UINT32_MAX;
     }
-    return (a << 16) | (b << 8) | c;
+    const char *p = addr + 3;
+    uint32_t slot = 0;
+    for (int part = 0; part < 3; part++) {
+        char *end;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p || v > 255 || *end != (part < 2 ? '.' : ':')) {
+            return UINT32_MAX;
+        }
+        slot = (slot << 8) | (uint32_t)v;
+        p = end + 1;
+    }
+    return strcmp(p, "4433") == 0 ? slot : UINT32_MAX;
 }
 
 uint64_t dhtsim_now_ms(const dhtsim *s)

@@ -18,8 +18,8 @@
 #ifndef MACULA_MESH_DHT_SIM_H
 #define MACULA_MESH_DHT_SIM_H
 
-#include "mesh/dht/dht.h"
-#include "mesh/sim/netsim.h"
+#include "dht.h"
+#include "../sim/netsim.h"
 
 #ifdef __cplusplus
 extern "C" {
