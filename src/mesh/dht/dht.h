@@ -226,14 +226,17 @@ int dht_lookup_node(dht *d, const dht_id *target, uint64_t now, uint32_t *handle
 int dht_get(dht *d, const dht_id *key, uint64_t now, uint32_t *handle);
 /* Publishes value under key (one value per key per publisher: ours replaces ours) with ttl_ms
  * (0: value_ttl_ms) and keeps republishing it every republish_ms until dht_unput. The value
- * is copied. DHT_ETOOBIG above max_value_bytes. */
+ * is copied. DHT_ETOOBIG above max_value_bytes. On DHT_EBUSY (no lookup slot) the value is
+ * recorded all the same and goes out at the next republish. */
 int dht_put(dht *d, const dht_id *key, const void *value, size_t len, uint64_t ttl_ms, uint64_t now,
             uint32_t *handle);
 /* Stops republishing our value under key (holders drop it at its TTL). DHT_ENOTFOUND if we
  * publish nothing there. */
 int dht_unput(dht *d, const dht_id *key);
-/* Bootstrap: adds the seeds to the table and looks up our own id (MESH.md "Bootstrap"). With
- * no seeds the node is the first of its mesh: nothing to do, *handle = 0. */
+/* Bootstrap: adds the seeds to the table and looks up our own id (MESH.md "Bootstrap"); when
+ * that lookup completes (its DHT_EV_LOOKUP has *handle) every bucket from our closest
+ * neighbour's up is refreshed (paper §2.3), which fills the far buckets. With no seeds the
+ * node is the first of its mesh: nothing to do, *handle = 0. */
 int dht_bootstrap(dht *d, const dht_contact *seeds, uint32_t n, uint64_t now, uint32_t *handle);
 /* Asks a node for a sign of life (a FIND_NODE). Event DHT_EV_PING: status 0 or DHT_ETIMEDOUT. */
 int dht_ping(dht *d, const dht_id *id, const char *addr, uint64_t now, uint32_t *handle);
@@ -245,7 +248,8 @@ typedef struct dht_out {
 } dht_out;
 
 /* The next message to send, or NULL. Valid (values included) until the next call of
- * dht_next_output or dht_destroy. */
+ * dht_next_output or dht_destroy. A reply's to.addr is empty when the requester's address is
+ * unknown (it named none and is not in the table): answer on the connection it came from. */
 const dht_out *dht_next_output(dht *d);
 
 enum { DHT_EV_LOOKUP = 1, DHT_EV_GET = 2, DHT_EV_PUT = 3, DHT_EV_PING = 4 };
