@@ -8,7 +8,8 @@
  *   phase "10% churn": over 100 s of simulated time, nodes/10 crash (no notice) and nodes/10
  *     new ones join (Poisson), while `nodes` lookups run; a lookup whose origin or target
  *     crashed before it completed is excluded (counted separately);
- *   phase "values": nodes/50 puts, then nodes/10 gets from random nodes (no churn).
+ *   phase "values": nodes/50 puts, then nodes/10 gets from random nodes (no churn);
+ *   phase "1% loss": `nodes` lookups while 1% of all messages are lost (after the churn).
  * Goals: success >= 99.9% without churn, >= 99% with churn, p99 hops <= log2(N)/2.
  * Hops = sequential requests from the origin to the target (1 = it was in the origin's table).
  * Everything runs through the wire codec over netsim (5 ms + Exp(20 ms) latency). */
@@ -298,6 +299,20 @@ int main(int argc, char **argv)
     netsim_stats nst;
     netsim_get_stats(ns, &nst);
     report("10% churn", &b, first, nodes, now_s() - t0);
+
+    /* 1% message loss, no churn: every lost request costs a query timeout */
+    (void)netsim_set_loss(ns, 0.01);
+    first = b.n;
+    t0 = now_s();
+    t = dhtsim_now_ms(s);
+    for (uint32_t i = 0; i < nodes; i++) {
+        lookup(&b);
+        t += 2;
+        dhtsim_run_ms(s, t);
+    }
+    dhtsim_run_ms(s, t + 60000);
+    report("1% loss", &b, first, nodes, now_s() - t0);
+    (void)netsim_set_loss(ns, 0.0);
     dhtsim_get_stats(s, &st);
     printf("\n# churn: %llu nodes crashed, %llu joined during the phase; %llu frames in all, "
            "%llu undecodable\n",

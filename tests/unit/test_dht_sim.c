@@ -508,6 +508,12 @@ static void test_netsim_model(void **state)
     netsim_get_stats(ns, &st);
     assert_int_equal(st.lost, 10);
     assert_int_equal(st.delivered, 0);
+    assert_int_equal(netsim_set_loss(ns, 2.0), NETSIM_EINVAL);
+    assert_int_equal(netsim_set_loss(ns, 0.0), 0);
+    assert_int_equal(netsim_send(ns, 0, 1, "x", 1), 0);
+    netsim_run(ns, 200000);
+    netsim_get_stats(ns, &st);
+    assert_int_equal(st.delivered, 1);
     /* churn at 10 leaves/s and 10 joins/s for 10 s, node 0 protected */
     assert_int_equal(netsim_set_churnable(ns, 0, false), 0);
     assert_int_equal(netsim_churn(ns, 10.0, 10.0, 100000, 10100000), 0);

@@ -458,6 +458,15 @@ int netsim_set_churnable(netsim *ns, uint32_t node, bool churnable)
     return 0;
 }
 
+int netsim_set_loss(netsim *ns, double loss)
+{
+    if (!(loss >= 0.0 && loss <= 1.0)) {
+        return NETSIM_EINVAL;
+    }
+    ns->cfg.loss = loss;
+    return 0;
+}
+
 int netsim_set_group(netsim *ns, uint32_t node, uint32_t group)
 {
     if (node >= ns->cfg.nodes) {

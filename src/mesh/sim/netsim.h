@@ -105,6 +105,9 @@ uint32_t netsim_incarnation(const netsim *ns, uint32_t node);
 /* Whether churn may pick this node (default true). */
 int netsim_set_churnable(netsim *ns, uint32_t node, bool churnable);
 
+/* Changes the loss rate (0..1) from now on. NETSIM_EINVAL outside the range. */
+int netsim_set_loss(netsim *ns, double loss);
+
 /* Partitions. */
 int netsim_set_group(netsim *ns, uint32_t node, uint32_t group);
 uint32_t netsim_group(const netsim *ns, uint32_t node);
