@@ -51,6 +51,7 @@ const char *wire_type_name(unsigned type)
     case WIRE_STORE: return "store";
     case WIRE_FIND_VALUE: return "find_value";
     case WIRE_FIND_VALUE_REPLY: return "find_value_reply";
+    case WIRE_STORE_ACK: return "store_ack";
     default: return NULL;
     }
 }
@@ -212,6 +213,7 @@ enum wire__kind {
     K_QOS,        /* uint8_t 0..2 */
     K_BOOL,       /* bool */
     K_I64,        /* int64_t */
+    K_U64,        /* uint64_t */
     K_U32,        /* uint32_t */
     K_BLIST,      /* wire_bytes_list */
     K_NLIST,      /* wire_node_list */
@@ -344,18 +346,41 @@ static const wire__field wire__rpc_route_f[] = {
     REQ(wire_rpc_route, payload_type, K_PTYPE),
     {"payload", K_RPCPAYLOAD, true, 0, -1, NULL, NULL},
 };
+/* The optional DHT keys (wire_dht_hdr) of struct s, whose member is named hdr. */
+/* clang-format off */
+#define DHT_HDR(s)                                                                              \
+    {"request_id", K_U64, false, offsetof(s, hdr.request_id), offsetof(s, hdr.has_request_id),  \
+     NULL, NULL},                                                                               \
+    {"sender_id", K_BYTES, false, offsetof(s, hdr.sender_id), -1, NULL, NULL},                  \
+    {"sender_address", K_BYTES, false, offsetof(s, hdr.sender_address), -1, NULL, NULL}
+/* clang-format on */
 static const wire__field wire__find_node_f[] = {
     REQ(wire_find_node, target, K_BYTES),
+    DHT_HDR(wire_find_node),
 };
 static const wire__field wire__find_node_reply_f[] = {
     REQ(wire_find_node_reply, nodes, K_NLIST),
+    DHT_HDR(wire_find_node_reply),
 };
 static const wire__field wire__store_f[] = {
     REQ(wire_store, key, K_BYTES),
     REQ(wire_store, value, K_RAW),
+    DHT_HDR(wire_store),
+    {"ttl", K_U32, false, offsetof(wire_store, ttl_ms), offsetof(wire_store, has_ttl), NULL, NULL},
+    OPT(wire_store, publisher, K_BYTES),
 };
 static const wire__field wire__find_value_f[] = {
     REQ(wire_find_value, key, K_BYTES),
+    DHT_HDR(wire_find_value),
+};
+static const wire__field wire__store_ack_f[] = {
+    REQ(wire_store_ack, key, K_BYTES),
+    REQ(wire_store_ack, stored, K_BOOL),
+    {"request_id", K_U64, true, offsetof(wire_store_ack, hdr.request_id),
+     offsetof(wire_store_ack, hdr.has_request_id), NULL, NULL},
+    {"sender_id", K_BYTES, false, offsetof(wire_store_ack, hdr.sender_id), -1, NULL, NULL},
+    {"sender_address", K_BYTES, false, offsetof(wire_store_ack, hdr.sender_address), -1, NULL,
+     NULL},
 };
 static bool wire__fv_is_value(const void *base)
 {
@@ -370,6 +395,7 @@ static const wire__field wire__find_value_reply_f[] = {
     REQ(wire_find_value_reply, result, K_FVRESULT),
     {"value", K_RAW, false, offsetof(wire_find_value_reply, value), -1, NULL, wire__fv_is_value},
     {"nodes", K_NLIST, false, offsetof(wire_find_value_reply, nodes), -1, NULL, wire__fv_is_nodes},
+    DHT_HDR(wire_find_value_reply),
 };
 
 /* The table of a top-level message type and where its struct lives in wire_msg. */
@@ -390,6 +416,7 @@ static const wire__table *wire__table_of(unsigned type)
     static const wire__table store = TABLE(wire__store_f);
     static const wire__table find_value = TABLE(wire__find_value_f);
     static const wire__table find_value_reply = TABLE(wire__find_value_reply_f);
+    static const wire__table store_ack = TABLE(wire__store_ack_f);
     switch (type) {
     case WIRE_CONNECT: return &connect;
     case WIRE_DISCONNECT: return &disconnect;
@@ -409,6 +436,7 @@ static const wire__table *wire__table_of(unsigned type)
     case WIRE_STORE: return &store;
     case WIRE_FIND_VALUE: return &find_value;
     case WIRE_FIND_VALUE_REPLY: return &find_value_reply;
+    case WIRE_STORE_ACK: return &store_ack;
     default: return NULL;
     }
 }
@@ -490,6 +518,12 @@ static int wire__decode_field(const wire__field *f, const char **pp, void *base,
             i = (int64_t)u;
         }
         *(int64_t *)at = i;
+        break;
+    case K_U64:
+        if (wire__read_int(&p, &neg, &u, &i) != 0 || neg) {
+            return WIRE_EMALFORMED;
+        }
+        *(uint64_t *)at = u;
         break;
     case K_U32:
         if (wire__read_int(&p, &neg, &u, &i) != 0 || neg || u > UINT32_MAX) {
@@ -940,6 +974,7 @@ static void wire__encode_field(wire__out *w, const wire__field *f, const void *b
     case K_BOOL: wire__put_bool(w, *(const bool *)at); break;
     case K_I64: wire__put_int(w, *(const int64_t *)at); break;
     case K_U32: wire__put_uint(w, *(const uint32_t *)at); break;
+    case K_U64: wire__put_uint(w, *(const uint64_t *)at); break;
     case K_BLIST: {
         const wire_bytes_list *l = (const wire_bytes_list *)at;
         wire_list_iter it = wire_bytes_list_iter(l);

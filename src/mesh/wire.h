@@ -37,6 +37,21 @@
  * Types this project adds to v0.8's table (unused codes, MESH.md allows it):
  *   0x14 PUBACK  {message_id}  acknowledges a QoS 1 PUBLISH (same message_id); the publisher
  *                              retries until it arrives and the receiver de-duplicates.
+ *   0x45 STORE_ACK {key, stored, request_id, sender_id?, sender_address?}  answers a STORE
+ *                              (same request_id): stored is true if the value is held, false
+ *                              if the holder refused it (its per-key or size bounds).
+ *
+ * Keys this project adds to v0.8's DHT messages (all optional, so v0.8 frames still decode;
+ * see docs/dht.md):
+ *   FIND_NODE, FIND_NODE_REPLY, STORE, FIND_VALUE, FIND_VALUE_REPLY (and STORE_ACK):
+ *     request_id      u64; a request carries one, its reply echoes it (replies are matched
+ *                     by request_id and the replying node's id)
+ *     sender_id       the sender's node id (32 raw bytes); receivers check it against the id
+ *                     the connection authenticated
+ *     sender_address  "host:port" where the sender listens (for other nodes' routing tables)
+ *   STORE also:
+ *     ttl             u32, milliseconds the value lives at the holder (default: its own)
+ *     publisher       the node id of the value's owner (a key holds one value per publisher)
  */
 #ifndef MACULA_MESH_WIRE_H
 #define MACULA_MESH_WIRE_H
@@ -109,6 +124,7 @@ typedef enum wire_type {
     WIRE_STORE = 0x42,
     WIRE_FIND_VALUE = 0x43,
     WIRE_FIND_VALUE_REPLY = 0x44,
+    WIRE_STORE_ACK = 0x45, /* added by this project, see above */
 } wire_type;
 
 /* True for the codes of wire_type. */
@@ -256,12 +272,22 @@ typedef struct wire_rpc_route {
     wire_reply reply;
 } wire_rpc_route;
 
+/* The optional keys every DHT message may carry (this project's addition, see above). */
+typedef struct wire_dht_hdr {
+    bool has_request_id;       /* request_id is optional */
+    uint64_t request_id;       /* set by a request, echoed by its reply */
+    wire_bytes sender_id;      /* optional: 32 raw bytes */
+    wire_bytes sender_address; /* optional: "host:port" */
+} wire_dht_hdr;
+
 typedef struct wire_find_node {
     wire_bytes target; /* 32 bytes */
+    wire_dht_hdr hdr;
 } wire_find_node;
 
 typedef struct wire_find_node_reply {
     wire_node_list nodes;
+    wire_dht_hdr hdr;
 } wire_find_node_reply;
 
 /* STORE: value is any msgpack value, kept verbatim (one complete, validated msgpack object;
@@ -269,11 +295,23 @@ typedef struct wire_find_node_reply {
 typedef struct wire_store {
     wire_bytes key;
     wire_bytes value; /* raw msgpack */
+    wire_dht_hdr hdr;
+    bool has_ttl;         /* ttl is optional */
+    uint32_t ttl_ms;      /* "ttl" on the wire */
+    wire_bytes publisher; /* optional: the owner's node id */
 } wire_store;
 
 typedef struct wire_find_value {
     wire_bytes key;
+    wire_dht_hdr hdr;
 } wire_find_value;
+
+/* STORE_ACK (0x45): the answer to a STORE. */
+typedef struct wire_store_ack {
+    wire_bytes key;
+    bool stored;      /* msgpack bool */
+    wire_dht_hdr hdr; /* request_id required: always written, has_request_id set on decode */
+} wire_store_ack;
 
 enum { WIRE_FV_VALUE = 1, WIRE_FV_NODES = 2 };
 
@@ -284,6 +322,7 @@ typedef struct wire_find_value_reply {
     uint8_t result;       /* WIRE_FV_* */
     wire_bytes value;     /* raw msgpack, when result == WIRE_FV_VALUE */
     wire_node_list nodes; /* when result == WIRE_FV_NODES */
+    wire_dht_hdr hdr;
 } wire_find_value_reply;
 
 typedef struct wire_msg {
@@ -307,6 +346,7 @@ typedef struct wire_msg {
         wire_store store;
         wire_find_value find_value;
         wire_find_value_reply find_value_reply;
+        wire_store_ack store_ack;
     };
 } wire_msg;
 

@@ -27,7 +27,7 @@ static bool bytes_eq(wire_bytes a, wire_bytes b)
     if ((a.p == NULL) != (b.p == NULL) || a.len != b.len) {
         return false;
     }
-    return a.len == 0 || memcmp(a.p, b.p, a.len) == 0;
+    return a.len == 0 || (a.p != NULL && b.p != NULL && memcmp(a.p, b.p, a.len) == 0);
 }
 
 static bool bytes_is(wire_bytes a, const char *s)
@@ -101,6 +101,13 @@ static bool reply_eq(const wire_reply *a, const wire_reply *b)
     return bytes_eq(a->result, b->result);
 }
 
+static bool dht_hdr_eq(const wire_dht_hdr *a, const wire_dht_hdr *b)
+{
+    return a->has_request_id == b->has_request_id &&
+           (!a->has_request_id || a->request_id == b->request_id) &&
+           bytes_eq(a->sender_id, b->sender_id) && bytes_eq(a->sender_address, b->sender_address);
+}
+
 /* Field-by-field equality, written independently of the codec's tables. */
 static bool msg_eq(const wire_msg *a, const wire_msg *b)
 {
@@ -145,17 +152,30 @@ static bool msg_eq(const wire_msg *a, const wire_msg *b)
                (a->rpc_route.payload_type == WIRE_RPC_PAYLOAD_CALL
                     ? call_eq(&a->rpc_route.call, &b->rpc_route.call)
                     : reply_eq(&a->rpc_route.reply, &b->rpc_route.reply));
-    case WIRE_FIND_NODE: return bytes_eq(a->find_node.target, b->find_node.target);
+    case WIRE_FIND_NODE:
+        return bytes_eq(a->find_node.target, b->find_node.target) &&
+               dht_hdr_eq(&a->find_node.hdr, &b->find_node.hdr);
     case WIRE_FIND_NODE_REPLY:
-        return nlist_eq(&a->find_node_reply.nodes, &b->find_node_reply.nodes);
+        return nlist_eq(&a->find_node_reply.nodes, &b->find_node_reply.nodes) &&
+               dht_hdr_eq(&a->find_node_reply.hdr, &b->find_node_reply.hdr);
     case WIRE_STORE:
-        return bytes_eq(a->store.key, b->store.key) && bytes_eq(a->store.value, b->store.value);
-    case WIRE_FIND_VALUE: return bytes_eq(a->find_value.key, b->find_value.key);
+        return bytes_eq(a->store.key, b->store.key) && bytes_eq(a->store.value, b->store.value) &&
+               dht_hdr_eq(&a->store.hdr, &b->store.hdr) && a->store.has_ttl == b->store.has_ttl &&
+               (!a->store.has_ttl || a->store.ttl_ms == b->store.ttl_ms) &&
+               bytes_eq(a->store.publisher, b->store.publisher);
+    case WIRE_FIND_VALUE:
+        return bytes_eq(a->find_value.key, b->find_value.key) &&
+               dht_hdr_eq(&a->find_value.hdr, &b->find_value.hdr);
     case WIRE_FIND_VALUE_REPLY:
         return a->find_value_reply.result == b->find_value_reply.result &&
+               dht_hdr_eq(&a->find_value_reply.hdr, &b->find_value_reply.hdr) &&
                (a->find_value_reply.result == WIRE_FV_VALUE
                     ? bytes_eq(a->find_value_reply.value, b->find_value_reply.value)
                     : nlist_eq(&a->find_value_reply.nodes, &b->find_value_reply.nodes));
+    case WIRE_STORE_ACK:
+        return bytes_eq(a->store_ack.key, b->store_ack.key) &&
+               a->store_ack.stored == b->store_ack.stored &&
+               dht_hdr_eq(&a->store_ack.hdr, &b->store_ack.hdr);
     default: return false;
     }
 }
@@ -303,7 +323,7 @@ static void sample(int i, wire_msg *m)
         break;
     case 22:
         m->type = WIRE_STORE;
-        m->store = (wire_store){B(NODE_A), {RAW_VALUE, sizeof RAW_VALUE}};
+        m->store = (wire_store){.key = B(NODE_A), .value = {RAW_VALUE, sizeof RAW_VALUE}};
         break;
     case 23:
         m->type = WIRE_FIND_VALUE;
@@ -328,13 +348,54 @@ static void sample_fv(int nodes, wire_msg *m)
     }
 }
 
-#define N_ALL (N_SAMPLES + 2)
+/* The DHT messages with this project's optional keys (request_id, sender_id, sender_address,
+ * ttl, publisher) and STORE_ACK. */
+#define N_DHT 7
+static void sample_dht(int i, wire_msg *m)
+{
+    wire_dht_hdr hdr = {true, UINT64_MAX - 5, B(NODE_A), B("10.0.0.1:4433")};
+    if (i == 2 || i == 3) {
+        sample_fv(i - 2, m);
+        m->find_value_reply.hdr = hdr;
+        return;
+    }
+    sample(21, m); /* fills NODES */
+    memset(m, 0, sizeof *m);
+    switch (i) {
+    case 0:
+        m->type = WIRE_FIND_NODE;
+        m->find_node = (wire_find_node){B(NODE_B), hdr};
+        break;
+    case 1:
+        m->type = WIRE_FIND_NODE_REPLY;
+        m->find_node_reply = (wire_find_node_reply){{2, NODES, NULL}, hdr};
+        break;
+    case 4:
+        m->type = WIRE_STORE;
+        m->store =
+            (wire_store){B(NODE_B), {RAW_VALUE, sizeof RAW_VALUE}, hdr, true, 300000, B(NODE_A)};
+        break;
+    case 5:
+        m->type = WIRE_FIND_VALUE;
+        m->find_value = (wire_find_value){B(NODE_B), {true, 0, {NULL, 0}, {NULL, 0}}};
+        break;
+    case 6:
+        m->type = WIRE_STORE_ACK;
+        m->store_ack = (wire_store_ack){B(NODE_B), true, hdr};
+        break;
+    default: fail_msg("no dht sample %d", i);
+    }
+}
+
+#define N_ALL (N_SAMPLES + 2 + N_DHT)
 static void sample_any(int i, wire_msg *m)
 {
     if (i < N_SAMPLES) {
         sample(i, m);
-    } else {
+    } else if (i < N_SAMPLES + 2) {
         sample_fv(i - N_SAMPLES, m);
+    } else {
+        sample_dht(i - N_SAMPLES - 2, m);
     }
 }
 
@@ -414,9 +475,9 @@ static void test_roundtrip_every_type(void **state)
         free(buf);
         free(buf2);
     }
-    /* every type of MESH.md's table, plus PUBACK */
-    static const uint8_t types[] = {0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14,
-                                    0x20, 0x21, 0x22, 0x23, 0x40, 0x41, 0x42, 0x43, 0x44};
+    /* every type of MESH.md's table, plus PUBACK and STORE_ACK */
+    static const uint8_t types[] = {0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14, 0x20,
+                                    0x21, 0x22, 0x23, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45};
     for (size_t i = 0; i < sizeof types; i++) {
         if (!seen[types[i]]) {
             fail_msg("type 0x%02x has no round trip", types[i]);
@@ -1175,8 +1236,11 @@ static void test_missing_keys(void **state)
             mp_next(&r);
             char key[64];
             snprintf(key, sizeof key, "%.*s", (int)klen, k);
+            bool dht_opt = strcmp(key, "sender_id") == 0 || strcmp(key, "sender_address") == 0 ||
+                           strcmp(key, "ttl") == 0 || strcmp(key, "publisher") == 0 ||
+                           (m.type != WIRE_STORE_ACK && strcmp(key, "request_id") == 0);
             bool optional = strcmp(key, "endpoint") == 0 || strcmp(key, "timeout") == 0 ||
-                            (m.type == WIRE_CAST && strcmp(key, "call_id") == 0);
+                            (m.type == WIRE_CAST && strcmp(key, "call_id") == 0) || dht_opt;
             int rv = decode_with(si, key, NULL);
             if (rv != (optional ? 0 : WIRE_EMALFORMED)) {
                 fail_msg("%s without %s: %s", wire_type_name(m.type), key, wire_strerror(rv));
@@ -1220,8 +1284,8 @@ static void test_missing_keys(void **state)
     assert_int_equal(decode_hand(WIRE_REPLY, w, &m), WIRE_EMALFORMED);
     /* an empty map for every type */
     static const uint8_t empty_map[] = {0x80};
-    static const uint8_t types[] = {0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14,
-                                    0x20, 0x21, 0x22, 0x23, 0x40, 0x41, 0x42, 0x43, 0x44};
+    static const uint8_t types[] = {0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14, 0x20,
+                                    0x21, 0x22, 0x23, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45};
     for (size_t i = 0; i < sizeof types; i++) {
         assert_int_equal(wire_decode_payload(types[i], empty_map, 1, NULL, &m), WIRE_EMALFORMED);
     }
@@ -1412,6 +1476,84 @@ static void test_encode_errors(void **state)
     assert_non_null(d.find_node.target.p);
 }
 
+/* The DHT keys this project adds: v0.8 frames without them still decode (absent), a
+ * request_id is a non-negative integer up to 2^64-1, ttl fits u32, STORE_ACK needs its
+ * request_id. */
+static void test_dht_keys(void **state)
+{
+    wire_msg m;
+    char *w = g_pl;
+    w = mp_encode_map(w, 1); /* a v0.8 FIND_NODE */
+    w = kstr(w, "target");
+    w = kstr(w, "t");
+    assert_int_equal(decode_hand(WIRE_FIND_NODE, w, &m), 0);
+    assert_false(m.find_node.hdr.has_request_id);
+    assert_null(m.find_node.hdr.sender_id.p);
+    assert_null(m.find_node.hdr.sender_address.p);
+    w = g_pl;
+    w = mp_encode_map(w, 2); /* a v0.8 STORE */
+    w = kstr(w, "key");
+    w = kstr(w, "k");
+    w = kstr(w, "value");
+    w = mp_encode_array(w, 0);
+    assert_int_equal(decode_hand(WIRE_STORE, w, &m), 0);
+    assert_false(m.store.has_ttl);
+    assert_null(m.store.publisher.p);
+
+    /* request_id: the full u64 range, negative is malformed, a string is malformed */
+    for (int variant = 0; variant < 3; variant++) {
+        w = g_pl;
+        w = mp_encode_map(w, 2);
+        w = kstr(w, "key");
+        w = kstr(w, "k");
+        w = kstr(w, "request_id");
+        if (variant == 0) {
+            w = mp_encode_uint(w, UINT64_MAX);
+        } else if (variant == 1) {
+            w = mp_encode_int(w, -1);
+        } else {
+            w = kstr(w, "1");
+        }
+        int rv = decode_hand(WIRE_FIND_VALUE, w, &m);
+        assert_int_equal(rv, variant == 0 ? 0 : WIRE_EMALFORMED);
+        if (variant == 0) {
+            assert_true(m.find_value.hdr.has_request_id);
+            assert_true(m.find_value.hdr.request_id == UINT64_MAX);
+        }
+    }
+    /* ttl above u32 is malformed */
+    w = g_pl;
+    w = mp_encode_map(w, 3);
+    w = kstr(w, "key");
+    w = kstr(w, "k");
+    w = kstr(w, "value");
+    w = mp_encode_nil(w);
+    w = kstr(w, "ttl");
+    w = mp_encode_uint(w, (uint64_t)UINT32_MAX + 1);
+    assert_int_equal(decode_hand(WIRE_STORE, w, &m), WIRE_EMALFORMED);
+
+    /* STORE_ACK: request_id is required and always written */
+    w = g_pl;
+    w = mp_encode_map(w, 2);
+    w = kstr(w, "key");
+    w = kstr(w, "k");
+    w = kstr(w, "stored");
+    w = mp_encode_bool(w, true);
+    assert_int_equal(decode_hand(WIRE_STORE_ACK, w, &m), WIRE_EMALFORMED);
+    memset(&m, 0, sizeof m);
+    m.type = WIRE_STORE_ACK;
+    m.store_ack.key = B("k");
+    m.store_ack.hdr.request_id = 7; /* has_request_id false: written anyway */
+    size_t len, used;
+    uint8_t *buf = encode_or_die(&m, &len);
+    wire_msg d;
+    assert_int_equal(wire_decode(buf, len, NULL, &d, &used), 0);
+    assert_true(d.store_ack.hdr.has_request_id);
+    assert_int_equal(d.store_ack.hdr.request_id, 7);
+    assert_false(d.store_ack.stored);
+    free(buf);
+}
+
 static void test_names(void **state)
 {
     assert_string_equal(wire_strerror(WIRE_EUNSUPPORTED_VERSION), "unsupported_version");
@@ -1440,12 +1582,14 @@ static void test_names(void **state)
     assert_string_equal(wire_type_name(WIRE_PUBSUB_ROUTE), "pubsub_route");
     assert_string_equal(wire_type_name(WIRE_PUBACK), "puback");
     assert_string_equal(wire_type_name(WIRE_FIND_VALUE_REPLY), "find_value_reply");
+    assert_string_equal(wire_type_name(WIRE_STORE_ACK), "store_ack");
     assert_null(wire_type_name(0x15));
+    assert_null(wire_type_name(0x46));
     int known = 0;
     for (unsigned t = 0; t < 256; t++) {
         known += wire_type_known(t);
     }
-    assert_int_equal(known, 18);
+    assert_int_equal(known, 19);
 }
 
 int main(void)
@@ -1471,6 +1615,7 @@ int main(void)
         cmocka_unit_test(test_element_limit),
         cmocka_unit_test(test_limits_are_validated),
         cmocka_unit_test(test_encode_errors),
+        cmocka_unit_test(test_dht_keys),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
