@@ -26,10 +26,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "base/hmap.h"
 #include "flow/core/flow_breaker.h"
 #include "flow/core/flow_lb.h"
-#include "flow/core/flow_map.h"
 #include "flow/core/flow_queue.h"
 #include "macula/flow.h"
 
@@ -259,5 +260,19 @@ int flow_task_state_parse(const char *s);
 const char *flow_agent_state_name(flow_agent_state s);
 /* true for a valid id: 1..63 bytes of [A-Za-z0-9._:-] */
 bool flow_id_valid(const char *s);
+
+/* String-keyed use of an hmap (the key is a NUL-terminated id that lives in the value). */
+static inline void *flow_hget(const hmap *m, const char *id)
+{
+    return id ? hmap_get(m, id, strlen(id)) : NULL;
+}
+static inline int flow_hput(hmap *m, const char *id, void *val)
+{
+    return hmap_put(m, id, strlen(id), val, NULL);
+}
+static inline void *flow_hdel(hmap *m, const char *id)
+{
+    return hmap_del(m, id, strlen(id));
+}
 
 #endif

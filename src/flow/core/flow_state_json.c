@@ -806,7 +806,7 @@ static json_t *flow__swarm_json(const flow_swarm *sw, bool full)
 
 json_t *flow_state_swarm_json(const flow_state *s, const char *swarm)
 {
-    const flow_swarm *sw = flow_map_get(&s->swarms, swarm);
+    const flow_swarm *sw = flow_hget(&s->swarms, swarm);
     return sw ? flow__swarm_json(sw, false) : NULL;
 }
 
@@ -821,7 +821,7 @@ json_t *flow_state_swarm_list(const flow_state *s)
 
 json_t *flow_state_agent_json(const flow_state *s, const char *agent)
 {
-    const flow_agent *a = flow_map_get(&s->agents, agent);
+    const flow_agent *a = flow_hget(&s->agents, agent);
     return a ? flow__agent_json(a, false) : NULL;
 }
 
@@ -843,7 +843,7 @@ json_t *flow_state_agent_list(const flow_state *s, const char *swarm, int role)
 
 json_t *flow_state_task_json(const flow_state *s, const char *task)
 {
-    const flow_task *t = flow_map_get(&s->tasks, task);
+    const flow_task *t = flow_hget(&s->tasks, task);
     return t ? flow__task_json(t, false) : NULL;
 }
 
@@ -959,10 +959,10 @@ static int flow__restore_task(flow_state *s, const json_t *j, char *err, size_t 
         flow__get_id(j, "agent", false, t->agent, NULL, 0) != 0) {
         FLOW_BAD("ids");
     }
-    if (flow_map_get(&s->tasks, t->id)) {
+    if (flow_hget(&s->tasks, t->id)) {
         FLOW_BAD("duplicate id");
     }
-    flow_swarm *sw = flow_map_get(&s->swarms, t->swarm);
+    flow_swarm *sw = flow_hget(&s->swarms, t->swarm);
     x = json_object_get(j, "state");
     int st = json_is_string(x) ? flow_task_state_parse(json_string_value(x)) : -1;
     x = json_object_get(j, "priority");
@@ -1066,7 +1066,7 @@ static int flow__restore_task(flow_state *s, const json_t *j, char *err, size_t 
 static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t errsize)
 {
     char id[FLOW_ID_MAX];
-    if (flow__get_id(j, "id", true, id, NULL, 0) != 0 || flow_map_get(&s->swarms, id)) {
+    if (flow__get_id(j, "id", true, id, NULL, 0) != 0 || flow_hget(&s->swarms, id)) {
         flow__jerr(err, errsize, "snapshot swarm: bad id");
         return FLOW_EINVAL;
     }
@@ -1130,7 +1130,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
         int64_t w = 0, cap = 0, cur = 0;
         x = json_object_get(aj, "role");
         a->role = json_is_string(x) ? flow_role_parse(json_string_value(x)) : -2;
-        if (flow__get_id(aj, "id", true, a->id, NULL, 0) != 0 || flow_map_get(&s->agents, a->id) ||
+        if (flow__get_id(aj, "id", true, a->id, NULL, 0) != 0 || flow_hget(&s->agents, a->id) ||
             a->role < 0 || !flow__i64(aj, "weight", 1, 1000000, &w) ||
             !flow__i64(aj, "capacity", 1, FLOW_MAX_CAPACITY, &cap) ||
             !flow__i64(aj, "wrr_cur", INT64_MIN, INT64_MAX, &cur) ||
@@ -1154,7 +1154,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
             flow__agent_free(a);
             return FLOW_ENOMEM;
         }
-        flow_map_put(&s->agents, a->id, a);
+        flow__agent_link(s, a);
     }
     return 0;
 }
@@ -1162,14 +1162,14 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
 /* Second pass, once tasks exist: agents' held lists and ring waiters. */
 static int flow__restore_links(flow_state *s, const json_t *j, char *err, size_t errsize)
 {
-    flow_swarm *sw = flow_map_get(&s->swarms, json_string_value(json_object_get(j, "id")));
+    flow_swarm *sw = flow_hget(&s->swarms, json_string_value(json_object_get(j, "id")));
     const json_t *agents = json_object_get(j, "agents");
     for (size_t i = 0; i < json_array_size(agents); i++) {
         const json_t *held = json_object_get(json_array_get(agents, i), "tasks");
         flow_agent *a = sw->agents[i];
         for (size_t h = 0; h < json_array_size(held); h++) {
             const json_t *x = json_array_get(held, h);
-            flow_task *t = json_is_string(x) ? flow_map_get(&s->tasks, json_string_value(x)) : NULL;
+            flow_task *t = json_is_string(x) ? flow_hget(&s->tasks, json_string_value(x)) : NULL;
             if (t == NULL || strcmp(t->agent, a->id) != 0) {
                 flow__jerr(err, errsize, "snapshot agent %s holds an unknown task", a->id);
                 return FLOW_EINVAL;
@@ -1184,7 +1184,7 @@ static int flow__restore_links(flow_state *s, const json_t *j, char *err, size_t
     }
     for (size_t i = 0; i < json_array_size(ring); i++) {
         const json_t *x = json_array_get(ring, i);
-        flow_task *t = json_is_string(x) ? flow_map_get(&s->tasks, json_string_value(x)) : NULL;
+        flow_task *t = json_is_string(x) ? flow_hget(&s->tasks, json_string_value(x)) : NULL;
         if (t == NULL || t->state != FLOW_TASK_PENDING || t->ring_wait) {
             flow__jerr(err, errsize, "snapshot swarm %s: bad ring waiter", sw->id);
             return FLOW_EINVAL;
@@ -1229,7 +1229,7 @@ flow_state *flow_state_restore(const json_t *snap, char *err, size_t errsize)
     }
     /* every held task must be held by its agent */
     for (const flow_task *t = s->task_head; rc == 0 && t; t = t->next) {
-        const flow_agent *a = t->agent[0] ? flow_map_get(&s->agents, t->agent) : NULL;
+        const flow_agent *a = t->agent[0] ? flow_hget(&s->agents, t->agent) : NULL;
         bool found = false;
         for (int h = 0; a && h < a->nheld; h++) {
             found |= a->held[h] == t;
@@ -1242,6 +1242,16 @@ flow_state *flow_state_restore(const json_t *snap, char *err, size_t errsize)
     if (rc != 0) {
         flow_state_free(s);
         return NULL;
+    }
+    /* the timers follow from the records */
+    for (flow_task *t = s->task_head; t; t = t->next) {
+        flow__timers_task(s, t);
+    }
+    for (flow_swarm *sw = s->swarm_head; sw; sw = sw->next) {
+        flow__timers_breaker(s, sw);
+        for (int r = 0; r < FLOW_ROLES; r++) {
+            flow__timers_role(s, sw, r);
+        }
     }
     return s;
 }

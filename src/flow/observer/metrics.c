@@ -4,19 +4,24 @@
  * reporting the start, in microseconds). State gauges (tasks by state, queue depth, agents,
  * breakers) come from the registry's "metrics"; flow_metrics() returns both.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
-#include "flow/core/flow_map.h"
 #include "flow/flow_int.h"
 
 static const uint64_t mt_bounds[] = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000};
 #define MT_NB (sizeof mt_bounds / sizeof mt_bounds[0])
 
+typedef struct mt_assigned {
+    char task[FLOW_ID_MAX]; /* the key */
+    uint64_t ns;            /* hrtime of the assignment */
+} mt_assigned;
+
 typedef struct mt_state {
-    flow_map assigned; /* task → malloc'd uint64 hrtime (ns) */
-    json_t *events;    /* name → count */
+    hmap assigned;  /* task → mt_assigned */
+    json_t *events; /* name → count */
     uint64_t bucket[MT_NB + 1];
     uint64_t count, sum_us;
 } mt_state;
@@ -36,19 +41,20 @@ static void mt_cast(sup_actor *self, void *state, const sup_msg *m)
         json_object_set_new(st->events, name, json_integer(n + 1));
     }
     if (name && task && strcmp(name, "task_assigned") == 0) {
-        uint64_t *t = flow_map_get(&st->assigned, task);
-        if (t == NULL && (t = malloc(sizeof *t)) != NULL) {
-            flow_map_put(&st->assigned, task, t);
+        mt_assigned *t = flow_hget(&st->assigned, task);
+        if (t == NULL && (t = calloc(1, sizeof *t)) != NULL) {
+            snprintf(t->task, sizeof t->task, "%s", task);
+            flow_hput(&st->assigned, t->task, t);
         }
         if (t) {
-            *t = uv_hrtime();
+            t->ns = uv_hrtime();
         }
     } else if (name && task &&
                (strcmp(name, "task_started") == 0 || strcmp(name, "task_completed") == 0 ||
                 strcmp(name, "task_failed") == 0 || strcmp(name, "task_cancelled") == 0)) {
-        uint64_t *t = flow_map_del(&st->assigned, task);
+        mt_assigned *t = flow_hdel(&st->assigned, task);
         if (t && strcmp(name, "task_started") == 0) {
-            uint64_t us = (uv_hrtime() - *t) / 1000;
+            uint64_t us = (uv_hrtime() - t->ns) / 1000;
             size_t b = 0;
             while (b < MT_NB && us > mt_bounds[b]) {
                 b++;
@@ -84,7 +90,7 @@ static int mt_init(sup_actor *self, void *state, void *arg)
 {
     (void)arg;
     mt_state *st = state;
-    flow_map_init(&st->assigned);
+    hmap_init(&st->assigned);
     st->events = json_object();
     sup_set_label(self, FLOW_N_METRICS);
     return 0;
@@ -95,12 +101,11 @@ static void mt_terminate(sup_actor *self, void *state, const sup_reason *reason)
     (void)self;
     (void)reason;
     mt_state *st = state;
-    for (size_t b = 0; b < st->assigned.nbuckets; b++) {
-        for (flow_map_entry *e = st->assigned.buckets[b]; e; e = e->next) {
-            free(e->value);
-        }
+    size_t it = 0;
+    for (const hmap_slot *e; (e = hmap_next(&st->assigned, &it)) != NULL;) {
+        free(e->val);
     }
-    flow_map_free(&st->assigned);
+    hmap_free(&st->assigned);
     json_decref(st->events);
 }
 

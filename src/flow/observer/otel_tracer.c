@@ -8,13 +8,12 @@
 #include <string.h>
 #include <uv.h>
 
-#include "flow/core/flow_map.h"
 #include "flow/flow_int.h"
 
 #define OT_RING 1024
 
 typedef struct ot_state {
-    flow_map open; /* task → json span */
+    hmap open; /* task → json span (key: the span's "task" string, which never changes) */
     json_t *ring[OT_RING];
     size_t head, n;
 } ot_state;
@@ -34,11 +33,11 @@ static void ot_cast(sup_actor *self, void *state, const sup_msg *m)
         return;
     }
     json_int_t now = (json_int_t)uv_hrtime();
-    json_t *span = flow_map_get(&st->open, task);
+    json_t *span = flow_hget(&st->open, task);
     if (span == NULL && strcmp(name, "task_accepted") == 0) {
         span = json_pack("{s:s, s:s, s:s?, s:I, s:[]}", "name", "flow.task", "task", task, "swarm",
                          json_string_value(json_object_get(e, "swarm")), "start_ns", now, "events");
-        flow_map_put(&st->open, task, span);
+        flow_hput(&st->open, json_string_value(json_object_get(span, "task")), span);
     }
     if (span) {
         json_t *ev = json_pack("{s:s, s:I}", "name", name, "ns", now);
@@ -48,7 +47,7 @@ static void ot_cast(sup_actor *self, void *state, const sup_msg *m)
         json_array_append_new(json_object_get(span, "events"), ev);
         if (strcmp(name, "task_completed") == 0 || strcmp(name, "task_failed") == 0 ||
             strcmp(name, "task_cancelled") == 0) {
-            flow_map_del(&st->open, task);
+            flow_hdel(&st->open, task);
             json_object_set_new(span, "end_ns", json_integer(now));
             json_object_set_new(span, "status", json_string(name + 5));
             if (st->n == OT_RING) { /* full: the oldest goes */
@@ -76,7 +75,7 @@ static void ot_call(sup_actor *self, void *state, const sup_msg *m)
 static int ot_init(sup_actor *self, void *state, void *arg)
 {
     (void)arg;
-    flow_map_init(&((ot_state *)state)->open);
+    hmap_init(&((ot_state *)state)->open);
     sup_set_label(self, FLOW_N_OTEL);
     return 0;
 }
@@ -86,12 +85,11 @@ static void ot_terminate(sup_actor *self, void *state, const sup_reason *reason)
     (void)self;
     (void)reason;
     ot_state *st = state;
-    for (size_t b = 0; b < st->open.nbuckets; b++) {
-        for (flow_map_entry *e = st->open.buckets[b]; e; e = e->next) {
-            json_decref(e->value);
-        }
+    size_t it = 0;
+    for (const hmap_slot *e; (e = hmap_next(&st->open, &it)) != NULL;) {
+        json_decref(e->val);
     }
-    flow_map_free(&st->open);
+    hmap_free(&st->open);
     for (size_t i = 0; i < st->n; i++) {
         json_decref(st->ring[(st->head + i) % OT_RING]);
     }
