@@ -686,10 +686,4 @@ static const sup_behaviour reg_behaviour = {
     .terminate = reg_terminate,
 };
 
-int flow_registry_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                        sup_reason *why)
-{
-    (void)arg;
-    (void)extra;
-    return flow__start_named(rt, parent, &reg_behaviour, NULL, FLOW_N_REGISTRY, out, why);
-}
+FLOW_NAMED_START(flow_registry_start, reg_behaviour, FLOW_N_REGISTRY)

@@ -8,19 +8,6 @@
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static void flow__err(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void flow__err(char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err == NULL || errsize == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-}
-
 static void flow__copy_id(char dst[FLOW_ID_MAX], const char *src)
 {
     snprintf(dst, FLOW_ID_MAX, "%s", src ? src : "");
@@ -880,6 +867,19 @@ static void *flow__find(flow_ctx *x, const hmap *m, const char *what, const char
     }
     return r;
 }
+/* Checks the id of a record to create: valid and not taken. */
+static int flow__new_id(flow_ctx *x, const hmap *m, const char *what, const char *id)
+{
+    if (!flow_id_valid(id)) {
+        flow__err(x->err, x->errsize, "invalid %s id", what);
+        return FLOW_EINVAL;
+    }
+    if (flow_hget(m, id)) {
+        flow__err(x->err, x->errsize, "%s %s exists", what, id);
+        return FLOW_EEXIST;
+    }
+    return 0;
+}
 #define flow__find_swarm(x, id) ((flow_swarm *)flow__find((x), &(x)->s->swarms, "swarm", (id)))
 #define flow__find_agent(x, id) ((flow_agent *)flow__find((x), &(x)->s->agents, "agent", (id)))
 #define flow__find_task(x, id) ((flow_task *)flow__find((x), &(x)->s->tasks, "task", (id)))
@@ -887,13 +887,9 @@ static void *flow__find(flow_ctx *x, const hmap *m, const char *what, const char
 static int flow__swarm_create(flow_ctx *x, const flow_cmd *c)
 {
     flow_state *s = x->s;
-    if (!flow_id_valid(c->swarm)) {
-        flow__err(x->err, x->errsize, "invalid swarm id");
-        return FLOW_EINVAL;
-    }
-    if (flow_hget(&s->swarms, c->swarm)) {
-        flow__err(x->err, x->errsize, "swarm %s exists", c->swarm);
-        return FLOW_EEXIST;
+    int rc = flow__new_id(x, &s->swarms, "swarm", c->swarm);
+    if (rc != 0) {
+        return rc;
     }
     if ((unsigned)c->topology > FLOW_TOPO_MESH) {
         flow__err(x->err, x->errsize, "invalid topology");
@@ -990,13 +986,9 @@ static int flow__agent_add(flow_ctx *x, const flow_cmd *c)
     if (sw == NULL) {
         return FLOW_ENOTFOUND;
     }
-    if (!flow_id_valid(c->agent)) {
-        flow__err(x->err, x->errsize, "invalid agent id");
-        return FLOW_EINVAL;
-    }
-    if (flow_hget(&s->agents, c->agent)) {
-        flow__err(x->err, x->errsize, "agent %s exists", c->agent);
-        return FLOW_EEXIST;
+    int rc = flow__new_id(x, &s->agents, "agent", c->agent);
+    if (rc != 0) {
+        return rc;
     }
     if (c->role < 0 || c->role >= FLOW_ROLES || c->weight < 1 || c->capacity < 1 ||
         c->capacity > FLOW_MAX_CAPACITY) {
@@ -1129,13 +1121,9 @@ static int flow__task_submit(flow_ctx *x, const flow_cmd *c)
     if (sw == NULL) {
         return FLOW_ENOTFOUND;
     }
-    if (!flow_id_valid(c->task)) {
-        flow__err(x->err, x->errsize, "invalid task id");
-        return FLOW_EINVAL;
-    }
-    if (flow_hget(&s->tasks, c->task)) {
-        flow__err(x->err, x->errsize, "task %s exists", c->task);
-        return FLOW_EEXIST;
+    int rc = flow__new_id(x, &s->tasks, "task", c->task);
+    if (rc != 0) {
+        return rc;
     }
     if (c->prio < 0 || c->prio > FLOW_PRIO_LOW || c->role < FLOW_ROLE_NONE ||
         c->role >= FLOW_ROLES || c->input == NULL || c->ndeps > FLOW_MAX_DEPS ||
@@ -1272,22 +1260,39 @@ static int flow__task_start(flow_ctx *x, const flow_cmd *c)
     return 0;
 }
 
+/* An agent reports the outcome of a task it runs: checked, the agent's slot freed, the
+ * breaker fed. */
+static int flow__outcome(flow_ctx *x, const flow_cmd *c, bool ok, flow_task **tp, flow_agent **ap,
+                         flow_swarm **swp)
+{
+    int rc = flow__check_held(x, c, tp, ap);
+    if (rc != 0) {
+        return rc;
+    }
+    flow_state *s = x->s;
+    flow_task *t = *tp;
+    flow_agent *a = *ap;
+    flow_swarm *sw = flow_hget(&s->swarms, t->swarm);
+    *(ok ? &a->completed : &a->failed) += 1;
+    flow__release(s, x->ev, a, t);
+    flow__copy_id(t->agent, "");
+    t->ran = false;
+    if (ok ? flow_breaker_success(&sw->cb) : flow_breaker_failure(&sw->cb, s->now)) {
+        flow__breaker_event(s, sw, x->ev);
+    }
+    *swp = sw;
+    return 0;
+}
+
 static int flow__task_complete(flow_ctx *x, const flow_cmd *c)
 {
     flow_state *s = x->s;
     flow_task *t;
     flow_agent *a;
-    int rc = flow__check_held(x, c, &t, &a);
+    flow_swarm *sw;
+    int rc = flow__outcome(x, c, true, &t, &a, &sw);
     if (rc != 0) {
         return rc;
-    }
-    flow_swarm *sw = flow_hget(&s->swarms, t->swarm);
-    a->completed++;
-    flow__release(s, x->ev, a, t);
-    flow__copy_id(t->agent, "");
-    t->ran = false;
-    if (flow_breaker_success(&sw->cb)) {
-        flow__breaker_event(s, sw, x->ev);
     }
     json_t *result = c->result ? json_deep_copy(c->result) : json_null();
     if (sw->topology == FLOW_TOPO_RING && t->stage + 1 < t->stages) {
@@ -1325,17 +1330,10 @@ static int flow__task_fail(flow_ctx *x, const flow_cmd *c)
     flow_state *s = x->s;
     flow_task *t;
     flow_agent *a;
-    int rc = flow__check_held(x, c, &t, &a);
+    flow_swarm *sw;
+    int rc = flow__outcome(x, c, false, &t, &a, &sw);
     if (rc != 0) {
         return rc;
-    }
-    flow_swarm *sw = flow_hget(&s->swarms, t->swarm);
-    a->failed++;
-    flow__release(s, x->ev, a, t);
-    flow__copy_id(t->agent, "");
-    t->ran = false;
-    if (flow_breaker_failure(&sw->cb, s->now)) {
-        flow__breaker_event(s, sw, x->ev);
     }
     char reason[FLOW_ERROR_MAX];
     snprintf(reason, sizeof reason, "agent %.63s: %.150s", a->id, c->text[0] ? c->text : "error");

@@ -6,6 +6,7 @@
 #define MACULA_FLOW_STATE_INT_H
 
 #include "base/dheap.h"
+#include "base/errmsg.h"
 #include "flow/core/flow_state.h"
 
 #define FLOW_HOLD_MAX (FLOW_MAX_CAPACITY + FLOW_MAX_PREFETCH)
@@ -105,6 +106,9 @@ struct flow_state {
 };
 
 #define FLOW_TASK_OF(node) ((flow_task *)((char *)(node)-offsetof(flow_task, qn)))
+
+/* Fills a refusal message (err may be NULL). */
+#define flow__err(err, errsize, ...) ((void)errmsg_fail((err), (errsize), 0, __VA_ARGS__))
 
 /* Shared helpers (flow_state.c) used by restore. */
 flow_swarm *flow__swarm_new(const char *id, flow_topology topo, const flow_swarm_config *cfg);

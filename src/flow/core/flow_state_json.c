@@ -129,19 +129,6 @@ const char *flow_strerror(int err)
     }
 }
 
-static void flow__jerr(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void flow__jerr(char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err == NULL || errsize == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- bounded readers --------------------------------------------------------------------- */
 
 /* Reads an integer member into *out when present; range-checked. */
@@ -153,7 +140,7 @@ static int flow__get_int(const json_t *o, const char *key, long long lo, long lo
         return 1;
     }
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        flow__jerr(err, errsize, "%s must be an integer from %lld to %lld", key, lo, hi);
+        flow__err(err, errsize, "%s must be an integer from %lld to %lld", key, lo, hi);
         return FLOW_EINVAL;
     }
     *out = json_integer_value(v);
@@ -169,7 +156,7 @@ static int flow__get_id(const json_t *o, const char *key, bool required, char ou
         return 0;
     }
     if (!json_is_string(v) || !flow_id_valid(json_string_value(v))) {
-        flow__jerr(err, errsize, "%s must be an id of 1..63 characters [A-Za-z0-9._:-]", key);
+        flow__err(err, errsize, "%s must be an id of 1..63 characters [A-Za-z0-9._:-]", key);
         return FLOW_EINVAL;
     }
     snprintf(out, FLOW_ID_MAX, "%s", json_string_value(v));
@@ -215,7 +202,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
         return 0;
     }
     if (!json_is_object(j)) {
-        flow__jerr(err, errsize, "config must be an object");
+        flow__err(err, errsize, "config must be an object");
         return FLOW_EINVAL;
     }
     static const char *const known[] = {
@@ -227,7 +214,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     json_object_foreach((json_t *)j, key, val)
     {
         if (flow__lookup(known, (int)(sizeof known / sizeof known[0]), key) < 0) {
-            flow__jerr(err, errsize, "unknown config key %.64s", key);
+            flow__err(err, errsize, "unknown config key %.64s", key);
             return FLOW_EINVAL;
         }
     }
@@ -254,7 +241,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
             continue;
         }
         if (!json_is_object(o)) {
-            flow__jerr(err, errsize, "%s must be an object of role: count", pools[p]);
+            flow__err(err, errsize, "%s must be an object of role: count", pools[p]);
             return FLOW_EINVAL;
         }
         json_object_foreach((json_t *)o, key, val)
@@ -262,8 +249,8 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
             int r = flow_role_parse(key);
             if (r < 0 || !json_is_integer(val) || json_integer_value(val) < 0 ||
                 json_integer_value(val) > 100) {
-                flow__jerr(err, errsize, "%s.%.32s must be a role with a count from 0 to 100",
-                           pools[p], key);
+                flow__err(err, errsize, "%s.%.32s must be a role with a count from 0 to 100",
+                          pools[p], key);
                 return FLOW_EINVAL;
             }
             (p == 0 ? c->pool_min : c->pool_max)[r] = (int)json_integer_value(val);
@@ -271,14 +258,14 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     }
     for (int r = 0; r < FLOW_ROLES; r++) {
         if (c->pool_min[r] > c->pool_max[r]) {
-            flow__jerr(err, errsize, "pool_min.%s exceeds pool_max", flow_role_name(r));
+            flow__err(err, errsize, "pool_min.%s exceeds pool_max", flow_role_name(r));
             return FLOW_EINVAL;
         }
     }
     const json_t *b = json_object_get(j, "retry_on_error");
     if (b) {
         if (!json_is_boolean(b)) {
-            flow__jerr(err, errsize, "retry_on_error must be a boolean");
+            flow__err(err, errsize, "retry_on_error must be a boolean");
             return FLOW_EINVAL;
         }
         c->retry_on_error = json_is_true(b);
@@ -287,7 +274,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     if (lb) {
         int s = json_is_string(lb) ? flow_lb_parse(json_string_value(lb)) : -1;
         if (s < 0) {
-            flow__jerr(err, errsize, "lb must be round_robin, least_conn or weighted");
+            flow__err(err, errsize, "lb must be round_robin, least_conn or weighted");
             return FLOW_EINVAL;
         }
         c->lb = (flow_lb_strategy)s;
@@ -295,14 +282,14 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     const json_t *w = json_object_get(j, "weights");
     if (w) {
         if (!json_is_array(w) || json_array_size(w) != 3) {
-            flow__jerr(err, errsize, "weights must be [high, normal, low]");
+            flow__err(err, errsize, "weights must be [high, normal, low]");
             return FLOW_EINVAL;
         }
         for (int i = 0; i < 3; i++) {
             const json_t *x = json_array_get(w, (size_t)i);
             if (!json_is_integer(x) || json_integer_value(x) < 1 ||
                 json_integer_value(x) > 1000000) {
-                flow__jerr(err, errsize, "weights must be integers from 1 to 1000000");
+                flow__err(err, errsize, "weights must be integers from 1 to 1000000");
                 return FLOW_EINVAL;
             }
             c->weights[i] = (int)json_integer_value(x);
@@ -311,7 +298,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     const json_t *ex = json_object_get(j, "executor");
     if (ex) {
         if (!json_is_object(ex) || !flow__size_ok(ex)) {
-            flow__jerr(err, errsize, "executor must be an object");
+            flow__err(err, errsize, "executor must be an object");
             return FLOW_EINVAL;
         }
         json_decref(c->executor);
@@ -437,7 +424,7 @@ static int flow__get_text(const json_t *o, const char *key, char *out, size_t ca
         return 0;
     }
     if (!json_is_string(v) || json_string_length(v) >= cap) {
-        flow__jerr(err, errsize, "%s must be a string shorter than %zu bytes", key, cap);
+        flow__err(err, errsize, "%s must be a string shorter than %zu bytes", key, cap);
         return FLOW_EINVAL;
     }
     snprintf(out, cap, "%s", json_string_value(v));
@@ -450,11 +437,11 @@ static int flow__get_role(const json_t *o, const char *key, bool allow_none, int
     const json_t *v = json_object_get(o, key);
     if (v == NULL) {
         *out = FLOW_ROLE_NONE;
-        return allow_none ? 0 : (flow__jerr(err, errsize, "%s is required", key), FLOW_EINVAL);
+        return allow_none ? 0 : (flow__err(err, errsize, "%s is required", key), FLOW_EINVAL);
     }
     int r = json_is_string(v) ? flow_role_parse(json_string_value(v)) : FLOW_ROLE_NONE - 1;
     if (r < FLOW_ROLE_NONE || (!allow_none && r == FLOW_ROLE_NONE)) {
-        flow__jerr(err, errsize, "%s must be worker, specialist or scout", key);
+        flow__err(err, errsize, "%s must be worker, specialist or scout", key);
         return FLOW_EINVAL;
     }
     *out = r;
@@ -493,7 +480,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
         const json_t *t = json_object_get(j, "topology");
         int topo = json_is_string(t) ? flow_topology_parse(json_string_value(t)) : -1;
         if (topo < 0) {
-            flow__jerr(err, errsize, "topology must be star, hierarchical, ring or mesh");
+            flow__err(err, errsize, "topology must be star, hierarchical, ring or mesh");
             return FLOW_EINVAL;
         }
         c->topology = (flow_topology)topo;
@@ -504,7 +491,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
             return rc;
         }
         if ((rc = flow__get_int(j, "count", 0, 100, &v, err, errsize)) != 0) {
-            return rc < 0 ? rc : (flow__jerr(err, errsize, "count is required"), FLOW_EINVAL);
+            return rc < 0 ? rc : (flow__err(err, errsize, "count is required"), FLOW_EINVAL);
         }
         c->count = (int)v;
         return 0;
@@ -523,7 +510,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
         c->pool = json_is_true(json_object_get(j, "pool"));
         const json_t *ex = json_object_get(j, "executor");
         if (ex && (!json_is_object(ex) || !flow__size_ok(ex))) {
-            flow__jerr(err, errsize, "executor must be an object");
+            flow__err(err, errsize, "executor must be an object");
             return FLOW_EINVAL;
         }
         c->executor = ex ? json_deep_copy(ex) : NULL;
@@ -540,7 +527,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
     case FLOW_CMD_TASK_COMPLETE: {
         const json_t *r = json_object_get(j, "result");
         if (r && !flow__size_ok(r)) {
-            flow__jerr(err, errsize, "result is larger than %d bytes", FLOW_MAX_INPUT);
+            flow__err(err, errsize, "result is larger than %d bytes", FLOW_MAX_INPUT);
             return FLOW_EINVAL;
         }
         c->result = r ? json_deep_copy(r) : NULL;
@@ -551,7 +538,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
         c->prio = p == NULL ? FLOW_PRIO_NORMAL
                             : (json_is_string(p) ? flow_prio_parse(json_string_value(p)) : -1);
         if (c->prio < 0) {
-            flow__jerr(err, errsize, "priority must be high, normal or low");
+            flow__err(err, errsize, "priority must be high, normal or low");
             return FLOW_EINVAL;
         }
         if ((rc = flow__get_role(j, "role", true, &c->role, err, errsize)) < 0) {
@@ -559,15 +546,15 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
         }
         const json_t *in = json_object_get(j, "input");
         if (in == NULL || !flow__size_ok(in)) {
-            flow__jerr(err, errsize, "input is required and at most %d bytes", FLOW_MAX_INPUT);
+            flow__err(err, errsize, "input is required and at most %d bytes", FLOW_MAX_INPUT);
             return FLOW_EINVAL;
         }
         c->input = json_deep_copy(in);
         const json_t *deps = json_object_get(j, "dependencies");
         if (deps) {
             if (!json_is_array(deps) || json_array_size(deps) > FLOW_MAX_DEPS) {
-                flow__jerr(err, errsize, "dependencies must be an array of at most %d ids",
-                           FLOW_MAX_DEPS);
+                flow__err(err, errsize, "dependencies must be an array of at most %d ids",
+                          FLOW_MAX_DEPS);
                 return FLOW_EINVAL;
             }
             size_t n = json_array_size(deps);
@@ -578,7 +565,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
             for (size_t i = 0; i < n; i++) {
                 const json_t *d = json_array_get(deps, i);
                 if (!json_is_string(d) || !flow_id_valid(json_string_value(d))) {
-                    flow__jerr(err, errsize, "dependencies[%zu] is not a task id", i);
+                    flow__err(err, errsize, "dependencies[%zu] is not a task id", i);
                     return FLOW_EINVAL;
                 }
                 snprintf(c->deps[i], FLOW_ID_MAX, "%s", json_string_value(d));
@@ -609,12 +596,12 @@ int flow_cmd_from_json(flow_cmd *c, const json_t *j, char *err, size_t errsize)
         }
     }
     if (!json_is_object(j) || type < 0) {
-        flow__jerr(err, errsize, "not a flow command (unknown \"cmd\")");
+        flow__err(err, errsize, "not a flow command (unknown \"cmd\")");
         return FLOW_EINVAL;
     }
     const json_t *now = json_object_get(j, "now");
     if (!json_is_integer(now) || json_integer_value(now) < 0) {
-        flow__jerr(err, errsize, "now must be a non-negative integer");
+        flow__err(err, errsize, "now must be a non-negative integer");
         return FLOW_EINVAL;
     }
     flow_cmd_init(c, (flow_cmd_type)type, (uint64_t)json_integer_value(now));
@@ -950,7 +937,7 @@ static int flow__restore_task(flow_state *s, const json_t *j, char *err, size_t 
     const json_t *x;
 #define FLOW_BAD(what)                                                                             \
     do {                                                                                           \
-        flow__jerr(err, errsize, "snapshot task: bad %s", what);                                   \
+        flow__err(err, errsize, "snapshot task: bad %s", what);                                    \
         flow__task_free(t);                                                                        \
         return FLOW_EINVAL;                                                                        \
     } while (0)
@@ -1067,7 +1054,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
 {
     char id[FLOW_ID_MAX];
     if (flow__get_id(j, "id", true, id, NULL, 0) != 0 || flow_hget(&s->swarms, id)) {
-        flow__jerr(err, errsize, "snapshot swarm: bad id");
+        flow__err(err, errsize, "snapshot swarm: bad id");
         return FLOW_EINVAL;
     }
     const json_t *x = json_object_get(j, "topology");
@@ -1077,7 +1064,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
     if (topo < 0 ||
         flow_swarm_config_from_json(&cfg, json_object_get(j, "config"), err, errsize) != 0) {
         flow_swarm_config_clear(&cfg);
-        flow__jerr(err, errsize, "snapshot swarm %s: bad topology or config", id);
+        flow__err(err, errsize, "snapshot swarm %s: bad topology or config", id);
         return FLOW_EINVAL;
     }
     flow_swarm *sw = flow__swarm_new(id, (flow_topology)topo, &cfg);
@@ -1096,7 +1083,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
         !flow__u64(b, "opened_at", &sw->cb.opened_at) || !flow__u64(j, "seq", &sw->seq) ||
         !json_is_array(lb) || json_array_size(lb) != 4 || !json_is_array(wrr) ||
         json_array_size(wrr) != 4 || !json_is_array(spawning) || json_array_size(spawning) != 3) {
-        flow__jerr(err, errsize, "snapshot swarm %s: bad scheduler state", id);
+        flow__err(err, errsize, "snapshot swarm %s: bad scheduler state", id);
         return FLOW_EINVAL;
     }
     sw->cb.state = (flow_cb_state)cbs;
@@ -1105,7 +1092,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
     for (int q = 0; q < 4; q++) {
         const json_t *l = json_array_get(lb, (size_t)q), *c = json_array_get(wrr, (size_t)q);
         if (!json_is_integer(l) || !json_is_array(c) || json_array_size(c) != 3) {
-            flow__jerr(err, errsize, "snapshot swarm %s: bad scheduler state", id);
+            flow__err(err, errsize, "snapshot swarm %s: bad scheduler state", id);
             return FLOW_EINVAL;
         }
         sw->lb[q].last_seq = (uint64_t)json_integer_value(l);
@@ -1118,7 +1105,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
     }
     const json_t *agents = json_object_get(j, "agents");
     if (!json_is_array(agents) || json_array_size(agents) > 300) {
-        flow__jerr(err, errsize, "snapshot swarm %s: bad agents", id);
+        flow__err(err, errsize, "snapshot swarm %s: bad agents", id);
         return FLOW_EINVAL;
     }
     for (size_t i = 0; i < json_array_size(agents); i++) {
@@ -1140,7 +1127,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
             !json_is_array(json_object_get(aj, "tasks")) ||
             json_array_size(json_object_get(aj, "tasks")) > FLOW_HOLD_MAX) {
             free(a);
-            flow__jerr(err, errsize, "snapshot swarm %s: bad agent %zu", id, i);
+            flow__err(err, errsize, "snapshot swarm %s: bad agent %zu", id, i);
             return FLOW_EINVAL;
         }
         snprintf(a->swarm, sizeof a->swarm, "%s", id);
@@ -1171,7 +1158,7 @@ static int flow__restore_links(flow_state *s, const json_t *j, char *err, size_t
             const json_t *x = json_array_get(held, h);
             flow_task *t = json_is_string(x) ? flow_hget(&s->tasks, json_string_value(x)) : NULL;
             if (t == NULL || strcmp(t->agent, a->id) != 0) {
-                flow__jerr(err, errsize, "snapshot agent %s holds an unknown task", a->id);
+                flow__err(err, errsize, "snapshot agent %s holds an unknown task", a->id);
                 return FLOW_EINVAL;
             }
             a->held[a->nheld++] = t;
@@ -1179,14 +1166,14 @@ static int flow__restore_links(flow_state *s, const json_t *j, char *err, size_t
     }
     const json_t *ring = json_object_get(j, "ring_wait");
     if (!json_is_array(ring)) {
-        flow__jerr(err, errsize, "snapshot swarm %s: bad ring_wait", sw->id);
+        flow__err(err, errsize, "snapshot swarm %s: bad ring_wait", sw->id);
         return FLOW_EINVAL;
     }
     for (size_t i = 0; i < json_array_size(ring); i++) {
         const json_t *x = json_array_get(ring, i);
         flow_task *t = json_is_string(x) ? flow_hget(&s->tasks, json_string_value(x)) : NULL;
         if (t == NULL || t->state != FLOW_TASK_PENDING || t->ring_wait) {
-            flow__jerr(err, errsize, "snapshot swarm %s: bad ring waiter", sw->id);
+            flow__err(err, errsize, "snapshot swarm %s: bad ring waiter", sw->id);
             return FLOW_EINVAL;
         }
         flow__ring_push(sw, t);
@@ -1205,7 +1192,7 @@ flow_state *flow_state_restore(const json_t *snap, char *err, size_t errsize)
     if (!json_is_object(snap) || !json_is_integer(ver) || json_integer_value(ver) != 1 ||
         !json_is_array(swarms) || !json_is_array(tasks) || !flow__u64(snap, "now", &s->now) ||
         !flow__u64(snap, "applied", &s->applied) || !flow__u64(snap, "seq", &s->seq)) {
-        flow__jerr(err, errsize, "not a flow snapshot (version 1)");
+        flow__err(err, errsize, "not a flow snapshot (version 1)");
         flow_state_free(s);
         return NULL;
     }
@@ -1218,7 +1205,7 @@ flow_state *flow_state_restore(const json_t *snap, char *err, size_t errsize)
         rc = flow__restore_task(s, json_array_get(tasks, i), err, errsize);
         if (rc == 0) {
             if (s->task_tail->seq <= last) {
-                flow__jerr(err, errsize, "snapshot tasks out of order");
+                flow__err(err, errsize, "snapshot tasks out of order");
                 rc = FLOW_EINVAL;
             }
             last = s->task_tail->seq;
@@ -1235,7 +1222,7 @@ flow_state *flow_state_restore(const json_t *snap, char *err, size_t errsize)
             found |= a->held[h] == t;
         }
         if (t->agent[0] && !found) {
-            flow__jerr(err, errsize, "snapshot task %s: holder does not hold it", t->id);
+            flow__err(err, errsize, "snapshot task %s: holder does not hold it", t->id);
             rc = FLOW_EINVAL;
         }
     }

@@ -90,10 +90,4 @@ static const sup_behaviour hl_behaviour = {
     .terminate = hl_terminate,
 };
 
-int flow_health_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                      sup_reason *why)
-{
-    (void)arg;
-    (void)extra;
-    return flow__start_named(rt, parent, &hl_behaviour, NULL, FLOW_N_HEALTH, out, why);
-}
+FLOW_NAMED_START(flow_health_start, hl_behaviour, FLOW_N_HEALTH)

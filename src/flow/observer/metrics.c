@@ -118,10 +118,4 @@ static const sup_behaviour mt_behaviour = {
     .terminate = mt_terminate,
 };
 
-int flow_metrics_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                       sup_reason *why)
-{
-    (void)arg;
-    (void)extra;
-    return flow__start_named(rt, parent, &mt_behaviour, NULL, FLOW_N_METRICS, out, why);
-}
+FLOW_NAMED_START(flow_metrics_start, mt_behaviour, FLOW_N_METRICS)

@@ -104,10 +104,4 @@ static const sup_behaviour ot_behaviour = {
     .terminate = ot_terminate,
 };
 
-int flow_otel_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                    sup_reason *why)
-{
-    (void)arg;
-    (void)extra;
-    return flow__start_named(rt, parent, &ot_behaviour, NULL, FLOW_N_OTEL, out, why);
-}
+FLOW_NAMED_START(flow_otel_start, ot_behaviour, FLOW_N_OTEL)
