@@ -101,6 +101,15 @@ void flow__front_door(sup_actor *self, void *state, const sup_msg *m, const char
     json_decref(req);
 }
 
+void flow__hmap_free_values(hmap *m, void (*fr)(void *))
+{
+    size_t it = 0;
+    for (const hmap_slot *e; (e = hmap_next(m, &it)) != NULL;) {
+        fr(e->val);
+    }
+    hmap_free(m);
+}
+
 static void flow__hex(char *out, const unsigned char *b, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -148,6 +157,13 @@ void flow__trace_id(char out[33])
     flow__hex(out, b, 16);
 }
 
+void flow__span_id(char out[17])
+{
+    unsigned char b[8];
+    flow__random(b, sizeof b);
+    flow__hex(out, b, 8);
+}
+
 int flow__start_named(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg,
                       const char *name, sup_pid *out, sup_reason *why)
 {
@@ -180,7 +196,7 @@ static const char *flow__route(const char *op)
     if (strcmp(op, "observer_metrics") == 0) {
         return FLOW_N_METRICS;
     }
-    if (strcmp(op, "traces") == 0) {
+    if (strcmp(op, "traces") == 0 || strcmp(op, "otlp_status") == 0) {
         return FLOW_N_OTEL;
     }
     if (strcmp(op, "health") == 0) {

@@ -49,6 +49,27 @@ enum {
     FLOW_TAG_INTERNAL, /* actor-private timers */
 };
 
+/* ---- views (view.c): what the actors publish for the HTTP endpoints ---------------------- */
+typedef enum flow_view_slot {
+    FLOW_VIEW_STATE = 0, /* const flow_state * (the registry's) */
+    FLOW_VIEW_LATENCY,   /* const flow_latency * (the metrics observer's) */
+    FLOW_VIEW_SLOTS
+} flow_view_slot;
+void flow_view_set(const sup_rt *rt, flow_view_slot slot, const void *ptr);
+/* Withdraws ptr if it is the one published for (rt, slot). */
+void flow_view_clear(const sup_rt *rt, flow_view_slot slot, const void *ptr);
+const void *flow_view_get(const sup_rt *rt, flow_view_slot slot);
+
+/* The dispatch latency histogram (submit -> assign), kept by the metrics observer. */
+#define FLOW_LAT_BUCKETS 16
+extern const double flow_latency_bounds[FLOW_LAT_BUCKETS]; /* upper bounds, seconds */
+typedef struct flow_latency {
+    uint64_t bucket[FLOW_LAT_BUCKETS + 1]; /* per bucket (not cumulative); the last is +Inf */
+    uint64_t count;
+    double sum; /* seconds */
+} flow_latency;
+void flow_latency_observe(flow_latency *h, double seconds);
+
 /* Header of FLOW_TAG_WAIT. */
 typedef struct flow_wait {
     sup_from from;
@@ -74,6 +95,7 @@ void flow__forward(sup_actor *self, sup_from from, const char *op, json_t *args)
 /* A random UUID v4 text (37 bytes) and a 32-hex trace id (33 bytes). */
 void flow__uuid(char out[37]);
 void flow__trace_id(char out[33]);
+void flow__span_id(char out[17]); /* 16 hex digits */
 /* A fresh agent id: "agent-" and 12 random hex digits. */
 void flow__agent_id(char out[FLOW_ID_MAX]);
 
@@ -150,6 +172,9 @@ int flow__sup_start(sup_rt *rt, sup_pid parent, sup_strategy strategy, int inten
         (void)extra;                                                                               \
         return flow__start_named(rt, parent, &(behaviour), NULL, name, out, why);                  \
     }
+
+/* Frees every value of a map with fr, then the map. */
+void flow__hmap_free_values(hmap *m, void (*fr)(void *));
 
 /* A gen_server-like worker that registers its name in init. */
 int flow__start_named(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg,

@@ -72,6 +72,11 @@ static void reg__swarm_free(reg_swarm *rs)
     free(rs);
 }
 
+static void reg__swarm_free_v(void *rs)
+{
+    reg__swarm_free(rs);
+}
+
 static void reg__send_needs(sup_actor *self, reg_swarm *rs)
 {
     for (int r = 0; r < FLOW_ROLES; r++) {
@@ -84,11 +89,16 @@ static void reg__send_needs(sup_actor *self, reg_swarm *rs)
     }
 }
 
-static void reg__observe(sup_actor *self, const flow_event *e, const char *const *names, size_t n)
+static void reg__observe(sup_actor *self, const reg_state *st, const flow_event *e,
+                         const char *const *names, size_t n)
 {
     sup_rt *rt = sup_self_rt(self);
+    const flow_task *t = e->task[0] ? flow_state_task(st->fs, e->task) : NULL;
     json_t *j = flow_event_to_json(e);
     json_object_del(j, "data"); /* observers need no payloads */
+    if (t && flow_task_get_trace_id(t)[0]) {
+        json_object_set_new(j, "trace_id", json_string(flow_task_get_trace_id(t)));
+    }
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     for (size_t i = 0; text && i < n; i++) {
@@ -106,7 +116,7 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
     sup_rt *rt = sup_self_rt(self);
     sup_pid me = sup_self(self);
     static const char *const task_obs[] = {FLOW_N_METRICS, FLOW_N_OTEL};
-    static const char *const swarm_obs[] = {FLOW_N_METRICS, FLOW_N_HEALTH, FLOW_N_BREAKER};
+    static const char *const swarm_obs[] = {FLOW_N_METRICS, FLOW_N_BREAKER};
     for (size_t i = 0; i < ev->n; i++) {
         const flow_event *e = &ev->v[i];
         reg_agent *ra = e->agent[0] ? flow_hget(&st->agents, e->agent) : NULL;
@@ -123,7 +133,7 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
             flow_hput(&st->swarms, rs->arg.id, rs);
             rs->start_ref =
                 sup_sv_start_child(self, sup_whereis(rt, FLOW_N_SWARM_SUP), NULL, &rs->arg, 0);
-            reg__observe(self, e, swarm_obs, 3);
+            reg__observe(self, st, e, swarm_obs, 2);
             break;
         }
         case FLOW_EV_SWARM_DESTROYED:
@@ -141,14 +151,14 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
                     reg__swarm_free(rs);
                 }
             }
-            reg__observe(self, e, swarm_obs, 3);
+            reg__observe(self, st, e, swarm_obs, 2);
             break;
-        case FLOW_EV_AGENT_ADDED: reg__observe(self, e, swarm_obs, 3); break;
+        case FLOW_EV_AGENT_ADDED: reg__observe(self, st, e, swarm_obs, 2); break;
         case FLOW_EV_AGENT_REMOVED:
             if (ra) { /* removed while alive (swarm destroyed): stop it */
                 reg__drop_agent(self, st, ra, true);
             }
-            reg__observe(self, e, swarm_obs, 3);
+            reg__observe(self, st, e, swarm_obs, 2);
             break;
         case FLOW_EV_AGENT_NEEDED:
             if (rs && e->role >= 0) {
@@ -181,14 +191,14 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
             if (view) {
                 flow__cast_json(rt, me, sup_whereis(rt, FLOW_N_TRACKER), FLOW_TAG_DONE, view);
             }
-            reg__observe(self, e, task_obs, 2);
+            reg__observe(self, st, e, task_obs, 2);
             break;
         }
         case FLOW_EV_TASK_ACCEPTED:
         case FLOW_EV_TASK_ASSIGNED:
         case FLOW_EV_TASK_STARTED:
-        case FLOW_EV_TASK_REQUEUED: reg__observe(self, e, task_obs, 2); break;
-        case FLOW_EV_BREAKER: reg__observe(self, e, swarm_obs, 3); break;
+        case FLOW_EV_TASK_REQUEUED: reg__observe(self, st, e, task_obs, 2); break;
+        case FLOW_EV_BREAKER: reg__observe(self, st, e, swarm_obs, 2); break;
         default: break;
         }
     }
@@ -461,7 +471,11 @@ static int reg_init(sup_actor *self, void *state, void *arg)
     hmap_init(&st->mrefs);
     hmap_init(&st->swarms);
     sup_set_label(self, FLOW_N_REGISTRY);
-    return st->fs ? 0 : SUP_ENOMEM;
+    if (st->fs == NULL) {
+        return SUP_ENOMEM;
+    }
+    flow_view_set(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
+    return 0;
 }
 
 static void reg_call(sup_actor *self, void *state, const sup_msg *m)
@@ -649,17 +663,11 @@ static void reg_info(sup_actor *self, void *state, const sup_msg *m)
 
 static void reg_terminate(sup_actor *self, void *state, const sup_reason *reason)
 {
-    (void)self;
     (void)reason;
     reg_state *st = state;
-    size_t it = 0;
-    for (const hmap_slot *e; (e = hmap_next(&st->agents, &it)) != NULL;) {
-        free(e->val);
-    }
-    it = 0;
-    for (const hmap_slot *e; (e = hmap_next(&st->swarms, &it)) != NULL;) {
-        reg__swarm_free(e->val);
-    }
+    flow_view_clear(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
+    flow__hmap_free_values(&st->agents, free);
+    flow__hmap_free_values(&st->swarms, reg__swarm_free_v);
     while (st->zombies) {
         reg_swarm *n = st->zombies->znext;
         reg__swarm_free(st->zombies);
@@ -670,9 +678,7 @@ static void reg_terminate(sup_actor *self, void *state, const sup_reason *reason
         free(st->spawns);
         st->spawns = n;
     }
-    hmap_free(&st->agents);
     hmap_free(&st->mrefs);
-    hmap_free(&st->swarms);
     flow_state_free(st->fs);
 }
 

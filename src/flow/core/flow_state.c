@@ -334,6 +334,9 @@ static void flow__set_state(flow_swarm *sw, flow_task *t, flow_task_state st)
     if (sw) {
         sw->count[t->state]--;
         sw->count[st]++;
+        if (st >= FLOW_TASK_COMPLETED) {
+            sw->ended_total[st - FLOW_TASK_COMPLETED]++;
+        }
     }
     t->state = st;
 }
@@ -1555,6 +1558,10 @@ const char *flow_task_get_swarm(const flow_task *t)
 const char *flow_task_get_agent(const flow_task *t)
 {
     return t->agent;
+}
+const char *flow_task_get_trace_id(const flow_task *t)
+{
+    return t->trace_id;
 }
 int flow_task_get_retries(const flow_task *t)
 {

@@ -218,6 +218,20 @@ uint64_t flow_state_now(const flow_state *s);
 /* Commands applied so far (the log index the state reflects). */
 uint64_t flow_state_applied(const flow_state *s);
 
+/* ---- statistics (for the observers' /metrics and /health) -------------------------------- */
+typedef struct flow_swarm_stats {
+    const char *id;
+    flow_topology topology;
+    size_t tasks[6];            /* tasks by flow_task_state (those the state still keeps) */
+    size_t queued[3];           /* pending tasks in the queues, by priority */
+    size_t agents[3];           /* agents by flow_agent_state */
+    flow_cb_state breaker;      /* the breaker's state */
+    uint64_t ended_total[3];    /* completed / failed / cancelled since creation (monotonic) */
+} flow_swarm_stats;
+/* Calls fn for each swarm, in creation order. */
+void flow_state_each_swarm(const flow_state *s, void (*fn)(const flow_swarm_stats *st, void *user),
+                           void *user);
+
 /* ---- queries (JSON views for the API; NULL if not found) -------------------------------- */
 json_t *flow_state_swarm_json(const flow_state *s, const char *swarm);
 json_t *flow_state_swarm_list(const flow_state *s);
@@ -237,6 +251,7 @@ bool flow_state_has_swarm(const flow_state *s, const char *swarm);
 flow_task_state flow_task_get_state(const flow_task *t);
 const char *flow_task_get_swarm(const flow_task *t);
 const char *flow_task_get_agent(const flow_task *t);
+const char *flow_task_get_trace_id(const flow_task *t);
 int flow_task_get_retries(const flow_task *t);
 const char *flow_agent_get_swarm(const flow_agent *a);
 int flow_agent_get_role(const flow_agent *a);

@@ -91,6 +91,7 @@ struct flow_swarm {
     flow_task **ring_wait;    /* ring: FIFO of tasks between stages */
     size_t nring, capring;
     size_t count[6];                /* tasks by state */
+    uint64_t ended_total[3];        /* tasks that reached completed / failed / cancelled */
     flow_timer tm;                  /* breaker half-open time */
     struct flow_swarm *prev, *next; /* creation order */
 };

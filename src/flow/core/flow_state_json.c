@@ -731,6 +731,34 @@ static const flow_agent *flow__team_lead(const flow_swarm *sw, int team)
     return NULL;
 }
 
+static void flow__swarm_stats(const flow_swarm *sw, flow_swarm_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->id = sw->id;
+    st->topology = sw->topology;
+    memcpy(st->tasks, sw->count, sizeof st->tasks);
+    memcpy(st->ended_total, sw->ended_total, sizeof st->ended_total);
+    for (int q = 0; q < 4; q++) {
+        for (int p = 0; p < 3; p++) {
+            st->queued[p] += sw->queue[q].count[p];
+        }
+    }
+    for (size_t i = 0; i < sw->nagents; i++) {
+        st->agents[flow_agent_get_state(sw->agents[i])]++;
+    }
+    st->breaker = sw->cb.state;
+}
+
+void flow_state_each_swarm(const flow_state *s, void (*fn)(const flow_swarm_stats *st, void *user),
+                           void *user)
+{
+    for (const flow_swarm *sw = s->swarm_head; sw; sw = sw->next) {
+        flow_swarm_stats st;
+        flow__swarm_stats(sw, &st);
+        fn(&st, user);
+    }
+}
+
 static json_t *flow__swarm_json(const flow_swarm *sw, bool full)
 {
     json_t *agents = json_array();
@@ -743,13 +771,11 @@ static json_t *flow__swarm_json(const flow_swarm *sw, bool full)
         json_object_set_new(tasks, flow_task_state_name((flow_task_state)st),
                             json_integer((json_int_t)sw->count[st]));
     }
+    flow_swarm_stats stats;
+    flow__swarm_stats(sw, &stats);
     json_t *depth = json_object();
     for (int p = 0; p < 3; p++) {
-        size_t n = 0;
-        for (int q = 0; q < 4; q++) {
-            n += sw->queue[q].count[p];
-        }
-        json_object_set_new(depth, flow_prio_name(p), json_integer((json_int_t)n));
+        json_object_set_new(depth, flow_prio_name(p), json_integer((json_int_t)stats.queued[p]));
     }
     json_t *o =
         json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:{s:s, s:i}}", "id", sw->id, "topology",
@@ -782,6 +808,10 @@ static json_t *flow__swarm_json(const flow_swarm *sw, bool full)
             json_array_append_new(ring, json_string(sw->ring_wait[i]->id));
         }
         json_object_set_new(o, "seq", json_integer((json_int_t)sw->seq));
+        json_object_set_new(o, "ended_total",
+                            json_pack("[I,I,I]", (json_int_t)sw->ended_total[0],
+                                      (json_int_t)sw->ended_total[1],
+                                      (json_int_t)sw->ended_total[2]));
         json_object_set_new(o, "lb_last", lb);
         json_object_set_new(o, "wrr", cur);
         json_object_set_new(o, "ring_wait", ring);
@@ -849,24 +879,29 @@ json_t *flow_state_task_list(const flow_state *s, const char *swarm, int state, 
     return arr;
 }
 
+typedef struct flow_totals {
+    size_t tasks[6], depth[3], agents[3], cb[3], nswarms;
+} flow_totals;
+
+static void flow__add_totals(const flow_swarm_stats *st, void *user)
+{
+    flow_totals *x = user;
+    x->nswarms++;
+    for (int i = 0; i < 6; i++) {
+        x->tasks[i] += st->tasks[i];
+    }
+    for (int i = 0; i < 3; i++) {
+        x->depth[i] += st->queued[i];
+        x->agents[i] += st->agents[i];
+    }
+    x->cb[st->breaker]++;
+}
+
 json_t *flow_state_metrics(const flow_state *s)
 {
-    size_t tasks[6] = {0}, depth[3] = {0}, agents[3] = {0}, cb[3] = {0}, nswarms = 0;
-    for (const flow_swarm *sw = s->swarm_head; sw; sw = sw->next) {
-        nswarms++;
-        for (int st = 0; st < 6; st++) {
-            tasks[st] += sw->count[st];
-        }
-        for (int q = 0; q < 4; q++) {
-            for (int p = 0; p < 3; p++) {
-                depth[p] += sw->queue[q].count[p];
-            }
-        }
-        for (size_t i = 0; i < sw->nagents; i++) {
-            agents[flow_agent_get_state(sw->agents[i])]++;
-        }
-        cb[sw->cb.state]++;
-    }
+    flow_totals x = {0};
+    flow_state_each_swarm(s, flow__add_totals, &x);
+    size_t *tasks = x.tasks, *depth = x.depth, *agents = x.agents, *cb = x.cb, nswarms = x.nswarms;
     json_t *o = json_object();
     json_t *t = json_object(), *d = json_object(), *a = json_object(), *b = json_object();
     for (int i = 0; i < 6; i++) {
@@ -1102,6 +1137,16 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
     }
     for (int r = 0; r < 3; r++) {
         sw->spawning[r] = (int)json_integer_value(json_array_get(spawning, (size_t)r));
+    }
+    const json_t *ended = json_object_get(j, "ended_total");
+    for (size_t k = 0; k < 3; k++) {
+        const json_t *e = json_array_get(ended, k);
+        if (!json_is_array(ended) || json_array_size(ended) != 3 || !json_is_integer(e) ||
+            json_integer_value(e) < 0) {
+            flow__err(err, errsize, "snapshot swarm %s: bad ended_total", id);
+            return FLOW_EINVAL;
+        }
+        sw->ended_total[k] = (uint64_t)json_integer_value(e);
     }
     const json_t *agents = json_object_get(j, "agents");
     if (!json_is_array(agents) || json_array_size(agents) > 300) {
