@@ -13,6 +13,11 @@ TEST_PKGS=(libcmocka-dev erlang-nox clang libclang-rt-14-dev clang-tidy clang-fo
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-build}" = "test" ]; then
   want+=("${TEST_PKGS[@]}")
+  # The MCP interop tests run the official TypeScript SDK (npm registry, pinned by
+  # tests/mcp/package-lock.json). Any Node.js >= 18 with npm does; Debian's when none is there.
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    want+=(nodejs npm)
+  fi
 fi
 
 missing=()

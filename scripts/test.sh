@@ -77,7 +77,8 @@ step "clang-tidy" scripts/tidy.sh build
 if ls fuzz/fuzz_*.c >/dev/null 2>&1; then
   echo "== fuzz (short runs)"
   if CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMACULA_FUZZ=ON \
-      -DCMAKE_C_COMPILER=clang >/dev/null && cmake --build build-fuzz -j"$JOBS" >/dev/null; then
+      -DCMAKE_C_COMPILER=clang >/dev/null &&
+    cmake --build build-fuzz -j"$JOBS" --target $(basename -s .c fuzz/fuzz_*.c) >/dev/null; then
     for src in fuzz/fuzz_*.c; do
       name=$(basename "$src" .c)
       corpus="fuzz/corpus/${name#fuzz_}"

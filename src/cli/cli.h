@@ -16,5 +16,6 @@ int cli_load_config(int argc, char **argv, macula_config *conf);
 int cli_load_identity(const macula_config *conf, identity **out);
 int cli_sup_run(int argc, char **argv);
 int cli_tree(int argc, char **argv);
+int cli_mcp_fixture(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static void usage(FILE *f)
             "  node [OPTIONS]    run a node (zero configuration; `macula node --help`)\n"
             "  id [OPTIONS]      print this node's ID (creating its identity if absent)\n"
             "  sup-run FILE      play a supervision scenario on a virtual clock\n"
+            "  mcp-fixture       MCP server with test fixture tools (stdio, or --http PORT)\n"
             "  version           print the version\n"
             "  help              this text\n",
             MACULA_VERSION);
@@ -37,6 +38,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "tree") == 0) {
         return cli_tree(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "mcp-fixture") == 0) {
+        return cli_mcp_fixture(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("macula %s\n", MACULA_VERSION);

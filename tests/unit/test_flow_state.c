@@ -957,8 +957,8 @@ static void snapshot_round_trip(void **st)
     /* the restored state behaves the same from here on */
     flow_events e1 = {0}, e2 = {0};
     const char *more[] = {
-        "{\"cmd\":\"agent_add\",\"now\":200,\"swarm\":\"m\",\"agent\":\"late\",\"role\":"
-        "\"worker\"}",
+        ("{\"cmd\":\"agent_add\",\"now\":200,\"swarm\":\"m\",\"agent\":\"late\",\"role\":"
+         "\"worker\"}"),
         "{\"cmd\":\"task_complete\",\"now\":201,\"task\":\"k1\",\"agent\":\"g3\",\"result\":1}",
         "{\"cmd\":\"tick\",\"now\":90000}",
         "{\"cmd\":\"agent_crashed\",\"now\":90001,\"agent\":\"g0\",\"text\":\"y\"}",

@@ -1,0 +1,342 @@
+/* src/mcp/schema.c — the JSON Schema subset of schema.h. */
+#include "schema.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "macula/mcp.h"
+
+static const char *const schema__types[] = {"object",  "array",   "string", "number",
+                                            "integer", "boolean", "null",   NULL};
+
+static bool schema__type_name_ok(const json_t *t)
+{
+    if (!json_is_string(t)) {
+        return false;
+    }
+    for (int i = 0; schema__types[i] != NULL; i++) {
+        if (strcmp(json_string_value(t), schema__types[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool schema__is_count(const json_t *v)
+{
+    return json_is_integer(v) && json_integer_value(v) >= 0;
+}
+
+static int schema__check(const json_t *s, int depth, const char **why)
+{
+    if (depth > MCP_SCHEMA_MAX_DEPTH) {
+        *why = "schema nested too deeply";
+        return MCP_ESCHEMA;
+    }
+    if (json_is_boolean(s)) {
+        return 0;
+    }
+    if (!json_is_object(s)) {
+        *why = "a schema must be an object or a boolean";
+        return MCP_ESCHEMA;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)s, key, v)
+    {
+        if (strcmp(key, "type") == 0) {
+            if (json_is_array(v)) {
+                size_t i;
+                json_t *t;
+                if (json_array_size(v) == 0) {
+                    *why = "type: empty array";
+                    return MCP_ESCHEMA;
+                }
+                json_array_foreach(v, i, t)
+                {
+                    if (!schema__type_name_ok(t)) {
+                        *why = "type: unknown type name";
+                        return MCP_ESCHEMA;
+                    }
+                }
+            } else if (!schema__type_name_ok(v)) {
+                *why = "type: unknown type name";
+                return MCP_ESCHEMA;
+            }
+        } else if (strcmp(key, "properties") == 0) {
+            if (!json_is_object(v)) {
+                *why = "properties must be an object";
+                return MCP_ESCHEMA;
+            }
+            const char *pk;
+            json_t *ps;
+            json_object_foreach(v, pk, ps)
+            {
+                int rc = schema__check(ps, depth + 1, why);
+                if (rc != 0) {
+                    return rc;
+                }
+            }
+        } else if (strcmp(key, "required") == 0) {
+            size_t i;
+            json_t *r;
+            if (!json_is_array(v)) {
+                *why = "required must be an array of strings";
+                return MCP_ESCHEMA;
+            }
+            json_array_foreach(v, i, r)
+            {
+                if (!json_is_string(r)) {
+                    *why = "required must be an array of strings";
+                    return MCP_ESCHEMA;
+                }
+            }
+        } else if (strcmp(key, "additionalProperties") == 0 || strcmp(key, "items") == 0) {
+            int rc = schema__check(v, depth + 1, why);
+            if (rc != 0) {
+                return rc;
+            }
+        } else if (strcmp(key, "enum") == 0) {
+            if (!json_is_array(v) || json_array_size(v) == 0) {
+                *why = "enum must be a non-empty array";
+                return MCP_ESCHEMA;
+            }
+        } else if (strcmp(key, "minimum") == 0 || strcmp(key, "maximum") == 0 ||
+                   strcmp(key, "exclusiveMinimum") == 0 || strcmp(key, "exclusiveMaximum") == 0) {
+            if (!json_is_number(v)) {
+                *why = "numeric bounds must be numbers";
+                return MCP_ESCHEMA;
+            }
+        } else if (strcmp(key, "minLength") == 0 || strcmp(key, "maxLength") == 0 ||
+                   strcmp(key, "minItems") == 0 || strcmp(key, "maxItems") == 0) {
+            if (!schema__is_count(v)) {
+                *why = "length bounds must be non-negative integers";
+                return MCP_ESCHEMA;
+            }
+        } else if (strcmp(key, "const") == 0 || strcmp(key, "title") == 0 ||
+                   strcmp(key, "description") == 0 || strcmp(key, "default") == 0 ||
+                   strcmp(key, "examples") == 0 || strcmp(key, "$schema") == 0 ||
+                   strcmp(key, "$comment") == 0 || strcmp(key, "format") == 0) {
+            /* const is checked on use; the rest are annotations */
+        } else {
+            *why = "unsupported schema keyword";
+            return MCP_ESCHEMA;
+        }
+    }
+    return 0;
+}
+
+int mcp_schema_check(const json_t *schema, const char **why)
+{
+    return schema__check(schema, 0, why);
+}
+
+typedef struct vctx {
+    char *err;
+    size_t errlen;
+    char path[256];
+} vctx;
+
+static int schema__fail(vctx *c, const char *fmt, const char *arg)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, fmt, arg);
+    snprintf(c->err, c->errlen, "%s: %s", c->path[0] ? c->path : "/", msg);
+    return -1;
+}
+
+static bool schema__is_integral(const json_t *v)
+{
+    if (json_is_integer(v)) {
+        return true;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* integral without libm: in int64 range and unchanged by truncation */
+        return isfinite(d) && d > -9.2e18 && d < 9.2e18 && (double)(long long)d == d;
+    }
+    return false;
+}
+
+static bool schema__type_match(const char *t, const json_t *v)
+{
+    switch (t[0]) {
+    case 'o': return json_is_object(v);
+    case 'a': return json_is_array(v);
+    case 's': return json_is_string(v);
+    case 'n': return t[2] == 'm' ? json_is_number(v) : json_is_null(v);
+    case 'i': return schema__is_integral(v);
+    case 'b': return json_is_boolean(v);
+    default: return false;
+    }
+}
+
+static size_t schema__utf8_len(const char *s, size_t n)
+{
+    size_t cps = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80) {
+            cps++;
+        }
+    }
+    return cps;
+}
+
+/* Appends "/seg" to the path (escaped per RFC 6901); returns the old length to restore. */
+static size_t schema__push(vctx *c, const char *seg)
+{
+    size_t old = strlen(c->path);
+    size_t n = old;
+    if (n + 1 < sizeof c->path) {
+        c->path[n++] = '/';
+    }
+    for (const char *p = seg; *p && n + 2 < sizeof c->path; p++) {
+        if (*p == '~' || *p == '/') {
+            c->path[n++] = '~';
+            c->path[n++] = *p == '~' ? '0' : '1';
+        } else {
+            c->path[n++] = *p;
+        }
+    }
+    c->path[n] = '\0';
+    return old;
+}
+
+static int schema__validate(vctx *c, const json_t *s, const json_t *v)
+{
+    if (json_is_boolean(s)) {
+        return json_is_true(s) ? 0 : schema__fail(c, "%s", "no value is allowed here");
+    }
+    json_t *type = json_object_get(s, "type");
+    if (json_is_string(type)) {
+        if (!schema__type_match(json_string_value(type), v)) {
+            return schema__fail(c, "expected %s", json_string_value(type));
+        }
+    } else if (json_is_array(type)) {
+        size_t i;
+        json_t *t;
+        bool any = false;
+        json_array_foreach(type, i, t)
+        {
+            any = any || schema__type_match(json_string_value(t), v);
+        }
+        if (!any) {
+            return schema__fail(c, "%s", "value has none of the allowed types");
+        }
+    }
+    json_t *en = json_object_get(s, "enum");
+    if (en != NULL) {
+        size_t i;
+        json_t *e;
+        bool hit = false;
+        json_array_foreach(en, i, e)
+        {
+            hit = hit || json_equal(e, (json_t *)v);
+        }
+        if (!hit) {
+            return schema__fail(c, "%s", "value is not one of the enum values");
+        }
+    }
+    json_t *cn = json_object_get(s, "const");
+    if (cn != NULL && !json_equal(cn, (json_t *)v)) {
+        return schema__fail(c, "%s", "value differs from const");
+    }
+    if (json_is_number(v)) {
+        double d = json_number_value(v);
+        json_t *b;
+        if ((b = json_object_get(s, "minimum")) != NULL && d < json_number_value(b)) {
+            return schema__fail(c, "%s", "below minimum");
+        }
+        if ((b = json_object_get(s, "maximum")) != NULL && d > json_number_value(b)) {
+            return schema__fail(c, "%s", "above maximum");
+        }
+        if ((b = json_object_get(s, "exclusiveMinimum")) != NULL && d <= json_number_value(b)) {
+            return schema__fail(c, "%s", "not above exclusiveMinimum");
+        }
+        if ((b = json_object_get(s, "exclusiveMaximum")) != NULL && d >= json_number_value(b)) {
+            return schema__fail(c, "%s", "not below exclusiveMaximum");
+        }
+    }
+    if (json_is_string(v)) {
+        size_t n = schema__utf8_len(json_string_value(v), json_string_length(v));
+        json_t *b;
+        if ((b = json_object_get(s, "minLength")) != NULL && n < (size_t)json_integer_value(b)) {
+            return schema__fail(c, "%s", "string shorter than minLength");
+        }
+        if ((b = json_object_get(s, "maxLength")) != NULL && n > (size_t)json_integer_value(b)) {
+            return schema__fail(c, "%s", "string longer than maxLength");
+        }
+    }
+    if (json_is_array(v)) {
+        size_t n = json_array_size(v);
+        json_t *b;
+        if ((b = json_object_get(s, "minItems")) != NULL && n < (size_t)json_integer_value(b)) {
+            return schema__fail(c, "%s", "fewer items than minItems");
+        }
+        if ((b = json_object_get(s, "maxItems")) != NULL && n > (size_t)json_integer_value(b)) {
+            return schema__fail(c, "%s", "more items than maxItems");
+        }
+        json_t *items = json_object_get(s, "items");
+        if (items != NULL) {
+            size_t i;
+            json_t *e;
+            json_array_foreach(v, i, e)
+            {
+                char idx[24];
+                snprintf(idx, sizeof idx, "%zu", i);
+                size_t old = schema__push(c, idx);
+                int rc = schema__validate(c, items, e);
+                c->path[old] = '\0';
+                if (rc != 0) {
+                    return rc;
+                }
+            }
+        }
+    }
+    if (json_is_object(v)) {
+        json_t *req = json_object_get(s, "required");
+        size_t i;
+        json_t *r;
+        json_array_foreach(req, i, r)
+        {
+            if (json_object_get(v, json_string_value(r)) == NULL) {
+                return schema__fail(c, "missing required property '%s'", json_string_value(r));
+            }
+        }
+        json_t *props = json_object_get(s, "properties");
+        json_t *addl = json_object_get(s, "additionalProperties");
+        const char *k;
+        json_t *pv;
+        json_object_foreach((json_t *)v, k, pv)
+        {
+            json_t *ps = json_object_get(props, k);
+            if (ps == NULL) {
+                ps = addl;
+            }
+            if (ps == NULL) {
+                continue;
+            }
+            size_t old = schema__push(c, k);
+            int rc;
+            if (json_is_false(ps) && ps == addl) {
+                rc = schema__fail(c, "%s", "property not allowed");
+            } else {
+                rc = schema__validate(c, ps, pv);
+            }
+            c->path[old] = '\0';
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int mcp_schema_validate(const json_t *schema, const json_t *value, char *err, size_t errlen)
+{
+    vctx c = {.err = err, .errlen = errlen};
+    c.path[0] = '\0';
+    return schema__validate(&c, schema, value);
+}
