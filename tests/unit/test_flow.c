@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -321,7 +322,7 @@ static void api_errors_and_limits(void **st)
     json_decref(out);
     json_t *a = json_pack("{s:s, s:{s:s}}", "role", "worker", "executor", "type", "mcp");
     assert_int_equal(flow_agent_spawn(RT, sw, a, &out), FLOW_EINVAL);
-    assert_non_null(strstr(sget(out, "message"), "not built"));
+    assert_non_null(strstr(sget(out, "message"), "needs a \"tool\""));
     json_decref(out);
     json_decref(a);
     /* an explicit agent takes the queued tasks (mesh: it pulls them) */
@@ -807,6 +808,125 @@ static void otlp_spans_exported(void **st)
     free(sw);
 }
 
+/* ---- the mcp executor against `macula mcp-fixture` ------------------------------------------ */
+
+static char *mcp_swarm(const char *tool, const char *extra)
+{
+    const char *bin = getenv("MACULA_BIN");
+    char spec[1024];
+    snprintf(spec, sizeof spec,
+             "{\"topology\":\"star\",\"config\":{\"pool_min\":{\"worker\":1,\"specialist\":0,"
+             "\"scout\":0},\"executor\":{\"type\":\"mcp\",\"argv\":[\"%s\",\"mcp-fixture\"],"
+             "\"tool\":\"%s\"%s}}}",
+             bin, tool, extra);
+    return make_swarm(spec);
+}
+
+static int child_count(void)
+{
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "exit $(pgrep -P %d -x macula | wc -l)", (int)getpid());
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void mcp_executor_calls_tools(void **st)
+{
+    (void)st;
+    if (getenv("MACULA_BIN") == NULL) {
+        skip();
+    }
+    char *add = mcp_swarm("add", "");
+    /* several tasks on one agent: one server process, kept across them */
+    for (int i = 0; i < 3; i++) {
+        char in[64];
+        snprintf(in, sizeof in, "{\"input\":{\"a\":%d,\"b\":40}}", i);
+        char *t = submit(add, in);
+        json_t *r = result(t, 20000);
+        assert_string_equal(sget(r, "state"), "completed");
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "result"), "sum")),
+                         40 + i);
+        json_decref(r);
+        free(t);
+    }
+    if (system("command -v pgrep >/dev/null 2>&1") == 0) {
+        assert_int_equal(child_count(), 1);
+    }
+    /* arguments the tool's schema refuses, and an input that is not an object */
+    char *t = submit(add, "{\"input\":{\"a\":\"x\"}}");
+    json_t *r = result(t, 20000);
+    assert_string_equal(sget(r, "state"), "failed");
+    json_decref(r);
+    free(t);
+    t = submit(add, "{\"input\":[1]}");
+    r = result(t, 20000);
+    assert_string_equal(sget(r, "state"), "failed");
+    assert_non_null(strstr(sget(r, "error"), "must be an object"));
+    json_decref(r);
+    free(t);
+    /* a tool error (isError) fails the task with its text */
+    char *fail = mcp_swarm("fail", "");
+    t = submit(fail, "{\"input\":{}}");
+    r = result(t, 20000);
+    assert_string_equal(sget(r, "state"), "failed");
+    assert_string_equal(sget(r, "error"), "the fail tool always fails");
+    json_decref(r);
+    free(t);
+    /* past its time limit the call fails; the connection stays usable */
+    char *slow = mcp_swarm("slow", ",\"timeout_ms\":300");
+    t = submit(slow, "{\"input\":{\"steps\":50,\"interval_ms\":100}}");
+    r = result(t, 20000);
+    assert_string_equal(sget(r, "state"), "failed");
+    assert_string_equal(sget(r, "error"), "timeout after 300 ms");
+    json_decref(r);
+    free(t);
+    t = submit(slow, "{\"input\":{\"steps\":1,\"interval_ms\":1}}");
+    r = result(t, 20000);
+    assert_string_equal(sget(r, "state"), "completed");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "result"), "steps")), 1);
+    json_decref(r);
+    free(t);
+    free(add);
+    free(fail);
+    free(slow);
+}
+
+/* A server that exits fails the task; a server that cannot start too. */
+static void mcp_executor_server_gone(void **st)
+{
+    (void)st;
+    char *gone =
+        make_swarm("{\"topology\":\"star\",\"config\":{\"pool_min\":{\"worker\":1,\"specialist\":0,"
+                   "\"scout\":0},\"executor\":{\"type\":\"mcp\",\"argv\":[\"/bin/sh\",\"-c\","
+                   "\"read line; exit 7\"],\"tool\":\"x\"}}}");
+    char *t = submit(gone, "{\"input\":{}}");
+    json_t *r = result(t, 20000);
+    assert_string_equal(sget(r, "state"), "failed");
+    assert_string_equal(sget(r, "error"), "mcp server exited: status 7");
+    json_decref(r);
+    free(t);
+    char *missing =
+        make_swarm("{\"topology\":\"star\",\"config\":{\"pool_min\":{\"worker\":1,\"specialist\":0,"
+                   "\"scout\":0},\"executor\":{\"type\":\"mcp\",\"argv\":[\"/nonexistent/mcp\"],"
+                   "\"tool\":\"x\"}}}");
+    t = submit(missing, "{\"input\":{}}");
+    r = result(t, 20000);
+    assert_string_equal(sget(r, "state"), "failed");
+    assert_non_null(strstr(sget(r, "error"), "spawn /nonexistent/mcp"));
+    json_decref(r);
+    free(t);
+    /* a spec without a tool is refused */
+    json_t *spec = json_loads("{\"topology\":\"star\",\"config\":{\"executor\":{\"type\":\"mcp\","
+                              "\"argv\":[\"/bin/true\"]}}}",
+                              0, NULL);
+    json_t *out = NULL;
+    assert_int_equal(flow_swarm_create(RT, spec, &out), FLOW_EINVAL);
+    json_decref(out);
+    json_decref(spec);
+    free(gone);
+    free(missing);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as the node does: a program may exit without reading stdin */
@@ -823,6 +943,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(prometheus_and_health, up_virtual, down),
         cmocka_unit_test_setup_teardown(otlp_spans_exported, up_otlp, down_otlp),
         cmocka_unit_test(otlp_endpoint_urls),
+        cmocka_unit_test_setup_teardown(mcp_executor_calls_tools, up_real, down),
+        cmocka_unit_test_setup_teardown(mcp_executor_server_gone, up_real, down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
