@@ -346,8 +346,7 @@ int flow_mcp_call(flow_mcp *c, uint64_t call, const char *tool, const json_t *ar
         return -1;
     }
     mc_call *k = calloc(1, sizeof *k);
-    json_t *args =
-        arguments && json_is_object(arguments) ? json_incref((json_t *)arguments) : json_object();
+    json_t *args = json_is_object(arguments) ? json_incref((json_t *)arguments) : json_object();
     json_t *req = k ? mc__request(c->next_rpc, "tools/call",
                                   json_pack("{s:s, s:o}", "name", tool, "arguments", args))
                     : (json_decref(args), NULL);
