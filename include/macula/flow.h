@@ -83,6 +83,25 @@ int flow_task_list(sup_rt *rt, const char *swarm, const char *state, json_t **ou
 int flow_task_cancel(sup_rt *rt, const char *task, json_t **out);
 int flow_metrics(sup_rt *rt, json_t **out);
 
+/* ---- observer output for the node's HTTP endpoints --------------------------------------- */
+/* Both read what the flow actors publish (no actor call), so the HTTP server's callbacks may
+ * call them on the runtime's thread between actor callbacks. */
+
+/* Prometheus text exposition (format 0.0.4) of the flow on rt, to append to /metrics:
+ * macula_flow_tasks{swarm,state}, macula_flow_queue_depth{swarm,priority},
+ * macula_flow_agents{swarm,state}, macula_flow_breaker_state{swarm,state} (1 for the current
+ * state), macula_flow_tasks_{completed,failed,cancelled}_total{swarm},
+ * macula_flow_dispatch_latency_seconds (histogram, submit -> assign), macula_flow_swarms,
+ * macula_flow_commands_applied_total. Returns malloc'd text ("" when flow is not running), or
+ * NULL without memory. */
+char *flow_metrics_prometheus(sup_rt *rt);
+
+/* Health per swarm for /health: {"status": "ok"|"degraded", "swarms": {id: {"status":
+ * "ok"|"degraded"|"paused", "agents", "breaker", "pending", "running"}}}. A swarm is paused
+ * with an open breaker, degraded with a half-open one or without agents; the whole is degraded
+ * when any swarm is not ok. NULL when flow is not running. */
+json_t *flow_health_json(sup_rt *rt);
+
 #ifdef __cplusplus
 }
 #endif

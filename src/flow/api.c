@@ -81,6 +81,35 @@ void flow__forward(sup_actor *self, sup_from from, const char *op, json_t *args)
     free(text);
 }
 
+void flow__front_door(sup_actor *self, void *state, const sup_msg *m, const char *op,
+                      flow_door_fn handle)
+{
+    if (m->tag != FLOW_TAG_REQ) {
+        return;
+    }
+    sup_from from = sup_msg_from(m);
+    json_t *req = flow__msg_json(m);
+    const char *name = json_string_value(json_object_get(req, "op"));
+    json_t *args = json_object_get(req, "args");
+    if (name == NULL || !json_is_object(args)) {
+        flow__reply_err(sup_self_rt(self), from, FLOW_EINVAL, "request needs an op and args");
+    } else if (strcmp(name, op) == 0) {
+        handle(self, state, from, args);
+    } else {
+        flow__forward(self, from, name, json_incref(args));
+    }
+    json_decref(req);
+}
+
+void flow__hmap_free_values(hmap *m, void (*fr)(void *))
+{
+    size_t it = 0;
+    for (const hmap_slot *e; (e = hmap_next(m, &it)) != NULL;) {
+        fr(e->val);
+    }
+    hmap_free(m);
+}
+
 static void flow__hex(char *out, const unsigned char *b, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -114,11 +143,25 @@ void flow__uuid(char out[37])
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
 }
 
+void flow__agent_id(char out[FLOW_ID_MAX])
+{
+    char u[37];
+    flow__uuid(u);
+    snprintf(out, FLOW_ID_MAX, "agent-%.8s%.4s", u, u + 9);
+}
+
 void flow__trace_id(char out[33])
 {
     unsigned char b[16];
     flow__random(b, sizeof b);
     flow__hex(out, b, 16);
+}
+
+void flow__span_id(char out[17])
+{
+    unsigned char b[8];
+    flow__random(b, sizeof b);
+    flow__hex(out, b, 8);
 }
 
 int flow__start_named(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg,
@@ -153,7 +196,7 @@ static const char *flow__route(const char *op)
     if (strcmp(op, "observer_metrics") == 0) {
         return FLOW_N_METRICS;
     }
-    if (strcmp(op, "traces") == 0) {
+    if (strcmp(op, "traces") == 0 || strcmp(op, "otlp_status") == 0) {
         return FLOW_N_OTEL;
     }
     if (strcmp(op, "health") == 0) {
@@ -340,6 +383,23 @@ static int flow__req1(sup_rt *rt, const char *op, json_t *args, json_t **out)
     return rc;
 }
 
+/* A request whose only argument is one id. */
+static int flow__req_id(sup_rt *rt, const char *op, const char *key, const char *id, json_t **out)
+{
+    return flow__req1(rt, op, json_pack("{s:s?}", key, id), out);
+}
+
+/* A request with a spec object completed by the swarm's id. */
+static int flow__req_spec(sup_rt *rt, const char *op, const char *swarm, const json_t *spec,
+                          json_t **out)
+{
+    json_t *a = spec ? json_deep_copy(spec) : json_object();
+    if (swarm) {
+        json_object_set_new(a, "swarm", json_string(swarm));
+    }
+    return flow__req1(rt, op, a, out);
+}
+
 int flow_swarm_create(sup_rt *rt, const json_t *spec, json_t **out)
 {
     return flow_request(rt, "swarm_create", spec, 0, out);
@@ -350,11 +410,11 @@ int flow_swarm_list(sup_rt *rt, json_t **out)
 }
 int flow_swarm_status(sup_rt *rt, const char *swarm, json_t **out)
 {
-    return flow__req1(rt, "swarm_status", json_pack("{s:s?}", "swarm", swarm), out);
+    return flow__req_id(rt, "swarm_status", "swarm", swarm, out);
 }
 int flow_swarm_destroy(sup_rt *rt, const char *swarm, json_t **out)
 {
-    return flow__req1(rt, "swarm_destroy", json_pack("{s:s?}", "swarm", swarm), out);
+    return flow__req_id(rt, "swarm_destroy", "swarm", swarm, out);
 }
 int flow_swarm_scale(sup_rt *rt, const char *swarm, const char *role, int min, json_t **out)
 {
@@ -364,31 +424,23 @@ int flow_swarm_scale(sup_rt *rt, const char *swarm, const char *role, int min, j
 }
 int flow_agent_spawn(sup_rt *rt, const char *swarm, const json_t *spec, json_t **out)
 {
-    json_t *a = spec ? json_deep_copy(spec) : json_object();
-    if (swarm) {
-        json_object_set_new(a, "swarm", json_string(swarm));
-    }
-    return flow__req1(rt, "agent_spawn", a, out);
+    return flow__req_spec(rt, "agent_spawn", swarm, spec, out);
 }
 int flow_agent_list(sup_rt *rt, const char *swarm, json_t **out)
 {
-    return flow__req1(rt, "agent_list", json_pack("{s:s?}", "swarm", swarm), out);
+    return flow__req_id(rt, "agent_list", "swarm", swarm, out);
 }
 int flow_agent_stop(sup_rt *rt, const char *agent, json_t **out)
 {
-    return flow__req1(rt, "agent_stop", json_pack("{s:s?}", "agent", agent), out);
+    return flow__req_id(rt, "agent_stop", "agent", agent, out);
 }
 int flow_task_submit(sup_rt *rt, const char *swarm, const json_t *spec, json_t **out)
 {
-    json_t *a = spec ? json_deep_copy(spec) : json_object();
-    if (swarm) {
-        json_object_set_new(a, "swarm", json_string(swarm));
-    }
-    return flow__req1(rt, "task_submit", a, out);
+    return flow__req_spec(rt, "task_submit", swarm, spec, out);
 }
 int flow_task_status(sup_rt *rt, const char *task, json_t **out)
 {
-    return flow__req1(rt, "task_status", json_pack("{s:s?}", "task", task), out);
+    return flow__req_id(rt, "task_status", "task", task, out);
 }
 int flow_task_result(sup_rt *rt, const char *task, uint64_t wait_ms, json_t **out)
 {
@@ -404,7 +456,7 @@ int flow_task_list(sup_rt *rt, const char *swarm, const char *state, json_t **ou
 }
 int flow_task_cancel(sup_rt *rt, const char *task, json_t **out)
 {
-    return flow__req1(rt, "task_cancel", json_pack("{s:s?}", "task", task), out);
+    return flow__req_id(rt, "task_cancel", "task", task, out);
 }
 int flow_metrics(sup_rt *rt, json_t **out)
 {

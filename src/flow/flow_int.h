@@ -49,6 +49,27 @@ enum {
     FLOW_TAG_INTERNAL, /* actor-private timers */
 };
 
+/* ---- views (view.c): what the actors publish for the HTTP endpoints ---------------------- */
+typedef enum flow_view_slot {
+    FLOW_VIEW_STATE = 0, /* const flow_state * (the registry's) */
+    FLOW_VIEW_LATENCY,   /* const flow_latency * (the metrics observer's) */
+    FLOW_VIEW_SLOTS
+} flow_view_slot;
+void flow_view_set(const sup_rt *rt, flow_view_slot slot, const void *ptr);
+/* Withdraws ptr if it is the one published for (rt, slot). */
+void flow_view_clear(const sup_rt *rt, flow_view_slot slot, const void *ptr);
+const void *flow_view_get(const sup_rt *rt, flow_view_slot slot);
+
+/* The dispatch latency histogram (submit -> assign), kept by the metrics observer. */
+#define FLOW_LAT_BUCKETS 16
+extern const double flow_latency_bounds[FLOW_LAT_BUCKETS]; /* upper bounds, seconds */
+typedef struct flow_latency {
+    uint64_t bucket[FLOW_LAT_BUCKETS + 1]; /* per bucket (not cumulative); the last is +Inf */
+    uint64_t count;
+    double sum; /* seconds */
+} flow_latency;
+void flow_latency_observe(flow_latency *h, double seconds);
+
 /* Header of FLOW_TAG_WAIT. */
 typedef struct flow_wait {
     sup_from from;
@@ -63,11 +84,20 @@ void flow__reply_err(sup_rt *rt, sup_from to, int code, const char *fmt, ...)
 int flow__cast_json(sup_rt *rt, sup_pid from, sup_pid to, int tag, json_t *j);
 /* Parses a message payload as JSON (bounded by its length); NULL if not JSON. */
 json_t *flow__msg_json(const sup_msg *m);
+/* A front door's handler of its own operation: answers `from` (args is an object). */
+typedef void (*flow_door_fn)(sup_actor *self, void *state, sup_from from, json_t *args);
+/* The call handler of a front door (task_queue, load_balancer): requests for `op` go to
+ * `handle`, every other operation is forwarded to the registry unchanged. */
+void flow__front_door(sup_actor *self, void *state, const sup_msg *m, const char *op,
+                      flow_door_fn handle);
 /* Forwards an API request to the registry on behalf of the original caller. */
 void flow__forward(sup_actor *self, sup_from from, const char *op, json_t *args);
 /* A random UUID v4 text (37 bytes) and a 32-hex trace id (33 bytes). */
 void flow__uuid(char out[37]);
 void flow__trace_id(char out[33]);
+void flow__span_id(char out[17]); /* 16 hex digits */
+/* A fresh agent id: "agent-" and 12 random hex digits. */
+void flow__agent_id(char out[FLOW_ID_MAX]);
 
 /* Executors (core/agent.c): checks an executor spec; 0 or FLOW_EINVAL with a message. */
 int flow_executor_check(const json_t *spec, char *err, size_t errsize);
@@ -118,6 +148,33 @@ void flow_agent_arg_free(flow_agent_arg *a);
 typedef struct flow_swarm_arg {
     char id[FLOW_ID_MAX];
 } flow_swarm_arg;
+
+/* Child specs of the tree's fixed children: permanent workers (5000 ms) and supervisors. */
+#define FLOW_WORKER(name, fn)                                                                      \
+    {                                                                                              \
+        .id = (name), .start = (fn), .restart = SUP_PERMANENT, .shutdown_ms = 5000                 \
+    }
+#define FLOW_SUPERVISOR(name, fn)                                                                  \
+    {                                                                                              \
+        .id = (name), .start = (fn), .restart = SUP_PERMANENT,                                     \
+        .shutdown_ms = SUP_SHUTDOWN_INFINITY, .type = SUP_SUPERVISOR                               \
+    }
+
+/* A supervisor of the tree: `strategy`, `intensity` restarts in 60 s, registered as `name`. */
+int flow__sup_start(sup_rt *rt, sup_pid parent, sup_strategy strategy, int intensity,
+                    sup_child_spec *children, size_t n, const char *name, sup_pid *out,
+                    sup_reason *why);
+/* Defines a sup_start_fn `fn` that starts `behaviour` registered as `name` (no argument). */
+#define FLOW_NAMED_START(fn, behaviour, name)                                                      \
+    int fn(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why)      \
+    {                                                                                              \
+        (void)arg;                                                                                 \
+        (void)extra;                                                                               \
+        return flow__start_named(rt, parent, &(behaviour), NULL, name, out, why);                  \
+    }
+
+/* Frees every value of a map with fr, then the map. */
+void flow__hmap_free_values(hmap *m, void (*fr)(void *));
 
 /* A gen_server-like worker that registers its name in init. */
 int flow__start_named(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg,

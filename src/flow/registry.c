@@ -45,26 +45,19 @@ typedef struct reg_spawn { /* an API agent_spawn waiting for agent_sup */
 
 typedef struct reg_state {
     flow_state *fs;
-    flow_map agents; /* id → reg_agent */
-    flow_map mrefs;  /* monitor ref (decimal) → reg_agent */
-    flow_map swarms; /* id → reg_swarm */
+    hmap agents; /* id → reg_agent (key: its id) */
+    hmap mrefs;  /* monitor ref → reg_agent (key: its mref) */
+    hmap swarms; /* id → reg_swarm (key: its arg.id) */
     reg_spawn *spawns;
     reg_swarm *zombies;
-    uint64_t tick_ref, tick_at, tick_computed;
+    uint64_t tick_ref, tick_at;
     uint64_t refused_queue_full, commands_refused;
 } reg_state;
 
-static void reg__refkey(char out[24], uint64_t ref)
-{
-    snprintf(out, 24, "%llu", (unsigned long long)ref);
-}
-
 static void reg__drop_agent(sup_actor *self, reg_state *st, reg_agent *ra, bool stop)
 {
-    char key[24];
-    reg__refkey(key, ra->mref);
-    flow_map_del(&st->mrefs, key);
-    flow_map_del(&st->agents, ra->id);
+    hmap_del(&st->mrefs, &ra->mref, sizeof ra->mref);
+    flow_hdel(&st->agents, ra->id);
     sup_demonitor(self, ra->mref, true);
     if (stop) {
         sup_reason r = sup_reason_shutdown();
@@ -79,6 +72,11 @@ static void reg__swarm_free(reg_swarm *rs)
     free(rs);
 }
 
+static void reg__swarm_free_v(void *rs)
+{
+    reg__swarm_free(rs);
+}
+
 static void reg__send_needs(sup_actor *self, reg_swarm *rs)
 {
     for (int r = 0; r < FLOW_ROLES; r++) {
@@ -91,11 +89,16 @@ static void reg__send_needs(sup_actor *self, reg_swarm *rs)
     }
 }
 
-static void reg__observe(sup_actor *self, const flow_event *e, const char *const *names, size_t n)
+static void reg__observe(sup_actor *self, const reg_state *st, const flow_event *e,
+                         const char *const *names, size_t n)
 {
     sup_rt *rt = sup_self_rt(self);
+    const flow_task *t = e->task[0] ? flow_state_task(st->fs, e->task) : NULL;
     json_t *j = flow_event_to_json(e);
     json_object_del(j, "data"); /* observers need no payloads */
+    if (t && flow_task_get_trace_id(t)[0]) {
+        json_object_set_new(j, "trace_id", json_string(flow_task_get_trace_id(t)));
+    }
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     for (size_t i = 0; text && i < n; i++) {
@@ -113,11 +116,11 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
     sup_rt *rt = sup_self_rt(self);
     sup_pid me = sup_self(self);
     static const char *const task_obs[] = {FLOW_N_METRICS, FLOW_N_OTEL};
-    static const char *const swarm_obs[] = {FLOW_N_METRICS, FLOW_N_HEALTH, FLOW_N_BREAKER};
+    static const char *const swarm_obs[] = {FLOW_N_METRICS, FLOW_N_BREAKER};
     for (size_t i = 0; i < ev->n; i++) {
         const flow_event *e = &ev->v[i];
-        reg_agent *ra = e->agent[0] ? flow_map_get(&st->agents, e->agent) : NULL;
-        reg_swarm *rs = e->swarm[0] ? flow_map_get(&st->swarms, e->swarm) : NULL;
+        reg_agent *ra = e->agent[0] ? flow_hget(&st->agents, e->agent) : NULL;
+        reg_swarm *rs = e->swarm[0] ? flow_hget(&st->swarms, e->swarm) : NULL;
         switch (e->type) {
         case FLOW_EV_SWARM_CREATED: {
             rs = calloc(1, sizeof *rs);
@@ -127,15 +130,15 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
             snprintf(rs->arg.id, sizeof rs->arg.id, "%s", e->swarm);
             const flow_swarm_config *cfg = flow_state_swarm_config(st->fs, e->swarm);
             rs->executor = cfg && cfg->executor ? json_deep_copy(cfg->executor) : NULL;
-            flow_map_put(&st->swarms, rs->arg.id, rs);
+            flow_hput(&st->swarms, rs->arg.id, rs);
             rs->start_ref =
                 sup_sv_start_child(self, sup_whereis(rt, FLOW_N_SWARM_SUP), NULL, &rs->arg, 0);
-            reg__observe(self, e, swarm_obs, 3);
+            reg__observe(self, st, e, swarm_obs, 2);
             break;
         }
         case FLOW_EV_SWARM_DESTROYED:
             if (rs) {
-                flow_map_del(&st->swarms, rs->arg.id);
+                flow_hdel(&st->swarms, rs->arg.id);
                 if (!sup_pid_is_null(rs->pid)) {
                     sup_reason r = sup_reason_shutdown();
                     sup_exit(rt, me, rs->pid, &r);
@@ -148,14 +151,14 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
                     reg__swarm_free(rs);
                 }
             }
-            reg__observe(self, e, swarm_obs, 3);
+            reg__observe(self, st, e, swarm_obs, 2);
             break;
-        case FLOW_EV_AGENT_ADDED: reg__observe(self, e, swarm_obs, 3); break;
+        case FLOW_EV_AGENT_ADDED: reg__observe(self, st, e, swarm_obs, 2); break;
         case FLOW_EV_AGENT_REMOVED:
             if (ra) { /* removed while alive (swarm destroyed): stop it */
                 reg__drop_agent(self, st, ra, true);
             }
-            reg__observe(self, e, swarm_obs, 3);
+            reg__observe(self, st, e, swarm_obs, 2);
             break;
         case FLOW_EV_AGENT_NEEDED:
             if (rs && e->role >= 0) {
@@ -188,28 +191,22 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
             if (view) {
                 flow__cast_json(rt, me, sup_whereis(rt, FLOW_N_TRACKER), FLOW_TAG_DONE, view);
             }
-            reg__observe(self, e, task_obs, 2);
+            reg__observe(self, st, e, task_obs, 2);
             break;
         }
         case FLOW_EV_TASK_ACCEPTED:
         case FLOW_EV_TASK_ASSIGNED:
         case FLOW_EV_TASK_STARTED:
-        case FLOW_EV_TASK_REQUEUED: reg__observe(self, e, task_obs, 2); break;
-        case FLOW_EV_BREAKER: reg__observe(self, e, swarm_obs, 3); break;
+        case FLOW_EV_TASK_REQUEUED: reg__observe(self, st, e, task_obs, 2); break;
+        case FLOW_EV_BREAKER: reg__observe(self, st, e, swarm_obs, 2); break;
         default: break;
         }
     }
 }
 
-static void reg__rearm(sup_actor *self, reg_state *st, bool force)
+/* Keeps one timer at the state's next deadline (the earliest of its deadline heap). */
+static void reg__rearm(sup_actor *self, reg_state *st)
 {
-    uint64_t now = sup_rt_now(sup_self_rt(self));
-    /* flow_state_next_deadline is linear in the tasks: recompute at most every 50 ms unless
-     * something may have moved a deadline closer (see the callers) */
-    if (!force && st->tick_ref && now < st->tick_computed + 50) {
-        return;
-    }
-    st->tick_computed = now;
     uint64_t next = flow_state_next_deadline(st->fs);
     if (next == st->tick_at && st->tick_ref) {
         return;
@@ -220,6 +217,7 @@ static void reg__rearm(sup_actor *self, reg_state *st, bool force)
     }
     st->tick_at = next;
     if (next != UINT64_MAX) {
+        uint64_t now = sup_rt_now(sup_self_rt(self));
         st->tick_ref = sup_send_after(self, next > now ? next - now : 0, FLOW_TAG_TICK, NULL, 0);
     }
 }
@@ -232,12 +230,7 @@ static int reg__apply(sup_actor *self, reg_state *st, flow_cmd *c, char *err, si
     int rc = flow_state_apply(st->fs, c, &ev, err, errsize);
     if (rc == 0) {
         reg__route(self, st, &ev);
-        bool force =
-            c->type == FLOW_CMD_TICK || (c->type == FLOW_CMD_TASK_SUBMIT && c->deadline != 0);
-        for (size_t i = 0; i < ev.n && !force; i++) {
-            force = ev.v[i].type == FLOW_EV_BREAKER;
-        }
-        reg__rearm(self, st, force);
+        reg__rearm(self, st);
     } else {
         st->commands_refused++;
         st->refused_queue_full += rc == FLOW_EQUEUE_FULL;
@@ -474,11 +467,15 @@ static int reg_init(sup_actor *self, void *state, void *arg)
     (void)arg;
     reg_state *st = state;
     st->fs = flow_state_new();
-    flow_map_init(&st->agents);
-    flow_map_init(&st->mrefs);
-    flow_map_init(&st->swarms);
+    hmap_init(&st->agents);
+    hmap_init(&st->mrefs);
+    hmap_init(&st->swarms);
     sup_set_label(self, FLOW_N_REGISTRY);
-    return st->fs ? 0 : SUP_ENOMEM;
+    if (st->fs == NULL) {
+        return SUP_ENOMEM;
+    }
+    flow_view_set(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
+    return 0;
 }
 
 static void reg_call(sup_actor *self, void *state, const sup_msg *m)
@@ -494,16 +491,14 @@ static void reg__agent_up(sup_actor *self, reg_state *st, const sup_msg *m)
     const char *id = reg__str(j, "agent");
     char err[256] = "";
     int rc = FLOW_EINVAL;
-    if (id && flow_map_get(&st->agents, id) == NULL) {
+    if (id && flow_hget(&st->agents, id) == NULL) {
         reg_agent *ra = calloc(1, sizeof *ra);
         if (ra) {
             snprintf(ra->id, sizeof ra->id, "%s", id);
             ra->pid = m->from;
             ra->mref = sup_monitor(self, m->from);
-            char key[24];
-            reg__refkey(key, ra->mref);
-            flow_map_put(&st->agents, ra->id, ra);
-            flow_map_put(&st->mrefs, key, ra);
+            flow_hput(&st->agents, ra->id, ra);
+            hmap_put(&st->mrefs, &ra->mref, sizeof ra->mref, ra, NULL);
             rc = reg__apply_json(self, st, j, err, sizeof err);
             if (rc != 0) {
                 reg__drop_agent(self, st, ra, true);
@@ -552,17 +547,15 @@ static void reg__start_reply(sup_actor *self, reg_state *st, const sup_msg *m)
         return;
     }
     /* a swarm actor's start */
-    flow_map_entry *found = NULL;
-    for (size_t b = 0; b < st->swarms.nbuckets && !found; b++) {
-        for (flow_map_entry *e = st->swarms.buckets[b]; e; e = e->next) {
-            if (((reg_swarm *)e->value)->start_ref == m->ref) {
-                found = e;
-                break;
-            }
+    reg_swarm *found = NULL;
+    size_t it = 0;
+    for (const hmap_slot *e; found == NULL && (e = hmap_next(&st->swarms, &it)) != NULL;) {
+        if (((reg_swarm *)e->val)->start_ref == m->ref) {
+            found = e->val;
         }
     }
     if (found) {
-        reg_swarm *rs = found->value;
+        reg_swarm *rs = found;
         rs->start_ref = 0;
         if (rc != 0) {
             char r[80];
@@ -612,7 +605,7 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
         char id[FLOW_ID_MAX];
         snprintf(id, sizeof id, "%.*s", (int)(m->len < FLOW_ID_MAX ? m->len : FLOW_ID_MAX - 1),
                  (const char *)m->data);
-        reg_swarm *rs = flow_map_get(&st->swarms, id);
+        reg_swarm *rs = flow_hget(&st->swarms, id);
         if (rs == NULL) {
             sup_reason r = sup_reason_shutdown();
             sup_exit(rt, sup_self(self), m->from, &r);
@@ -625,7 +618,7 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
     case FLOW_TAG_CHAOS: {
         json_t *j = flow__msg_json(m);
         const char *agent = reg__str(j, "agent"), *action = reg__str(j, "action");
-        reg_agent *ra = agent ? flow_map_get(&st->agents, agent) : NULL;
+        reg_agent *ra = agent ? flow_hget(&st->agents, agent) : NULL;
         if (ra && action && strcmp(action, "kill") == 0) {
             sup_reason r = sup_reason_error("chaos_kill");
             sup_exit(rt, sup_self(self), ra->pid, &r);
@@ -650,11 +643,8 @@ static void reg_info(sup_actor *self, void *state, const sup_msg *m)
         flow_cmd_init(&c, FLOW_CMD_TICK, 0);
         reg__apply(self, st, &c, err, sizeof err);
         flow_cmd_clear(&c);
-        reg__rearm(self, st, true);
     } else if (m->kind == SUP_MSG_DOWN) {
-        char key[24];
-        reg__refkey(key, m->ref);
-        reg_agent *ra = flow_map_get(&st->mrefs, key);
+        reg_agent *ra = hmap_get(&st->mrefs, &m->ref, sizeof m->ref);
         if (ra == NULL) {
             return;
         }
@@ -673,19 +663,11 @@ static void reg_info(sup_actor *self, void *state, const sup_msg *m)
 
 static void reg_terminate(sup_actor *self, void *state, const sup_reason *reason)
 {
-    (void)self;
     (void)reason;
     reg_state *st = state;
-    for (size_t b = 0; b < st->agents.nbuckets; b++) {
-        for (flow_map_entry *e = st->agents.buckets[b]; e; e = e->next) {
-            free(e->value);
-        }
-    }
-    for (size_t b = 0; b < st->swarms.nbuckets; b++) {
-        for (flow_map_entry *e = st->swarms.buckets[b]; e; e = e->next) {
-            reg__swarm_free(e->value);
-        }
-    }
+    flow_view_clear(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
+    flow__hmap_free_values(&st->agents, free);
+    flow__hmap_free_values(&st->swarms, reg__swarm_free_v);
     while (st->zombies) {
         reg_swarm *n = st->zombies->znext;
         reg__swarm_free(st->zombies);
@@ -696,9 +678,7 @@ static void reg_terminate(sup_actor *self, void *state, const sup_reason *reason
         free(st->spawns);
         st->spawns = n;
     }
-    flow_map_free(&st->agents);
-    flow_map_free(&st->mrefs);
-    flow_map_free(&st->swarms);
+    hmap_free(&st->mrefs);
     flow_state_free(st->fs);
 }
 
@@ -712,10 +692,4 @@ static const sup_behaviour reg_behaviour = {
     .terminate = reg_terminate,
 };
 
-int flow_registry_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                        sup_reason *why)
-{
-    (void)arg;
-    (void)extra;
-    return flow__start_named(rt, parent, &reg_behaviour, NULL, FLOW_N_REGISTRY, out, why);
-}
+FLOW_NAMED_START(flow_registry_start, reg_behaviour, FLOW_N_REGISTRY)

@@ -7,32 +7,28 @@
 #include "flow/flow_int.h"
 
 static sup_child_spec flow_children[] = {
-    {.id = FLOW_N_REGISTRY,
-     .start = flow_registry_start,
-     .restart = SUP_PERMANENT,
-     .shutdown_ms = 5000},
-    {.id = FLOW_N_CONSENSUS_SUP,
-     .start = flow_consensus_sup_start,
-     .restart = SUP_PERMANENT,
-     .shutdown_ms = SUP_SHUTDOWN_INFINITY,
-     .type = SUP_SUPERVISOR},
-    {.id = FLOW_N_CORE_SUP,
-     .start = flow_core_sup_start,
-     .restart = SUP_PERMANENT,
-     .shutdown_ms = SUP_SHUTDOWN_INFINITY,
-     .type = SUP_SUPERVISOR},
+    FLOW_WORKER(FLOW_N_REGISTRY, flow_registry_start),
+    FLOW_SUPERVISOR(FLOW_N_CONSENSUS_SUP, flow_consensus_sup_start),
+    FLOW_SUPERVISOR(FLOW_N_CORE_SUP, flow_core_sup_start),
 };
+
+int flow__sup_start(sup_rt *rt, sup_pid parent, sup_strategy strategy, int intensity,
+                    sup_child_spec *children, size_t n, const char *name, sup_pid *out,
+                    sup_reason *why)
+{
+    sup_flags f = {strategy, intensity, 60, SUP_AUTO_NEVER};
+    sup_sv_opts o = {.name = name};
+    int rc = sup_supervisor_start(rt, parent, &f, children, n, &o, out, why);
+    if (rc == 0) {
+        sup_register(rt, name, *out);
+    }
+    return rc;
+}
 
 int flow_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why)
 {
     (void)arg;
     (void)extra;
-    sup_flags f = {SUP_ONE_FOR_ALL, 3, 60, SUP_AUTO_NEVER};
-    sup_sv_opts o = {.name = FLOW_N_SUP};
-    int rc = sup_supervisor_start(rt, parent, &f, flow_children,
-                                  sizeof flow_children / sizeof flow_children[0], &o, out, why);
-    if (rc == 0) {
-        sup_register(rt, FLOW_N_SUP, *out);
-    }
-    return rc;
+    return flow__sup_start(rt, parent, SUP_ONE_FOR_ALL, 3, flow_children,
+                           sizeof flow_children / sizeof flow_children[0], FLOW_N_SUP, out, why);
 }

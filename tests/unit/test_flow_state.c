@@ -818,6 +818,72 @@ static void idle_retire_and_scale(void **st)
                      FLOW_EINVAL);
 }
 
+/* The state's timers (deadlines, idle agents, the breaker) are a heap: the next deadline is
+ * always the earliest live one, cancelled or ended tasks leave it, an idle agent's timeout
+ * starts only when its role is above the minimum, and a restored state has the same timers. */
+static void timers_follow_the_records(void **st)
+{
+    (void)st;
+    swarm_with("star",
+               ",\"pool_min\":{\"worker\":1,\"specialist\":0,\"scout\":0},"
+               "\"idle_timeout_ms\":1000,\"cb_threshold\":1,\"cb_timeout_ms\":5000",
+               1, "worker");
+    assert_int_equal(flow_state_next_deadline(S), UINT64_MAX); /* one worker: at the minimum */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(apply("{\"cmd\":\"task_submit\",\"now\":0,\"swarm\":\"s\",\"task\":"
+                               "\"d%d\",\"input\":1,\"deadline\":%d}",
+                               i, 300 - 100 * i),
+                         0);
+    }
+    assert_int_equal(flow_state_next_deadline(S), 100);
+    assert_int_equal(apply("{\"cmd\":\"task_cancel\",\"now\":1,\"task\":\"d2\"}"), 0);
+    assert_int_equal(flow_state_next_deadline(S), 200);
+    /* a second worker puts the role above its minimum: both idle ones get a timeout */
+    assert_int_equal(apply("{\"cmd\":\"agent_add\",\"now\":10,\"swarm\":\"s\",\"agent\":"
+                           "\"b\",\"role\":\"worker\"}"),
+                     0);
+    assert_string_equal(task_agent("d0"), "a0");
+    assert_string_equal(task_agent("d1"), "b");
+    assert_int_equal(flow_state_next_deadline(S), 200);
+    reset_ev();
+    assert_int_equal(apply("{\"cmd\":\"tick\",\"now\":250}"), 0);
+    assert_int_equal(tstate("d1"), FLOW_TASK_FAILED);
+    assert_int_equal(count_ev(FLOW_EV_TASK_ABORT, "d1"), 1);
+    /* b is idle since 250 and above the minimum: its timeout is at 1250, d0's deadline 300 */
+    assert_int_equal(flow_state_next_deadline(S), 300);
+    assert_int_equal(apply("{\"cmd\":\"task_complete\",\"now\":260,\"task\":\"d0\","
+                           "\"agent\":\"a0\",\"result\":1}"),
+                     0);
+    assert_int_equal(flow_state_next_deadline(S), 1250);
+    /* restored: the same next deadline */
+    json_t *snap = flow_state_snapshot(S);
+    flow_state *r = flow_state_restore(snap, ERR, sizeof ERR);
+    json_decref(snap);
+    assert_non_null(r);
+    assert_int_equal(flow_state_next_deadline(r), 1250);
+    flow_state_free(r);
+    reset_ev();
+    assert_int_equal(apply("{\"cmd\":\"tick\",\"now\":1250}"), 0);
+    const flow_event *ret = find_ev(FLOW_EV_AGENT_RETIRE, NULL);
+    assert_non_null(ret);
+    assert_string_equal(ret->agent, "b"); /* idle the longest */
+    assert_int_equal(count_ev(FLOW_EV_AGENT_RETIRE, NULL), 1);
+    /* a0 stays: at the minimum its timer is gone */
+    assert_int_equal(flow_state_next_deadline(S), UINT64_MAX);
+    /* a failure opens the breaker (threshold 1): its half-open time is the next deadline */
+    assert_int_equal(apply("{\"cmd\":\"task_submit\",\"now\":1300,\"swarm\":\"s\",\"task\":"
+                           "\"f\",\"input\":1}"),
+                     0);
+    assert_int_equal(apply("{\"cmd\":\"task_fail\",\"now\":1400,\"task\":\"f\",\"agent\":"
+                           "\"a0\",\"text\":\"x\"}"),
+                     0);
+    assert_int_equal(flow_state_next_deadline(S), 6400);
+    reset_ev();
+    assert_int_equal(apply("{\"cmd\":\"tick\",\"now\":6400}"), 0);
+    assert_int_equal(count_ev(FLOW_EV_BREAKER, NULL), 1);
+    assert_int_equal(flow_state_next_deadline(S), UINT64_MAX);
+}
+
 /* ---- determinism, snapshots, codec --------------------------------------------------------- */
 
 static void scenario(flow_state *s, flow_events *ev)
@@ -1050,6 +1116,7 @@ int main(void)
         T(ring_pipeline),
         T(mesh_pull_and_steal),
         T(idle_retire_and_scale),
+        T(timers_follow_the_records),
         T(determinism),
         T(snapshot_round_trip),
         T(command_codec),

@@ -9,11 +9,5 @@ int flow_consensus_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra,
 {
     (void)arg;
     (void)extra;
-    sup_flags f = {SUP_ONE_FOR_ONE, 5, 60, SUP_AUTO_NEVER};
-    sup_sv_opts o = {.name = FLOW_N_CONSENSUS_SUP};
-    int rc = sup_supervisor_start(rt, parent, &f, NULL, 0, &o, out, why);
-    if (rc == 0) {
-        sup_register(rt, FLOW_N_CONSENSUS_SUP, *out);
-    }
-    return rc;
+    return flow__sup_start(rt, parent, SUP_ONE_FOR_ONE, 5, NULL, 0, FLOW_N_CONSENSUS_SUP, out, why);
 }

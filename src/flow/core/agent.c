@@ -14,7 +14,12 @@
  *    status 0 = success, otherwise failure; time limit ("timeout_ms", default 30000: SIGKILL
  *    and "timeout") and output limit ("max_output" bytes, default 1 MiB: SIGKILL and
  *    "output_limit");
- *  - mcp: not built yet; refused by flow_executor_check.
+ *  - mcp: a connection to an external MCP server over stdio (mcp_client.h), opened when the
+ *    agent starts and kept across its tasks: each task is tools/call of the spec's "tool" with
+ *    the task input (an object) as arguments; the result is the tool's structuredContent, else
+ *    its text content; isError, a JSON-RPC error, the server's exit or the time limit
+ *    ("timeout_ms", default 30000) fail the task. A server that exited is started again for
+ *    the next task; the agent's end closes it.
  * ABORT stops a task's execution without a report. Processes are killed and reaped also when
  * the agent ends (terminate), whatever ended it.
  */
@@ -24,14 +29,16 @@
 #include <string.h>
 #include <uv.h>
 
+#include "flow/core/mcp_client.h"
 #include "flow/flow_int.h"
 
-enum { AG_BUILTIN = 0, AG_EXEC };
+enum { AG_BUILTIN = 0, AG_EXEC, AG_MCP };
 enum {
     AG_T_SLEEP = FLOW_TAG_INTERNAL + 100, /* timer: a sleep task is done (slot) */
     AG_T_LIMIT,                           /* timer: an exec task hit its time limit (slot) */
     AG_T_LATENCY,                         /* timer: injected latency over, start (slot) */
     AG_PROC_DONE,                         /* from a process: ag_done + output */
+    AG_MCP_DONE,                          /* from the MCP connection: flow_mcp_done + text */
 };
 
 #define AG_MAX_ARGV 64
@@ -43,6 +50,7 @@ typedef struct ag_slot {
     char task[FLOW_ID_MAX];
     uint64_t timer;
     ag_proc *proc;
+    uint64_t mcp_call; /* the MCP call in flight, 0 when none */
     json_t *input;
 } ag_slot;
 
@@ -55,49 +63,60 @@ typedef struct ag_state {
     uint64_t timeout_ms;
     size_t max_output;
     uint64_t latency_ms; /* chaos */
+    flow_mcp *mcp;       /* mcp: the connection (NULL until opened) */
+    char *tool;          /* mcp: the tool to call */
+    uint64_t mcp_seq;    /* mcp: last call id */
     json_t *cur;         /* the message being handled (freed by terminate after a crash) */
     ag_slot slot[FLOW_MAX_CAPACITY];
 } ag_state;
 
 /* ---- executor specs ---------------------------------------------------------------------- */
 
+/* argv, timeout_ms and max_output of an exec or mcp spec. */
+static int ag__check_process(const json_t *spec, const char *type, char *err, size_t errsize)
+{
+    const json_t *argv = json_object_get(spec, "argv");
+    if (!json_is_array(argv) || json_array_size(argv) == 0 || json_array_size(argv) > AG_MAX_ARGV) {
+        snprintf(err, errsize, "%s executor needs \"argv\": 1..%d strings", type, AG_MAX_ARGV);
+        return FLOW_EINVAL;
+    }
+    for (size_t i = 0; i < json_array_size(argv); i++) {
+        if (!json_is_string(json_array_get(argv, i))) {
+            snprintf(err, errsize, "argv[%zu] is not a string", i);
+            return FLOW_EINVAL;
+        }
+    }
+    const json_t *t = json_object_get(spec, "timeout_ms"), *o = json_object_get(spec, "max_output");
+    if ((t &&
+         (!json_is_integer(t) || json_integer_value(t) < 1 || json_integer_value(t) > 86400000)) ||
+        (o && (!json_is_integer(o) || json_integer_value(o) < 1 ||
+               json_integer_value(o) > 16LL * 1024 * 1024))) {
+        snprintf(err, errsize, "timeout_ms must be 1..86400000, max_output 1..16777216");
+        return FLOW_EINVAL;
+    }
+    return 0;
+}
+
 int flow_executor_check(const json_t *spec, char *err, size_t errsize)
 {
     const char *type = json_string_value(json_object_get(spec, "type"));
     if (!json_is_object(spec) || type == NULL) {
-        snprintf(err, errsize, "executor needs a \"type\": builtin or exec");
+        snprintf(err, errsize, "executor needs a \"type\": builtin, exec or mcp");
         return FLOW_EINVAL;
     }
     if (strcmp(type, "builtin") == 0) {
         return 0;
     }
     if (strcmp(type, "exec") == 0) {
-        const json_t *argv = json_object_get(spec, "argv");
-        if (!json_is_array(argv) || json_array_size(argv) == 0 ||
-            json_array_size(argv) > AG_MAX_ARGV) {
-            snprintf(err, errsize, "exec executor needs \"argv\": 1..%d strings", AG_MAX_ARGV);
-            return FLOW_EINVAL;
-        }
-        for (size_t i = 0; i < json_array_size(argv); i++) {
-            if (!json_is_string(json_array_get(argv, i))) {
-                snprintf(err, errsize, "argv[%zu] is not a string", i);
-                return FLOW_EINVAL;
-            }
-        }
-        const json_t *t = json_object_get(spec, "timeout_ms"),
-                     *o = json_object_get(spec, "max_output");
-        if ((t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
-                   json_integer_value(t) > 86400000)) ||
-            (o && (!json_is_integer(o) || json_integer_value(o) < 1 ||
-                   json_integer_value(o) > 16LL * 1024 * 1024))) {
-            snprintf(err, errsize, "timeout_ms must be 1..86400000, max_output 1..16777216");
-            return FLOW_EINVAL;
-        }
-        return 0;
+        return ag__check_process(spec, type, err, errsize);
     }
     if (strcmp(type, "mcp") == 0) {
-        snprintf(err, errsize, "the mcp executor is not built yet");
-        return FLOW_EINVAL;
+        const char *tool = json_string_value(json_object_get(spec, "tool"));
+        if (tool == NULL || tool[0] == '\0' || strlen(tool) > 128) {
+            snprintf(err, errsize, "mcp executor needs a \"tool\" name of 1..128 characters");
+            return FLOW_EINVAL;
+        }
+        return ag__check_process(spec, type, err, errsize);
     }
     snprintf(err, errsize, "unknown executor type %.32s", type);
     return FLOW_EINVAL;
@@ -345,6 +364,61 @@ static void ag__exec_done(sup_actor *self, ag_state *st, const sup_msg *m)
     ag__free_slot(self, s);
 }
 
+/* ---- mcp: one tools/call per task on the agent's connection ------------------------------- */
+
+static int ag__mcp_start(sup_actor *self, ag_state *st, int slot, const json_t *input, char *err,
+                         size_t errsize)
+{
+    if (!json_is_object(input)) {
+        snprintf(err, errsize, "mcp tool arguments (the task input) must be an object");
+        return -1;
+    }
+    if (!flow_mcp_alive(st->mcp)) { /* never opened, or the server exited: (re)start it */
+        flow_mcp_close(st->mcp);
+        st->mcp = flow_mcp_open(sup_rt_loop(sup_self_rt(self)), sup_self_rt(self), sup_self(self),
+                                AG_MCP_DONE, st->argv, err, errsize);
+        if (st->mcp == NULL) {
+            return -1;
+        }
+    }
+    uint64_t call = ++st->mcp_seq;
+    if (flow_mcp_call(st->mcp, call, st->tool, input) != 0) {
+        snprintf(err, errsize, "mcp call could not be sent");
+        return -1;
+    }
+    st->slot[slot].mcp_call = call;
+    st->slot[slot].timer = sup_send_after(self, st->timeout_ms, AG_T_LIMIT, &slot, sizeof slot);
+    return 0;
+}
+
+static void ag__mcp_done(sup_actor *self, ag_state *st, const sup_msg *m)
+{
+    flow_mcp_done d;
+    if (m->len < sizeof d) {
+        return;
+    }
+    memcpy(&d, m->data, sizeof d);
+    const char *text = (const char *)m->data + sizeof d;
+    size_t len = m->len - sizeof d;
+    for (int i = 0; i < FLOW_MAX_CAPACITY; i++) {
+        ag_slot *s = &st->slot[i];
+        if (!s->used || s->mcp_call != d.call) {
+            continue;
+        }
+        if (d.ok) {
+            json_t *r = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+            ag__report(self, st, r ? "task_complete" : "task_fail", s->task, r,
+                       r ? NULL : "mcp result is not JSON");
+        } else {
+            char err[FLOW_ERROR_MAX];
+            snprintf(err, sizeof err, "%.*s", (int)(len < sizeof err ? len : sizeof err - 1), text);
+            ag__report(self, st, "task_fail", s->task, NULL, err);
+        }
+        ag__free_slot(self, s);
+        return;
+    }
+}
+
 /* ---- builtin ------------------------------------------------------------------------------- */
 
 static void ag__builtin(sup_actor *self, ag_state *st, int slot, json_t *input)
@@ -390,7 +464,9 @@ static void ag__execute(sup_actor *self, ag_state *st, int slot, json_t *input)
         return;
     }
     char err[160];
-    if (ag__exec_start(self, st, slot, input, err, sizeof err) != 0) {
+    int rc = st->type == AG_MCP ? ag__mcp_start(self, st, slot, input, err, sizeof err)
+                                : ag__exec_start(self, st, slot, input, err, sizeof err);
+    if (rc != 0) {
         ag__report(self, st, "task_fail", st->slot[slot].task, NULL, err);
         ag__free_slot(self, &st->slot[slot]);
     }
@@ -416,8 +492,8 @@ static int ag_init(sup_actor *self, void *state, void *arg)
         return SUP_EINIT;
     }
     const char *type = json_string_value(json_object_get(st->executor, "type"));
-    if (type && strcmp(type, "exec") == 0) {
-        st->type = AG_EXEC;
+    if (type && (strcmp(type, "exec") == 0 || strcmp(type, "mcp") == 0)) {
+        st->type = strcmp(type, "exec") == 0 ? AG_EXEC : AG_MCP;
         const json_t *argv = json_object_get(st->executor, "argv");
         for (size_t i = 0; i < json_array_size(argv); i++) {
             st->argv[i] = strdup(json_string_value(json_array_get(argv, i)));
@@ -426,6 +502,12 @@ static int ag_init(sup_actor *self, void *state, void *arg)
         json_int_t o = json_integer_value(json_object_get(st->executor, "max_output"));
         st->timeout_ms = t > 0 ? (uint64_t)t : st->timeout_ms;
         st->max_output = o > 0 ? (size_t)o : st->max_output;
+    }
+    if (st->type == AG_MCP) { /* connect now; a failure is retried at the first task */
+        st->tool = strdup(json_string_value(json_object_get(st->executor, "tool")));
+        char e[160];
+        st->mcp = flow_mcp_open(sup_rt_loop(sup_self_rt(self)), sup_self_rt(self), sup_self(self),
+                                AG_MCP_DONE, st->argv, e, sizeof e);
     }
     sup_set_label(self, "erlmcp_flow_agent");
     /* register: the registry applies our agent_add and monitors us */
@@ -478,6 +560,9 @@ static void ag_cast(sup_actor *self, void *state, const sup_msg *m)
                 if (s->proc) {
                     ag__proc_kill(s->proc);
                 }
+                if (s->mcp_call) {
+                    flow_mcp_cancel(st->mcp, s->mcp_call);
+                }
                 ag__free_slot(self, s);
             }
         }
@@ -491,6 +576,10 @@ static void ag_info(sup_actor *self, void *state, const sup_msg *m)
     ag_state *st = state;
     if (m->kind == SUP_MSG_INFO && m->tag == AG_PROC_DONE) {
         ag__exec_done(self, st, m);
+        return;
+    }
+    if (m->kind == SUP_MSG_INFO && m->tag == AG_MCP_DONE) {
+        ag__mcp_done(self, st, m);
         return;
     }
     if (m->kind != SUP_MSG_TIMER || m->len != sizeof(int)) {
@@ -516,6 +605,12 @@ static void ag_info(sup_actor *self, void *state, const sup_msg *m)
     } else if (m->tag == AG_T_LIMIT && s->proc) {
         s->proc->done.timed_out = true;
         uv_process_kill(&s->proc->proc, SIGKILL);
+    } else if (m->tag == AG_T_LIMIT && s->mcp_call) {
+        flow_mcp_cancel(st->mcp, s->mcp_call);
+        char err[64];
+        snprintf(err, sizeof err, "timeout after %llu ms", (unsigned long long)st->timeout_ms);
+        ag__report(self, st, "task_fail", s->task, NULL, err);
+        ag__free_slot(self, s);
     }
 }
 
@@ -533,6 +628,8 @@ static void ag_terminate(sup_actor *self, void *state, const sup_reason *reason)
     for (int i = 0; st->argv[i]; i++) {
         free(st->argv[i]);
     }
+    flow_mcp_close(st->mcp);
+    free(st->tool);
     json_decref(st->cur);
     json_decref(st->executor);
 }

@@ -8,19 +8,6 @@
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static void flow__err(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void flow__err(char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err == NULL || errsize == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-}
-
 static void flow__copy_id(char dst[FLOW_ID_MAX], const char *src)
 {
     snprintf(dst, FLOW_ID_MAX, "%s", src ? src : "");
@@ -104,28 +91,148 @@ flow_swarm *flow__swarm_new(const char *id, flow_topology topo, const flow_swarm
     return sw;
 }
 
+/* ---- timers (flow_state_int.h "flow_timer") -------------------------------------------------- */
+
+static void flow__timer_init(flow_timer *tm, flow_timer_kind kind, void *owner)
+{
+    dheap_node_init(&tm->node);
+    tm->kind = kind;
+    tm->owner = owner;
+}
+
+/* Queues tm at `at` when `on`, else drops it. */
+static void flow__timer_set(flow_state *s, flow_timer *tm, bool on, uint64_t at, uint64_t seq)
+{
+    if (on && dheap_node_queued(&tm->node) && tm->node.deadline == at) {
+        return;
+    }
+    dheap_remove(&s->timers, &tm->node);
+    tm->seq = seq;
+    if (on) {
+        (void)dheap_push(&s->timers, &tm->node, at); /* ENOMEM: the timer is lost */
+    }
+}
+
+static bool flow__terminal(flow_task_state st);
+static int flow__role_count(const flow_swarm *sw, int role);
+
+void flow__timers_task(flow_state *s, flow_task *t)
+{
+    flow__timer_set(s, &t->tm, t->deadline != 0 && !flow__terminal(t->state), t->deadline, t->seq);
+}
+
+static void flow__timers_agent(flow_state *s, const flow_swarm *sw, flow_agent *a, bool above_min)
+{
+    flow__timer_set(s, &a->tm, above_min && !a->draining && a->nheld == 0,
+                    a->idle_since + sw->cfg.idle_timeout_ms, a->seq);
+}
+
+void flow__timers_role(flow_state *s, flow_swarm *sw, int role)
+{
+    bool above = flow__role_count(sw, role) > sw->cfg.pool_min[role];
+    for (size_t i = 0; i < sw->nagents; i++) {
+        if (sw->agents[i]->role == role) {
+            flow__timers_agent(s, sw, sw->agents[i], above);
+        }
+    }
+}
+
+void flow__timers_breaker(flow_state *s, flow_swarm *sw)
+{
+    uint64_t at = flow_breaker_deadline(&sw->cb);
+    flow__timer_set(s, &sw->tm, at != UINT64_MAX, at, sw->seq);
+}
+
+static int flow__timer_cmp(const void *pa, const void *pb)
+{
+    const flow_timer *a = *(flow_timer *const *)pa, *b = *(flow_timer *const *)pb;
+    if (a->node.deadline != b->node.deadline) {
+        return a->node.deadline < b->node.deadline ? -1 : 1;
+    }
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Pops every due timer, in (deadline, owner seq) order: the order depends on the state only,
+ * not on the heap's insertion history (a restored state pushes in another order). Returns
+ * the count; *out is malloc'd (NULL when none). */
+static size_t flow__timers_due(flow_state *s, flow_timer ***out)
+{
+    flow_timer **v = NULL;
+    size_t n = 0, cap = 0;
+    dheap_node *nd;
+    while ((nd = dheap_pop_due(&s->timers, s->now)) != NULL) {
+        if (n == cap) {
+            size_t c = cap ? cap * 2 : 16;
+            flow_timer **nv = realloc(v, c * sizeof *nv);
+            if (nv == NULL) {
+                (void)dheap_push(&s->timers, nd, nd->deadline); /* handled at the next tick */
+                break;
+            }
+            v = nv;
+            cap = c;
+        }
+        v[n++] = (flow_timer *)nd; /* node is the first member */
+    }
+    if (n > 1) {
+        qsort(v, n, sizeof *v, flow__timer_cmp);
+    }
+    *out = v;
+    return n;
+}
+
+/* Doubly linked lists with head and tail (swarms and tasks, in creation order). */
+#define FLOW_DL_APPEND(head, tail, x)                                                              \
+    do {                                                                                           \
+        (x)->prev = (tail);                                                                        \
+        (x)->next = NULL;                                                                          \
+        if (tail) {                                                                                \
+            (tail)->next = (x);                                                                    \
+        } else {                                                                                   \
+            (head) = (x);                                                                          \
+        }                                                                                          \
+        (tail) = (x);                                                                              \
+    } while (0)
+#define FLOW_DL_UNLINK(head, tail, x)                                                              \
+    do {                                                                                           \
+        if ((x)->prev) {                                                                           \
+            (x)->prev->next = (x)->next;                                                           \
+        } else {                                                                                   \
+            (head) = (x)->next;                                                                    \
+        }                                                                                          \
+        if ((x)->next) {                                                                           \
+            (x)->next->prev = (x)->prev;                                                           \
+        } else {                                                                                   \
+            (tail) = (x)->prev;                                                                    \
+        }                                                                                          \
+    } while (0)
+
 void flow__swarm_link(flow_state *s, flow_swarm *sw)
 {
-    sw->prev = s->swarm_tail;
-    if (s->swarm_tail) {
-        s->swarm_tail->next = sw;
-    } else {
-        s->swarm_head = sw;
-    }
-    s->swarm_tail = sw;
-    flow_map_put(&s->swarms, sw->id, sw);
+    FLOW_DL_APPEND(s->swarm_head, s->swarm_tail, sw);
+    flow__timer_init(&sw->tm, FLOW_TM_BREAKER, sw);
+    flow_hput(&s->swarms, sw->id, sw);
+}
+
+void flow__agent_link(flow_state *s, flow_agent *a)
+{
+    flow__timer_init(&a->tm, FLOW_TM_IDLE, a);
+    flow_hput(&s->agents, a->id, a);
 }
 
 void flow__task_link(flow_state *s, flow_task *t)
 {
-    t->prev = s->task_tail;
-    if (s->task_tail) {
-        s->task_tail->next = t;
-    } else {
-        s->task_head = t;
-    }
-    s->task_tail = t;
-    flow_map_put(&s->tasks, t->id, t);
+    flow__timer_init(&t->tm, FLOW_TM_DEADLINE, t);
+    FLOW_DL_APPEND(s->task_head, s->task_tail, t);
+    flow_hput(&s->tasks, t->id, t);
+}
+
+/* Takes a task out of the state and frees it (it must be in no queue and held by no one). */
+static void flow__task_unlink(flow_state *s, flow_task *t)
+{
+    FLOW_DL_UNLINK(s->task_head, s->task_tail, t);
+    dheap_remove(&s->timers, &t->tm.node);
+    flow_hdel(&s->tasks, t->id);
+    flow__task_free(t);
 }
 
 void flow__task_free(flow_task *t)
@@ -227,6 +334,9 @@ static void flow__set_state(flow_swarm *sw, flow_task *t, flow_task_state st)
     if (sw) {
         sw->count[t->state]--;
         sw->count[st]++;
+        if (st >= FLOW_TASK_COMPLETED) {
+            sw->ended_total[st - FLOW_TASK_COMPLETED]++;
+        }
     }
     t->state = st;
 }
@@ -351,6 +461,7 @@ static void flow__assign(flow_state *s, flow_swarm *sw, flow_events *ev, flow_ta
     flow__copy_id(t->agent, a->id);
     t->t_assigned = s->now;
     a->held[a->nheld++] = t;
+    dheap_remove(&s->timers, &a->tm.node); /* busy: no idle timeout */
     flow_breaker_dispatched(&sw->cb);
     flow_event *e = flow__emit(s, ev, FLOW_EV_TASK_ASSIGNED, sw->id, a->id, t->id);
     if (e) {
@@ -382,6 +493,8 @@ static void flow__release(flow_state *s, flow_events *ev, flow_agent *a, flow_ta
         if (a->draining) {
             flow__emit(s, ev, FLOW_EV_AGENT_RETIRE, a->swarm, a->id, NULL);
         }
+        const flow_swarm *sw = flow_hget(&s->swarms, a->swarm);
+        flow__timers_agent(s, sw, a, flow__role_count(sw, a->role) > sw->cfg.pool_min[a->role]);
     }
 }
 
@@ -637,6 +750,7 @@ static void flow__pool_fill(flow_state *s, flow_swarm *sw, flow_events *ev)
 
 static void flow__breaker_event(flow_state *s, flow_swarm *sw, flow_events *ev)
 {
+    flow__timers_breaker(s, sw);
     flow_event *e = flow__emit(s, ev, FLOW_EV_BREAKER, sw->id, NULL, NULL);
     if (e) {
         e->count = (int)sw->cb.state;
@@ -660,7 +774,7 @@ static void flow__fail_dependents(flow_state *s, flow_events *ev, flow_task *roo
     while (n > 0) {
         flow_task *t = stack[--n];
         for (size_t i = 0; i < t->ndependents; i++) {
-            flow_task *d = flow_map_get(&s->tasks, t->dependents[i]);
+            flow_task *d = flow_hget(&s->tasks, t->dependents[i]);
             if (d == NULL || flow__terminal(d->state)) {
                 continue;
             }
@@ -686,11 +800,11 @@ static void flow__fail_dependents(flow_state *s, flow_events *ev, flow_task *roo
 static void flow__task_finish(flow_state *s, flow_events *ev, flow_task *t, flow_task_state st,
                               const char *error)
 {
-    flow_swarm *sw = flow_map_get(&s->swarms, t->swarm);
+    flow_swarm *sw = flow_hget(&s->swarms, t->swarm);
     if (t->state == FLOW_TASK_PENDING) {
         flow__dequeue(sw, t);
     } else if (t->agent[0]) {
-        flow_agent *a = flow_map_get(&s->agents, t->agent);
+        flow_agent *a = flow_hget(&s->agents, t->agent);
         if (t->ran) {
             flow__emit(s, ev, FLOW_EV_TASK_ABORT, t->swarm, t->agent, t->id);
             if (sw && st == FLOW_TASK_CANCELLED) {
@@ -704,6 +818,7 @@ static void flow__task_finish(flow_state *s, flow_events *ev, flow_task *t, flow
     flow__copy_id(t->agent, "");
     t->ran = false;
     flow__set_state(sw, t, st);
+    flow__timers_task(s, t);
     t->t_finished = s->now;
     if (error) {
         snprintf(t->error, sizeof t->error, "%s", error);
@@ -746,16 +861,38 @@ typedef struct flow_ctx {
     size_t errsize;
 } flow_ctx;
 
+/* A lookup that names what is missing in the refusal message. */
+static void *flow__find(flow_ctx *x, const hmap *m, const char *what, const char *id)
+{
+    void *r = flow_hget(m, id);
+    if (r == NULL) {
+        flow__err(x->err, x->errsize, "no %s %s", what, id);
+    }
+    return r;
+}
+/* Checks the id of a record to create: valid and not taken. */
+static int flow__new_id(flow_ctx *x, const hmap *m, const char *what, const char *id)
+{
+    if (!flow_id_valid(id)) {
+        flow__err(x->err, x->errsize, "invalid %s id", what);
+        return FLOW_EINVAL;
+    }
+    if (flow_hget(m, id)) {
+        flow__err(x->err, x->errsize, "%s %s exists", what, id);
+        return FLOW_EEXIST;
+    }
+    return 0;
+}
+#define flow__find_swarm(x, id) ((flow_swarm *)flow__find((x), &(x)->s->swarms, "swarm", (id)))
+#define flow__find_agent(x, id) ((flow_agent *)flow__find((x), &(x)->s->agents, "agent", (id)))
+#define flow__find_task(x, id) ((flow_task *)flow__find((x), &(x)->s->tasks, "task", (id)))
+
 static int flow__swarm_create(flow_ctx *x, const flow_cmd *c)
 {
     flow_state *s = x->s;
-    if (!flow_id_valid(c->swarm)) {
-        flow__err(x->err, x->errsize, "invalid swarm id");
-        return FLOW_EINVAL;
-    }
-    if (flow_map_get(&s->swarms, c->swarm)) {
-        flow__err(x->err, x->errsize, "swarm %s exists", c->swarm);
-        return FLOW_EEXIST;
+    int rc = flow__new_id(x, &s->swarms, "swarm", c->swarm);
+    if (rc != 0) {
+        return rc;
     }
     if ((unsigned)c->topology > FLOW_TOPO_MESH) {
         flow__err(x->err, x->errsize, "invalid topology");
@@ -775,16 +912,16 @@ static int flow__swarm_create(flow_ctx *x, const flow_cmd *c)
 static void flow__agent_unlink(flow_state *s, flow_swarm *sw, flow_agent *a)
 {
     flow__swarm_drop_agent(sw, a);
-    flow_map_del(&s->agents, a->id);
+    dheap_remove(&s->timers, &a->tm.node);
+    flow_hdel(&s->agents, a->id);
     flow__agent_free(a);
 }
 
 static int flow__swarm_destroy(flow_ctx *x, const flow_cmd *c)
 {
     flow_state *s = x->s;
-    flow_swarm *sw = flow_map_get(&s->swarms, c->swarm);
+    flow_swarm *sw = flow__find_swarm(x, c->swarm);
     if (sw == NULL) {
-        flow__err(x->err, x->errsize, "no swarm %s", c->swarm);
         return FLOW_ENOTFOUND;
     }
     for (flow_task *t = s->task_head; t; t = t->next) {
@@ -800,33 +937,14 @@ static int flow__swarm_destroy(flow_ctx *x, const flow_cmd *c)
     for (flow_task *t = s->task_head; t;) {
         flow_task *next = t->next;
         if (strcmp(t->swarm, sw->id) == 0) {
-            if (t->prev) {
-                t->prev->next = t->next;
-            } else {
-                s->task_head = t->next;
-            }
-            if (t->next) {
-                t->next->prev = t->prev;
-            } else {
-                s->task_tail = t->prev;
-            }
-            flow_map_del(&s->tasks, t->id);
-            flow__task_free(t);
+            flow__task_unlink(s, t);
         }
         t = next;
     }
     flow__emit(s, x->ev, FLOW_EV_SWARM_DESTROYED, sw->id, NULL, NULL);
-    if (sw->prev) {
-        sw->prev->next = sw->next;
-    } else {
-        s->swarm_head = sw->next;
-    }
-    if (sw->next) {
-        sw->next->prev = sw->prev;
-    } else {
-        s->swarm_tail = sw->prev;
-    }
-    flow_map_del(&s->swarms, sw->id);
+    FLOW_DL_UNLINK(s->swarm_head, s->swarm_tail, sw);
+    dheap_remove(&s->timers, &sw->tm.node);
+    flow_hdel(&s->swarms, sw->id);
     flow__swarm_free(sw);
     return 0;
 }
@@ -834,9 +952,8 @@ static int flow__swarm_destroy(flow_ctx *x, const flow_cmd *c)
 static int flow__swarm_scale(flow_ctx *x, const flow_cmd *c)
 {
     flow_state *s = x->s;
-    flow_swarm *sw = flow_map_get(&s->swarms, c->swarm);
+    flow_swarm *sw = flow__find_swarm(x, c->swarm);
     if (sw == NULL) {
-        flow__err(x->err, x->errsize, "no swarm %s", c->swarm);
         return FLOW_ENOTFOUND;
     }
     if (c->role < 0 || c->role >= FLOW_ROLES || c->count < 0 ||
@@ -860,6 +977,7 @@ static int flow__swarm_scale(flow_ctx *x, const flow_cmd *c)
             }
         }
     }
+    flow__timers_role(s, sw, c->role);
     flow__pool_fill(s, sw, x->ev);
     return 0;
 }
@@ -867,18 +985,13 @@ static int flow__swarm_scale(flow_ctx *x, const flow_cmd *c)
 static int flow__agent_add(flow_ctx *x, const flow_cmd *c)
 {
     flow_state *s = x->s;
-    flow_swarm *sw = flow_map_get(&s->swarms, c->swarm);
+    flow_swarm *sw = flow__find_swarm(x, c->swarm);
     if (sw == NULL) {
-        flow__err(x->err, x->errsize, "no swarm %s", c->swarm);
         return FLOW_ENOTFOUND;
     }
-    if (!flow_id_valid(c->agent)) {
-        flow__err(x->err, x->errsize, "invalid agent id");
-        return FLOW_EINVAL;
-    }
-    if (flow_map_get(&s->agents, c->agent)) {
-        flow__err(x->err, x->errsize, "agent %s exists", c->agent);
-        return FLOW_EEXIST;
+    int rc = flow__new_id(x, &s->agents, "agent", c->agent);
+    if (rc != 0) {
+        return rc;
     }
     if (c->role < 0 || c->role >= FLOW_ROLES || c->weight < 1 || c->capacity < 1 ||
         c->capacity > FLOW_MAX_CAPACITY) {
@@ -906,7 +1019,8 @@ static int flow__agent_add(flow_ctx *x, const flow_cmd *c)
     a->seq = ++s->seq;
     a->ready_seq = a->seq;
     a->idle_since = s->now;
-    flow_map_put(&s->agents, a->id, a);
+    flow__agent_link(s, a);
+    flow__timers_role(s, sw, a->role);
     if (c->pool && sw->spawning[c->role] > 0) {
         sw->spawning[c->role]--;
     }
@@ -919,7 +1033,7 @@ static int flow__agent_add(flow_ctx *x, const flow_cmd *c)
 
 static int flow__agent_spawn_failed(flow_ctx *x, const flow_cmd *c)
 {
-    flow_swarm *sw = flow_map_get(&x->s->swarms, c->swarm);
+    flow_swarm *sw = flow__find_swarm(x, c->swarm);
     if (sw == NULL) {
         return FLOW_ENOTFOUND;
     }
@@ -930,15 +1044,6 @@ static int flow__agent_spawn_failed(flow_ctx *x, const flow_cmd *c)
         sw->spawning[c->role]--;
     }
     return 0;
-}
-
-static flow_agent *flow__find_agent(flow_ctx *x, const char *id)
-{
-    flow_agent *a = flow_map_get(&x->s->agents, id);
-    if (a == NULL) {
-        flow__err(x->err, x->errsize, "no agent %s", id);
-    }
-    return a;
 }
 
 static int flow__agent_drain(flow_ctx *x, const flow_cmd *c)
@@ -955,7 +1060,7 @@ static int flow__agent_drain(flow_ctx *x, const flow_cmd *c)
         flow__emit(x->s, x->ev, FLOW_EV_AGENT_RETIRE, a->swarm, a->id, NULL);
     }
     /* its locally queued (not started) tasks go back to the queue */
-    flow_swarm *sw = flow_map_get(&x->s->swarms, a->swarm);
+    flow_swarm *sw = flow_hget(&x->s->swarms, a->swarm);
     for (int i = a->nheld - 1; i >= 0; i--) {
         flow_task *t = a->held[i];
         if (!t->ran) {
@@ -963,6 +1068,7 @@ static int flow__agent_drain(flow_ctx *x, const flow_cmd *c)
             flow__enqueue(sw, t);
         }
     }
+    flow__timers_role(x->s, sw, a->role);
     flow__pool_fill(x->s, sw, x->ev);
     return 0;
 }
@@ -974,7 +1080,7 @@ static int flow__agent_gone(flow_ctx *x, const flow_cmd *c, bool crashed)
     if (a == NULL) {
         return FLOW_ENOTFOUND;
     }
-    flow_swarm *sw = flow_map_get(&s->swarms, a->swarm);
+    flow_swarm *sw = flow_hget(&s->swarms, a->swarm);
     char reason[FLOW_ERROR_MAX];
     snprintf(reason, sizeof reason, "agent %.63s crashed: %.150s", a->id,
              c->text[0] ? c->text : "unknown");
@@ -1001,7 +1107,9 @@ static int flow__agent_gone(flow_ctx *x, const flow_cmd *c, bool crashed)
             snprintf(e->text, sizeof e->text, "%s", reason);
         }
     }
+    int role = a->role;
     flow__agent_unlink(s, sw, a);
+    flow__timers_role(s, sw, role);
     if (crashed && flow_breaker_failure(&sw->cb, s->now)) {
         flow__breaker_event(s, sw, x->ev);
     }
@@ -1012,18 +1120,13 @@ static int flow__agent_gone(flow_ctx *x, const flow_cmd *c, bool crashed)
 static int flow__task_submit(flow_ctx *x, const flow_cmd *c)
 {
     flow_state *s = x->s;
-    flow_swarm *sw = flow_map_get(&s->swarms, c->swarm);
+    flow_swarm *sw = flow__find_swarm(x, c->swarm);
     if (sw == NULL) {
-        flow__err(x->err, x->errsize, "no swarm %s", c->swarm);
         return FLOW_ENOTFOUND;
     }
-    if (!flow_id_valid(c->task)) {
-        flow__err(x->err, x->errsize, "invalid task id");
-        return FLOW_EINVAL;
-    }
-    if (flow_map_get(&s->tasks, c->task)) {
-        flow__err(x->err, x->errsize, "task %s exists", c->task);
-        return FLOW_EEXIST;
+    int rc = flow__new_id(x, &s->tasks, "task", c->task);
+    if (rc != 0) {
+        return rc;
     }
     if (c->prio < 0 || c->prio > FLOW_PRIO_LOW || c->role < FLOW_ROLE_NONE ||
         c->role >= FLOW_ROLES || c->input == NULL || c->ndeps > FLOW_MAX_DEPS ||
@@ -1032,7 +1135,7 @@ static int flow__task_submit(flow_ctx *x, const flow_cmd *c)
         return FLOW_EINVAL;
     }
     for (size_t i = 0; i < c->ndeps; i++) {
-        if (strcmp(c->deps[i], c->task) == 0 || flow_map_get(&s->tasks, c->deps[i]) == NULL) {
+        if (strcmp(c->deps[i], c->task) == 0 || flow_hget(&s->tasks, c->deps[i]) == NULL) {
             flow__err(x->err, x->errsize, "unknown dependency %s", c->deps[i]);
             return FLOW_EDEPS;
         }
@@ -1076,7 +1179,7 @@ static int flow__task_submit(flow_ctx *x, const flow_cmd *c)
     }
     const flow_task *bad = NULL;
     for (size_t i = 0; i < t->ndeps; i++) {
-        flow_task *d = flow_map_get(&s->tasks, t->deps[i]);
+        flow_task *d = flow_hget(&s->tasks, t->deps[i]);
         if (d->state == FLOW_TASK_FAILED || d->state == FLOW_TASK_CANCELLED) {
             bad = bad ? bad : d;
         } else if (d->state != FLOW_TASK_COMPLETED) {
@@ -1093,16 +1196,8 @@ static int flow__task_submit(flow_ctx *x, const flow_cmd *c)
         return 0;
     }
     flow__enqueue(sw, t);
+    flow__timers_task(s, t);
     return 0;
-}
-
-static flow_task *flow__find_task(flow_ctx *x, const char *id)
-{
-    flow_task *t = flow_map_get(&x->s->tasks, id);
-    if (t == NULL) {
-        flow__err(x->err, x->errsize, "no task %s", id);
-    }
-    return t;
 }
 
 /* Validates a report from an agent about a task it holds and runs. */
@@ -1119,7 +1214,7 @@ static int flow__check_held(flow_ctx *x, const flow_cmd *c, flow_task **tp, flow
         return FLOW_ESTATE;
     }
     *tp = t;
-    *ap = flow_map_get(&x->s->agents, c->agent);
+    *ap = flow_hget(&x->s->agents, c->agent);
     return *ap ? 0 : FLOW_ENOTFOUND;
 }
 
@@ -1133,7 +1228,7 @@ static int flow__task_assign(flow_ctx *x, const flow_cmd *c)
     if (a == NULL) {
         return FLOW_ENOTFOUND;
     }
-    flow_swarm *sw = flow_map_get(&x->s->swarms, t->swarm);
+    flow_swarm *sw = flow_hget(&x->s->swarms, t->swarm);
     if (t->state != FLOW_TASK_PENDING || t->deps_waiting > 0 || strcmp(a->swarm, t->swarm) != 0 ||
         !flow__agent_free_slot(a) || (t->role >= 0 && t->role != a->role) ||
         !flow_breaker_allows(&sw->cb)) {
@@ -1160,11 +1255,35 @@ static int flow__task_start(flow_ctx *x, const flow_cmd *c)
         flow__err(x->err, x->errsize, "task %s already running", t->id);
         return FLOW_ESTATE;
     }
-    flow__set_state(flow_map_get(&x->s->swarms, t->swarm), t, FLOW_TASK_RUNNING);
+    flow__set_state(flow_hget(&x->s->swarms, t->swarm), t, FLOW_TASK_RUNNING);
     if (t->t_started == 0) {
         t->t_started = x->s->now;
     }
     flow__emit(x->s, x->ev, FLOW_EV_TASK_STARTED, t->swarm, a->id, t->id);
+    return 0;
+}
+
+/* An agent reports the outcome of a task it runs: checked, the agent's slot freed, the
+ * breaker fed. */
+static int flow__outcome(flow_ctx *x, const flow_cmd *c, bool ok, flow_task **tp, flow_agent **ap,
+                         flow_swarm **swp)
+{
+    int rc = flow__check_held(x, c, tp, ap);
+    if (rc != 0) {
+        return rc;
+    }
+    flow_state *s = x->s;
+    flow_task *t = *tp;
+    flow_agent *a = *ap;
+    flow_swarm *sw = flow_hget(&s->swarms, t->swarm);
+    *(ok ? &a->completed : &a->failed) += 1;
+    flow__release(s, x->ev, a, t);
+    flow__copy_id(t->agent, "");
+    t->ran = false;
+    if (ok ? flow_breaker_success(&sw->cb) : flow_breaker_failure(&sw->cb, s->now)) {
+        flow__breaker_event(s, sw, x->ev);
+    }
+    *swp = sw;
     return 0;
 }
 
@@ -1173,17 +1292,10 @@ static int flow__task_complete(flow_ctx *x, const flow_cmd *c)
     flow_state *s = x->s;
     flow_task *t;
     flow_agent *a;
-    int rc = flow__check_held(x, c, &t, &a);
+    flow_swarm *sw;
+    int rc = flow__outcome(x, c, true, &t, &a, &sw);
     if (rc != 0) {
         return rc;
-    }
-    flow_swarm *sw = flow_map_get(&s->swarms, t->swarm);
-    a->completed++;
-    flow__release(s, x->ev, a, t);
-    flow__copy_id(t->agent, "");
-    t->ran = false;
-    if (flow_breaker_success(&sw->cb)) {
-        flow__breaker_event(s, sw, x->ev);
     }
     json_t *result = c->result ? json_deep_copy(c->result) : json_null();
     if (sw->topology == FLOW_TOPO_RING && t->stage + 1 < t->stages) {
@@ -1199,6 +1311,7 @@ static int flow__task_complete(flow_ctx *x, const flow_cmd *c)
         return 0;
     }
     flow__set_state(sw, t, FLOW_TASK_COMPLETED);
+    flow__timers_task(s, t);
     t->result = result;
     t->t_finished = s->now;
     flow_event *e = flow__emit(s, x->ev, FLOW_EV_TASK_COMPLETED, sw->id, a->id, t->id);
@@ -1206,9 +1319,9 @@ static int flow__task_complete(flow_ctx *x, const flow_cmd *c)
         e->data = json_incref(result);
     }
     for (size_t i = 0; i < t->ndependents; i++) {
-        flow_task *d = flow_map_get(&s->tasks, t->dependents[i]);
+        flow_task *d = flow_hget(&s->tasks, t->dependents[i]);
         if (d && d->state == FLOW_TASK_PENDING && d->deps_waiting > 0 && --d->deps_waiting == 0) {
-            flow_swarm *dsw = flow_map_get(&s->swarms, d->swarm);
+            flow_swarm *dsw = flow_hget(&s->swarms, d->swarm);
             flow__enqueue(dsw, d);
         }
     }
@@ -1220,17 +1333,10 @@ static int flow__task_fail(flow_ctx *x, const flow_cmd *c)
     flow_state *s = x->s;
     flow_task *t;
     flow_agent *a;
-    int rc = flow__check_held(x, c, &t, &a);
+    flow_swarm *sw;
+    int rc = flow__outcome(x, c, false, &t, &a, &sw);
     if (rc != 0) {
         return rc;
-    }
-    flow_swarm *sw = flow_map_get(&s->swarms, t->swarm);
-    a->failed++;
-    flow__release(s, x->ev, a, t);
-    flow__copy_id(t->agent, "");
-    t->ran = false;
-    if (flow_breaker_failure(&sw->cb, s->now)) {
-        flow__breaker_event(s, sw, x->ev);
     }
     char reason[FLOW_ERROR_MAX];
     snprintf(reason, sizeof reason, "agent %.63s: %.150s", a->id, c->text[0] ? c->text : "error");
@@ -1259,38 +1365,47 @@ static int flow__task_cancel(flow_ctx *x, const flow_cmd *c)
     return 0;
 }
 
+/* An idle agent's timeout: retired when it is still idle above its role's minimum. */
+static void flow__idle_timeout(flow_state *s, flow_events *ev, flow_agent *a)
+{
+    flow_swarm *sw = flow_hget(&s->swarms, a->swarm);
+    if (a->draining || a->nheld > 0 || s->now < a->idle_since + sw->cfg.idle_timeout_ms ||
+        flow__role_count(sw, a->role) <= sw->cfg.pool_min[a->role]) {
+        return;
+    }
+    a->draining = true;
+    flow__emit(s, ev, FLOW_EV_AGENT_RETIRE, sw->id, a->id, NULL);
+    flow__timers_role(s, sw, a->role); /* at the minimum now: the others' timers stop */
+}
+
+/* Handles the due timers in (deadline, owner seq) order: deadlines, breaker timeouts, idle
+ * agents (the longest idle first: their timeouts are equal); then pool deficits. */
 static int flow__tick(flow_ctx *x)
 {
     flow_state *s = x->s;
-    for (flow_task *t = s->task_head; t; t = t->next) {
-        if (t->deadline && t->deadline <= s->now && !flow__terminal(t->state)) {
-            flow__task_finish(s, x->ev, t, FLOW_TASK_FAILED, "deadline_exceeded");
+    flow_timer **due;
+    size_t n = flow__timers_due(s, &due);
+    for (size_t i = 0; i < n; i++) {
+        switch (due[i]->kind) {
+        case FLOW_TM_DEADLINE: {
+            flow_task *t = due[i]->owner;
+            if (!flow__terminal(t->state)) {
+                flow__task_finish(s, x->ev, t, FLOW_TASK_FAILED, "deadline_exceeded");
+            }
+            break;
+        }
+        case FLOW_TM_IDLE: flow__idle_timeout(s, x->ev, due[i]->owner); break;
+        case FLOW_TM_BREAKER: {
+            flow_swarm *sw = due[i]->owner;
+            if (flow_breaker_tick(&sw->cb, s->now)) {
+                flow__breaker_event(s, sw, x->ev);
+            }
+            break;
+        }
         }
     }
+    free(due);
     for (flow_swarm *sw = s->swarm_head; sw; sw = sw->next) {
-        if (flow_breaker_tick(&sw->cb, s->now)) {
-            flow__breaker_event(s, sw, x->ev);
-        }
-        for (int r = 0; r < FLOW_ROLES; r++) {
-            int excess = flow__role_count(sw, r) - sw->cfg.pool_min[r];
-            while (excess > 0) {
-                flow_agent *oldest = NULL;
-                for (size_t i = 0; i < sw->nagents; i++) {
-                    flow_agent *a = sw->agents[i];
-                    if (a->role == r && !a->draining && a->nheld == 0 &&
-                        s->now >= a->idle_since + sw->cfg.idle_timeout_ms &&
-                        (oldest == NULL || a->idle_since < oldest->idle_since)) {
-                        oldest = a;
-                    }
-                }
-                if (oldest == NULL) {
-                    break;
-                }
-                oldest->draining = true;
-                flow__emit(s, x->ev, FLOW_EV_AGENT_RETIRE, sw->id, oldest->id, NULL);
-                excess--;
-            }
-        }
         flow__pool_fill(s, sw, x->ev);
     }
     return 0;
@@ -1351,9 +1466,10 @@ flow_state *flow_state_new(void)
 {
     flow_state *s = calloc(1, sizeof *s);
     if (s) {
-        flow_map_init(&s->swarms);
-        flow_map_init(&s->agents);
-        flow_map_init(&s->tasks);
+        hmap_init(&s->swarms);
+        hmap_init(&s->agents);
+        hmap_init(&s->tasks);
+        dheap_init(&s->timers);
     }
     return s;
 }
@@ -1376,39 +1492,16 @@ void flow_state_free(flow_state *s)
         flow__swarm_free(sw);
         sw = n;
     }
-    flow_map_free(&s->swarms);
-    flow_map_free(&s->agents);
-    flow_map_free(&s->tasks);
+    hmap_free(&s->swarms);
+    hmap_free(&s->agents);
+    hmap_free(&s->tasks);
+    dheap_free(&s->timers);
     free(s);
 }
 
 uint64_t flow_state_next_deadline(const flow_state *s)
 {
-    uint64_t next = UINT64_MAX;
-    for (const flow_task *t = s->task_head; t; t = t->next) {
-        if (t->deadline && !flow__terminal(t->state) && t->deadline < next) {
-            next = t->deadline;
-        }
-    }
-    for (const flow_swarm *sw = s->swarm_head; sw; sw = sw->next) {
-        uint64_t b = flow_breaker_deadline(&sw->cb);
-        if (b < next) {
-            next = b;
-        }
-        for (int r = 0; r < FLOW_ROLES; r++) {
-            if (flow__role_count(sw, r) <= sw->cfg.pool_min[r]) {
-                continue;
-            }
-            for (size_t i = 0; i < sw->nagents; i++) {
-                const flow_agent *a = sw->agents[i];
-                uint64_t at = a->idle_since + sw->cfg.idle_timeout_ms;
-                if (a->role == r && !a->draining && a->nheld == 0 && at < next) {
-                    next = at;
-                }
-            }
-        }
-    }
-    return next;
+    return dheap_min(&s->timers);
 }
 
 uint64_t flow_state_now(const flow_state *s)
@@ -1423,28 +1516,28 @@ uint64_t flow_state_applied(const flow_state *s)
 
 const flow_task *flow_state_task(const flow_state *s, const char *task)
 {
-    return flow_map_get(&s->tasks, task);
+    return flow_hget(&s->tasks, task);
 }
 
 const flow_agent *flow_state_agent(const flow_state *s, const char *agent)
 {
-    return flow_map_get(&s->agents, agent);
+    return flow_hget(&s->agents, agent);
 }
 
 bool flow_state_has_swarm(const flow_state *s, const char *swarm)
 {
-    return flow_map_get(&s->swarms, swarm) != NULL;
+    return flow_hget(&s->swarms, swarm) != NULL;
 }
 
 const flow_swarm_config *flow_state_swarm_config(const flow_state *s, const char *swarm)
 {
-    const flow_swarm *sw = flow_map_get(&s->swarms, swarm);
+    const flow_swarm *sw = flow_hget(&s->swarms, swarm);
     return sw ? &sw->cfg : NULL;
 }
 
 size_t flow_state_swarm_agents(const flow_state *s, const char *swarm, const char **ids, size_t cap)
 {
-    const flow_swarm *sw = flow_map_get(&s->swarms, swarm);
+    const flow_swarm *sw = flow_hget(&s->swarms, swarm);
     if (sw == NULL) {
         return 0;
     }
@@ -1465,6 +1558,10 @@ const char *flow_task_get_swarm(const flow_task *t)
 const char *flow_task_get_agent(const flow_task *t)
 {
     return t->agent;
+}
+const char *flow_task_get_trace_id(const flow_task *t)
+{
+    return t->trace_id;
 }
 int flow_task_get_retries(const flow_task *t)
 {

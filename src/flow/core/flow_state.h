@@ -26,10 +26,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "base/hmap.h"
 #include "flow/core/flow_breaker.h"
 #include "flow/core/flow_lb.h"
-#include "flow/core/flow_map.h"
 #include "flow/core/flow_queue.h"
 #include "macula/flow.h"
 
@@ -217,6 +218,20 @@ uint64_t flow_state_now(const flow_state *s);
 /* Commands applied so far (the log index the state reflects). */
 uint64_t flow_state_applied(const flow_state *s);
 
+/* ---- statistics (for the observers' /metrics and /health) -------------------------------- */
+typedef struct flow_swarm_stats {
+    const char *id;
+    flow_topology topology;
+    size_t tasks[6];            /* tasks by flow_task_state (those the state still keeps) */
+    size_t queued[3];           /* pending tasks in the queues, by priority */
+    size_t agents[3];           /* agents by flow_agent_state */
+    flow_cb_state breaker;      /* the breaker's state */
+    uint64_t ended_total[3];    /* completed / failed / cancelled since creation (monotonic) */
+} flow_swarm_stats;
+/* Calls fn for each swarm, in creation order. */
+void flow_state_each_swarm(const flow_state *s, void (*fn)(const flow_swarm_stats *st, void *user),
+                           void *user);
+
 /* ---- queries (JSON views for the API; NULL if not found) -------------------------------- */
 json_t *flow_state_swarm_json(const flow_state *s, const char *swarm);
 json_t *flow_state_swarm_list(const flow_state *s);
@@ -236,6 +251,7 @@ bool flow_state_has_swarm(const flow_state *s, const char *swarm);
 flow_task_state flow_task_get_state(const flow_task *t);
 const char *flow_task_get_swarm(const flow_task *t);
 const char *flow_task_get_agent(const flow_task *t);
+const char *flow_task_get_trace_id(const flow_task *t);
 int flow_task_get_retries(const flow_task *t);
 const char *flow_agent_get_swarm(const flow_agent *a);
 int flow_agent_get_role(const flow_agent *a);
@@ -259,5 +275,19 @@ int flow_task_state_parse(const char *s);
 const char *flow_agent_state_name(flow_agent_state s);
 /* true for a valid id: 1..63 bytes of [A-Za-z0-9._:-] */
 bool flow_id_valid(const char *s);
+
+/* String-keyed use of an hmap (the key is a NUL-terminated id that lives in the value). */
+static inline void *flow_hget(const hmap *m, const char *id)
+{
+    return id ? hmap_get(m, id, strlen(id)) : NULL;
+}
+static inline int flow_hput(hmap *m, const char *id, void *val)
+{
+    return hmap_put(m, id, strlen(id), val, NULL);
+}
+static inline void *flow_hdel(hmap *m, const char *id)
+{
+    return hmap_del(m, id, strlen(id));
+}
 
 #endif

@@ -5,10 +5,29 @@
 #ifndef MACULA_FLOW_STATE_INT_H
 #define MACULA_FLOW_STATE_INT_H
 
+#include "base/dheap.h"
+#include "base/errmsg.h"
 #include "flow/core/flow_state.h"
 
 #define FLOW_HOLD_MAX (FLOW_MAX_CAPACITY + FLOW_MAX_PREFETCH)
 #define FLOW_SWARM_QUEUE 3 /* queue index of the swarm queue; 0..2 are hierarchical teams */
+
+/* A timer of the state (task deadline, idle agent, open breaker) in the state's deadline heap.
+ * The heap only indexes what the records already say (no timer is part of a snapshot): a
+ * record's timer is queued exactly while its condition holds (see flow__timers_*), so
+ * flow_state_next_deadline is the heap's minimum and a tick pops only what is due. */
+typedef enum flow_timer_kind {
+    FLOW_TM_DEADLINE = 0, /* a task that has not ended has a deadline */
+    FLOW_TM_IDLE,         /* an idle agent whose role has more than its pool minimum */
+    FLOW_TM_BREAKER,      /* a swarm's open breaker */
+} flow_timer_kind;
+
+typedef struct flow_timer {
+    dheap_node node;
+    flow_timer_kind kind;
+    void *owner;  /* the flow_task, flow_agent or flow_swarm */
+    uint64_t seq; /* the owner's seq: due timers are handled in (deadline, seq) order */
+} flow_timer;
 
 struct flow_task {
     char id[FLOW_ID_MAX];
@@ -36,7 +55,8 @@ struct flow_task {
     bool ran;          /* a RUN was emitted for the current hold */
     bool ring_wait;    /* ring: waiting for the agent of its next stage */
     uint64_t seq;      /* submission order */
-    flow_qnode qn;     /* queue link (must stay last-but-one for container_of use) */
+    flow_qnode qn;     /* queue link */
+    flow_timer tm;     /* deadline */
     struct flow_task *prev, *next; /* all tasks, submission order */
 };
 
@@ -54,6 +74,7 @@ struct flow_agent {
     flow_task *held[FLOW_HOLD_MAX];
     int nheld;
     uint64_t completed, failed;
+    flow_timer tm; /* idle timeout */
 };
 
 struct flow_swarm {
@@ -70,11 +91,14 @@ struct flow_swarm {
     flow_task **ring_wait;    /* ring: FIFO of tasks between stages */
     size_t nring, capring;
     size_t count[6];                /* tasks by state */
+    uint64_t ended_total[3];        /* tasks that reached completed / failed / cancelled */
+    flow_timer tm;                  /* breaker half-open time */
     struct flow_swarm *prev, *next; /* creation order */
 };
 
 struct flow_state {
-    flow_map swarms, agents, tasks;
+    hmap swarms, agents, tasks; /* id -> record (keys are the records' id fields) */
+    dheap timers;               /* flow_timer nodes */
     flow_swarm *swarm_head, *swarm_tail;
     flow_task *task_head, *task_tail;
     uint64_t now;
@@ -83,6 +107,9 @@ struct flow_state {
 };
 
 #define FLOW_TASK_OF(node) ((flow_task *)((char *)(node)-offsetof(flow_task, qn)))
+
+/* Fills a refusal message (err may be NULL). */
+#define flow__err(err, errsize, ...) ((void)errmsg_fail((err), (errsize), 0, __VA_ARGS__))
 
 /* Shared helpers (flow_state.c) used by restore. */
 flow_swarm *flow__swarm_new(const char *id, flow_topology topo, const flow_swarm_config *cfg);
@@ -95,5 +122,10 @@ int flow__ring_push(flow_swarm *sw, flow_task *t);
 void flow__queue_task(flow_swarm *sw, flow_task *t); /* into its queue by t->team */
 int flow__task_add_dependent(flow_task *t, const char *dep);
 void flow__swarm_config_copy(flow_swarm_config *dst, const flow_swarm_config *src);
+void flow__agent_link(flow_state *s, flow_agent *a); /* into the index; timer initialised */
+/* Brings the timers of a record in line with its state (queues, moves or drops them). */
+void flow__timers_task(flow_state *s, flow_task *t);
+void flow__timers_role(flow_state *s, flow_swarm *sw, int role);
+void flow__timers_breaker(flow_state *s, flow_swarm *sw);
 
 #endif

@@ -129,19 +129,6 @@ const char *flow_strerror(int err)
     }
 }
 
-static void flow__jerr(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void flow__jerr(char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err == NULL || errsize == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- bounded readers --------------------------------------------------------------------- */
 
 /* Reads an integer member into *out when present; range-checked. */
@@ -153,7 +140,7 @@ static int flow__get_int(const json_t *o, const char *key, long long lo, long lo
         return 1;
     }
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        flow__jerr(err, errsize, "%s must be an integer from %lld to %lld", key, lo, hi);
+        flow__err(err, errsize, "%s must be an integer from %lld to %lld", key, lo, hi);
         return FLOW_EINVAL;
     }
     *out = json_integer_value(v);
@@ -169,7 +156,7 @@ static int flow__get_id(const json_t *o, const char *key, bool required, char ou
         return 0;
     }
     if (!json_is_string(v) || !flow_id_valid(json_string_value(v))) {
-        flow__jerr(err, errsize, "%s must be an id of 1..63 characters [A-Za-z0-9._:-]", key);
+        flow__err(err, errsize, "%s must be an id of 1..63 characters [A-Za-z0-9._:-]", key);
         return FLOW_EINVAL;
     }
     snprintf(out, FLOW_ID_MAX, "%s", json_string_value(v));
@@ -215,7 +202,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
         return 0;
     }
     if (!json_is_object(j)) {
-        flow__jerr(err, errsize, "config must be an object");
+        flow__err(err, errsize, "config must be an object");
         return FLOW_EINVAL;
     }
     static const char *const known[] = {
@@ -227,7 +214,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     json_object_foreach((json_t *)j, key, val)
     {
         if (flow__lookup(known, (int)(sizeof known / sizeof known[0]), key) < 0) {
-            flow__jerr(err, errsize, "unknown config key %.64s", key);
+            flow__err(err, errsize, "unknown config key %.64s", key);
             return FLOW_EINVAL;
         }
     }
@@ -254,7 +241,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
             continue;
         }
         if (!json_is_object(o)) {
-            flow__jerr(err, errsize, "%s must be an object of role: count", pools[p]);
+            flow__err(err, errsize, "%s must be an object of role: count", pools[p]);
             return FLOW_EINVAL;
         }
         json_object_foreach((json_t *)o, key, val)
@@ -262,8 +249,8 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
             int r = flow_role_parse(key);
             if (r < 0 || !json_is_integer(val) || json_integer_value(val) < 0 ||
                 json_integer_value(val) > 100) {
-                flow__jerr(err, errsize, "%s.%.32s must be a role with a count from 0 to 100",
-                           pools[p], key);
+                flow__err(err, errsize, "%s.%.32s must be a role with a count from 0 to 100",
+                          pools[p], key);
                 return FLOW_EINVAL;
             }
             (p == 0 ? c->pool_min : c->pool_max)[r] = (int)json_integer_value(val);
@@ -271,14 +258,14 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     }
     for (int r = 0; r < FLOW_ROLES; r++) {
         if (c->pool_min[r] > c->pool_max[r]) {
-            flow__jerr(err, errsize, "pool_min.%s exceeds pool_max", flow_role_name(r));
+            flow__err(err, errsize, "pool_min.%s exceeds pool_max", flow_role_name(r));
             return FLOW_EINVAL;
         }
     }
     const json_t *b = json_object_get(j, "retry_on_error");
     if (b) {
         if (!json_is_boolean(b)) {
-            flow__jerr(err, errsize, "retry_on_error must be a boolean");
+            flow__err(err, errsize, "retry_on_error must be a boolean");
             return FLOW_EINVAL;
         }
         c->retry_on_error = json_is_true(b);
@@ -287,7 +274,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     if (lb) {
         int s = json_is_string(lb) ? flow_lb_parse(json_string_value(lb)) : -1;
         if (s < 0) {
-            flow__jerr(err, errsize, "lb must be round_robin, least_conn or weighted");
+            flow__err(err, errsize, "lb must be round_robin, least_conn or weighted");
             return FLOW_EINVAL;
         }
         c->lb = (flow_lb_strategy)s;
@@ -295,14 +282,14 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     const json_t *w = json_object_get(j, "weights");
     if (w) {
         if (!json_is_array(w) || json_array_size(w) != 3) {
-            flow__jerr(err, errsize, "weights must be [high, normal, low]");
+            flow__err(err, errsize, "weights must be [high, normal, low]");
             return FLOW_EINVAL;
         }
         for (int i = 0; i < 3; i++) {
             const json_t *x = json_array_get(w, (size_t)i);
             if (!json_is_integer(x) || json_integer_value(x) < 1 ||
                 json_integer_value(x) > 1000000) {
-                flow__jerr(err, errsize, "weights must be integers from 1 to 1000000");
+                flow__err(err, errsize, "weights must be integers from 1 to 1000000");
                 return FLOW_EINVAL;
             }
             c->weights[i] = (int)json_integer_value(x);
@@ -311,7 +298,7 @@ int flow_swarm_config_from_json(flow_swarm_config *c, const json_t *j, char *err
     const json_t *ex = json_object_get(j, "executor");
     if (ex) {
         if (!json_is_object(ex) || !flow__size_ok(ex)) {
-            flow__jerr(err, errsize, "executor must be an object");
+            flow__err(err, errsize, "executor must be an object");
             return FLOW_EINVAL;
         }
         json_decref(c->executor);
@@ -437,7 +424,7 @@ static int flow__get_text(const json_t *o, const char *key, char *out, size_t ca
         return 0;
     }
     if (!json_is_string(v) || json_string_length(v) >= cap) {
-        flow__jerr(err, errsize, "%s must be a string shorter than %zu bytes", key, cap);
+        flow__err(err, errsize, "%s must be a string shorter than %zu bytes", key, cap);
         return FLOW_EINVAL;
     }
     snprintf(out, cap, "%s", json_string_value(v));
@@ -450,11 +437,11 @@ static int flow__get_role(const json_t *o, const char *key, bool allow_none, int
     const json_t *v = json_object_get(o, key);
     if (v == NULL) {
         *out = FLOW_ROLE_NONE;
-        return allow_none ? 0 : (flow__jerr(err, errsize, "%s is required", key), FLOW_EINVAL);
+        return allow_none ? 0 : (flow__err(err, errsize, "%s is required", key), FLOW_EINVAL);
     }
     int r = json_is_string(v) ? flow_role_parse(json_string_value(v)) : FLOW_ROLE_NONE - 1;
     if (r < FLOW_ROLE_NONE || (!allow_none && r == FLOW_ROLE_NONE)) {
-        flow__jerr(err, errsize, "%s must be worker, specialist or scout", key);
+        flow__err(err, errsize, "%s must be worker, specialist or scout", key);
         return FLOW_EINVAL;
     }
     *out = r;
@@ -493,7 +480,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
         const json_t *t = json_object_get(j, "topology");
         int topo = json_is_string(t) ? flow_topology_parse(json_string_value(t)) : -1;
         if (topo < 0) {
-            flow__jerr(err, errsize, "topology must be star, hierarchical, ring or mesh");
+            flow__err(err, errsize, "topology must be star, hierarchical, ring or mesh");
             return FLOW_EINVAL;
         }
         c->topology = (flow_topology)topo;
@@ -504,7 +491,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
             return rc;
         }
         if ((rc = flow__get_int(j, "count", 0, 100, &v, err, errsize)) != 0) {
-            return rc < 0 ? rc : (flow__jerr(err, errsize, "count is required"), FLOW_EINVAL);
+            return rc < 0 ? rc : (flow__err(err, errsize, "count is required"), FLOW_EINVAL);
         }
         c->count = (int)v;
         return 0;
@@ -523,7 +510,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
         c->pool = json_is_true(json_object_get(j, "pool"));
         const json_t *ex = json_object_get(j, "executor");
         if (ex && (!json_is_object(ex) || !flow__size_ok(ex))) {
-            flow__jerr(err, errsize, "executor must be an object");
+            flow__err(err, errsize, "executor must be an object");
             return FLOW_EINVAL;
         }
         c->executor = ex ? json_deep_copy(ex) : NULL;
@@ -540,7 +527,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
     case FLOW_CMD_TASK_COMPLETE: {
         const json_t *r = json_object_get(j, "result");
         if (r && !flow__size_ok(r)) {
-            flow__jerr(err, errsize, "result is larger than %d bytes", FLOW_MAX_INPUT);
+            flow__err(err, errsize, "result is larger than %d bytes", FLOW_MAX_INPUT);
             return FLOW_EINVAL;
         }
         c->result = r ? json_deep_copy(r) : NULL;
@@ -551,7 +538,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
         c->prio = p == NULL ? FLOW_PRIO_NORMAL
                             : (json_is_string(p) ? flow_prio_parse(json_string_value(p)) : -1);
         if (c->prio < 0) {
-            flow__jerr(err, errsize, "priority must be high, normal or low");
+            flow__err(err, errsize, "priority must be high, normal or low");
             return FLOW_EINVAL;
         }
         if ((rc = flow__get_role(j, "role", true, &c->role, err, errsize)) < 0) {
@@ -559,15 +546,15 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
         }
         const json_t *in = json_object_get(j, "input");
         if (in == NULL || !flow__size_ok(in)) {
-            flow__jerr(err, errsize, "input is required and at most %d bytes", FLOW_MAX_INPUT);
+            flow__err(err, errsize, "input is required and at most %d bytes", FLOW_MAX_INPUT);
             return FLOW_EINVAL;
         }
         c->input = json_deep_copy(in);
         const json_t *deps = json_object_get(j, "dependencies");
         if (deps) {
             if (!json_is_array(deps) || json_array_size(deps) > FLOW_MAX_DEPS) {
-                flow__jerr(err, errsize, "dependencies must be an array of at most %d ids",
-                           FLOW_MAX_DEPS);
+                flow__err(err, errsize, "dependencies must be an array of at most %d ids",
+                          FLOW_MAX_DEPS);
                 return FLOW_EINVAL;
             }
             size_t n = json_array_size(deps);
@@ -578,7 +565,7 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
             for (size_t i = 0; i < n; i++) {
                 const json_t *d = json_array_get(deps, i);
                 if (!json_is_string(d) || !flow_id_valid(json_string_value(d))) {
-                    flow__jerr(err, errsize, "dependencies[%zu] is not a task id", i);
+                    flow__err(err, errsize, "dependencies[%zu] is not a task id", i);
                     return FLOW_EINVAL;
                 }
                 snprintf(c->deps[i], FLOW_ID_MAX, "%s", json_string_value(d));
@@ -609,12 +596,12 @@ int flow_cmd_from_json(flow_cmd *c, const json_t *j, char *err, size_t errsize)
         }
     }
     if (!json_is_object(j) || type < 0) {
-        flow__jerr(err, errsize, "not a flow command (unknown \"cmd\")");
+        flow__err(err, errsize, "not a flow command (unknown \"cmd\")");
         return FLOW_EINVAL;
     }
     const json_t *now = json_object_get(j, "now");
     if (!json_is_integer(now) || json_integer_value(now) < 0) {
-        flow__jerr(err, errsize, "now must be a non-negative integer");
+        flow__err(err, errsize, "now must be a non-negative integer");
         return FLOW_EINVAL;
     }
     flow_cmd_init(c, (flow_cmd_type)type, (uint64_t)json_integer_value(now));
@@ -744,6 +731,34 @@ static const flow_agent *flow__team_lead(const flow_swarm *sw, int team)
     return NULL;
 }
 
+static void flow__swarm_stats(const flow_swarm *sw, flow_swarm_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->id = sw->id;
+    st->topology = sw->topology;
+    memcpy(st->tasks, sw->count, sizeof st->tasks);
+    memcpy(st->ended_total, sw->ended_total, sizeof st->ended_total);
+    for (int q = 0; q < 4; q++) {
+        for (int p = 0; p < 3; p++) {
+            st->queued[p] += sw->queue[q].count[p];
+        }
+    }
+    for (size_t i = 0; i < sw->nagents; i++) {
+        st->agents[flow_agent_get_state(sw->agents[i])]++;
+    }
+    st->breaker = sw->cb.state;
+}
+
+void flow_state_each_swarm(const flow_state *s, void (*fn)(const flow_swarm_stats *st, void *user),
+                           void *user)
+{
+    for (const flow_swarm *sw = s->swarm_head; sw; sw = sw->next) {
+        flow_swarm_stats st;
+        flow__swarm_stats(sw, &st);
+        fn(&st, user);
+    }
+}
+
 static json_t *flow__swarm_json(const flow_swarm *sw, bool full)
 {
     json_t *agents = json_array();
@@ -756,13 +771,11 @@ static json_t *flow__swarm_json(const flow_swarm *sw, bool full)
         json_object_set_new(tasks, flow_task_state_name((flow_task_state)st),
                             json_integer((json_int_t)sw->count[st]));
     }
+    flow_swarm_stats stats;
+    flow__swarm_stats(sw, &stats);
     json_t *depth = json_object();
     for (int p = 0; p < 3; p++) {
-        size_t n = 0;
-        for (int q = 0; q < 4; q++) {
-            n += sw->queue[q].count[p];
-        }
-        json_object_set_new(depth, flow_prio_name(p), json_integer((json_int_t)n));
+        json_object_set_new(depth, flow_prio_name(p), json_integer((json_int_t)stats.queued[p]));
     }
     json_t *o =
         json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:{s:s, s:i}}", "id", sw->id, "topology",
@@ -795,6 +808,10 @@ static json_t *flow__swarm_json(const flow_swarm *sw, bool full)
             json_array_append_new(ring, json_string(sw->ring_wait[i]->id));
         }
         json_object_set_new(o, "seq", json_integer((json_int_t)sw->seq));
+        json_object_set_new(o, "ended_total",
+                            json_pack("[I,I,I]", (json_int_t)sw->ended_total[0],
+                                      (json_int_t)sw->ended_total[1],
+                                      (json_int_t)sw->ended_total[2]));
         json_object_set_new(o, "lb_last", lb);
         json_object_set_new(o, "wrr", cur);
         json_object_set_new(o, "ring_wait", ring);
@@ -806,7 +823,7 @@ static json_t *flow__swarm_json(const flow_swarm *sw, bool full)
 
 json_t *flow_state_swarm_json(const flow_state *s, const char *swarm)
 {
-    const flow_swarm *sw = flow_map_get(&s->swarms, swarm);
+    const flow_swarm *sw = flow_hget(&s->swarms, swarm);
     return sw ? flow__swarm_json(sw, false) : NULL;
 }
 
@@ -821,7 +838,7 @@ json_t *flow_state_swarm_list(const flow_state *s)
 
 json_t *flow_state_agent_json(const flow_state *s, const char *agent)
 {
-    const flow_agent *a = flow_map_get(&s->agents, agent);
+    const flow_agent *a = flow_hget(&s->agents, agent);
     return a ? flow__agent_json(a, false) : NULL;
 }
 
@@ -843,7 +860,7 @@ json_t *flow_state_agent_list(const flow_state *s, const char *swarm, int role)
 
 json_t *flow_state_task_json(const flow_state *s, const char *task)
 {
-    const flow_task *t = flow_map_get(&s->tasks, task);
+    const flow_task *t = flow_hget(&s->tasks, task);
     return t ? flow__task_json(t, false) : NULL;
 }
 
@@ -862,24 +879,29 @@ json_t *flow_state_task_list(const flow_state *s, const char *swarm, int state, 
     return arr;
 }
 
+typedef struct flow_totals {
+    size_t tasks[6], depth[3], agents[3], cb[3], nswarms;
+} flow_totals;
+
+static void flow__add_totals(const flow_swarm_stats *st, void *user)
+{
+    flow_totals *x = user;
+    x->nswarms++;
+    for (int i = 0; i < 6; i++) {
+        x->tasks[i] += st->tasks[i];
+    }
+    for (int i = 0; i < 3; i++) {
+        x->depth[i] += st->queued[i];
+        x->agents[i] += st->agents[i];
+    }
+    x->cb[st->breaker]++;
+}
+
 json_t *flow_state_metrics(const flow_state *s)
 {
-    size_t tasks[6] = {0}, depth[3] = {0}, agents[3] = {0}, cb[3] = {0}, nswarms = 0;
-    for (const flow_swarm *sw = s->swarm_head; sw; sw = sw->next) {
-        nswarms++;
-        for (int st = 0; st < 6; st++) {
-            tasks[st] += sw->count[st];
-        }
-        for (int q = 0; q < 4; q++) {
-            for (int p = 0; p < 3; p++) {
-                depth[p] += sw->queue[q].count[p];
-            }
-        }
-        for (size_t i = 0; i < sw->nagents; i++) {
-            agents[flow_agent_get_state(sw->agents[i])]++;
-        }
-        cb[sw->cb.state]++;
-    }
+    flow_totals x = {0};
+    flow_state_each_swarm(s, flow__add_totals, &x);
+    size_t *tasks = x.tasks, *depth = x.depth, *agents = x.agents, *cb = x.cb, nswarms = x.nswarms;
     json_t *o = json_object();
     json_t *t = json_object(), *d = json_object(), *a = json_object(), *b = json_object();
     for (int i = 0; i < 6; i++) {
@@ -950,7 +972,7 @@ static int flow__restore_task(flow_state *s, const json_t *j, char *err, size_t 
     const json_t *x;
 #define FLOW_BAD(what)                                                                             \
     do {                                                                                           \
-        flow__jerr(err, errsize, "snapshot task: bad %s", what);                                   \
+        flow__err(err, errsize, "snapshot task: bad %s", what);                                    \
         flow__task_free(t);                                                                        \
         return FLOW_EINVAL;                                                                        \
     } while (0)
@@ -959,10 +981,10 @@ static int flow__restore_task(flow_state *s, const json_t *j, char *err, size_t 
         flow__get_id(j, "agent", false, t->agent, NULL, 0) != 0) {
         FLOW_BAD("ids");
     }
-    if (flow_map_get(&s->tasks, t->id)) {
+    if (flow_hget(&s->tasks, t->id)) {
         FLOW_BAD("duplicate id");
     }
-    flow_swarm *sw = flow_map_get(&s->swarms, t->swarm);
+    flow_swarm *sw = flow_hget(&s->swarms, t->swarm);
     x = json_object_get(j, "state");
     int st = json_is_string(x) ? flow_task_state_parse(json_string_value(x)) : -1;
     x = json_object_get(j, "priority");
@@ -1066,8 +1088,8 @@ static int flow__restore_task(flow_state *s, const json_t *j, char *err, size_t 
 static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t errsize)
 {
     char id[FLOW_ID_MAX];
-    if (flow__get_id(j, "id", true, id, NULL, 0) != 0 || flow_map_get(&s->swarms, id)) {
-        flow__jerr(err, errsize, "snapshot swarm: bad id");
+    if (flow__get_id(j, "id", true, id, NULL, 0) != 0 || flow_hget(&s->swarms, id)) {
+        flow__err(err, errsize, "snapshot swarm: bad id");
         return FLOW_EINVAL;
     }
     const json_t *x = json_object_get(j, "topology");
@@ -1077,7 +1099,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
     if (topo < 0 ||
         flow_swarm_config_from_json(&cfg, json_object_get(j, "config"), err, errsize) != 0) {
         flow_swarm_config_clear(&cfg);
-        flow__jerr(err, errsize, "snapshot swarm %s: bad topology or config", id);
+        flow__err(err, errsize, "snapshot swarm %s: bad topology or config", id);
         return FLOW_EINVAL;
     }
     flow_swarm *sw = flow__swarm_new(id, (flow_topology)topo, &cfg);
@@ -1096,7 +1118,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
         !flow__u64(b, "opened_at", &sw->cb.opened_at) || !flow__u64(j, "seq", &sw->seq) ||
         !json_is_array(lb) || json_array_size(lb) != 4 || !json_is_array(wrr) ||
         json_array_size(wrr) != 4 || !json_is_array(spawning) || json_array_size(spawning) != 3) {
-        flow__jerr(err, errsize, "snapshot swarm %s: bad scheduler state", id);
+        flow__err(err, errsize, "snapshot swarm %s: bad scheduler state", id);
         return FLOW_EINVAL;
     }
     sw->cb.state = (flow_cb_state)cbs;
@@ -1105,7 +1127,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
     for (int q = 0; q < 4; q++) {
         const json_t *l = json_array_get(lb, (size_t)q), *c = json_array_get(wrr, (size_t)q);
         if (!json_is_integer(l) || !json_is_array(c) || json_array_size(c) != 3) {
-            flow__jerr(err, errsize, "snapshot swarm %s: bad scheduler state", id);
+            flow__err(err, errsize, "snapshot swarm %s: bad scheduler state", id);
             return FLOW_EINVAL;
         }
         sw->lb[q].last_seq = (uint64_t)json_integer_value(l);
@@ -1116,9 +1138,19 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
     for (int r = 0; r < 3; r++) {
         sw->spawning[r] = (int)json_integer_value(json_array_get(spawning, (size_t)r));
     }
+    const json_t *ended = json_object_get(j, "ended_total");
+    for (size_t k = 0; k < 3; k++) {
+        const json_t *e = json_array_get(ended, k);
+        if (!json_is_array(ended) || json_array_size(ended) != 3 || !json_is_integer(e) ||
+            json_integer_value(e) < 0) {
+            flow__err(err, errsize, "snapshot swarm %s: bad ended_total", id);
+            return FLOW_EINVAL;
+        }
+        sw->ended_total[k] = (uint64_t)json_integer_value(e);
+    }
     const json_t *agents = json_object_get(j, "agents");
     if (!json_is_array(agents) || json_array_size(agents) > 300) {
-        flow__jerr(err, errsize, "snapshot swarm %s: bad agents", id);
+        flow__err(err, errsize, "snapshot swarm %s: bad agents", id);
         return FLOW_EINVAL;
     }
     for (size_t i = 0; i < json_array_size(agents); i++) {
@@ -1130,7 +1162,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
         int64_t w = 0, cap = 0, cur = 0;
         x = json_object_get(aj, "role");
         a->role = json_is_string(x) ? flow_role_parse(json_string_value(x)) : -2;
-        if (flow__get_id(aj, "id", true, a->id, NULL, 0) != 0 || flow_map_get(&s->agents, a->id) ||
+        if (flow__get_id(aj, "id", true, a->id, NULL, 0) != 0 || flow_hget(&s->agents, a->id) ||
             a->role < 0 || !flow__i64(aj, "weight", 1, 1000000, &w) ||
             !flow__i64(aj, "capacity", 1, FLOW_MAX_CAPACITY, &cap) ||
             !flow__i64(aj, "wrr_cur", INT64_MIN, INT64_MAX, &cur) ||
@@ -1140,7 +1172,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
             !json_is_array(json_object_get(aj, "tasks")) ||
             json_array_size(json_object_get(aj, "tasks")) > FLOW_HOLD_MAX) {
             free(a);
-            flow__jerr(err, errsize, "snapshot swarm %s: bad agent %zu", id, i);
+            flow__err(err, errsize, "snapshot swarm %s: bad agent %zu", id, i);
             return FLOW_EINVAL;
         }
         snprintf(a->swarm, sizeof a->swarm, "%s", id);
@@ -1154,7 +1186,7 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
             flow__agent_free(a);
             return FLOW_ENOMEM;
         }
-        flow_map_put(&s->agents, a->id, a);
+        flow__agent_link(s, a);
     }
     return 0;
 }
@@ -1162,16 +1194,16 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
 /* Second pass, once tasks exist: agents' held lists and ring waiters. */
 static int flow__restore_links(flow_state *s, const json_t *j, char *err, size_t errsize)
 {
-    flow_swarm *sw = flow_map_get(&s->swarms, json_string_value(json_object_get(j, "id")));
+    flow_swarm *sw = flow_hget(&s->swarms, json_string_value(json_object_get(j, "id")));
     const json_t *agents = json_object_get(j, "agents");
     for (size_t i = 0; i < json_array_size(agents); i++) {
         const json_t *held = json_object_get(json_array_get(agents, i), "tasks");
         flow_agent *a = sw->agents[i];
         for (size_t h = 0; h < json_array_size(held); h++) {
             const json_t *x = json_array_get(held, h);
-            flow_task *t = json_is_string(x) ? flow_map_get(&s->tasks, json_string_value(x)) : NULL;
+            flow_task *t = json_is_string(x) ? flow_hget(&s->tasks, json_string_value(x)) : NULL;
             if (t == NULL || strcmp(t->agent, a->id) != 0) {
-                flow__jerr(err, errsize, "snapshot agent %s holds an unknown task", a->id);
+                flow__err(err, errsize, "snapshot agent %s holds an unknown task", a->id);
                 return FLOW_EINVAL;
             }
             a->held[a->nheld++] = t;
@@ -1179,14 +1211,14 @@ static int flow__restore_links(flow_state *s, const json_t *j, char *err, size_t
     }
     const json_t *ring = json_object_get(j, "ring_wait");
     if (!json_is_array(ring)) {
-        flow__jerr(err, errsize, "snapshot swarm %s: bad ring_wait", sw->id);
+        flow__err(err, errsize, "snapshot swarm %s: bad ring_wait", sw->id);
         return FLOW_EINVAL;
     }
     for (size_t i = 0; i < json_array_size(ring); i++) {
         const json_t *x = json_array_get(ring, i);
-        flow_task *t = json_is_string(x) ? flow_map_get(&s->tasks, json_string_value(x)) : NULL;
+        flow_task *t = json_is_string(x) ? flow_hget(&s->tasks, json_string_value(x)) : NULL;
         if (t == NULL || t->state != FLOW_TASK_PENDING || t->ring_wait) {
-            flow__jerr(err, errsize, "snapshot swarm %s: bad ring waiter", sw->id);
+            flow__err(err, errsize, "snapshot swarm %s: bad ring waiter", sw->id);
             return FLOW_EINVAL;
         }
         flow__ring_push(sw, t);
@@ -1205,7 +1237,7 @@ flow_state *flow_state_restore(const json_t *snap, char *err, size_t errsize)
     if (!json_is_object(snap) || !json_is_integer(ver) || json_integer_value(ver) != 1 ||
         !json_is_array(swarms) || !json_is_array(tasks) || !flow__u64(snap, "now", &s->now) ||
         !flow__u64(snap, "applied", &s->applied) || !flow__u64(snap, "seq", &s->seq)) {
-        flow__jerr(err, errsize, "not a flow snapshot (version 1)");
+        flow__err(err, errsize, "not a flow snapshot (version 1)");
         flow_state_free(s);
         return NULL;
     }
@@ -1218,7 +1250,7 @@ flow_state *flow_state_restore(const json_t *snap, char *err, size_t errsize)
         rc = flow__restore_task(s, json_array_get(tasks, i), err, errsize);
         if (rc == 0) {
             if (s->task_tail->seq <= last) {
-                flow__jerr(err, errsize, "snapshot tasks out of order");
+                flow__err(err, errsize, "snapshot tasks out of order");
                 rc = FLOW_EINVAL;
             }
             last = s->task_tail->seq;
@@ -1229,19 +1261,29 @@ flow_state *flow_state_restore(const json_t *snap, char *err, size_t errsize)
     }
     /* every held task must be held by its agent */
     for (const flow_task *t = s->task_head; rc == 0 && t; t = t->next) {
-        const flow_agent *a = t->agent[0] ? flow_map_get(&s->agents, t->agent) : NULL;
+        const flow_agent *a = t->agent[0] ? flow_hget(&s->agents, t->agent) : NULL;
         bool found = false;
         for (int h = 0; a && h < a->nheld; h++) {
             found |= a->held[h] == t;
         }
         if (t->agent[0] && !found) {
-            flow__jerr(err, errsize, "snapshot task %s: holder does not hold it", t->id);
+            flow__err(err, errsize, "snapshot task %s: holder does not hold it", t->id);
             rc = FLOW_EINVAL;
         }
     }
     if (rc != 0) {
         flow_state_free(s);
         return NULL;
+    }
+    /* the timers follow from the records */
+    for (flow_task *t = s->task_head; t; t = t->next) {
+        flow__timers_task(s, t);
+    }
+    for (flow_swarm *sw = s->swarm_head; sw; sw = sw->next) {
+        flow__timers_breaker(s, sw);
+        for (int r = 0; r < FLOW_ROLES; r++) {
+            flow__timers_role(s, sw, r);
+        }
     }
     return s;
 }

@@ -118,10 +118,4 @@ static const sup_behaviour tr_behaviour = {
     .terminate = tr_terminate,
 };
 
-int flow_tracker_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                       sup_reason *why)
-{
-    (void)arg;
-    (void)extra;
-    return flow__start_named(rt, parent, &tr_behaviour, NULL, FLOW_N_TRACKER, out, why);
-}
+FLOW_NAMED_START(flow_tracker_start, tr_behaviour, FLOW_N_TRACKER)

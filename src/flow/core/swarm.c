@@ -65,9 +65,7 @@ static void sw_cast(sup_actor *self, void *state, const sup_msg *m)
             sw__spawn_failed(self, st, role, "out of memory");
             continue;
         }
-        char u[37];
-        flow__uuid(u);
-        snprintf(a->id, sizeof a->id, "agent-%.8s%.4s", u, u + 9);
+        flow__agent_id(a->id);
         snprintf(a->swarm, sizeof a->swarm, "%s", st->id);
         a->role = role;
         a->weight = a->capacity = 1;

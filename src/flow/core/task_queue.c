@@ -16,51 +16,42 @@ typedef struct tq_state {
     uint64_t submitted, refused;
 } tq_state;
 
-static void tq_call(sup_actor *self, void *state, const sup_msg *m)
+static void tq__submit(sup_actor *self, void *state, sup_from from, json_t *args)
 {
     tq_state *st = state;
     sup_rt *rt = sup_self_rt(self);
-    sup_from from = sup_msg_from(m);
-    if (m->tag != FLOW_TAG_REQ) {
+    const json_t *input = json_object_get(args, "input");
+    const char *swarm = json_string_value(json_object_get(args, "swarm"));
+    json_int_t dl = json_integer_value(json_object_get(args, "deadline_ms"));
+    if (input == NULL || swarm == NULL || dl < 0) {
+        st->refused++;
+        flow__reply_err(rt, from, FLOW_EINVAL, "task_submit needs a swarm and an input");
         return;
     }
-    json_t *req = flow__msg_json(m);
-    const char *op = json_string_value(json_object_get(req, "op"));
-    json_t *args = json_object_get(req, "args");
-    if (op == NULL || !json_is_object(args)) {
-        flow__reply_err(rt, from, FLOW_EINVAL, "request needs an op and args");
-    } else if (strcmp(op, "task_submit") == 0) {
-        const json_t *input = json_object_get(args, "input");
-        const char *swarm = json_string_value(json_object_get(args, "swarm"));
-        json_int_t dl = json_integer_value(json_object_get(args, "deadline_ms"));
-        if (input == NULL || swarm == NULL || dl < 0) {
-            st->refused++;
-            flow__reply_err(rt, from, FLOW_EINVAL, "task_submit needs a swarm and an input");
-        } else {
-            char id[37], trace[33];
-            flow__uuid(id);
-            flow__trace_id(trace);
-            const char *given = json_string_value(json_object_get(args, "trace_id"));
-            json_t *cmd =
-                json_pack("{s:s, s:i, s:s, s:s, s:O, s:s}", "cmd", "task_submit", "now", 0, "swarm",
-                          swarm, "task", id, "input", input, "trace_id", given ? given : trace);
-            static const char *const copy[] = {"priority", "role", "dependencies", "max_retries"};
-            for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
-                json_t *v = json_object_get(args, copy[i]);
-                if (v) {
-                    json_object_set(cmd, copy[i], v);
-                }
-            }
-            if (dl > 0) {
-                json_object_set_new(cmd, "deadline", json_integer((json_int_t)sup_rt_now(rt) + dl));
-            }
-            st->submitted++;
-            flow__forward(self, from, "apply", json_pack("{s:o}", "cmd", cmd));
+    char id[37], trace[33];
+    flow__uuid(id);
+    flow__trace_id(trace);
+    const char *given = json_string_value(json_object_get(args, "trace_id"));
+    json_t *cmd =
+        json_pack("{s:s, s:i, s:s, s:s, s:O, s:s}", "cmd", "task_submit", "now", 0, "swarm", swarm,
+                  "task", id, "input", input, "trace_id", given ? given : trace);
+    static const char *const copy[] = {"priority", "role", "dependencies", "max_retries"};
+    for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
+        json_t *v = json_object_get(args, copy[i]);
+        if (v) {
+            json_object_set(cmd, copy[i], v);
         }
-    } else {
-        flow__forward(self, from, op, json_incref(args));
     }
-    json_decref(req);
+    if (dl > 0) {
+        json_object_set_new(cmd, "deadline", json_integer((json_int_t)sup_rt_now(rt) + dl));
+    }
+    st->submitted++;
+    flow__forward(self, from, "apply", json_pack("{s:o}", "cmd", cmd));
+}
+
+static void tq_call(sup_actor *self, void *state, const sup_msg *m)
+{
+    flow__front_door(self, state, m, "task_submit", tq__submit);
 }
 
 static int tq_init(sup_actor *self, void *state, void *arg)
@@ -78,10 +69,4 @@ static const sup_behaviour tq_behaviour = {
     .handle_call = tq_call,
 };
 
-int flow_task_queue_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                          sup_reason *why)
-{
-    (void)arg;
-    (void)extra;
-    return flow__start_named(rt, parent, &tq_behaviour, NULL, FLOW_N_TASK_QUEUE, out, why);
-}
+FLOW_NAMED_START(flow_task_queue_start, tq_behaviour, FLOW_N_TASK_QUEUE)

@@ -65,10 +65,4 @@ static const sup_behaviour ch_behaviour = {
     .handle_call = ch_call,
 };
 
-int flow_chaos_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                     sup_reason *why)
-{
-    (void)arg;
-    (void)extra;
-    return flow__start_named(rt, parent, &ch_behaviour, NULL, FLOW_N_CHAOS, out, why);
-}
+FLOW_NAMED_START(flow_chaos_start, ch_behaviour, FLOW_N_CHAOS)

@@ -75,10 +75,4 @@ static const sup_behaviour cb_behaviour = {
     .terminate = cb_terminate,
 };
 
-int flow_breaker_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                       sup_reason *why)
-{
-    (void)arg;
-    (void)extra;
-    return flow__start_named(rt, parent, &cb_behaviour, NULL, FLOW_N_BREAKER, out, why);
-}
+FLOW_NAMED_START(flow_breaker_start, cb_behaviour, FLOW_N_BREAKER)

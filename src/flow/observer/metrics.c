@@ -1,24 +1,42 @@
 /*
  * flow/observer/metrics.c — erlmcp_flow_metrics: counts the flow's events by kind and keeps
- * the dispatch latency histogram (from the registry applying an assignment to the agent
- * reporting the start, in microseconds). State gauges (tasks by state, queue depth, agents,
- * breakers) come from the registry's "metrics"; flow_metrics() returns both.
+ * the dispatch latency histogram: from the registry applying a task's submission to applying
+ * its first assignment, measured on the monotonic clock when the events arrive (both come
+ * from the registry in apply order, so the delay of the casts cancels out). The histogram is
+ * published for /metrics (flow_metrics_prometheus); gauges (tasks by state, queue depth,
+ * agents, breakers) come from the registry's state. flow_metrics() returns both as JSON.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
-#include "flow/core/flow_map.h"
 #include "flow/flow_int.h"
 
-static const uint64_t mt_bounds[] = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000};
-#define MT_NB (sizeof mt_bounds / sizeof mt_bounds[0])
+const double flow_latency_bounds[FLOW_LAT_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+
+void flow_latency_observe(flow_latency *h, double seconds)
+{
+    int b = 0;
+    while (b < FLOW_LAT_BUCKETS && seconds > flow_latency_bounds[b]) {
+        b++;
+    }
+    h->bucket[b]++;
+    h->count++;
+    h->sum += seconds;
+}
+
+typedef struct mt_submitted {
+    char task[FLOW_ID_MAX]; /* the key */
+    uint64_t ns;            /* hrtime of the submission */
+} mt_submitted;
 
 typedef struct mt_state {
-    flow_map assigned; /* task → malloc'd uint64 hrtime (ns) */
-    json_t *events;    /* name → count */
-    uint64_t bucket[MT_NB + 1];
-    uint64_t count, sum_us;
+    hmap submitted; /* task → mt_submitted, until its first assignment or end */
+    json_t *events; /* name → count */
+    flow_latency lat;
 } mt_state;
 
 static void mt_cast(sup_actor *self, void *state, const sup_msg *m)
@@ -35,27 +53,23 @@ static void mt_cast(sup_actor *self, void *state, const sup_msg *m)
         json_int_t n = json_integer_value(json_object_get(st->events, name));
         json_object_set_new(st->events, name, json_integer(n + 1));
     }
-    if (name && task && strcmp(name, "task_assigned") == 0) {
-        uint64_t *t = flow_map_get(&st->assigned, task);
-        if (t == NULL && (t = malloc(sizeof *t)) != NULL) {
-            flow_map_put(&st->assigned, task, t);
-        }
+    if (name && task && strcmp(name, "task_accepted") == 0) {
+        mt_submitted *t = calloc(1, sizeof *t);
         if (t) {
-            *t = uv_hrtime();
+            snprintf(t->task, sizeof t->task, "%s", task);
+            t->ns = uv_hrtime();
+            void *old = NULL;
+            if (hmap_put(&st->submitted, t->task, strlen(t->task), t, &old) != 0) {
+                free(t);
+            }
+            free(old); /* the same task accepted twice: the newer submission counts */
         }
     } else if (name && task &&
-               (strcmp(name, "task_started") == 0 || strcmp(name, "task_completed") == 0 ||
+               (strcmp(name, "task_assigned") == 0 || strcmp(name, "task_completed") == 0 ||
                 strcmp(name, "task_failed") == 0 || strcmp(name, "task_cancelled") == 0)) {
-        uint64_t *t = flow_map_del(&st->assigned, task);
-        if (t && strcmp(name, "task_started") == 0) {
-            uint64_t us = (uv_hrtime() - *t) / 1000;
-            size_t b = 0;
-            while (b < MT_NB && us > mt_bounds[b]) {
-                b++;
-            }
-            st->bucket[b]++;
-            st->count++;
-            st->sum_us += us;
+        mt_submitted *t = flow_hdel(&st->submitted, task);
+        if (t && strcmp(name, "task_assigned") == 0) {
+            flow_latency_observe(&st->lat, (double)(uv_hrtime() - t->ns) / 1e9);
         }
         free(t);
     }
@@ -67,16 +81,16 @@ static void mt_call(sup_actor *self, void *state, const sup_msg *m)
     mt_state *st = state;
     json_t *h = json_array();
     uint64_t cum = 0;
-    for (size_t b = 0; b <= MT_NB; b++) {
-        cum += st->bucket[b];
-        json_array_append_new(
-            h, json_pack("{s:o, s:I}", "le",
-                         b < MT_NB ? json_integer((json_int_t)mt_bounds[b]) : json_string("+Inf"),
-                         "count", (json_int_t)cum));
+    for (int b = 0; b <= FLOW_LAT_BUCKETS; b++) {
+        cum += st->lat.bucket[b];
+        json_array_append_new(h, json_pack("{s:o, s:I}", "le",
+                                           b < FLOW_LAT_BUCKETS ? json_real(flow_latency_bounds[b])
+                                                                : json_string("+Inf"),
+                                           "count", (json_int_t)cum));
     }
     json_t *o =
-        json_pack("{s:O, s:{s:o, s:I, s:I}}", "events", st->events, "dispatch_latency_us",
-                  "buckets", h, "count", (json_int_t)st->count, "sum", (json_int_t)st->sum_us);
+        json_pack("{s:O, s:{s:o, s:I, s:f}}", "events", st->events, "dispatch_latency_seconds",
+                  "buckets", h, "count", (json_int_t)st->lat.count, "sum", st->lat.sum);
     flow__reply_ok(sup_self_rt(self), sup_msg_from(m), o);
 }
 
@@ -84,23 +98,19 @@ static int mt_init(sup_actor *self, void *state, void *arg)
 {
     (void)arg;
     mt_state *st = state;
-    flow_map_init(&st->assigned);
+    hmap_init(&st->submitted);
     st->events = json_object();
     sup_set_label(self, FLOW_N_METRICS);
+    flow_view_set(sup_self_rt(self), FLOW_VIEW_LATENCY, &st->lat);
     return 0;
 }
 
 static void mt_terminate(sup_actor *self, void *state, const sup_reason *reason)
 {
-    (void)self;
     (void)reason;
     mt_state *st = state;
-    for (size_t b = 0; b < st->assigned.nbuckets; b++) {
-        for (flow_map_entry *e = st->assigned.buckets[b]; e; e = e->next) {
-            free(e->value);
-        }
-    }
-    flow_map_free(&st->assigned);
+    flow_view_clear(sup_self_rt(self), FLOW_VIEW_LATENCY, &st->lat);
+    flow__hmap_free_values(&st->submitted, free);
     json_decref(st->events);
 }
 
@@ -113,10 +123,4 @@ static const sup_behaviour mt_behaviour = {
     .terminate = mt_terminate,
 };
 
-int flow_metrics_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                       sup_reason *why)
-{
-    (void)arg;
-    (void)extra;
-    return flow__start_named(rt, parent, &mt_behaviour, NULL, FLOW_N_METRICS, out, why);
-}
+FLOW_NAMED_START(flow_metrics_start, mt_behaviour, FLOW_N_METRICS)

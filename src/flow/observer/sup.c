@@ -3,20 +3,11 @@
 #include "flow/flow_int.h"
 
 static sup_child_spec ob_children[] = {
-    {.id = FLOW_N_OTEL, .start = flow_otel_start, .restart = SUP_PERMANENT, .shutdown_ms = 5000},
-    {.id = FLOW_N_METRICS,
-     .start = flow_metrics_start,
-     .restart = SUP_PERMANENT,
-     .shutdown_ms = 5000},
-    {.id = FLOW_N_HEALTH,
-     .start = flow_health_start,
-     .restart = SUP_PERMANENT,
-     .shutdown_ms = 5000},
-    {.id = FLOW_N_CHAOS, .start = flow_chaos_start, .restart = SUP_PERMANENT, .shutdown_ms = 5000},
-    {.id = FLOW_N_BREAKER,
-     .start = flow_breaker_start,
-     .restart = SUP_PERMANENT,
-     .shutdown_ms = 5000},
+    FLOW_WORKER(FLOW_N_OTEL, flow_otel_start),
+    FLOW_WORKER(FLOW_N_METRICS, flow_metrics_start),
+    FLOW_WORKER(FLOW_N_HEALTH, flow_health_start),
+    FLOW_WORKER(FLOW_N_CHAOS, flow_chaos_start),
+    FLOW_WORKER(FLOW_N_BREAKER, flow_breaker_start),
 };
 
 int flow_observer_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
@@ -24,12 +15,7 @@ int flow_observer_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, 
 {
     (void)arg;
     (void)extra;
-    sup_flags f = {SUP_ONE_FOR_ONE, 10, 60, SUP_AUTO_NEVER};
-    sup_sv_opts o = {.name = FLOW_N_OBSERVER_SUP};
-    int rc = sup_supervisor_start(rt, parent, &f, ob_children,
-                                  sizeof ob_children / sizeof ob_children[0], &o, out, why);
-    if (rc == 0) {
-        sup_register(rt, FLOW_N_OBSERVER_SUP, *out);
-    }
-    return rc;
+    return flow__sup_start(rt, parent, SUP_ONE_FOR_ONE, 10, ob_children,
+                           sizeof ob_children / sizeof ob_children[0], FLOW_N_OBSERVER_SUP, out,
+                           why);
 }
