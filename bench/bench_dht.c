@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../src/mesh/dht/dht_sim.h" /* bench targets see include/ only */
+#include "mesh/dht/dht_sim.h"
 
 typedef struct rec {
     uint32_t origin, handle, target;

@@ -134,7 +134,7 @@ int main(int argc, char **argv)
     m.find_node_reply.nodes = (wire_node_list){2, nodes, NULL};
     emit("find_node_reply", &m);
     MSG(WIRE_STORE);
-    m.store = (wire_store){B(node_a), {raw, sizeof raw}};
+    m.store = (wire_store){.key = B(node_a), .value = {raw, sizeof raw}};
     emit("store", &m);
     MSG(WIRE_FIND_VALUE);
     m.find_value.key = B(node_a);

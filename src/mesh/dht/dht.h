@@ -56,7 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../wire.h"
+#include "mesh/wire.h"
 
 #ifdef __cplusplus
 extern "C" {

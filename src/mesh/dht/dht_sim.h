@@ -19,7 +19,7 @@
 #define MACULA_MESH_DHT_SIM_H
 
 #include "dht.h"
-#include "../sim/netsim.h"
+#include "mesh/sim/netsim.h"
 
 #ifdef __cplusplus
 extern "C" {

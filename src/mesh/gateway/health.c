@@ -10,6 +10,8 @@
 #include "clients.h"
 #include "gateway.h"
 #include "http/server.h"
+#include "quic_server.h"
+#include "macula/flow.h"
 #include "macula/sup_supervisor.h"
 #include "macula/version.h"
 
@@ -102,6 +104,39 @@ static void metric_counter(buf *b, const char *name, const char *help, uint64_t 
             (unsigned long long)v);
 }
 
+static void metrics_quic(sup_rt *rt, buf *b)
+{
+    gw_quic_stats q;
+    if (!gw_quic_server_stats(rt, &q)) {
+        return;
+    }
+    bprintf(b,
+            "# HELP macula_quic_connections QUIC connections held (any state).\n"
+            "# TYPE macula_quic_connections gauge\n"
+            "macula_quic_connections %zu\n"
+            "# HELP macula_quic_handshakes_total Completed QUIC handshakes.\n"
+            "# TYPE macula_quic_handshakes_total counter\n"
+            "macula_quic_handshakes_total %llu\n"
+            "# HELP macula_quic_handshakes_failed_total QUIC handshakes that failed.\n"
+            "# TYPE macula_quic_handshakes_failed_total counter\n"
+            "macula_quic_handshakes_failed_total %llu\n"
+            "# HELP macula_quic_packets_total UDP packets by direction.\n"
+            "# TYPE macula_quic_packets_total counter\n"
+            "macula_quic_packets_total{direction=\"in\"} %llu\n"
+            "macula_quic_packets_total{direction=\"out\"} %llu\n"
+            "# HELP macula_quic_packets_dropped_total Packets dropped (unparseable, unknown "
+            "connection, refused).\n"
+            "# TYPE macula_quic_packets_dropped_total counter\n"
+            "macula_quic_packets_dropped_total %llu\n"
+            "# HELP macula_quic_ngtcp2_bytes Heap held by ngtcp2 for the connections.\n"
+            "# TYPE macula_quic_ngtcp2_bytes gauge\n"
+            "macula_quic_ngtcp2_bytes %zu\n",
+            q.connections, (unsigned long long)q.handshakes_ok,
+            (unsigned long long)q.handshakes_failed, (unsigned long long)q.packets_in,
+            (unsigned long long)q.packets_out, (unsigned long long)q.packets_dropped,
+            q.ngtcp2_bytes);
+}
+
 static void metrics_gateway(sup_rt *rt, buf *b)
 {
     gwc_stats s;
@@ -184,15 +219,20 @@ static int handle(void *user, const char *path, http_response *res)
         /* node_id is hex and realm is limited to [A-Za-z0-9._-] by the config: no escaping. */
         const char *q_id = h->cfg->node_id ? "\"" : "";
         const char *q_realm = h->cfg->realm ? "\"" : "";
+        json_t *fh = flow_health_json(h->rt); /* NULL when flow does not run here */
+        char *fs = fh ? json_dumps(fh, JSON_COMPACT) : NULL;
+        json_decref(fh);
         bprintf(&b,
                 "{\"status\":\"%s\",\"ready\":%s,\"uptime\":%.3f,\"version\":\"%s\","
                 "\"node_id\":%s%s%s,\"realm\":%s%s%s,\"clients\":%ld,"
-                "\"actors\":%zu,\"memory\":%zu}\n",
+                "\"actors\":%zu,\"memory\":%zu%s%s}\n",
                 ready ? "healthy" : "unhealthy", ready ? "true" : "false", uptime, MACULA_VERSION,
                 q_id, h->cfg->node_id ? h->cfg->node_id : "null", q_id, q_realm,
                 h->cfg->realm ? h->cfg->realm : "null", q_realm,
                 gw_clients_count(h->rt) < 0 ? 0 : gw_clients_count(h->rt),
-                sup_rt_actor_count(h->rt), sup_rt_memory(h->rt));
+                sup_rt_actor_count(h->rt), sup_rt_memory(h->rt), fs ? ",\"flow\":" : "",
+                fs ? fs : "");
+        free(fs);
         res->status = ready ? 200 : 503;
     } else if (strcmp(path, "/ready") == 0) {
         bprintf(&b, "{\"ready\":%s}\n", ready ? "true" : "false");
@@ -238,6 +278,12 @@ static int handle(void *user, const char *path, http_response *res)
             walk_sup(h->rt, root, &b);
         }
         metrics_gateway(h->rt, &b);
+        metrics_quic(h->rt, &b);
+        char *ft = flow_metrics_prometheus(h->rt); /* NULL when flow does not run here */
+        if (ft != NULL) {
+            bprintf(&b, "%s", ft);
+            free(ft);
+        }
     } else {
         bprintf(&b, "{\"error\":\"not found\"}\n");
         res->status = 404;
