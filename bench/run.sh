@@ -2,14 +2,19 @@
 # bench/run.sh — builds the Release tree (build-rel) if needed and runs the benchmarks,
 # each area printing its own markdown table. Timing lives here, never in the tests.
 #
-#   bench/run.sh            all areas (today: the runtime)
+#   bench/run.sh                    all areas
+#   BENCH_AREAS="quic" bench/run.sh  some areas (runtime quic)
 #   BENCH_RUNS=5 bench/run.sh
+#
+# It installs the peers it compares against (Debian packages: erlang-nox, mosquitto, openssl)
+# with scripts/setup.sh bench.
 #
 # Areas are functions sourced from bench/<area>.sh; add one by adding a file and a line below.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build-rel"
+"$root/scripts/setup.sh" bench
 
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMACULA_WERROR=ON >/dev/null
@@ -25,6 +30,18 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 
 # shellcheck source=bench/runtime.sh
 . "$root/bench/runtime.sh"
-echo
-echo "## Runtime"
-bench_runtime "$build"
+# shellcheck source=bench/quic.sh
+. "$root/bench/quic.sh"
+
+area() { [[ -z "${BENCH_AREAS:-}" || " $BENCH_AREAS " == *" $1 "* ]]; }
+
+if area runtime; then
+    echo
+    echo "## Runtime"
+    bench_runtime "$build"
+fi
+if area quic; then
+    echo
+    echo "## QUIC transport: ${BENCH_QUIC_CLIENTS:-10000} idle clients on one node"
+    bench_quic_area "$build" "${BENCH_QUIC_CLIENTS:-10000}"
+fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/setup.sh — installs the Debian packages macula needs that are missing.
-# Usage: scripts/setup.sh [build|test]   (test adds the tools the test suite uses)
+# Usage: scripts/setup.sh [build|test|bench]   (test: the tools the test suite uses;
+#        bench: the peers the benchmarks compare against)
 # Runs `apt-get update` once, and only when something is missing.
 set -euo pipefail
 
@@ -10,7 +11,13 @@ BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libmsgpuc
 TEST_PKGS=(libcmocka-dev erlang-nox clang libclang-rt-14-dev clang-tidy clang-format cppcheck
            procps curl prometheus openssl)
 
+# The peers bench/run.sh measures against, side by side.
+BENCH_PKGS=(erlang-nox mosquitto openssl)
+
 want=("${BUILD_PKGS[@]}")
+if [ "${1:-build}" = "bench" ]; then
+  want+=("${BENCH_PKGS[@]}")
+fi
 if [ "${1:-build}" = "test" ]; then
   want+=("${TEST_PKGS[@]}")
   # The MCP interop tests run the official TypeScript SDK (npm registry, pinned by
