@@ -1051,28 +1051,40 @@ static void api_terminate_child(sv *s, sup_actor *self, const sup_msg *m, const 
     job_begin(s, self, K_API_TERMINATE, list, 1);
 }
 
+/* restart_child / delete_child act on a static child that is not running: that child, or
+ * NULL with rep->rc saying why not (OTP's {error, simple_one_for_one | not_found |
+ * restarting | running}). */
+static sv_child *api_stopped_child(sv *s, const sv_req *rq, sv_rep *rep)
+{
+    if (is_simple(s)) {
+        rep->rc = SUP_ESIMPLE;
+        return NULL;
+    }
+    sv_child *c = find_id(s, rq->id);
+    if (c == NULL) {
+        rep->rc = SUP_ENOTFOUND;
+    } else if (c->restarting) {
+        rep->rc = SUP_ERESTARTING;
+    } else if (!sup_pid_is_null(c->pid)) {
+        rep->rc = SUP_ERUNNING;
+    } else {
+        return c;
+    }
+    return NULL;
+}
+
 static void api_restart_child(sv *s, sup_actor *self, const sup_msg *m, const sv_req *rq)
 {
     sv_rep rep = {0};
-    if (is_simple(s)) {
-        rep.rc = SUP_ESIMPLE;
-    } else {
-        sv_child *c = find_id(s, rq->id);
-        if (c == NULL) {
-            rep.rc = SUP_ENOTFOUND;
-        } else if (c->restarting) {
-            rep.rc = SUP_ERESTARTING;
-        } else if (!sup_pid_is_null(c->pid)) {
-            rep.rc = SUP_ERUNNING;
+    sv_child *c = api_stopped_child(s, rq, &rep);
+    if (c != NULL) {
+        sup_pid pid;
+        if (do_start(s, self, c, &pid, &rep.why) == 0) {
+            c->pid = pid;
+            rep.pid = pid;
+            emit(s, self, SUP_EV_START, c, pid, NULL);
         } else {
-            sup_pid pid;
-            if (do_start(s, self, c, &pid, &rep.why) == 0) {
-                c->pid = pid;
-                rep.pid = pid;
-                emit(s, self, SUP_EV_START, c, pid, NULL);
-            } else {
-                rep.rc = SUP_EINIT;
-            }
+            rep.rc = SUP_EINIT;
         }
     }
     reply(self, m, &rep);
@@ -1081,20 +1093,10 @@ static void api_restart_child(sv *s, sup_actor *self, const sup_msg *m, const sv
 static void api_delete_child(sv *s, sup_actor *self, const sup_msg *m, const sv_req *rq)
 {
     sv_rep rep = {0};
-    if (is_simple(s)) {
-        rep.rc = SUP_ESIMPLE;
-    } else {
-        sv_child *c = find_id(s, rq->id);
-        if (c == NULL) {
-            rep.rc = SUP_ENOTFOUND;
-        } else if (c->restarting) {
-            rep.rc = SUP_ERESTARTING;
-        } else if (!sup_pid_is_null(c->pid)) {
-            rep.rc = SUP_ERUNNING;
-        } else {
-            ids_remove(s, c);
-            child_free(c);
-        }
+    sv_child *c = api_stopped_child(s, rq, &rep);
+    if (c != NULL) {
+        ids_remove(s, c);
+        child_free(c);
     }
     reply(self, m, &rep);
 }
