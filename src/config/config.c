@@ -14,6 +14,7 @@
 #include <ini.h>
 
 #include "base/errmsg.h"
+#include "base/file.h"
 #include "mesh/identity.h"
 
 extern char **environ;
@@ -584,50 +585,13 @@ int macula_config_parse_ini(macula_config *cfg, const char *text, size_t len, co
 
 int macula_config_load_file(macula_config *cfg, const char *path, char *err, size_t errsize)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        return errmsg_fail(err, errsize, MACULA_CONFIG_EIO, "%s: cannot open the config file: %s",
-                           path, strerror(errno));
+    unsigned char *buf;
+    size_t len;
+    int rc = file_read_bounded(path, MACULA_CONFIG_MAX_FILE, &buf, &len, NULL, err, errsize);
+    if (rc != FILE_OK) {
+        return rc == FILE_ETOOBIG ? MACULA_CONFIG_EINVAL : MACULA_CONFIG_EIO;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return errmsg_fail(err, errsize, MACULA_CONFIG_EIO, "%s: not a regular file", path);
-    }
-    if (st.st_size > (off_t)MACULA_CONFIG_MAX_FILE) {
-        close(fd);
-        return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
-                           "%s: %lld bytes, larger than the limit of %u bytes", path,
-                           (long long)st.st_size, MACULA_CONFIG_MAX_FILE);
-    }
-    size_t cap = (size_t)st.st_size + 1;
-    char *buf = malloc(cap);
-    if (buf == NULL) {
-        close(fd);
-        return errmsg_fail(err, errsize, MACULA_CONFIG_EIO, "%s: out of memory", path);
-    }
-    size_t len = 0;
-    while (len < cap) {
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            if (n < 0) {
-                int e = errno;
-                free(buf);
-                close(fd);
-                return errmsg_fail(err, errsize, MACULA_CONFIG_EIO, "%s: read: %s", path,
-                                   strerror(e));
-            }
-            break;
-        }
-        len += (size_t)n;
-    }
-    close(fd);
-    int rc = len == cap ? errmsg_fail(err, errsize, MACULA_CONFIG_EIO,
-                                      "%s: the file changed while read", path)
-                        : macula_config_parse_ini(cfg, buf, len, path, err, errsize);
+    rc = macula_config_parse_ini(cfg, (const char *)buf, len, path, err, errsize);
     free(buf);
     if (rc == MACULA_CONFIG_OK) {
         snprintf(cfg->config_file, sizeof cfg->config_file, "%s", path);

@@ -17,6 +17,7 @@
 #include <gnutls/crypto.h>
 
 #include "base/errmsg.h"
+#include "base/file.h"
 
 #define IDENTITY__MAX_CHAIN 16 /* certificates in one file */
 #define IDENTITY__RETRIES 4    /* load/create rounds when another process writes meanwhile */
@@ -115,66 +116,20 @@ static int identity__read(const char *path, gnutls_datum_t *out, mode_t *mode, c
 {
     out->data = NULL;
     out->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: cannot open: %s", path,
-                           strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: not a regular file", path);
-    }
-    if (st.st_size > (off_t)IDENTITY_MAX_FILE) {
-        close(fd);
-        return errmsg_fail(err, errsize, IDENTITY_EPARSE,
-                           "%s: %lld bytes, larger than the limit of %u bytes", path,
-                           (long long)st.st_size, IDENTITY_MAX_FILE);
-    }
-    /* One byte more than the size, to notice a file that grew since fstat. */
-    size_t cap = (size_t)st.st_size + 1;
-    unsigned char *buf = malloc(cap + 1);
-    if (buf == NULL) {
-        close(fd);
-        return errmsg_fail(err, errsize, IDENTITY_ENOMEM, "%s: out of memory", path);
-    }
-    size_t len = 0;
-    while (len < cap) {
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: read: %s", path, strerror(e));
-        }
-        if (n == 0) {
-            break;
-        }
-        len += (size_t)n;
-    }
-    close(fd);
-    if (len == cap) {
-        free(buf);
-        return errmsg_fail(err, errsize, IDENTITY_EIO, "%s: the file changed while read", path);
+    unsigned char *buf;
+    size_t len;
+    int rc = file_read_bounded(path, IDENTITY_MAX_FILE, &buf, &len, mode, err, errsize);
+    if (rc != FILE_OK) {
+        return rc == FILE_ETOOBIG  ? IDENTITY_EPARSE
+               : rc == FILE_ENOMEM ? IDENTITY_ENOMEM
+                                   : IDENTITY_EIO;
     }
     if (len == 0) {
         free(buf);
         return errmsg_fail(err, errsize, IDENTITY_EPARSE, "%s: empty file", path);
     }
-    buf[len] = '\0';
     out->data = buf;
     out->size = (unsigned)len;
-    if (mode != NULL) {
-        *mode = st.st_mode;
-    }
     return IDENTITY_OK;
 }
 
