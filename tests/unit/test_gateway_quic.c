@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -277,10 +279,89 @@ static void test_gateway_over_quic(void **state)
     wait_for(w, &e.closed);
 }
 
+/* ---- the same against a real `macula node` process ------------------------------------ */
+
+/* Starts MACULA_BIN node with a private HOME, QUIC and health on free ports and the given
+ * extra flag; returns its pid and the bound QUIC port read from the banner. */
+static pid_t start_node(world *w, const char *flag, const char *value, uint16_t *port)
+{
+    const char *bin = getenv("MACULA_BIN");
+    assert_non_null(bin);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char home[128];
+        snprintf(home, sizeof home, "%s/home", w->dir);
+        setenv("HOME", home, 1);
+        setenv("MACULA_REALM", REALM, 1);
+        setenv("MACULA_QUIC_PORT", "0", 1);
+        setenv("HEALTH_PORT", "0", 1);
+        setenv("MACULA_HEALTH_ADDR", "127.0.0.1", 1);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(bin, bin, "node", flag, value, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *out = fdopen(fds[0], "r");
+    char line[4096];
+    unsigned p = 0;
+    while (p == 0 && fgets(line, sizeof line, out) != NULL) {
+        (void)sscanf(line, "  quic       udp 0.0.0.0:%u", &p); /* NOLINT(cert-err34-c) */
+    }
+    fclose(out); /* the node's later output goes to a closed pipe: SIGPIPE is ignored there */
+    assert_true(p > 0 && p < 65536);
+    *port = (uint16_t)p;
+    return pid;
+}
+
+static void test_node_process(void **state)
+{
+    (void)state;
+    world *w = W;
+    uint16_t port;
+    pid_t node = start_node(w, "--max-clients", "1", &port);
+    uint16_t inproc = w->port;
+    w->port = port;
+    cl a, b;
+    open_client(w, &a, 0, REALM);
+    wait_for(w, &a.ready);
+    /* the node's limit is 1: the second is refused */
+    open_client(w, &b, 1, REALM);
+    wait_for(w, &b.closed);
+    assert_int_equal(b.err, MESH_CLIENT_EREFUSED);
+    assert_string_equal(b.reason, "max_clients_reached");
+    /* garbage from a second connection: dropped with its error, the client still served */
+    raw r = {0};
+    quic_config qc = {.id = w->client_id[3],
+                      .cb = {.on_connected = raw_connected, .on_closed = raw_closed},
+                      .ctx = &r};
+    assert_int_equal(quic_endpoint_new(&w->loop, &qc, &r.ep), QUIC_OK);
+    quic_conn *rc = NULL;
+    assert_int_equal(quic_connect(r.ep, "127.0.0.1", port, NULL, NULL, &rc), QUIC_OK);
+    wait_for(w, &r.closed);
+    assert_string_equal(r.reason, "unsupported_version");
+    quic_endpoint_close(r.ep);
+    ping(&a);
+    wait_for(w, &a.ponged);
+    assert_false(a.closed);
+    mesh_client_close(a.c, "done");
+    wait_for(w, &a.closed);
+    w->port = inproc;
+    kill(node, SIGTERM);
+    int status = 0;
+    assert_int_equal(waitpid(node, &status, 0), node);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_gateway_over_quic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_process, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
