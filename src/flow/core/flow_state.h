@@ -222,11 +222,11 @@ uint64_t flow_state_applied(const flow_state *s);
 typedef struct flow_swarm_stats {
     const char *id;
     flow_topology topology;
-    size_t tasks[6];            /* tasks by flow_task_state (those the state still keeps) */
-    size_t queued[3];           /* pending tasks in the queues, by priority */
-    size_t agents[3];           /* agents by flow_agent_state */
-    flow_cb_state breaker;      /* the breaker's state */
-    uint64_t ended_total[3];    /* completed / failed / cancelled since creation (monotonic) */
+    size_t tasks[6];         /* tasks by flow_task_state (those the state still keeps) */
+    size_t queued[3];        /* pending tasks in the queues, by priority */
+    size_t agents[3];        /* agents by flow_agent_state */
+    flow_cb_state breaker;   /* the breaker's state */
+    uint64_t ended_total[3]; /* completed / failed / cancelled since creation (monotonic) */
 } flow_swarm_stats;
 /* Calls fn for each swarm, in creation order. */
 void flow_state_each_swarm(const flow_state *s, void (*fn)(const flow_swarm_stats *st, void *user),
