@@ -216,7 +216,7 @@ int cli_dht(int argc, char **argv)
         } else if ((strcmp(a, "--ttl") == 0 || strcmp(a, "--timeout") == 0) && has_val) {
             char *e;
             long n = strtol(argv[++i], &e, 10);
-            if (*e != '\0' || n < 1 || n > 86400 * 365) {
+            if (*e != '\0' || n < 1 || n > 86400L * 365) {
                 fprintf(stderr, "macula dht: %s wants a number of seconds\n", a);
                 return 2;
             }

@@ -295,7 +295,7 @@ static rs_pend *rs__pend_new(rs *s, rs_pend_kind kind, sup_from from)
 static void rs__json_reply(rs *s, sup_from to, int rc, const char *code, const char *text)
 {
     size_t tl = text ? strlen(text) : 0;
-    uint8_t *buf = malloc(sizeof(rs_json_rep) + tl);
+    uint8_t *buf = malloc(sizeof(rs_json_rep) + tl + 1);
     if (buf == NULL) {
         sup_reply(s->rt, to, NULL, 0);
         return;
@@ -303,8 +303,8 @@ static void rs__json_reply(rs *s, sup_from to, int rc, const char *code, const c
     rs_json_rep rep = {.rc = rc};
     snprintf(rep.code, sizeof rep.code, "%s", code ? code : "");
     memcpy(buf, &rep, sizeof rep);
-    if (tl > 0) {
-        memcpy(buf + sizeof rep, text, tl);
+    if (text != NULL) {
+        memcpy(buf + sizeof rep, text, tl + 1);
     }
     sup_reply(s->rt, to, buf, sizeof rep + tl);
     free(buf);
@@ -364,9 +364,9 @@ static void rs__event_get(rs *s, rs_pend *p, const dht_event *e)
         char *h = malloc(2u * e->values[i].len + 1);
         if (h != NULL) {
             for (uint32_t j = 0; j < e->values[i].len; j++) {
-                snprintf(h + 2 * j, 3, "%02x", e->values[i].p[j]);
+                snprintf(h + (size_t)2 * j, 3, "%02x", e->values[i].p[j]);
             }
-            h[2u * e->values[i].len] = '\0';
+            h[(size_t)2 * e->values[i].len] = '\0';
             json_array_append_new(hex, json_string(h));
             free(h);
         }
@@ -775,7 +775,7 @@ static void rs__json(rs *s, const sup_msg *m)
         why = "put wants {\"key\": ..., \"value\": \"TEXT\", \"ttl\": SECONDS}";
     } else if (put && jttl != NULL &&
                (!json_is_integer(jttl) || json_integer_value(jttl) < 0 ||
-                json_integer_value(jttl) > 86400 * 365)) {
+                json_integer_value(jttl) > 86400LL * 365)) {
         why = "ttl must be a number of seconds";
     }
     if (why != NULL) {
@@ -785,7 +785,7 @@ static void rs__json(rs *s, const sup_msg *m)
     }
     dht_id k;
     rs_pend *p = NULL;
-    int rc = dht_key(s->realm, strlen(s->realm), key, strlen(key), &k);
+    int rc = key != NULL ? dht_key(s->realm, strlen(s->realm), key, strlen(key), &k) : DHT_EINVAL;
     if (rc == DHT_OK) {
         p = rs__pend_new(s, put ? RS_P_JSON_PUT : RS_P_JSON_GET, from);
         rc = p == NULL ? DHT_EBUSY : DHT_OK;

@@ -79,7 +79,7 @@ static void bs_reg__publish(bs_registry *r, const bs_service *s, uint64_t ttl)
         dht_key(r->cfg->realm, strlen(r->cfg->realm), name, (size_t)n, &req.key) != DHT_OK) {
         return;
     }
-    uint8_t buf[sizeof req + 2 * DHT_ID_LEN + 1 + DHT_ADDR_MAX + 1];
+    uint8_t buf[sizeof req + (size_t)2 * DHT_ID_LEN + 1 + DHT_ADDR_MAX + 1];
     char hex[2 * DHT_ID_LEN + 1];
     dht_id id;
     memcpy(id.b, s->node_id, DHT_ID_LEN);

@@ -365,12 +365,14 @@ int mesh_pool_send(mesh_pool *p, const uint8_t *id, const char *addr, const uint
         p->st.dropped++;
         return MESH_POOL_EQUEUE;
     }
-    uint8_t *copy = malloc(len);
-    if (copy == NULL) {
+    mp_frame *q = &c->queue[c->nqueue];
+    q->p = malloc(len);
+    if (q->p == NULL) {
         return MESH_POOL_ENOMEM;
     }
-    memcpy(copy, frame, len);
-    c->queue[c->nqueue++] = (mp_frame){copy, len};
+    memcpy(q->p, frame, len);
+    q->len = len;
+    c->nqueue++;
     return MESH_POOL_OK;
 }
 
