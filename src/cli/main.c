@@ -14,6 +14,7 @@ static void usage(FILE *f)
             "  node [OPTIONS]    run a node (zero configuration; `macula node --help`)\n"
             "  id [OPTIONS]      print this node's ID (creating its identity if absent)\n"
             "  ping URL          CONNECT to a node over QUIC and measure round trips\n"
+            "  dht put|get|peers the DHT of a node (`macula dht --help`)\n"
             "  tree              print a running node's supervision tree\n"
             "  sup-run FILE      play a supervision scenario on a virtual clock\n"
             "  mcp-fixture       MCP server with test fixture tools (stdio, or --http PORT)\n"
@@ -40,6 +41,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "ping") == 0) {
         return cli_ping(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "dht") == 0) {
+        return cli_dht(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "tree") == 0) {
         return cli_tree(argc - 1, argv + 1);

@@ -292,6 +292,20 @@ int mesh_client_send(mesh_client *c, const wire_msg *m)
     return client__send_msg(c, m);
 }
 
+int mesh_client_send_frame(mesh_client *c, const uint8_t *frame, size_t len)
+{
+    wire_header h;
+    if (frame == NULL || wire_decode_header(frame, len, NULL, &h) != WIRE_OK ||
+        (size_t)h.payload_len + WIRE_HEADER_LEN != len) {
+        return MESH_CLIENT_EINVAL;
+    }
+    if (!c->ready || c->closed || c->qc == NULL) {
+        return MESH_CLIENT_ENOTREADY;
+    }
+    int rc = quic_stream_write(c->qc, c->sid, frame, len, false);
+    return rc == QUIC_OK ? MESH_CLIENT_OK : MESH_CLIENT_ETRANSPORT;
+}
+
 void mesh_client_close(mesh_client *c, const char *reason)
 {
     if (c->closed || c->qc == NULL) {

@@ -63,6 +63,10 @@ int mesh_client_open(uv_loop_t *loop, const identity *id, const char *url, const
 /* Sends one frame (after on_ready). */
 int mesh_client_send(mesh_client *c, const wire_msg *m);
 
+/* Sends one already encoded frame (header + payload, e.g. from dht_msg_encode) after on_ready.
+ * MESH_CLIENT_EINVAL if the bytes are not one whole frame of a known type. */
+int mesh_client_send_frame(mesh_client *c, const uint8_t *frame, size_t len);
+
 /* Sends DISCONNECT (when ready) and closes; on_closed follows with MESH_CLIENT_ECLOSED. */
 void mesh_client_close(mesh_client *c, const char *reason);
 

@@ -13,6 +13,11 @@ void mesh_root_config_defaults(mesh_root_config *cfg)
     cfg->period_s = 5;
     cfg->gateway.health.addr = "0.0.0.0";
     cfg->gateway.health.port = 8080;
+    rs_config_default(&cfg->routing);
+    cfg->routing.realm = GW_DEFAULT_REALM;
+    cfg->bootstrap.realm = GW_DEFAULT_REALM;
+    cfg->bootstrap.node_id = cfg->node_id;
+    cfg->bootstrap.peers = (const char(*)[BS_URL_MAX])cfg->peers;
 }
 
 void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf, const identity *id)
@@ -41,6 +46,26 @@ void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf, co
     core->ping_interval_ms = conf->ping_interval_ms;
     wire_limits_default(&core->limits);
     core->limits.max_frame_size = conf->max_frame_size;
+
+    if (id != NULL) {
+        memcpy(cfg->node_id, identity_node_id(id), IDENTITY_ID_LEN);
+    }
+    cfg->routing.id = id;
+    cfg->routing.realm = cfg->realm;
+    cfg->routing.dht.k = conf->dht_k < DHT_K_MAX ? conf->dht_k : DHT_K_MAX;
+    cfg->routing.dht.alpha =
+        conf->dht_alpha < cfg->routing.dht.k ? conf->dht_alpha : cfg->routing.dht.k;
+    cfg->routing.port = conf->quic_port;
+    cfg->bootstrap.realm = cfg->realm;
+    cfg->bootstrap.node_id = cfg->node_id;
+    cfg->bootstrap.health_interval_ms = conf->bootstrap_health_interval_ms;
+    size_t n = conf->bootstrap_peer_count < MACULA_CONFIG_MAX_PEERS ? conf->bootstrap_peer_count
+                                                                    : MACULA_CONFIG_MAX_PEERS;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(cfg->peers[i], sizeof cfg->peers[i], "%s", conf->bootstrap_peers[i]);
+    }
+    cfg->bootstrap.npeers = n;
+    cfg->bootstrap.peers = (const char(*)[BS_URL_MAX])cfg->peers;
 }
 
 int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason *why)
@@ -48,6 +73,18 @@ int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason 
     sup_flags flags = {SUP_ONE_FOR_ONE, cfg->intensity, cfg->period_s, SUP_AUTO_NEVER};
     sup_sv_opts opts = {.name = "macula_root"};
     sup_child_spec children[] = {
+        {.id = "macula_routing_server",
+         .start = rs_start,
+         .arg = &cfg->routing,
+         .restart = SUP_PERMANENT,
+         .shutdown_ms = 5000,
+         .type = SUP_WORKER},
+        {.id = "macula_bootstrap_system",
+         .start = bs_system_start,
+         .arg = &cfg->bootstrap,
+         .restart = SUP_PERMANENT,
+         .shutdown_ms = SUP_SHUTDOWN_INFINITY,
+         .type = SUP_SUPERVISOR},
         {.id = "macula_gateway_system",
          .start = gw_system_start,
          .arg = &cfg->gateway,
@@ -55,7 +92,8 @@ int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason 
          .shutdown_ms = SUP_SHUTDOWN_INFINITY,
          .type = SUP_SUPERVISOR},
     };
-    int rc = sup_supervisor_start(rt, SUP_NOPID, &flags, children, 1, &opts, out, why);
+    int rc = sup_supervisor_start(rt, SUP_NOPID, &flags, children,
+                                  sizeof children / sizeof *children, &opts, out, why);
     if (rc == 0) {
         sup_register(rt, "macula_root", *out);
     }

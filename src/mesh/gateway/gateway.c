@@ -9,16 +9,20 @@
 #include "clients.h"
 #include "diagnostics.h"
 #include "quic_server.h"
+#include "mesh/routing_server.h"
 #include "registry.h"
 
 #define GW_PENDING_MAX 64    /* diagnostics calls in flight; beyond, the core answers inline */
 #define GW_CALL_ID_MAX 64    /* longer call ids are answered inline too */
 #define GW_DIAG_TIMEOUT 5000 /* ms */
+#define GW_DHT_TIMEOUT 40000 /* ms: a DHT lookup is bounded by 30 s, its STOREs by 5 s more */
+#define GW_DHT_PREFIX "com.macula.dht."
 
 enum { GW_TICK = 1 };
 
 typedef struct gw_pending {
     uint64_t ref; /* 0: free */
+    bool dht;     /* a com.macula.dht.* call to the routing server */
     uint64_t conn;
     size_t call_id_len;
     uint8_t call_id[GW_CALL_ID_MAX];
@@ -80,22 +84,73 @@ static void gw__rearm(gw_gateway *g)
     }
 }
 
-/* The core's RPC hook: diagnostics go to the diagnostics actor when it runs. */
+static gw_pending *gw__pending_slot(gw_gateway *g)
+{
+    for (size_t i = 0; i < GW_PENDING_MAX; i++) {
+        if (g->pending[i].ref == 0) {
+            return &g->pending[i];
+        }
+    }
+    return NULL;
+}
+
+static void gw__pending_fill(gw_pending *slot, uint64_t ref, uint64_t conn, bool is_dht,
+                             const wire_call *call)
+{
+    slot->ref = ref;
+    slot->conn = conn;
+    slot->dht = is_dht;
+    slot->call_id_len = call->call_id.len;
+    if (call->call_id.len > 0) {
+        memcpy(slot->call_id, call->call_id.p, call->call_id.len);
+    }
+}
+
+/* com.macula.dht.* go to the routing server as "procedure\0args". */
+static int gw__dht_call(gw_gateway *g, uint64_t conn, const wire_call *call)
+{
+    sup_pid rs = sup_whereis(g->rt, "macula_routing_server");
+    gw_pending *slot = gw__pending_slot(g);
+    if (sup_pid_is_null(rs) || slot == NULL || call->procedure.len > 256) {
+        (void)gwc_reply_error(g->core, conn, call->call_id, slot == NULL ? "busy" : "no_handler",
+                              slot == NULL ? "too many calls in flight"
+                                           : "the routing server is not running");
+        return GWC_HOOK_TAKEN;
+    }
+    size_t len = call->procedure.len + 1 + call->args.len;
+    uint8_t *req = malloc(len);
+    if (req == NULL) {
+        return GWC_HOOK_PASS;
+    }
+    memcpy(req, call->procedure.p, call->procedure.len);
+    req[call->procedure.len] = '\0';
+    if (call->args.len > 0) {
+        memcpy(req + call->procedure.len + 1, call->args.p, call->args.len);
+    }
+    uint64_t ref = sup_call(g->self, rs, RS_JSON, req, len, GW_DHT_TIMEOUT);
+    free(req);
+    gw__pending_fill(slot, ref, conn, true, call);
+    return GWC_HOOK_TAKEN;
+}
+
+/* The core's RPC hook: diagnostics go to the diagnostics actor when it runs, the DHT's
+ * procedures to the routing server. */
 static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *call, uint64_t now)
 {
     (void)now;
     gw_gateway *g = user;
-    if (!gw_diag_is_procedure(call->procedure.p, call->procedure.len) ||
-        call->call_id.len > GW_CALL_ID_MAX) {
+    if (call->call_id.len > GW_CALL_ID_MAX) {
+        return GWC_HOOK_PASS;
+    }
+    size_t plen = strlen(GW_DHT_PREFIX);
+    if (call->procedure.len > plen && memcmp(call->procedure.p, GW_DHT_PREFIX, plen) == 0) {
+        return gw__dht_call(g, conn, call);
+    }
+    if (!gw_diag_is_procedure(call->procedure.p, call->procedure.len)) {
         return GWC_HOOK_PASS;
     }
     sup_pid diag = sup_whereis(g->rt, "macula_gateway_diagnostics");
-    gw_pending *slot = NULL;
-    for (size_t i = 0; i < GW_PENDING_MAX && slot == NULL; i++) {
-        if (g->pending[i].ref == 0) {
-            slot = &g->pending[i];
-        }
-    }
+    gw_pending *slot = gw__pending_slot(g);
     if (sup_pid_is_null(diag) || slot == NULL) {
         return GWC_HOOK_PASS;
     }
@@ -107,13 +162,69 @@ static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *
     }
     uint64_t ref = sup_call(g->self, diag, GW_DIAG_CALL, req, len, GW_DIAG_TIMEOUT);
     free(req);
-    slot->ref = ref;
-    slot->conn = conn;
-    slot->call_id_len = call->call_id.len;
-    if (call->call_id.len > 0) {
-        memcpy(slot->call_id, call->call_id.p, call->call_id.len);
-    }
+    gw__pending_fill(slot, ref, conn, false, call);
     return GWC_HOOK_TAKEN;
+}
+
+/* The core's frame hook: DHT frames go to the bootstrap server (which counts and checks them
+ * for the routing server), or straight to the routing server when it is not running. */
+static int gw__frame_hook(void *user, gwc *core, const gwc_peer *peer, const wire_frame *f,
+                          const wire_msg *m, uint64_t now)
+{
+    (void)core;
+    (void)now;
+    gw_gateway *g = user;
+    if (f->type < WIRE_FIND_NODE || f->type > WIRE_STORE_ACK) {
+        return GWC_HOOK_PASS;
+    }
+    sup_pid to = sup_whereis(g->rt, "macula_bootstrap_server");
+    if (sup_pid_is_null(to)) {
+        to = sup_whereis(g->rt, "macula_routing_server");
+    }
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    if (sup_pid_is_null(to) || wire_encode_alloc(m, &frame, &len) != WIRE_OK) {
+        return GWC_HOOK_PASS;
+    }
+    rs_frame_hdr h;
+    memset(&h, 0, sizeof h);
+    h.conn = peer->conn;
+    memcpy(h.node_id, peer->node_id, WIRE_NODE_ID_LEN);
+    snprintf(h.remote, sizeof h.remote, "%s", peer->remote ? peer->remote : "");
+    uint8_t *buf = malloc(sizeof h + len);
+    int rc = -1;
+    if (buf != NULL) {
+        memcpy(buf, &h, sizeof h);
+        memcpy(buf + sizeof h, frame, len);
+        rc = sup_send(g->rt, sup_self(g->self), to, RS_FRAME, buf, sizeof h + len);
+        free(buf);
+    }
+    free(frame);
+    return rc == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
+}
+
+static void gw__dht_reply(gw_gateway *g, gw_pending *p, const sup_msg *m)
+{
+    wire_bytes id = {p->call_id, p->call_id_len};
+    rs_json_rep rep;
+    if (m->status != 0 || m->len < sizeof rep) {
+        (void)gwc_reply_error(g->core, p->conn, id,
+                              m->status == SUP_ETIMEDOUT ? "timeout" : "handler_error",
+                              "the routing server did not answer");
+    } else {
+        memcpy(&rep, m->data, sizeof rep);
+        rep.code[sizeof rep.code - 1] = '\0';
+        const uint8_t *text = (const uint8_t *)m->data + sizeof rep;
+        size_t tl = m->len - sizeof rep;
+        if (rep.rc == 0) {
+            (void)gwc_reply(g->core, p->conn, id, text, tl);
+        } else {
+            char msg[200];
+            snprintf(msg, sizeof msg, "%.*s", (int)(tl < 199 ? tl : 199), (const char *)text);
+            (void)gwc_reply_error(g->core, p->conn, id, rep.code, msg);
+        }
+    }
+    p->ref = 0;
 }
 
 static void gw__diag_reply(gw_gateway *g, gw_pending *p, const sup_msg *m)
@@ -158,6 +269,7 @@ static int gw__init(sup_actor *self, void *state, void *arg)
         return -1;
     }
     gwc_set_call_hook(g->core, gw__call_hook, g);
+    gwc_set_frame_hook(g->core, gw__frame_hook, g);
     sup_register(g->rt, "macula_gateway", sup_self(self));
     gw_reg_set(g->rt, GW_REG_GATEWAY, g->core);
     sup_pid qs = sup_whereis(g->rt, "macula_gateway_quic_server");
@@ -201,6 +313,11 @@ static void gw__info(sup_actor *self, void *state, const sup_msg *m)
             memcpy(&conn, m->data, sizeof conn);
             (void)gwc_conn_data(g->core, conn, (const uint8_t *)m->data + sizeof conn,
                                 m->len - sizeof conn, now);
+        } else if (m->tag == GW_SEND_FRAME && m->len > sizeof(uint64_t)) {
+            uint64_t conn;
+            memcpy(&conn, m->data, sizeof conn);
+            (void)gwc_send_frame(g->core, conn, (const uint8_t *)m->data + sizeof conn,
+                                 m->len - sizeof conn);
         } else if (m->tag == GW_CONN_CLOSED && m->len == sizeof(uint64_t)) {
             uint64_t conn;
             memcpy(&conn, m->data, sizeof conn);
@@ -225,7 +342,11 @@ static void gw__info(sup_actor *self, void *state, const sup_msg *m)
         }
         for (size_t i = 0; i < GW_PENDING_MAX; i++) {
             if (g->pending[i].ref == m->ref) {
-                gw__diag_reply(g, &g->pending[i], m);
+                if (g->pending[i].dht) {
+                    gw__dht_reply(g, &g->pending[i], m);
+                } else {
+                    gw__diag_reply(g, &g->pending[i], m);
+                }
                 break;
             }
         }

@@ -11,7 +11,11 @@
  *
  * It runs the core's keepalive with one runtime timer armed at gwc_next_deadline, hands
  * com.macula.diagnostics.* CALLs to macula_gateway_diagnostics (an asynchronous call through
- * the core's RPC hook; when that actor is not there the core answers itself), and publishes
+ * the core's RPC hook; when that actor is not there the core answers itself) and
+ * com.macula.dht.* CALLs to macula_routing_server (RS_JSON; no_handler when it is not
+ * running), forwards DHT frames (FIND_NODE .. STORE_ACK) from connected clients through the
+ * core's frame hook to macula_bootstrap_server (or macula_routing_server when that is not
+ * running) as RS_FRAME messages, sends the frames GW_SEND_FRAME gives it, and publishes
  * its counters for /metrics (registry.h). When it ends (any reason) it sends DISCONNECT
  * shutdown to every connection and closes it through the transport, so a restarted gateway
  * never inherits connections it does not know.
@@ -58,6 +62,8 @@ enum {
     GW_CONN_CLOSED,          /* uint64_t conn */
     GW_CLIENTS_SYNC,         /* cast from macula_gateway_clients: resend every CLIENT_UP */
     GW_GATEWAY_STATS,        /* call: replies a gwc_stats */
+    GW_SEND_FRAME,           /* info: uint64_t conn, then one encoded frame for that client
+                                (the routing server's replies to DHT requests) */
 };
 typedef struct gw_conn_opened_msg {
     uint64_t conn;

@@ -58,6 +58,8 @@ struct gwc {
     gwc_stats stats;
     gwc_call_hook hook;
     void *hook_user;
+    gwc_frame_hook frame_hook;
+    void *frame_hook_user;
 };
 
 const char *gwc_strerror(int err)
@@ -683,6 +685,12 @@ static bool gwc__on_frame(gwc *g, gwc__conn *c, const wire_frame *f, uint64_t no
     }
     if (m.type == WIRE_CALL) {
         gwc__on_call(g, c, &m.call, now);
+        return true;
+    }
+    gwc_peer peer = {c->id, c->node_id, c->has_peer_id, c->remote};
+    if (g->frame_hook != NULL &&
+        g->frame_hook(g->frame_hook_user, g, &peer, f, &m, now) == GWC_HOOK_TAKEN) {
+        g->stats.frames_hooked++;
     } else {
         g->stats.frames_unhandled++;
     }
@@ -763,6 +771,39 @@ static gwc__conn *gwc__client(const gwc *g, uint64_t conn)
 {
     gwc__conn *c = gwc__find(g, conn);
     return c != NULL && c->connected ? c : NULL;
+}
+
+void gwc_set_frame_hook(gwc *g, gwc_frame_hook hook, void *user)
+{
+    g->frame_hook = hook;
+    g->frame_hook_user = user;
+}
+
+int gwc_send_frame(gwc *g, uint64_t conn, const uint8_t *frame, size_t len)
+{
+    gwc__queue_reset_if_drained(g);
+    wire_header h;
+    if (frame == NULL || wire_decode_header(frame, len, &g->cfg.limits, &h) != WIRE_OK ||
+        (size_t)h.payload_len + WIRE_HEADER_LEN != len) {
+        return GWC_EINVAL;
+    }
+    if (gwc__client(g, conn) == NULL) {
+        return GWC_ENOTFOUND;
+    }
+    size_t off = gwc__arena(g, len);
+    if (off == SIZE_MAX) {
+        return GWC_ENOMEM;
+    }
+    memcpy(g->arena + off, frame, len);
+    gwc__act *a = gwc__push(g, GWC_ACT_SEND, conn);
+    if (a == NULL) {
+        g->arena_len = off;
+        return GWC_ENOMEM;
+    }
+    a->data_off = off;
+    a->data_len = len;
+    g->stats.frames_out[h.type]++;
+    return GWC_OK;
 }
 
 int gwc_reply(gwc *g, uint64_t conn, wire_bytes call_id, const uint8_t *result, size_t len)

@@ -42,8 +42,10 @@
  *    realm_mismatch. Otherwise the call hook, if set, may take it (and answer later with
  *    gwc_reply / gwc_reply_error); if it passes, the core answers com.macula.diagnostics.*
  *    itself (gw_diag_call) and anything else with REPLY error no_handler.
- *  - Other frame types after CONNECT (pub/sub, DHT, CAST, REPLY, routes) are counted in
- *    stats.frames_unhandled and dropped until the layers that own them plug in.
+ *  - Other frame types after CONNECT (pub/sub, DHT, CAST, REPLY, routes) are offered to the
+ *    frame hook (gwc_set_frame_hook) when one is set; frames it passes (or all of them, when
+ *    none is set) are counted in stats.frames_unhandled and dropped. gwc_send_frame lets the
+ *    layer that took a frame answer on the same connection.
  *
  * Ownership: the core owns everything it allocates (connections, readers, the action queue)
  * and releases it in gwc_free. Bytes of an action are valid until the next event call, the
@@ -157,6 +159,7 @@ typedef struct gwc_stats {
     uint64_t disconnects_in;                      /* DISCONNECTs received */
     uint64_t replaced;         /* connections replaced by a newer one of the same node */
     uint64_t frames_unhandled; /* valid frames no layer handles yet */
+    uint64_t frames_hooked;    /* frames the frame hook took */
     uint64_t calls;            /* CALLs received from connected clients */
     uint64_t calls_no_handler; /* answered no_handler */
     uint32_t clients;          /* gauge: connected clients */
@@ -205,6 +208,30 @@ int gwc_reply(gwc *g, uint64_t conn, wire_bytes call_id, const uint8_t *result, 
 /* Queues REPLY {call_id, error {code, message}}. */
 int gwc_reply_error(gwc *g, uint64_t conn, wire_bytes call_id, const char *code,
                     const char *message);
+
+/* ---- frame hook ------------------------------------------------------------------------- */
+/* The sender of a hooked frame: its connection, the node id it connected with and whether the
+ * transport proved that id (TLS certificate; CONNECT's node_id must then equal it), and the
+ * remote address given at open ("" if none). */
+typedef struct gwc_peer {
+    uint64_t conn;
+    const uint8_t *node_id; /* WIRE_NODE_ID_LEN bytes */
+    bool proven;
+    const char *remote;
+} gwc_peer;
+/* Offered every frame of a connected client whose type the core does not own (anything but
+ * CONNECT, PING, PONG, DISCONNECT and CALL), after it decoded. `f` is the raw frame (type,
+ * payload), `m` its decoding; both die when the hook returns. Return GWC_HOOK_TAKEN when a
+ * layer took the frame, GWC_HOOK_PASS to have it counted as unhandled. The hook must not call
+ * event functions (gwc_send_frame is fine). */
+typedef int (*gwc_frame_hook)(void *user, gwc *g, const gwc_peer *peer, const wire_frame *f,
+                              const wire_msg *m, uint64_t now);
+void gwc_set_frame_hook(gwc *g, gwc_frame_hook hook, void *user);
+
+/* Queues one whole encoded frame (header + payload, as wire_encode writes it) to conn, counted
+ * in frames_out by its type. GWC_ENOTFOUND if conn is not a connected client, GWC_EINVAL if
+ * the bytes are not one frame with a known type, GWC_ENOMEM. */
+int gwc_send_frame(gwc *g, uint64_t conn, const uint8_t *frame, size_t len);
 
 /* ---- inspection -------------------------------------------------------------------------- */
 const gwc_stats *gwc_stats_get(const gwc *g);

@@ -14,6 +14,7 @@
 #include "macula/flow.h"
 #include "macula/sup_supervisor.h"
 #include "macula/version.h"
+#include "mesh/bootstrap/bootstrap.h"
 
 typedef struct health {
     sup_rt *rt;
@@ -222,17 +223,21 @@ static int handle(void *user, const char *path, http_response *res)
         json_t *fh = flow_health_json(h->rt); /* NULL when flow does not run here */
         char *fs = fh ? json_dumps(fh, JSON_COMPACT) : NULL;
         json_decref(fh);
+        json_t *dh = bootstrap_health_json(h->rt); /* NULL when the DHT does not run here */
+        char *ds = dh ? json_dumps(dh, JSON_COMPACT) : NULL;
+        json_decref(dh);
         bprintf(&b,
                 "{\"status\":\"%s\",\"ready\":%s,\"uptime\":%.3f,\"version\":\"%s\","
                 "\"node_id\":%s%s%s,\"realm\":%s%s%s,\"clients\":%ld,"
-                "\"actors\":%zu,\"memory\":%zu%s%s}\n",
+                "\"actors\":%zu,\"memory\":%zu%s%s%s%s}\n",
                 ready ? "healthy" : "unhealthy", ready ? "true" : "false", uptime, MACULA_VERSION,
                 q_id, h->cfg->node_id ? h->cfg->node_id : "null", q_id, q_realm,
                 h->cfg->realm ? h->cfg->realm : "null", q_realm,
                 gw_clients_count(h->rt) < 0 ? 0 : gw_clients_count(h->rt),
                 sup_rt_actor_count(h->rt), sup_rt_memory(h->rt), fs ? ",\"flow\":" : "",
-                fs ? fs : "");
+                fs ? fs : "", ds ? ",\"dht\":" : "", ds ? ds : "");
         free(fs);
+        free(ds);
         res->status = ready ? 200 : 503;
     } else if (strcmp(path, "/ready") == 0) {
         bprintf(&b, "{\"ready\":%s}\n", ready ? "true" : "false");
@@ -279,6 +284,11 @@ static int handle(void *user, const char *path, http_response *res)
         }
         metrics_gateway(h->rt, &b);
         metrics_quic(h->rt, &b);
+        char *dt = bootstrap_metrics_prometheus(h->rt); /* NULL when the DHT does not run */
+        if (dt != NULL) {
+            bprintf(&b, "%s", dt);
+            free(dt);
+        }
         char *ft = flow_metrics_prometheus(h->rt); /* NULL when flow does not run here */
         if (ft != NULL) {
             bprintf(&b, "%s", ft);
