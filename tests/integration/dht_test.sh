@@ -82,6 +82,8 @@ done
 # Each node looked itself up and refreshed its buckets: it knows nodes beyond its bootstrap peer.
 check "node 6 learned more than its bootstrap peer" poll 60 has_contacts 6 3
 check "node 1 learned of nodes that joined after it" poll 60 has_contacts 1 3
+check "node 6's /health counts its mesh peers" \
+  bash -c "curl -s http://127.0.0.1:${hport[6]}/health | grep -Eq '\"peers\":[1-9]'"
 
 dht 1 $R put greeting "hello from node 1" >"$work/put.out" 2>&1
 check "put at node 1" test $? -eq 0

@@ -15,6 +15,7 @@
 #include "macula/sup_supervisor.h"
 #include "macula/version.h"
 #include "mesh/bootstrap/bootstrap.h"
+#include "mesh/routing_server.h"
 
 typedef struct health {
     sup_rt *rt;
@@ -226,14 +227,17 @@ static int handle(void *user, const char *path, http_response *res)
         json_t *dh = bootstrap_health_json(h->rt); /* NULL when the DHT does not run here */
         char *ds = dh ? json_dumps(dh, JSON_COMPACT) : NULL;
         json_decref(dh);
+        rs_view rv;
+        /* peers: other nodes this one holds a ready mesh connection to */
+        unsigned peers = rs_view_get(h->rt, &rv) ? rv.pool.ready : 0;
         bprintf(&b,
                 "{\"status\":\"%s\",\"ready\":%s,\"uptime\":%.3f,\"version\":\"%s\","
-                "\"node_id\":%s%s%s,\"realm\":%s%s%s,\"clients\":%ld,"
+                "\"node_id\":%s%s%s,\"realm\":%s%s%s,\"clients\":%ld,\"peers\":%u,"
                 "\"actors\":%zu,\"memory\":%zu%s%s%s%s}\n",
                 ready ? "healthy" : "unhealthy", ready ? "true" : "false", uptime, MACULA_VERSION,
                 q_id, h->cfg->node_id ? h->cfg->node_id : "null", q_id, q_realm,
                 h->cfg->realm ? h->cfg->realm : "null", q_realm,
-                gw_clients_count(h->rt) < 0 ? 0 : gw_clients_count(h->rt),
+                gw_clients_count(h->rt) < 0 ? 0 : gw_clients_count(h->rt), peers,
                 sup_rt_actor_count(h->rt), sup_rt_memory(h->rt), fs ? ",\"flow\":" : "",
                 fs ? fs : "", ds ? ",\"dht\":" : "", ds ? ds : "");
         free(fs);
