@@ -169,9 +169,24 @@ static bool rs__split(const char *addr, char *host, size_t hsize, const char **p
  * it does not fit. */
 static bool rs__join_hostport(const char *host, const char *port, char *out)
 {
-    int n = strchr(host, ':') != NULL ? snprintf(out, DHT_ADDR_MAX + 1, "[%s]:%s", host, port)
-                                      : snprintf(out, DHT_ADDR_MAX + 1, "%s:%s", host, port);
-    return n > 0 && n <= DHT_ADDR_MAX;
+    size_t hl = strlen(host), pl = strlen(port);
+    bool v6 = strchr(host, ':') != NULL;
+    size_t n = hl + pl + 1 + (v6 ? 2 : 0);
+    if (n > DHT_ADDR_MAX) {
+        return false;
+    }
+    char *p = out;
+    if (v6) {
+        *p++ = '[';
+    }
+    memcpy(p, host, hl);
+    p += hl;
+    if (v6) {
+        *p++ = ']';
+    }
+    *p++ = ':';
+    memcpy(p, port, pl + 1);
+    return true;
 }
 
 bool rs_fix_addr(const char *addr, const char *seen, char *out)
