@@ -17,7 +17,7 @@ build="$root/build-rel"
 "$root/scripts/setup.sh" bench
 
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMACULA_WERROR=ON >/dev/null
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMACULA_WERROR=ON >/dev/null
 fi
 cmake --build "$build" -j"$(nproc)" >/dev/null
 
