@@ -18,5 +18,8 @@ int cli_sup_run(int argc, char **argv);
 int cli_tree(int argc, char **argv);
 int cli_ping(int argc, char **argv);
 int cli_mcp_fixture(int argc, char **argv);
+/* flow_cluster.c: `macula flow cluster ...` (argv[0] = "cluster") and the hidden flow-node. */
+int cli_flow_cluster(int argc, char **argv);
+int cli_flow_node(int argc, char **argv);
 
 #endif
