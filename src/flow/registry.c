@@ -636,6 +636,15 @@ static void reg__agent_spawn(sup_actor *self, reg_state *st, sup_from from, cons
     st->spawns = p;
 }
 
+/* Sums the swarms' monotonic ended counters (a task completed twice would count twice). */
+static void reg__sum_ended(const flow_swarm_stats *sst, void *user)
+{
+    uint64_t *ended = user;
+    for (int k = 0; k < 3; k++) {
+        ended[k] += sst->ended_total[k];
+    }
+}
+
 static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *op,
                     const json_t *args)
 {
@@ -716,6 +725,12 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
         json_object_set_new(m, "refused_queue_full",
                             json_integer((json_int_t)st->refused_queue_full));
         json_object_set_new(m, "commands_refused", json_integer((json_int_t)st->commands_refused));
+        uint64_t ended[3] = {0, 0, 0};
+        flow_state_each_swarm(st->fs, reg__sum_ended, ended);
+        json_object_set_new(m, "ended_total",
+                            json_pack("{s:I, s:I, s:I}", "completed", (json_int_t)ended[0],
+                                      "failed", (json_int_t)ended[1], "cancelled",
+                                      (json_int_t)ended[2]));
         json_object_set_new(m, "mode", json_string(st->raft ? "raft" : "local"));
         if (st->raft) {
             json_object_set_new(m, "leader", json_boolean(st->leader));
