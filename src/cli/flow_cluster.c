@@ -116,7 +116,10 @@ static int fc__post_once(const char *url, const char *body, int *status, char **
     }
     buf[len] = '\0';
     char *end = strstr(buf, "\r\n\r\n");
-    if (end == NULL || sscanf(buf, "HTTP/1.%*d %d", status) != 1) {
+    char *sp = strchr(buf, ' ');
+    long code = sp && strncmp(buf, "HTTP/1.", 7) == 0 ? strtol(sp + 1, NULL, 10) : 0;
+    *status = (int)code;
+    if (end == NULL || code < 100 || code > 599) {
         free(buf);
         fprintf(stderr, "flow cluster: bad HTTP answer from %s\n", url);
         return -1;
@@ -127,6 +130,7 @@ static int fc__post_once(const char *url, const char *body, int *status, char **
         if (strncasecmp(line + 2, "Location:", 9) == 0) {
             const char *v = line + 11;
             v += strspn(v, " ");
+            free(*loc);
             *loc = strndup(v, strcspn(v, "\r\n"));
         }
     }
