@@ -9,7 +9,7 @@ BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libmsgpuc
             libmicrohttpd-dev libgnutls28-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev
             libinih-dev libraft-dev)
 TEST_PKGS=(libcmocka-dev erlang-nox clang libclang-rt-14-dev clang-tidy clang-format cppcheck
-           procps curl prometheus openssl)
+           procps curl prometheus openssl python3)
 
 # The peers bench/run.sh measures against, side by side.
 BENCH_PKGS=(erlang-nox mosquitto openssl)

@@ -36,16 +36,44 @@ enum {
     FLOW_EPOOL_FULL = -5,  /* the role's pool or the swarm is at its maximum of agents */
     FLOW_ESTATE = -6,      /* the transition is not allowed in the current state */
     FLOW_ENOMEM = -7,
-    FLOW_EDEPS = -8,    /* a dependency is unknown or the task itself */
-    FLOW_ETIMEOUT = -9, /* "timeout": a request's deadline passed */
-    FLOW_ENOPROC = -10, /* flow is not running */
-    FLOW_ESPAWN = -11,  /* an agent could not be started */
+    FLOW_EDEPS = -8,       /* a dependency is unknown or the task itself */
+    FLOW_ETIMEOUT = -9,    /* "timeout": a request's deadline passed */
+    FLOW_ENOPROC = -10,    /* flow is not running */
+    FLOW_ESPAWN = -11,     /* an agent could not be started */
+    FLOW_ENOTLEADER = -12, /* "not_leader": this node is a Raft follower; the error object
+                              carries "leader": {"id", "address", "api"} (null if unknown) */
+    FLOW_ECONSENSUS = -13, /* the replicated log did not take the command (leadership lost,
+                              shutdown): it may or may not be committed later */
 };
 /* Short name ("queue_full", "not_found", ...). */
 const char *flow_strerror(int err);
 
+/* ---- consensus (docs/consensus.md) ------------------------------------------------------- */
+/* Raft replication of the flow state machine (libraft, libuv storage, TCP transport). */
+typedef struct flow_raft_config {
+    uint64_t id;                 /* this node's Raft id, >= 1, unique in the cluster */
+    const char *address;         /* Raft TCP address "host:port" (listened on, told to peers) */
+    const char *api;             /* URL of this node's flow HTTP endpoint (flow_admin_start), for
+                                    redirects to the leader; may be NULL */
+    const char *data_dir;        /* the log and snapshots go to <data_dir>/raft (created) */
+    bool join;                   /* false: bootstrap a one-member cluster on first start;
+                                    true: start empty and wait to be added by a leader */
+    unsigned election_ms;        /* base election timeout; randomised in [t, 2t]; 0 = 150 */
+    unsigned heartbeat_ms;       /* 0 = election_ms / 3 */
+    unsigned snapshot_threshold; /* entries between snapshots; 0 = 10000 */
+    unsigned snapshot_trailing;  /* entries kept after a snapshot; 0 = 1000 */
+} flow_raft_config;
+
+/* Options of flow_start (its `arg`). Both the options and what they point to must outlive the
+ * flow tree. */
+typedef struct flow_options {
+    const flow_raft_config *raft; /* NULL: commands are applied locally (no durability) */
+} flow_options;
+
 /* ---- the tree --------------------------------------------------------------------------- */
-/* A sup_start_fn for erlmcp_flow_sup; arg is NULL. Registers the name "erlmcp_flow_sup".
+/* A sup_start_fn for erlmcp_flow_sup; arg is NULL or a const flow_options *. Registers the name
+ * "erlmcp_flow_sup". With options->raft, consensus_sup runs the raft actor and the registry
+ * applies only commands committed by the Raft log (see docs/consensus.md).
  * exec agents write to programs' stdin: the process must ignore SIGPIPE (macula node does). */
 int flow_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why);
 
@@ -82,6 +110,24 @@ int flow_task_result(sup_rt *rt, const char *task, uint64_t wait_ms, json_t **ou
 int flow_task_list(sup_rt *rt, const char *swarm, const char *state, json_t **out);
 int flow_task_cancel(sup_rt *rt, const char *task, json_t **out);
 int flow_metrics(sup_rt *rt, json_t **out);
+/* Cluster operations (flow_request ops): cluster_status {} → {"mode": "local"} or
+ * {"mode": "raft", "id", "address", "state", "term", "leader", "commit_index",
+ * "last_applied", "last_index", "members": [{"id", "address", "role", "api"}]};
+ * cluster_join {"id", "address", "api"?} (leader only: adds the node as a voter);
+ * cluster_leave {"id"} (leader only). */
+
+/* ---- HTTP endpoint ---------------------------------------------------------------------- */
+/* A small HTTP/1.1 endpoint on the runtime's libuv loop for the flow API: POST /flow/OP with
+ * the JSON args as body (GET: no args) answers 200 with the answer JSON, or an error object
+ * with 400 (invalid_argument), 404 (not_found), 409 (other refusals), 503 (not running,
+ * consensus), 504 (timeout), and 307 with Location on the leader's endpoint for not_leader
+ * when the leader's URL is known. The CLI (`macula flow cluster`) and tests use it. */
+typedef struct flow_admin flow_admin;
+int flow_admin_start(sup_rt *rt, const char *addr, uint16_t port, flow_admin **out,
+                     const char **errmsg);
+uint16_t flow_admin_port(const flow_admin *a);
+/* Stops listening and closes the connections (requests in flight get no answer). */
+void flow_admin_stop(flow_admin *a);
 
 /* ---- observer output for the node's HTTP endpoints --------------------------------------- */
 /* Both read what the flow actors publish (no actor call), so the HTTP server's callbacks may

@@ -24,5 +24,8 @@ int cli_dht(int argc, char **argv);
  * Remove it with cli_temp_identity_remove(dir) after identity_free. */
 int cli_temp_identity(const char *prog, char *dir, size_t dirsize, identity **out);
 void cli_temp_identity_remove(const char *dir);
+/* flow_cluster.c: `macula flow cluster ...` (argv[0] = "cluster") and the hidden flow-node. */
+int cli_flow_cluster(int argc, char **argv);
+int cli_flow_node(int argc, char **argv);
 
 #endif

@@ -48,6 +48,12 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "tree") == 0) {
         return cli_tree(argc - 1, argv + 1);
     }
+    if (strcmp(cmd, "flow") == 0 && argc > 2 && strcmp(argv[2], "cluster") == 0) {
+        return cli_flow_cluster(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "flow-node") == 0) {
+        return cli_flow_node(argc - 1, argv + 1);
+    }
     if (strcmp(cmd, "mcp-fixture") == 0) {
         return cli_mcp_fixture(argc - 1, argv + 1);
     }

@@ -47,6 +47,13 @@ enum {
     FLOW_TAG_CHAOS,    /* cast to registry from chaos: {"action", "agent", "ms"} */
     FLOW_TAG_TICK,     /* registry timer */
     FLOW_TAG_INTERNAL, /* actor-private timers */
+    /* consensus (raft.c ⇄ registry.c) */
+    FLOW_TAG_PROPOSE,   /* cast to raft: {"c": cookie, "cmd": command} */
+    FLOW_TAG_REFUSED,   /* cast to registry: {"c": cookie, "code", "message"}: not logged */
+    FLOW_TAG_COMMITTED, /* cast to registry: a committed command entry (fsm.h), log order */
+    FLOW_TAG_RESET,     /* cast to registry: the replica starts over from an empty state */
+    FLOW_TAG_RESTORE,   /* cast to registry: a snapshot replaced the state (fsm.h format) */
+    FLOW_TAG_ROLE,      /* cast to registry: {"leader": bool, "id"?, "address"?, "api"?} */
 };
 
 /* ---- views (view.c): what the actors publish for the HTTP endpoints ---------------------- */
@@ -98,6 +105,13 @@ void flow__trace_id(char out[33]);
 void flow__span_id(char out[17]); /* 16 hex digits */
 /* A fresh agent id: "agent-" and 12 random hex digits. */
 void flow__agent_id(char out[FLOW_ID_MAX]);
+
+/* The raft actor's start (consensus/raft.c); arg is the const flow_raft_config *. */
+#define FLOW_N_RAFT "erlmcp_flow_raft"
+int flow_raft_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                    sup_reason *why);
+/* Answers `to` with FLOW_ENOTLEADER and "leader" (borrowed; NULL: unknown). */
+void flow__reply_not_leader(sup_rt *rt, sup_from to, const json_t *leader);
 
 /* Executors (core/agent.c): checks an executor spec; 0 or FLOW_EINVAL with a message. */
 int flow_executor_check(const json_t *spec, char *err, size_t errsize);

@@ -9,8 +9,23 @@
  * request tracker, state changes to the observers. Agents register on start (id → pid) and
  * the registry monitors them: an abnormal DOWN becomes agent_crashed, a normal one
  * agent_remove. The seed puts the registry with consensus under one_for_all because the two
- * restart together: the consensus issue will put commands through the Raft log before they
- * reach flow_state_apply here.
+ * restart together.
+ *
+ * The apply path (reg__submit): every command goes one of two ways, chosen at start by the
+ * flow options.
+ *  - local (no Raft configuration: tests, the virtual runtime): the command is applied at
+ *    once and its outcome answered;
+ *  - raft: the leader proposes the command to the raft actor (consensus/raft.c) and applies
+ *    it only when it comes back committed (FLOW_TAG_COMMITTED), in log order; the outcome is
+ *    answered then, so an acknowledged command is committed. Every node applies every
+ *    committed command to its copy of the state (the same state: the machine is
+ *    deterministic and the time comes in the command), but only the leader acts on the
+ *    events (agents, swarm actors, timers); followers answer reads from their copy and
+ *    refuse changes with not_leader and the leader's address. A node that becomes leader
+ *    (after a barrier: its copy has every committed entry) starts the swarm actors and
+ *    removes the agents it does not run (they ran on the previous leader): their tasks are
+ *    requeued and the pools refilled here. A node that stops leading stops its agents.
+ * Both paths end in reg__done, which answers the request that caused the command.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,14 +49,32 @@ typedef struct reg_swarm {
     struct reg_swarm *znext; /* destroyed while starting: kept until agent_sup answers */
 } reg_swarm;
 
-typedef struct reg_spawn { /* an API agent_spawn waiting for agent_sup */
+typedef struct reg_spawn { /* an API agent_spawn waiting for agent_sup and its agent_add */
     uint64_t ref;
     flow_agent_arg *arg; /* owned by the agent once its init runs */
     sup_from from;
     char id[FLOW_ID_MAX];
     char err[256];
+    bool started;   /* agent_sup answered: the agent runs */
+    bool add_known; /* the agent_add command's outcome is known */
+    int add_rc;
     struct reg_spawn *next;
 } reg_spawn;
+
+/* What to answer when a command's outcome is known. */
+typedef enum reg_kind {
+    REG_K_NONE = 0, /* an internal command (agent reports, ticks, monitors) */
+    REG_K_SWARM,    /* swarm_create: the swarm */
+    REG_K_VIEW,     /* the task, agent or swarm the command names */
+    REG_K_AGENT_UP, /* an agent's agent_add: drop the agent if refused */
+} reg_kind;
+
+typedef struct reg_wait { /* raft: a proposed command waiting to be committed */
+    uint64_t cookie;
+    sup_from from;
+    reg_kind kind;
+    char agent[FLOW_ID_MAX]; /* REG_K_AGENT_UP */
+} reg_wait;
 
 typedef struct reg_state {
     flow_state *fs;
@@ -52,6 +85,13 @@ typedef struct reg_state {
     reg_swarm *zombies;
     uint64_t tick_ref, tick_at;
     uint64_t refused_queue_full, commands_refused;
+    /* the apply path */
+    bool raft;           /* commands go through the Raft log */
+    bool leader;         /* raft: this node leads with every committed entry applied */
+    json_t *leader_info; /* raft: the known leader {"id", "address", "api"}, or NULL */
+    uint64_t my_id, next_cookie;
+    hmap waits; /* cookie → reg_wait (raft) */
+    uint64_t committed;
 } reg_state;
 
 static void reg__drop_agent(sup_actor *self, reg_state *st, reg_agent *ra, bool stop)
@@ -110,6 +150,44 @@ static void reg__observe(sup_actor *self, const reg_state *st, const flow_event 
     free(text);
 }
 
+/* Whether this node acts on events (runs swarm actors, agents, timers). */
+static bool reg__acts(const reg_state *st)
+{
+    return !st->raft || st->leader;
+}
+
+/* Starts the swarm actor of a swarm of the state. */
+static void reg__swarm_add(sup_actor *self, reg_state *st, const char *swarm)
+{
+    reg_swarm *rs = calloc(1, sizeof *rs);
+    if (rs == NULL) {
+        return;
+    }
+    snprintf(rs->arg.id, sizeof rs->arg.id, "%s", swarm);
+    const flow_swarm_config *cfg = flow_state_swarm_config(st->fs, swarm);
+    rs->executor = cfg && cfg->executor ? json_deep_copy(cfg->executor) : NULL;
+    flow_hput(&st->swarms, rs->arg.id, rs);
+    rs->start_ref = sup_sv_start_child(self, sup_whereis(sup_self_rt(self), FLOW_N_SWARM_SUP), NULL,
+                                       &rs->arg, 0);
+}
+
+/* Stops a swarm actor and forgets it (freed now, or when its start is answered). */
+static void reg__swarm_drop(sup_actor *self, reg_state *st, reg_swarm *rs)
+{
+    flow_hdel(&st->swarms, rs->arg.id);
+    if (!sup_pid_is_null(rs->pid)) {
+        sup_reason r = sup_reason_shutdown();
+        sup_exit(sup_self_rt(self), sup_self(self), rs->pid, &r);
+    }
+    if (rs->start_ref) {
+        rs->destroyed = true; /* freed when swarm_sup answers */
+        rs->znext = st->zombies;
+        st->zombies = rs;
+    } else {
+        reg__swarm_free(rs);
+    }
+}
+
 /* Carries out what the state machine asked for. */
 static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
 {
@@ -122,34 +200,15 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
         reg_agent *ra = e->agent[0] ? flow_hget(&st->agents, e->agent) : NULL;
         reg_swarm *rs = e->swarm[0] ? flow_hget(&st->swarms, e->swarm) : NULL;
         switch (e->type) {
-        case FLOW_EV_SWARM_CREATED: {
-            rs = calloc(1, sizeof *rs);
-            if (rs == NULL) {
-                break;
+        case FLOW_EV_SWARM_CREATED:
+            if (reg__acts(st) && rs == NULL) {
+                reg__swarm_add(self, st, e->swarm);
             }
-            snprintf(rs->arg.id, sizeof rs->arg.id, "%s", e->swarm);
-            const flow_swarm_config *cfg = flow_state_swarm_config(st->fs, e->swarm);
-            rs->executor = cfg && cfg->executor ? json_deep_copy(cfg->executor) : NULL;
-            flow_hput(&st->swarms, rs->arg.id, rs);
-            rs->start_ref =
-                sup_sv_start_child(self, sup_whereis(rt, FLOW_N_SWARM_SUP), NULL, &rs->arg, 0);
             reg__observe(self, st, e, swarm_obs, 2);
             break;
-        }
         case FLOW_EV_SWARM_DESTROYED:
             if (rs) {
-                flow_hdel(&st->swarms, rs->arg.id);
-                if (!sup_pid_is_null(rs->pid)) {
-                    sup_reason r = sup_reason_shutdown();
-                    sup_exit(rt, me, rs->pid, &r);
-                }
-                if (rs->start_ref) {
-                    rs->destroyed = true; /* freed when swarm_sup answers */
-                    rs->znext = st->zombies;
-                    st->zombies = rs;
-                } else {
-                    reg__swarm_free(rs);
-                }
+                reg__swarm_drop(self, st, rs);
             }
             reg__observe(self, st, e, swarm_obs, 2);
             break;
@@ -204,10 +263,11 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
     }
 }
 
-/* Keeps one timer at the state's next deadline (the earliest of its deadline heap). */
+/* Keeps one timer at the state's next deadline (the earliest of its deadline heap); only on
+ * a node that acts (a follower's ticks come from the leader's log). */
 static void reg__rearm(sup_actor *self, reg_state *st)
 {
-    uint64_t next = flow_state_next_deadline(st->fs);
+    uint64_t next = reg__acts(st) ? flow_state_next_deadline(st->fs) : UINT64_MAX;
     if (next == st->tick_at && st->tick_ref) {
         return;
     }
@@ -222,10 +282,9 @@ static void reg__rearm(sup_actor *self, reg_state *st)
     }
 }
 
-/* Applies a command (stamping the time) and carries out its events. */
+/* Applies a command (its time is in it) and carries out its events. */
 static int reg__apply(sup_actor *self, reg_state *st, flow_cmd *c, char *err, size_t errsize)
 {
-    c->now = sup_rt_now(sup_self_rt(self));
     flow_events ev = {0};
     int rc = flow_state_apply(st->fs, c, &ev, err, errsize);
     if (rc == 0) {
@@ -251,12 +310,292 @@ static int reg__apply_json(sup_actor *self, reg_state *st, const json_t *j, char
     return rc;
 }
 
-/* ---- API operations ----------------------------------------------------------------------- */
-
 static const char *reg__str(const json_t *args, const char *key)
 {
     return json_string_value(json_object_get(args, key));
 }
+
+/* ---- the apply path ----------------------------------------------------------------------- */
+
+static void reg__spawn_answer(sup_actor *self, reg_state *st, reg_spawn *p);
+
+/* An agent's agent_add is known: refused → the agent goes; a waiting agent_spawn is
+ * answered once agent_sup has answered too. */
+static void reg__agent_added(sup_actor *self, reg_state *st, const char *id, int rc,
+                             const char *err)
+{
+    if (rc != 0) {
+        reg_agent *ra = flow_hget(&st->agents, id);
+        if (ra) {
+            reg__drop_agent(self, st, ra, true);
+        }
+    }
+    for (reg_spawn **pp = &st->spawns; *pp; pp = &(*pp)->next) {
+        reg_spawn *p = *pp;
+        if (strcmp(p->id, id) != 0 || p->add_known) {
+            continue;
+        }
+        p->add_known = true;
+        p->add_rc = rc;
+        if (rc != 0) {
+            snprintf(p->err, sizeof p->err, "%s: %.200s", flow_strerror(rc), err);
+        }
+        if (p->started) {
+            *pp = p->next;
+            reg__spawn_answer(self, st, p);
+        }
+        return;
+    }
+}
+
+/* The outcome of a command is known: answer whoever waits for it. */
+static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc, const char *err,
+                      sup_from from, reg_kind kind)
+{
+    sup_rt *rt = sup_self_rt(self);
+    const char *task = reg__str(cmd, "task"), *agent = reg__str(cmd, "agent");
+    const char *swarm = reg__str(cmd, "swarm");
+    switch (kind) {
+    case REG_K_NONE: break;
+    case REG_K_AGENT_UP: reg__agent_added(self, st, agent ? agent : "", rc, err); break;
+    case REG_K_SWARM:
+        if (rc == 0) {
+            flow__reply_ok(rt, from, flow_state_swarm_json(st->fs, swarm ? swarm : ""));
+        } else if (rc == FLOW_ENOTLEADER) {
+            flow__reply_not_leader(rt, from, st->leader_info);
+        } else {
+            flow__reply_err(rt, from, rc, "%s", err);
+        }
+        break;
+    case REG_K_VIEW:
+        if (rc == FLOW_ENOTLEADER) {
+            flow__reply_not_leader(rt, from, st->leader_info);
+        } else if (rc != 0) {
+            flow__reply_err(rt, from, rc, "%s", err);
+        } else {
+            json_t *v = task    ? flow_state_task_json(st->fs, task)
+                        : agent ? flow_state_agent_json(st->fs, agent)
+                        : swarm ? flow_state_swarm_json(st->fs, swarm)
+                                : NULL;
+            if (v == NULL && swarm) {
+                v = json_pack("{s:s, s:b}", "id", swarm, "destroyed", 1);
+            }
+            flow__reply_ok(rt, from, v);
+        }
+        break;
+    }
+}
+
+/* Submits a command (stolen) through the apply path; its outcome goes to reg__done. */
+static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from from, reg_kind kind)
+{
+    char err[256] = "";
+    if (!json_is_object(cmd)) {
+        json_decref(cmd);
+        return;
+    }
+    json_object_set_new(cmd, "now", json_integer((json_int_t)sup_rt_now(sup_self_rt(self))));
+    if (!st->raft) {
+        int rc = reg__apply_json(self, st, cmd, err, sizeof err);
+        reg__done(self, st, cmd, rc, err, from, kind);
+    } else if (!st->leader) {
+        reg__done(self, st, cmd, FLOW_ENOTLEADER, "not the leader", from, kind);
+    } else {
+        reg_wait *w = calloc(1, sizeof *w);
+        sup_rt *rt = sup_self_rt(self);
+        if (w == NULL) {
+            reg__done(self, st, cmd, FLOW_ENOMEM, "out of memory", from, kind);
+            json_decref(cmd);
+            return;
+        }
+        w->cookie = ++st->next_cookie;
+        w->from = from;
+        w->kind = kind;
+        snprintf(w->agent, sizeof w->agent, "%s", reg__str(cmd, "agent") ?: "");
+        hmap_put(&st->waits, &w->cookie, sizeof w->cookie, w, NULL);
+        json_t *p = json_pack("{s:I, s:O}", "c", (json_int_t)w->cookie, "cmd", cmd);
+        if (flow__cast_json(rt, sup_self(self), sup_whereis(rt, FLOW_N_RAFT), FLOW_TAG_PROPOSE,
+                            p) != 0) {
+            hmap_del(&st->waits, &w->cookie, sizeof w->cookie);
+            free(w);
+            reg__done(self, st, cmd, FLOW_ECONSENSUS, "raft is not running", from, kind);
+        }
+    }
+    json_decref(cmd);
+}
+
+/* Raft: a committed command, in log order. */
+static void reg__committed(sup_actor *self, reg_state *st, const sup_msg *m)
+{
+    json_t *e = flow__msg_json(m);
+    const json_t *cmd = json_object_get(e, "cmd");
+    char err[256] = "";
+    int rc = cmd ? reg__apply_json(self, st, cmd, err, sizeof err) : FLOW_EINVAL;
+    st->committed++;
+    uint64_t origin = (uint64_t)json_integer_value(json_object_get(e, "o"));
+    uint64_t cookie = (uint64_t)json_integer_value(json_object_get(e, "c"));
+    reg_wait *w = origin == st->my_id ? hmap_del(&st->waits, &cookie, sizeof cookie) : NULL;
+    if (w) {
+        reg__done(self, st, cmd, rc, err, w->from, w->kind);
+        free(w);
+    }
+    json_decref(e);
+}
+
+/* Raft: a proposal the log did not take. */
+static void reg__refused(sup_actor *self, reg_state *st, const sup_msg *m)
+{
+    json_t *j = flow__msg_json(m);
+    uint64_t cookie = (uint64_t)json_integer_value(json_object_get(j, "c"));
+    reg_wait *w = hmap_del(&st->waits, &cookie, sizeof cookie);
+    if (w) {
+        int code = (int)json_integer_value(json_object_get(j, "code"));
+        json_t *cmd = json_pack("{s:s}", "agent", w->agent);
+        reg__done(self, st, cmd, code ? code : FLOW_ECONSENSUS, reg__str(j, "message") ?: "",
+                  w->from, w->kind);
+        json_decref(cmd);
+        free(w);
+    }
+    json_decref(j);
+}
+
+/* Stops every local agent and swarm actor (the node stops acting on events). */
+static void reg__teardown(sup_actor *self, reg_state *st)
+{
+    size_t it = 0;
+    const hmap_slot *e;
+    while ((it = 0, e = hmap_next(&st->agents, &it)) != NULL) {
+        reg__drop_agent(self, st, e->val, true);
+    }
+    while ((it = 0, e = hmap_next(&st->swarms, &it)) != NULL) {
+        reg__swarm_drop(self, st, e->val);
+    }
+    if (st->tick_ref) {
+        sup_cancel_timer(self, st->tick_ref);
+        st->tick_ref = 0;
+        st->tick_at = 0;
+    }
+}
+
+/* Replaces the state (RESET: empty; RESTORE: a snapshot's). */
+static void reg__replace(sup_actor *self, reg_state *st, flow_state *fs)
+{
+    if (fs == NULL) {
+        return;
+    }
+    reg__teardown(self, st);
+    flow_view_clear(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
+    flow_state_free(st->fs);
+    st->fs = fs;
+    flow_view_set(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
+    st->leader = false;
+}
+
+typedef struct reg_ids {
+    json_t *swarms;
+} reg_ids;
+
+static void reg__collect_swarm(const flow_swarm_stats *sst, void *user)
+{
+    json_array_append_new(((reg_ids *)user)->swarms, json_string(sst->id));
+}
+
+/* Raft: this node leads now: start the swarm actors, remove the agents it does not run,
+ * report the previous leader's agent starts as failed, and tick (pools refill). */
+static void reg__lead(sup_actor *self, reg_state *st)
+{
+    reg_ids ids = {json_array()};
+    flow_state_each_swarm(st->fs, reg__collect_swarm, &ids);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids.swarms, i, v)
+    {
+        const char *swarm = json_string_value(v);
+        if (flow_hget(&st->swarms, swarm) == NULL) {
+            reg__swarm_add(self, st, swarm);
+        }
+        size_t n = flow_state_swarm_agents(st->fs, swarm, NULL, 0);
+        const char **agents = n ? calloc(n, sizeof *agents) : NULL;
+        n = agents ? flow_state_swarm_agents(st->fs, swarm, agents, n) : 0;
+        json_t *gone = json_array();
+        for (size_t k = 0; k < n; k++) {
+            if (flow_hget(&st->agents, agents[k]) == NULL) {
+                json_array_append_new(gone, json_string(agents[k]));
+            }
+        }
+        free(agents);
+        size_t kk;
+        json_t *a;
+        json_array_foreach(gone, kk, a)
+        {
+            reg__submit(self, st,
+                        json_pack("{s:s, s:O, s:s}", "cmd", "agent_remove", "agent", a, "text",
+                                  "its node no longer leads the cluster"),
+                        (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+        }
+        json_decref(gone);
+        for (int r = 0; r < FLOW_ROLES; r++) {
+            for (int k = flow_state_swarm_spawning(st->fs, swarm, r); k > 0; k--) {
+                reg__submit(self, st,
+                            json_pack("{s:s, s:s, s:s, s:s}", "cmd", "agent_spawn_failed", "swarm",
+                                      swarm, "role", flow_role_name(r), "text",
+                                      "started by a previous leader"),
+                            (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+            }
+        }
+    }
+    json_decref(ids.swarms);
+    reg__submit(self, st, json_pack("{s:s}", "cmd", "tick"), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+}
+
+static void reg__role(sup_actor *self, reg_state *st, const sup_msg *m)
+{
+    json_t *j = flow__msg_json(m);
+    bool leader = json_is_true(json_object_get(j, "leader"));
+    json_t *known = json_object_get(j, "known");
+    json_decref(st->leader_info);
+    st->leader_info = json_is_object(known) ? json_incref(known) : NULL;
+    if (leader && !st->leader) {
+        st->leader = true;
+        reg__lead(self, st);
+    } else if (!leader && st->leader) {
+        st->leader = false;
+        reg__teardown(self, st);
+    }
+    json_decref(j);
+}
+
+/* Forwards a cluster_* request to the raft actor. */
+static void reg__cluster(sup_actor *self, reg_state *st, sup_from from, const char *op,
+                         const json_t *args)
+{
+    sup_rt *rt = sup_self_rt(self);
+    if (!st->raft) {
+        if (strcmp(op, "cluster_status") == 0) {
+            flow__reply_ok(rt, from, json_pack("{s:s}", "mode", "local"));
+        } else {
+            flow__reply_err(rt, from, FLOW_ESTATE, "flow runs without consensus (no raft)");
+        }
+        return;
+    }
+    json_t *req = json_pack("{s:s, s:O?}", "op", op, "args", args);
+    char *text = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    size_t len = text ? strlen(text) : 0;
+    char *buf = text ? malloc(sizeof from + len) : NULL;
+    if (buf) {
+        memcpy(buf, &from, sizeof from);
+        memcpy(buf + sizeof from, text, len);
+    }
+    if (buf == NULL || sup_cast(rt, sup_self(self), sup_whereis(rt, FLOW_N_RAFT), FLOW_TAG_FWD, buf,
+                                sizeof from + len) != 0) {
+        flow__reply_err(rt, from, FLOW_ECONSENSUS, "raft is not running");
+    }
+    free(buf);
+    free(text);
+}
+
+/* ---- API operations ----------------------------------------------------------------------- */
 
 static void reg__agent_spawn(sup_actor *self, reg_state *st, sup_from from, const json_t *args)
 {
@@ -297,6 +636,15 @@ static void reg__agent_spawn(sup_actor *self, reg_state *st, sup_from from, cons
     st->spawns = p;
 }
 
+/* Sums the swarms' monotonic ended counters (a task completed twice would count twice). */
+static void reg__sum_ended(const flow_swarm_stats *sst, void *user)
+{
+    uint64_t *ended = user;
+    for (int k = 0; k < 3; k++) {
+        ended[k] += sst->ended_total[k];
+    }
+}
+
 static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *op,
                     const json_t *args)
 {
@@ -328,10 +676,7 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
         }
         c.topology = (flow_topology)(t < 0 ? 0 : t);
         if (rc == 0) {
-            rc = reg__apply(self, st, &c, err, sizeof err);
-        }
-        if (rc == 0) {
-            flow__reply_ok(rt, from, flow_state_swarm_json(st->fs, c.swarm));
+            reg__submit(self, st, flow_cmd_to_json(&c), from, REG_K_SWARM);
         } else {
             flow__reply_err(rt, from, rc, "%s", err);
         }
@@ -363,22 +708,16 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
             json_object_set_new(cmd, "cmd", json_string(name));
             json_object_set_new(cmd, "now", json_integer(0));
         }
-        rc = reg__apply_json(self, st, cmd, err, sizeof err);
-        if (rc != 0) {
-            flow__reply_err(rt, from, rc, "%s", err);
-        } else {
-            const char *task = reg__str(cmd, "task"), *agent = reg__str(cmd, "agent");
-            const char *swarm = reg__str(cmd, "swarm");
-            json_t *v = task    ? flow_state_task_json(st->fs, task)
-                        : agent ? flow_state_agent_json(st->fs, agent)
-                        : swarm ? flow_state_swarm_json(st->fs, swarm)
-                                : NULL;
-            if (v == NULL && swarm) {
-                v = json_pack("{s:s, s:b}", "id", swarm, "destroyed", 1);
-            }
-            flow__reply_ok(rt, from, v);
+        if (!json_is_object(cmd)) {
+            flow__reply_err(rt, from, FLOW_EINVAL, "%s needs a command object", op);
+            json_decref(cmd);
+            return;
         }
-        json_decref(cmd);
+        reg__submit(self, st, cmd, from, REG_K_VIEW);
+        return;
+    }
+    if (strncmp(op, "cluster_", 8) == 0) {
+        reg__cluster(self, st, from, op, args);
         return;
     }
     if (strcmp(op, "metrics") == 0) {
@@ -386,6 +725,17 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
         json_object_set_new(m, "refused_queue_full",
                             json_integer((json_int_t)st->refused_queue_full));
         json_object_set_new(m, "commands_refused", json_integer((json_int_t)st->commands_refused));
+        uint64_t ended[3] = {0, 0, 0};
+        flow_state_each_swarm(st->fs, reg__sum_ended, ended);
+        json_object_set_new(m, "ended_total",
+                            json_pack("{s:I, s:I, s:I}", "completed", (json_int_t)ended[0],
+                                      "failed", (json_int_t)ended[1], "cancelled",
+                                      (json_int_t)ended[2]));
+        json_object_set_new(m, "mode", json_string(st->raft ? "raft" : "local"));
+        if (st->raft) {
+            json_object_set_new(m, "leader", json_boolean(st->leader));
+            json_object_set_new(m, "commands_committed", json_integer((json_int_t)st->committed));
+        }
         flow__reply_ok(rt, from, m);
         return;
     }
@@ -398,7 +748,11 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
         return;
     }
     if (strcmp(op, "agent_spawn") == 0) {
-        reg__agent_spawn(self, st, from, args);
+        if (!reg__acts(st)) {
+            flow__reply_not_leader(rt, from, st->leader_info);
+        } else {
+            reg__agent_spawn(self, st, from, args);
+        }
         return;
     }
     if (strcmp(op, "task_status") == 0 || strcmp(op, "task_result") == 0) {
@@ -464,8 +818,11 @@ static void reg__request(sup_actor *self, reg_state *st, sup_from from, const ch
 
 static int reg_init(sup_actor *self, void *state, void *arg)
 {
-    (void)arg;
+    const flow_options *o = arg;
     reg_state *st = state;
+    st->raft = o && o->raft;
+    st->my_id = st->raft ? o->raft->id : 0;
+    hmap_init(&st->waits);
     st->fs = flow_state_new();
     hmap_init(&st->agents);
     hmap_init(&st->mrefs);
@@ -489,9 +846,7 @@ static void reg__agent_up(sup_actor *self, reg_state *st, const sup_msg *m)
 {
     json_t *j = flow__msg_json(m);
     const char *id = reg__str(j, "agent");
-    char err[256] = "";
-    int rc = FLOW_EINVAL;
-    if (id && flow_hget(&st->agents, id) == NULL) {
+    if (id && flow_id_valid(id) && flow_hget(&st->agents, id) == NULL && reg__acts(st)) {
         reg_agent *ra = calloc(1, sizeof *ra);
         if (ra) {
             snprintf(ra->id, sizeof ra->id, "%s", id);
@@ -499,24 +854,33 @@ static void reg__agent_up(sup_actor *self, reg_state *st, const sup_msg *m)
             ra->mref = sup_monitor(self, m->from);
             flow_hput(&st->agents, ra->id, ra);
             hmap_put(&st->mrefs, &ra->mref, sizeof ra->mref, ra, NULL);
-            rc = reg__apply_json(self, st, j, err, sizeof err);
-            if (rc != 0) {
-                reg__drop_agent(self, st, ra, true);
-            }
+            reg__submit(self, st, json_incref(j), (sup_from){SUP_NOPID, 0}, REG_K_AGENT_UP);
+        } else {
+            reg__agent_added(self, st, id, FLOW_ENOMEM, "out of memory");
         }
     } else {
-        snprintf(err, sizeof err, "agent id taken");
         sup_reason r = sup_reason_shutdown();
         sup_exit(sup_self_rt(self), sup_self(self), m->from, &r);
-    }
-    if (rc != 0) {
-        for (reg_spawn *p = st->spawns; p && id; p = p->next) {
-            if (strcmp(p->id, id) == 0) {
-                snprintf(p->err, sizeof p->err, "%s: %.200s", flow_strerror(rc), err);
-            }
+        if (id) {
+            reg__agent_added(self, st, id, reg__acts(st) ? FLOW_EINVAL : FLOW_ENOTLEADER,
+                             reg__acts(st) ? "agent id taken" : "not the leader");
         }
     }
     json_decref(j);
+}
+
+static void reg__spawn_answer(sup_actor *self, reg_state *st, reg_spawn *p)
+{
+    sup_rt *rt = sup_self_rt(self);
+    if (p->add_rc == FLOW_ENOTLEADER) {
+        flow__reply_not_leader(rt, p->from, st->leader_info);
+    } else if (p->add_rc != 0 || flow_state_agent(st->fs, p->id) == NULL) {
+        flow__reply_err(rt, p->from, p->add_rc ? p->add_rc : FLOW_EPOOL_FULL, "agent refused: %s",
+                        p->err);
+    } else {
+        flow__reply_ok(rt, p->from, flow_state_agent_json(st->fs, p->id));
+    }
+    free(p);
 }
 
 static void reg__start_reply(sup_actor *self, reg_state *st, const sup_msg *m)
@@ -538,12 +902,14 @@ static void reg__start_reply(sup_actor *self, reg_state *st, const sup_msg *m)
             char r[80];
             flow__reply_err(rt, p->from, FLOW_ESPAWN, "agent did not start: %s",
                             sup_reason_str(&why, r, sizeof r));
-        } else if (flow_state_agent(st->fs, p->id) == NULL) {
-            flow__reply_err(rt, p->from, FLOW_EPOOL_FULL, "agent refused: %s", p->err);
-        } else {
-            flow__reply_ok(rt, p->from, flow_state_agent_json(st->fs, p->id));
+            free(p);
+        } else if (p->add_known) {
+            reg__spawn_answer(self, st, p);
+        } else { /* raft: its agent_add is not committed yet */
+            p->started = true;
+            p->next = st->spawns;
+            st->spawns = p;
         }
-        free(p);
         return;
     }
     /* a swarm actor's start */
@@ -592,12 +958,21 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
             reg__request(self, st, from, (const char *)m->data + sizeof from, m->len - sizeof from);
         }
         break;
-    case FLOW_TAG_CMD: {
+    case FLOW_TAG_CMD: /* stale reports are refused by the state machine */
+        reg__submit(self, st, flow__msg_json(m), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+        break;
+    case FLOW_TAG_COMMITTED: reg__committed(self, st, m); break;
+    case FLOW_TAG_REFUSED: reg__refused(self, st, m); break;
+    case FLOW_TAG_ROLE: reg__role(self, st, m); break;
+    case FLOW_TAG_RESET: reg__replace(self, st, flow_state_new()); break;
+    case FLOW_TAG_RESTORE: {
         json_t *j = flow__msg_json(m);
-        if (j) {
-            reg__apply_json(self, st, j, err, sizeof err); /* stale reports are refused */
-            json_decref(j);
+        flow_state *fs = j ? flow_state_restore(j, err, sizeof err) : NULL;
+        if (fs == NULL) { /* the raft actor validated it: this cannot be */
+            sup_crash(self, "snapshot from raft does not restore");
         }
+        reg__replace(self, st, fs);
+        json_decref(j);
         break;
     }
     case FLOW_TAG_AGENT_UP: reg__agent_up(self, st, m); break;
@@ -636,13 +1011,11 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
 static void reg_info(sup_actor *self, void *state, const sup_msg *m)
 {
     reg_state *st = state;
-    char err[256];
     if (m->kind == SUP_MSG_TIMER && m->tag == FLOW_TAG_TICK) {
         st->tick_ref = 0;
-        flow_cmd c;
-        flow_cmd_init(&c, FLOW_CMD_TICK, 0);
-        reg__apply(self, st, &c, err, sizeof err);
-        flow_cmd_clear(&c);
+        st->tick_at = 0;
+        reg__submit(self, st, json_pack("{s:s}", "cmd", "tick"), (sup_from){SUP_NOPID, 0},
+                    REG_K_NONE);
     } else if (m->kind == SUP_MSG_DOWN) {
         reg_agent *ra = hmap_get(&st->mrefs, &m->ref, sizeof m->ref);
         if (ra == NULL) {
@@ -654,7 +1027,7 @@ static void reg_info(sup_actor *self, void *state, const sup_msg *m)
         snprintf(c.agent, sizeof c.agent, "%s", ra->id);
         sup_reason_str(&m->reason, c.text, sizeof c.text);
         reg__drop_agent(self, st, ra, false);
-        reg__apply(self, st, &c, err, sizeof err);
+        reg__submit(self, st, flow_cmd_to_json(&c), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
         flow_cmd_clear(&c);
     } else if (m->kind == SUP_MSG_REPLY) {
         reg__start_reply(self, st, m);
@@ -679,6 +1052,8 @@ static void reg_terminate(sup_actor *self, void *state, const sup_reason *reason
         st->spawns = n;
     }
     hmap_free(&st->mrefs);
+    flow__hmap_free_values(&st->waits, free);
+    json_decref(st->leader_info);
     flow_state_free(st->fs);
 }
 
@@ -692,4 +1067,9 @@ static const sup_behaviour reg_behaviour = {
     .terminate = reg_terminate,
 };
 
-FLOW_NAMED_START(flow_registry_start, reg_behaviour, FLOW_N_REGISTRY)
+int flow_registry_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                        sup_reason *why)
+{
+    (void)extra;
+    return flow__start_named(rt, parent, &reg_behaviour, arg, FLOW_N_REGISTRY, out, why);
+}

@@ -4,6 +4,8 @@
  * registry and consensus restart together because the registry is the replica of the state
  * consensus replicates.
  */
+#include <string.h>
+
 #include "flow/flow_int.h"
 
 static sup_child_spec flow_children[] = {
@@ -27,8 +29,12 @@ int flow__sup_start(sup_rt *rt, sup_pid parent, sup_strategy strategy, int inten
 
 int flow_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why)
 {
-    (void)arg;
     (void)extra;
-    return flow__sup_start(rt, parent, SUP_ONE_FOR_ALL, 3, flow_children,
-                           sizeof flow_children / sizeof flow_children[0], FLOW_N_SUP, out, why);
+    /* the options (flow_options, may be NULL) go to the registry and to consensus_sup */
+    sup_child_spec children[sizeof flow_children / sizeof flow_children[0]];
+    memcpy(children, flow_children, sizeof children);
+    children[0].arg = arg;
+    children[1].arg = arg;
+    return flow__sup_start(rt, parent, SUP_ONE_FOR_ALL, 3, children,
+                           sizeof children / sizeof children[0], FLOW_N_SUP, out, why);
 }

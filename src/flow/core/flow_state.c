@@ -1535,6 +1535,12 @@ const flow_swarm_config *flow_state_swarm_config(const flow_state *s, const char
     return sw ? &sw->cfg : NULL;
 }
 
+int flow_state_swarm_spawning(const flow_state *s, const char *swarm, int role)
+{
+    const flow_swarm *sw = flow_hget(&s->swarms, swarm);
+    return sw && role >= 0 && role < FLOW_ROLES ? sw->spawning[role] : 0;
+}
+
 size_t flow_state_swarm_agents(const flow_state *s, const char *swarm, const char **ids, size_t cap)
 {
     const flow_swarm *sw = flow_hget(&s->swarms, swarm);

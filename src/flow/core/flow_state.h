@@ -262,6 +262,9 @@ flow_agent_state flow_agent_get_state(const flow_agent *a);
 size_t flow_state_swarm_agents(const flow_state *s, const char *swarm, const char **ids,
                                size_t cap);
 const flow_swarm_config *flow_state_swarm_config(const flow_state *s, const char *swarm);
+/* Agents of `role` requested by agent_needed and neither added nor reported failed (0 for an
+ * unknown swarm). A new Raft leader reports those of the old leader as failed. */
+int flow_state_swarm_spawning(const flow_state *s, const char *swarm, int role);
 
 /* ---- names ------------------------------------------------------------------------------ */
 const char *flow_topology_name(flow_topology t);

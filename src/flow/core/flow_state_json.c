@@ -125,6 +125,8 @@ const char *flow_strerror(int err)
     case FLOW_ETIMEOUT: return "timeout";
     case FLOW_ENOPROC: return "flow_not_running";
     case FLOW_ESPAWN: return "spawn_failed";
+    case FLOW_ENOTLEADER: return "not_leader";
+    case FLOW_ECONSENSUS: return "consensus_unavailable";
     default: return "unknown_error";
     }
 }

@@ -1,0 +1,72 @@
+/*
+ * flow/consensus/fsm.h — the replicated flow state machine as libraft sees it (sans I/O).
+ *
+ * A flow_fsm is one replica: a flow_state (the deterministic machine of flow_state.h) and the
+ * cluster's member directory (raft id → the member's API URL, used to redirect clients to the
+ * leader). It implements libraft's struct raft_fsm (version 1): apply, snapshot, restore.
+ *
+ * Log entries are JSON text (bounded by FLOW_FSM_ENTRY_MAX):
+ *   {"t": "cmd", "cmd": {flow command}, "o": origin raft id, "c": origin cookie}
+ *   {"t": "member", "id": raft id, "api": "http://..."}     a member's API URL
+ *   {"t": "forget", "id": raft id}                          a member left
+ * A command carries its own time ("now") and ids, so every replica computes the same state.
+ * apply never fails towards libraft: an entry that does not parse or a command the state
+ * machine refuses changes nothing (deterministically on every replica) and is counted.
+ *
+ * Snapshots are {"v": 1, "state": flow_state_snapshot, "members": {"id": url}}; restore
+ * validates fully and keeps the old state on bad input.
+ *
+ * Hooks (optional) let the owner follow what is applied: after every entry (with the
+ * command's outcome) and after every restore. They run inside libraft's callbacks.
+ */
+#ifndef MACULA_FLOW_FSM_H
+#define MACULA_FLOW_FSM_H
+
+#include <jansson.h>
+#include <raft.h>
+#include <stdint.h>
+
+#include "flow/core/flow_state.h"
+
+#define FLOW_FSM_ENTRY_MAX (4u << 20)    /* bytes of one log entry */
+#define FLOW_FSM_SNAPSHOT_MAX (1u << 30) /* bytes of one snapshot */
+#define FLOW_FSM_API_MAX 256             /* bytes of a member's API URL */
+
+typedef struct flow_fsm flow_fsm;
+
+typedef struct flow_fsm_hooks {
+    void *user;
+    /* After an entry was applied at `index`: the parsed entry (NULL if it did not parse) and,
+     * for a command, its outcome (0 or FLOW_E*). */
+    void (*applied)(void *user, uint64_t index, const json_t *entry, int rc);
+    /* After a snapshot replaced the state (snap is the whole snapshot object). */
+    void (*restored)(void *user, const json_t *snap);
+} flow_fsm_hooks;
+
+/* hooks may be NULL. NULL without memory. */
+flow_fsm *flow_fsm_new(const flow_fsm_hooks *hooks);
+void flow_fsm_free(flow_fsm *f);
+/* The libraft adapter (lives as long as f). */
+struct raft_fsm *flow_fsm_raft(flow_fsm *f);
+
+const flow_state *flow_fsm_state(const flow_fsm *f);
+/* Entries applied (all kinds) and commands refused by the state machine or unparsable. */
+uint64_t flow_fsm_entries(const flow_fsm *f);
+uint64_t flow_fsm_refused(const flow_fsm *f);
+/* A member's API URL or NULL. */
+const char *flow_fsm_member_api(const flow_fsm *f, uint64_t id);
+/* {"id": url, ...} (new reference). */
+json_t *flow_fsm_members(const flow_fsm *f);
+/* The canonical snapshot text (sorted keys), malloc'd; NULL without memory. */
+char *flow_fsm_snapshot_text(const flow_fsm *f);
+
+/* ---- entries: raft_malloc'd buffers ready for raft_apply -------------------------------- */
+/* cmd must be a command object (flow_cmd_to_json shape). Returns 0 or FLOW_EINVAL (too big)
+ * / FLOW_ENOMEM. */
+int flow_entry_cmd(const json_t *cmd, uint64_t origin, uint64_t cookie, struct raft_buffer *out);
+int flow_entry_member(uint64_t id, const char *api, struct raft_buffer *out);
+int flow_entry_forget(uint64_t id, struct raft_buffer *out);
+/* Parses an entry (bounded); NULL if it is not one of the three shapes. */
+json_t *flow_entry_parse(const void *data, size_t len);
+
+#endif

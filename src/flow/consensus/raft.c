@@ -1,0 +1,600 @@
+/*
+ * flow/consensus/raft.c — erlmcp_flow_raft: libraft on the node's libuv loop, replicating the
+ * flow state machine (docs/consensus.md).
+ *
+ * The actor owns one libraft instance (struct raft), its durable log store (log_store.c:
+ * libuv storage in <data_dir>/raft, TCP transport) and its replica of the state machine
+ * (fsm.c). It talks to the registry only by messages:
+ *  - the registry proposes commands (FLOW_TAG_PROPOSE {"c", "cmd"}); the actor appends them
+ *    with raft_apply; a proposal libraft does not take, or loses with its leader, comes back
+ *    as FLOW_TAG_REFUSED;
+ *  - every committed command, on every node, goes to the registry in log order
+ *    (FLOW_TAG_COMMITTED), after a FLOW_TAG_RESET when the actor starts and a FLOW_TAG_RESTORE
+ *    when a snapshot replaces the state, so the registry's copy of the state is always the
+ *    replica's, entry for entry;
+ *  - the role (FLOW_TAG_ROLE): "leader": true only once a barrier of the leader's term has
+ *    been applied (every earlier entry is in the registry's state), else the known leader.
+ * Membership (cluster_status / cluster_join / cluster_leave) is answered here; the registry
+ * forwards those requests (FLOW_TAG_FWD).
+ *
+ * libraft's memory (struct raft, its I/O) must outlive the actor until raft_close's callback,
+ * so it lives in a separately allocated rf_node released there. libraft has no role-change
+ * callback in 0.15: the actor polls raft_state every RF_POLL_MS.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "flow/consensus/fsm.h"
+#include "flow/consensus/log_store.h"
+#include "flow/flow_int.h"
+
+#define RF_POLL_MS 10
+#define RF_START_RETRIES 50 /* the address may still be held by a previous instance */
+#define RF_START_RETRY_MS 100
+
+enum { RF_T_START = 1, RF_T_POLL };
+
+typedef struct rf_node {
+    struct raft raft;
+    flow_log_store ls;
+    flow_fsm *fsm;
+    sup_rt *rt;
+    sup_pid self; /* SUP_NOPID once the actor ended: callbacks then only release memory */
+    bool raft_ok; /* raft_init succeeded: released through raft_close */
+    uint64_t ready_term;
+    struct raft_barrier barrier;
+    bool barrier_busy;
+    char err[RAFT_ERRMSG_BUF_SIZE];
+} rf_node;
+
+typedef struct rf_state {
+    const flow_raft_config *cfg;
+    rf_node *n;
+    int attempts;
+    int sent_state; /* what the registry was last told */
+    raft_id sent_leader;
+    bool sent_ready;
+    char sent_api[FLOW_FSM_API_MAX];
+    bool member_proposed;
+    uint64_t proposals, refusals;
+} rf_state;
+
+typedef struct rf_apply {
+    struct raft_apply req;
+    rf_node *n;
+    uint64_t cookie;
+} rf_apply;
+
+typedef struct rf_change {
+    struct raft_change req;
+    rf_node *n;
+    sup_from from;
+    raft_id id;
+    int stage; /* 0 add, 1 assign voter, 2 remove */
+    char api[FLOW_FSM_API_MAX];
+} rf_change;
+
+static sup_pid rf__registry(const rf_node *n)
+{
+    return sup_whereis(n->rt, FLOW_N_REGISTRY);
+}
+
+/* ---- FSM hooks: what the registry must apply --------------------------------------------- */
+
+static void rf__applied(void *user, uint64_t index, const json_t *entry, int rc)
+{
+    (void)index;
+    (void)rc;
+    rf_node *n = user;
+    const char *t = json_string_value(json_object_get(entry, "t"));
+    if (sup_pid_is_null(n->self) || t == NULL || strcmp(t, "cmd") != 0) {
+        return;
+    }
+    flow__cast_json(n->rt, n->self, rf__registry(n), FLOW_TAG_COMMITTED,
+                    json_incref((json_t *)entry));
+}
+
+static void rf__restored(void *user, const json_t *snap)
+{
+    rf_node *n = user;
+    if (!sup_pid_is_null(n->self)) {
+        flow__cast_json(n->rt, n->self, rf__registry(n), FLOW_TAG_RESTORE,
+                        json_incref(json_object_get(snap, "state")));
+    }
+}
+
+/* ---- the node's lifetime ----------------------------------------------------------------- */
+
+static void rf__node_free(rf_node *n)
+{
+    flow_log_store_close(&n->ls);
+    flow_fsm_free(n->fsm);
+    free(n);
+}
+
+static void rf__closed(struct raft *r)
+{
+    rf__node_free(r->data);
+}
+
+static void rf__node_close(rf_node *n)
+{
+    if (n == NULL) {
+        return;
+    }
+    n->self = SUP_NOPID;
+    if (n->raft_ok) {
+        raft_close(&n->raft, rf__closed);
+    } else {
+        rf__node_free(n);
+    }
+}
+
+static int rf__node_open(rf_state *st, sup_actor *self, char *err, size_t errsize)
+{
+    const flow_raft_config *cfg = st->cfg;
+    sup_rt *rt = sup_self_rt(self);
+    rf_node *n = calloc(1, sizeof *n);
+    if (n == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return RAFT_NOMEM;
+    }
+    n->rt = rt;
+    n->self = sup_self(self);
+    flow_fsm_hooks hooks = {.user = n, .applied = rf__applied, .restored = rf__restored};
+    n->fsm = flow_fsm_new(&hooks);
+    int rc = n->fsm ? flow_log_store_open(&n->ls, sup_rt_loop(rt), cfg->data_dir, err, errsize)
+                    : RAFT_NOMEM;
+    if (rc == 0) {
+        rc = raft_init(&n->raft, &n->ls.io, flow_fsm_raft(n->fsm), cfg->id, cfg->address);
+        if (rc != 0) {
+            snprintf(err, errsize, "raft_init: %s", raft_strerror(rc));
+        }
+    }
+    if (rc != 0) {
+        rf__node_free(n);
+        return rc;
+    }
+    n->raft_ok = true;
+    n->raft.data = n;
+    unsigned election = cfg->election_ms ? cfg->election_ms : 150;
+    raft_set_election_timeout(&n->raft, election);
+    raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms ? cfg->heartbeat_ms
+                                                           : (election / 3 ? election / 3 : 1));
+    raft_set_snapshot_threshold(&n->raft,
+                                cfg->snapshot_threshold ? cfg->snapshot_threshold : 10000);
+    raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing ? cfg->snapshot_trailing : 1000);
+    raft_uv_set_connect_retry_delay(&n->ls.io, 50);
+    if (!cfg->join) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        rc = raft_configuration_add(&conf, cfg->id, cfg->address, RAFT_VOTER);
+        if (rc == 0) {
+            rc = raft_bootstrap(&n->raft, &conf);
+        }
+        raft_configuration_close(&conf);
+        if (rc == RAFT_CANTBOOTSTRAP) {
+            rc = 0; /* not the first start: the log has the configuration */
+        } else if (rc != 0) {
+            snprintf(err, errsize, "raft_bootstrap: %s", raft_strerror(rc));
+        }
+    }
+    if (rc == 0) {
+        rc = raft_start(&n->raft);
+        if (rc != 0) {
+            snprintf(err, errsize, "raft_start %s: %s (%s)", cfg->address, raft_strerror(rc),
+                     raft_errmsg(&n->raft));
+        }
+    }
+    if (rc != 0) {
+        rf__node_close(n);
+        return rc;
+    }
+    st->n = n;
+    return 0;
+}
+
+/* ---- role ------------------------------------------------------------------------------- */
+
+static json_t *rf__leader_json(const rf_node *n)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader((struct raft *)&n->raft, &id, &addr);
+    if (id == 0) {
+        return json_null();
+    }
+    const char *api = flow_fsm_member_api(n->fsm, id);
+    return json_pack("{s:I, s:s?, s:s?}", "id", (json_int_t)id, "address", addr, "api", api);
+}
+
+static void rf__barrier_cb(struct raft_barrier *req, int status)
+{
+    rf_node *n = req->data;
+    n->barrier_busy = false;
+    if (status == 0 && raft_state(&n->raft) == RAFT_LEADER) {
+        n->ready_term = n->raft.current_term;
+    }
+}
+
+static void rf__refused(sup_rt *rt, sup_pid self, uint64_t cookie, int code, const char *msg)
+{
+    if (sup_pid_is_null(self) || cookie == 0) {
+        return;
+    }
+    flow__cast_json(
+        rt, self, sup_whereis(rt, FLOW_N_REGISTRY), FLOW_TAG_REFUSED,
+        json_pack("{s:I, s:i, s:s}", "c", (json_int_t)cookie, "code", code, "message", msg));
+}
+
+static void rf__apply_cb(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    rf_apply *a = req->data;
+    if (status != 0) {
+        rf__refused(a->n->rt, a->n->self, a->cookie, FLOW_ECONSENSUS, raft_strerror(status));
+    }
+    free(a);
+}
+
+static void rf__propose_member(rf_state *st)
+{
+    rf_node *n = st->n;
+    const char *api = st->cfg->api;
+    const char *have = flow_fsm_member_api(n->fsm, st->cfg->id);
+    if (api == NULL || st->member_proposed || (have && strcmp(have, api) == 0)) {
+        return;
+    }
+    rf_apply *a = calloc(1, sizeof *a);
+    struct raft_buffer buf;
+    if (a == NULL || flow_entry_member(st->cfg->id, api, &buf) != 0) {
+        free(a);
+        return;
+    }
+    a->n = n;
+    a->req.data = a;
+    st->member_proposed = true;
+    if (raft_apply(&n->raft, &a->req, &buf, 1, rf__apply_cb) != 0) {
+        raft_free(buf.base);
+        free(a);
+        st->member_proposed = false;
+    }
+}
+
+/* Tells the registry when the role, the leader or its URL changed. */
+static void rf__poll(sup_actor *self, rf_state *st)
+{
+    rf_node *n = st->n;
+    if (n == NULL) {
+        return;
+    }
+    int s = raft_state(&n->raft);
+    bool ready = s == RAFT_LEADER && n->ready_term == n->raft.current_term;
+    if (s == RAFT_LEADER && !ready && !n->barrier_busy) {
+        n->barrier.data = n;
+        if (raft_barrier(&n->raft, &n->barrier, rf__barrier_cb) == 0) {
+            n->barrier_busy = true;
+        }
+    }
+    if (ready) {
+        rf__propose_member(st);
+    } else {
+        st->member_proposed = false;
+    }
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&n->raft, &lid, &laddr);
+    const char *api = lid ? flow_fsm_member_api(n->fsm, lid) : NULL;
+    if (s == st->sent_state && ready == st->sent_ready && lid == st->sent_leader &&
+        strcmp(api ? api : "", st->sent_api) == 0) {
+        return;
+    }
+    st->sent_state = s;
+    st->sent_ready = ready;
+    st->sent_leader = lid;
+    snprintf(st->sent_api, sizeof st->sent_api, "%s", api ? api : "");
+    json_t *role = json_pack("{s:b, s:o}", "leader", ready, "known", rf__leader_json(n));
+    flow__cast_json(sup_self_rt(self), sup_self(self), rf__registry(n), FLOW_TAG_ROLE, role);
+}
+
+/* ---- proposals --------------------------------------------------------------------------- */
+
+static void rf__propose(sup_actor *self, rf_state *st, const sup_msg *m)
+{
+    json_t *j = flow__msg_json(m);
+    uint64_t cookie = (uint64_t)json_integer_value(json_object_get(j, "c"));
+    rf_node *n = st->n;
+    struct raft_buffer buf = {0};
+    int rc = n == NULL ? FLOW_ECONSENSUS
+                       : flow_entry_cmd(json_object_get(j, "cmd"), st->cfg->id, cookie, &buf);
+    rf_apply *a = rc == 0 ? calloc(1, sizeof *a) : NULL;
+    if (rc == 0 && a == NULL) {
+        rc = FLOW_ENOMEM;
+    }
+    if (rc == 0) {
+        a->n = n;
+        a->cookie = cookie;
+        a->req.data = a;
+        int rr = raft_apply(&n->raft, &a->req, &buf, 1, rf__apply_cb);
+        if (rr != 0) {
+            raft_free(buf.base);
+            free(a);
+            rc = rr == RAFT_NOTLEADER ? FLOW_ENOTLEADER : FLOW_ECONSENSUS;
+            st->refusals++;
+            rf__refused(sup_self_rt(self), sup_self(self), cookie, rc, raft_strerror(rr));
+        } else {
+            st->proposals++;
+        }
+    } else {
+        raft_free(buf.base);
+        st->refusals++;
+        rf__refused(sup_self_rt(self), sup_self(self), cookie, rc,
+                    rc == FLOW_EINVAL ? "command too large" : "raft is not started");
+    }
+    json_decref(j);
+}
+
+/* ---- membership -------------------------------------------------------------------------- */
+
+static const char *rf__role_name(int role)
+{
+    return role == RAFT_VOTER ? "voter" : role == RAFT_STANDBY ? "standby" : "spare";
+}
+
+static const char *rf__state_name(int s)
+{
+    switch (s) {
+    case RAFT_FOLLOWER: return "follower";
+    case RAFT_CANDIDATE: return "candidate";
+    case RAFT_LEADER: return "leader";
+    default: return "unavailable";
+    }
+}
+
+static json_t *rf__status(const rf_state *st)
+{
+    rf_node *n = st->n;
+    if (n == NULL) {
+        return json_pack("{s:s, s:I, s:s, s:s}", "mode", "raft", "id", (json_int_t)st->cfg->id,
+                         "address", st->cfg->address, "state", "starting");
+    }
+    struct raft *r = &n->raft;
+    json_t *members = json_array();
+    for (unsigned i = 0; i < r->configuration.n; i++) {
+        const struct raft_server *s = &r->configuration.servers[i];
+        json_array_append_new(members,
+                              json_pack("{s:I, s:s, s:s, s:s?}", "id", (json_int_t)s->id, "address",
+                                        s->address, "role", rf__role_name(s->role), "api",
+                                        flow_fsm_member_api(n->fsm, s->id)));
+    }
+    return json_pack("{s:s, s:I, s:s, s:s, s:b, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
+                     "mode", "raft", "id", (json_int_t)st->cfg->id, "address", st->cfg->address,
+                     "state", rf__state_name(raft_state(r)), "ready",
+                     raft_state(r) == RAFT_LEADER && n->ready_term == r->current_term, "term",
+                     (json_int_t)r->current_term, "leader", rf__leader_json(n), "commit_index",
+                     (json_int_t)r->commit_index, "last_applied", (json_int_t)raft_last_applied(r),
+                     "last_index", (json_int_t)raft_last_index(r), "members", members,
+                     "entries_applied", (json_int_t)flow_fsm_entries(n->fsm), "commands_refused",
+                     (json_int_t)flow_fsm_refused(n->fsm), "proposals", (json_int_t)st->proposals,
+                     "proposals_refused", (json_int_t)st->refusals);
+}
+
+static void rf__change_reply(rf_change *c, int status)
+{
+    rf_node *n = c->n;
+    if (status != 0) {
+        flow__reply_err(n->rt, c->from, status == RAFT_NOTLEADER ? FLOW_ENOTLEADER : FLOW_ESTATE,
+                        "membership change: %s", raft_strerror(status));
+    } else {
+        flow__reply_ok(n->rt, c->from,
+                       json_pack("{s:I, s:s}", "id", (json_int_t)c->id, "done",
+                                 c->stage == 2 ? "removed" : "added"));
+    }
+    free(c);
+}
+
+/* Appends a member/forget entry (best effort: the change itself is committed). */
+static void rf__member_entry(rf_node *n, bool forget, raft_id id, const char *api)
+{
+    struct raft_buffer buf;
+    int rc = forget ? flow_entry_forget(id, &buf) : flow_entry_member(id, api, &buf);
+    rf_apply *a = rc == 0 ? calloc(1, sizeof *a) : NULL;
+    if (a == NULL) {
+        raft_free(buf.base);
+        return;
+    }
+    a->n = n;
+    a->req.data = a;
+    if (raft_apply(&n->raft, &a->req, &buf, 1, rf__apply_cb) != 0) {
+        raft_free(buf.base);
+        free(a);
+    }
+}
+
+static void rf__change_cb(struct raft_change *req, int status)
+{
+    rf_change *c = req->data;
+    rf_node *n = c->n;
+    if (status == 0 && c->stage == 0 && n->raft_ok && !sup_pid_is_null(n->self)) {
+        c->stage = 1;
+        int rc = raft_assign(&n->raft, &c->req, c->id, RAFT_VOTER, rf__change_cb);
+        if (rc == 0) {
+            return;
+        }
+        status = rc;
+    }
+    if (status == 0 && !sup_pid_is_null(n->self)) {
+        rf__member_entry(n, c->stage == 2, c->id, c->api[0] ? c->api : NULL);
+    }
+    rf__change_reply(c, status);
+}
+
+static void rf__cluster_op(sup_actor *self, rf_state *st, sup_from from, const char *op,
+                           const json_t *args)
+{
+    sup_rt *rt = sup_self_rt(self);
+    if (strcmp(op, "cluster_status") == 0) {
+        flow__reply_ok(rt, from, rf__status(st));
+        return;
+    }
+    rf_node *n = st->n;
+    if (n == NULL) {
+        flow__reply_err(rt, from, FLOW_ECONSENSUS, "raft is starting");
+        return;
+    }
+    if (raft_state(&n->raft) != RAFT_LEADER) {
+        json_t *l = rf__leader_json(n);
+        flow__reply_not_leader(rt, from, json_is_null(l) ? NULL : l);
+        json_decref(l);
+        return;
+    }
+    json_int_t id = json_integer_value(json_object_get(args, "id"));
+    const char *addr = json_string_value(json_object_get(args, "address"));
+    const char *api = json_string_value(json_object_get(args, "api"));
+    bool join = strcmp(op, "cluster_join") == 0;
+    if (id <= 0 || (join && (addr == NULL || strlen(addr) >= 128)) ||
+        (api && strlen(api) >= FLOW_FSM_API_MAX)) {
+        flow__reply_err(rt, from, FLOW_EINVAL, "%s needs an id%s", op,
+                        join ? " and an address (host:port)" : "");
+        return;
+    }
+    rf_change *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        flow__reply_err(rt, from, FLOW_ENOMEM, "out of memory");
+        return;
+    }
+    c->n = n;
+    c->from = from;
+    c->id = (raft_id)id;
+    c->req.data = c;
+    snprintf(c->api, sizeof c->api, "%s", api ? api : "");
+    int rc;
+    if (join) {
+        c->stage = 0;
+        rc = raft_add(&n->raft, &c->req, c->id, addr, rf__change_cb);
+    } else {
+        c->stage = 2;
+        rc = raft_remove(&n->raft, &c->req, c->id, rf__change_cb);
+    }
+    if (rc != 0) {
+        rf__change_reply(c, rc);
+    }
+}
+
+/* ---- behaviour --------------------------------------------------------------------------- */
+
+static int rf_init(sup_actor *self, void *state, void *arg)
+{
+    rf_state *st = state;
+    st->cfg = arg;
+    st->sent_state = -1;
+    sup_set_label(self, FLOW_N_RAFT);
+    const flow_raft_config *c = st->cfg;
+    if (c == NULL || c->id == 0 || c->address == NULL || c->data_dir == NULL ||
+        sup_rt_loop(sup_self_rt(self)) == NULL) {
+        sup_reason r = sup_reason_error("raft needs an id, an address, a data_dir and a libuv "
+                                        "runtime");
+        sup_stop(self, &r);
+        return SUP_EINVAL;
+    }
+    sup_register(sup_self_rt(self), FLOW_N_RAFT, sup_self(self));
+    /* the registry's state is rebuilt from the log from here on */
+    sup_cast(sup_self_rt(self), sup_self(self), sup_whereis(sup_self_rt(self), FLOW_N_REGISTRY),
+             FLOW_TAG_RESET, NULL, 0);
+    int t = RF_T_START;
+    sup_send_after(self, 0, FLOW_TAG_INTERNAL, &t, sizeof t);
+    return 0;
+}
+
+static void rf_info(sup_actor *self, void *state, const sup_msg *m)
+{
+    rf_state *st = state;
+    if (m->kind != SUP_MSG_TIMER || m->tag != FLOW_TAG_INTERNAL || m->len != sizeof(int)) {
+        return;
+    }
+    int t;
+    memcpy(&t, m->data, sizeof t);
+    if (t == RF_T_START) {
+        char err[512] = "";
+        int rc = rf__node_open(st, self, err, sizeof err);
+        if (rc == 0) {
+            int p = RF_T_POLL;
+            sup_send_after(self, RF_POLL_MS, FLOW_TAG_INTERNAL, &p, sizeof p);
+        } else if (++st->attempts < RF_START_RETRIES) {
+            sup_send_after(self, RF_START_RETRY_MS, FLOW_TAG_INTERNAL, &t, sizeof t);
+        } else {
+            sup_crash(self, "raft did not start: %s", err);
+        }
+    } else if (t == RF_T_POLL) {
+        rf__poll(self, st);
+        sup_send_after(self, RF_POLL_MS, FLOW_TAG_INTERNAL, &t, sizeof t);
+    }
+}
+
+static void rf_cast(sup_actor *self, void *state, const sup_msg *m)
+{
+    rf_state *st = state;
+    if (m->tag == FLOW_TAG_PROPOSE) {
+        rf__propose(self, st, m);
+    } else if (m->tag == FLOW_TAG_FWD && m->len > sizeof(sup_from)) {
+        sup_from from;
+        memcpy(&from, m->data, sizeof from);
+        json_t *j = json_loadb((const char *)m->data + sizeof from, m->len - sizeof from,
+                               JSON_REJECT_DUPLICATES, NULL);
+        const char *op = json_string_value(json_object_get(j, "op"));
+        if (op) {
+            rf__cluster_op(self, st, from, op, json_object_get(j, "args"));
+        } else {
+            flow__reply_err(sup_self_rt(self), from, FLOW_EINVAL, "request needs an op");
+        }
+        json_decref(j);
+    }
+}
+
+static void rf_terminate(sup_actor *self, void *state, const sup_reason *reason)
+{
+    (void)self;
+    (void)reason;
+    rf_state *st = state;
+    rf__node_close(st->n);
+    st->n = NULL;
+}
+
+static const sup_behaviour rf_behaviour = {
+    .name = FLOW_N_RAFT,
+    .state_size = sizeof(rf_state),
+    .init = rf_init,
+    .handle_cast = rf_cast,
+    .handle_info = rf_info,
+    .terminate = rf_terminate,
+};
+
+int flow_raft_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                    sup_reason *why)
+{
+    (void)extra;
+    return sup_spawn(rt, parent, &rf_behaviour, arg, SUP_SPAWN_LINK, out, why);
+}
+
+void flow__reply_not_leader(sup_rt *rt, sup_from to, const json_t *leader)
+{
+    char msg[320] = "this node is not the leader";
+    const char *api = json_string_value(json_object_get(leader, "api"));
+    if (api) {
+        snprintf(msg, sizeof msg, "this node is not the leader; the leader is %s", api);
+    }
+    json_t *o = json_pack("{s:s, s:i, s:s, s:O?}", "error", flow_strerror(FLOW_ENOTLEADER), "code",
+                          FLOW_ENOTLEADER, "message", msg, "leader", leader);
+    if (leader == NULL) {
+        json_object_set_new(o, "leader", json_null());
+    }
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (text) {
+        sup_reply(rt, to, text, strlen(text));
+        free(text);
+    }
+}
