@@ -15,6 +15,7 @@ static void usage(FILE *f)
             "  id [OPTIONS]      print this node's ID (creating its identity if absent)\n"
             "  sup-run FILE      play a supervision scenario on a virtual clock\n"
             "  mcp-fixture       MCP server with test fixture tools (stdio, or --http PORT)\n"
+            "  flow ...          swarms, agents, tasks: flow mcp | serve | swarm | agent | task\n"
             "  version           print the version\n"
             "  help              this text\n",
             MACULA_VERSION);
@@ -41,6 +42,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "mcp-fixture") == 0) {
         return cli_mcp_fixture(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "flow") == 0) {
+        return cli_flow(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("macula %s\n", MACULA_VERSION);

@@ -13,6 +13,7 @@
 #include "gateway/system.h"
 #include "macula/config.h"
 #include "macula/sup.h"
+#include "macula/sup_supervisor.h"
 #include "mesh/identity.h"
 
 typedef struct mesh_root_config {
@@ -23,7 +24,12 @@ typedef struct mesh_root_config {
     char node_id_hex[IDENTITY_ID_HEX_LEN + 1];
     char realm[MACULA_CONFIG_REALM_MAX + 1];
     char health_addr[16];
+    /* Extra children started after the gateway system, in order (e.g. flow and its MCP
+     * gateway for `macula flow serve`); at most MESH_ROOT_MAX_EXTRA; the specs are copied. */
+    const sup_child_spec *extra;
+    size_t nextra;
 } mesh_root_config;
+#define MESH_ROOT_MAX_EXTRA 8
 
 /* Defaults: health on 0.0.0.0:8080, no node ID or realm (tests set what they need). */
 void mesh_root_config_defaults(mesh_root_config *cfg);
