@@ -679,7 +679,7 @@ static void flow__print(const json_t *res, bool table)
     static const char *const swarm_cols[] = {
         "id",           "topology", "agents", "tasks.pending", "tasks.running", "tasks.completed",
         "tasks.failed", NULL};
-    static const int swarm_w[] = {26, 14, 8, 14, 14, 16, 13};
+    static const int swarm_w[] = {26, 14, 8, 15, 15, 17, 14};
     static const char *const agent_cols[] = {"id",    "swarm",     "role",   "state",
                                              "tasks", "completed", "failed", NULL};
     static const int agent_w[] = {26, 20, 12, 10, 7, 11, 7};
