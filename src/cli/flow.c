@@ -498,7 +498,9 @@ static int mc__http(const mc_conn *c, const char *method, const char *body, mc_r
     close(fd);
     buf[len] = '\0';
     char *sep = strstr(buf, "\r\n\r\n");
-    if (sep == NULL || sscanf(buf, "HTTP/1.%*d %d", &r->status) != 1) {
+    char *stend = NULL;
+    r->status = strncmp(buf, "HTTP/1.", 7) == 0 && len > 9 ? (int)strtol(buf + 9, &stend, 10) : 0;
+    if (sep == NULL || stend == buf + 9 || r->status < 100) {
         free(buf);
         return -1;
     }
@@ -874,7 +876,14 @@ static int flow_script(const cmd_opts *o, int argc, char **argv)
             tool = "swarm_scale";
             json_object_set_new(args, "swarm", json_string(pos[0]));
             json_object_set_new(args, "role", json_string(pos[1]));
-            json_object_set_new(args, "count", json_integer(atoll(pos[2])));
+            char *end;
+            long long n = strtoll(pos[2], &end, 10);
+            if (*end != '\0' || *pos[2] == '\0') {
+                fprintf(stderr, "macula flow: COUNT must be an integer\n");
+                json_decref(args);
+                return 2;
+            }
+            json_object_set_new(args, "count", json_integer(n));
         }
     } else if (strcmp(noun, "agent") == 0) {
         static const opt_map spawn[] = {

@@ -254,10 +254,10 @@ static void mf__link(mcp_flow *f, mf_op *op)
 
 static void mf__free_op(mcp_flow *f, mf_op *op)
 {
-    if (op->prev != NULL) {
-        op->prev->next = op->next;
-    } else {
+    if (op == f->ops) {
         f->ops = op->next;
+    } else if (op->prev != NULL) {
+        op->prev->next = op->next;
     }
     if (op->next != NULL) {
         op->next->prev = op->prev;
