@@ -3,7 +3,7 @@
 # each area printing its own markdown table. Timing lives here, never in the tests.
 #
 #   bench/run.sh                    all areas
-#   BENCH_AREAS="quic" bench/run.sh  some areas (runtime quic)
+#   BENCH_AREAS="quic" bench/run.sh  some areas (runtime mcp quic)
 #   BENCH_RUNS=5 bench/run.sh
 #
 # It installs the peers it compares against (Debian packages: erlang-nox, mosquitto, openssl)
@@ -39,6 +39,11 @@ if area runtime; then
     echo
     echo "## Runtime"
     bench_runtime "$build"
+fi
+if area mcp; then
+    echo
+    echo "## MCP: tools/call over Streamable HTTP and stdio"
+    bash "$root/bench/mcp.sh" "$build"
 fi
 if area quic; then
     echo

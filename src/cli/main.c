@@ -18,6 +18,8 @@ static void usage(FILE *f)
             "  tree              print a running node's supervision tree\n"
             "  sup-run FILE      play a supervision scenario on a virtual clock\n"
             "  mcp-fixture       MCP server with test fixture tools (stdio, or --http PORT)\n"
+            "  flow ...          swarms, agents, tasks: flow mcp | serve | swarm | agent | task | "
+            "cluster\n"
             "  version           print the version\n"
             "  help              this text\n",
             MACULA_VERSION);
@@ -48,14 +50,14 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "tree") == 0) {
         return cli_tree(argc - 1, argv + 1);
     }
-    if (strcmp(cmd, "flow") == 0 && argc > 2 && strcmp(argv[2], "cluster") == 0) {
-        return cli_flow_cluster(argc - 2, argv + 2);
-    }
     if (strcmp(cmd, "flow-node") == 0) {
         return cli_flow_node(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "mcp-fixture") == 0) {
         return cli_mcp_fixture(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "flow") == 0) {
+        return cli_flow(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("macula %s\n", MACULA_VERSION);

@@ -1,7 +1,8 @@
 /*
  * src/cli/mcp_fixture.c — `macula mcp-fixture [--http PORT] [--token T]`: an MCP server with
  * the test fixture tools (src/mcp/fixture.h), over stdio by default or Streamable HTTP on
- * 127.0.0.1:PORT/mcp. For the SDK and conformance tests; it exposes no real tools.
+ * 127.0.0.1:PORT/mcp; --conformance adds the conformance suite's fixture tools. For the SDK
+ * and conformance tests; it exposes no real tools.
  * Logs go to stderr; with --http the first stderr line is "listening http://127.0.0.1:P/mcp".
  */
 #include <signal.h>
@@ -59,6 +60,7 @@ int cli_mcp_fixture(int argc, char **argv)
 {
     long port = -1;
     const char *token = NULL;
+    bool conformance = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--http") == 0 && i + 1 < argc) {
             char *end;
@@ -67,10 +69,13 @@ int cli_mcp_fixture(int argc, char **argv)
                 fprintf(stderr, "macula mcp-fixture: invalid port '%s'\n", argv[i]);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--conformance") == 0) {
+            conformance = true;
         } else if (strcmp(argv[i], "--token") == 0 && i + 1 < argc) {
             token = argv[++i];
         } else {
-            fprintf(stderr, "usage: macula mcp-fixture [--http PORT] [--token TOKEN]\n");
+            fprintf(stderr,
+                    "usage: macula mcp-fixture [--http PORT] [--token TOKEN] [--conformance]\n");
             return 2;
         }
     }
@@ -81,7 +86,8 @@ int cli_mcp_fixture(int argc, char **argv)
     mcp_server_config_defaults(&sc);
     sc.instructions = "Test fixture server: echo, add, slow, fail, toggle_extra, extra.";
     mcp_server *srv = mcp_server_new(&sc);
-    if (srv == NULL || mcp_fixture_register(srv, &loop) != 0) {
+    if (srv == NULL || mcp_fixture_register(srv, &loop) != 0 ||
+        (conformance && mcp_fixture_register_conformance(srv, &loop) != 0)) {
         fprintf(stderr, "macula mcp-fixture: cannot set up the tools\n");
         return 1;
     }

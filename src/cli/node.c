@@ -29,7 +29,17 @@ typedef struct node_ctx {
     sup_pid root;
     uv_signal_t sigint, sigterm;
     bool stopping;
+    const cli_node_ext *ext;
 } node_ctx;
+
+static void node_stopping(node_ctx *ctx)
+{
+    if (ctx->ext != NULL && ctx->ext->stopping != NULL) {
+        const cli_node_ext *e = ctx->ext;
+        ctx->ext = NULL; /* once */
+        e->stopping(e->user);
+    }
+}
 
 /* Watches the root: when it ends, the loop stops. */
 static int watcher_init(sup_actor *self, void *state, void *arg)
@@ -48,6 +58,7 @@ static void watcher_info(sup_actor *self, void *state, const sup_msg *m)
                 sup_reason_str(&m->reason, r, sizeof r));
         uv_signal_stop(&ctx->sigint);
         uv_signal_stop(&ctx->sigterm);
+        node_stopping(ctx);
         sup_reason n = sup_reason_normal();
         sup_stop(self, &n);
         uv_stop(ctx->loop);
@@ -71,6 +82,7 @@ static void on_signal(uv_signal_t *h, int signum)
     ctx->stopping = true;
     fprintf(stderr, "macula: %s received, shutting down\n",
             signum == SIGINT ? "SIGINT" : "SIGTERM");
+    node_stopping(ctx);
     sup_reason sd = sup_reason_shutdown();
     /* The root has no parent: an exit signal from outside is its parent's, so it terminates
      * its children in reverse start order and ends. */
@@ -140,6 +152,11 @@ int cli_load_identity(const macula_config *conf, identity **out)
 
 int cli_node(int argc, char **argv)
 {
+    return cli_node_run(argc, argv, NULL);
+}
+
+int cli_node_run(int argc, char **argv, const cli_node_ext *ext)
+{
     if (wants_help(argc, argv)) {
         node_usage(stdout);
         return 0;
@@ -175,6 +192,10 @@ int cli_node(int argc, char **argv)
     }
     mesh_root_config_defaults(cfg);
     mesh_root_config_apply(cfg, conf, id);
+    if (ext != NULL) {
+        cfg->extra = ext->children;
+        cfg->nextra = ext->nchildren;
+    }
     sup_reason why;
     if (mesh_root_start(ctx.rt, cfg, &ctx.root, &why) != 0) {
         char r[80];
@@ -206,6 +227,14 @@ int cli_node(int argc, char **argv)
            gnutls_check_version(NULL), ngtcp2_version(0)->version_str, MHD_get_version());
     printf("  runtime    %zu actors\n", sup_rt_actor_count(ctx.rt));
     printf("  root       macula_root one_for_one, 10 restarts in 5 s\n");
+    if (ext != NULL && ext->started != NULL &&
+        ext->started(ext->user, ctx.loop, ctx.rt, conf) != 0) {
+        sup_reason sd = sup_reason_shutdown();
+        sup_exit(ctx.rt, SUP_NOPID, ctx.root, &sd);
+        ctx.stopping = true;
+        rc = 1;
+    }
+    ctx.ext = ext;
     print_tree(ctx.rt, ctx.root);
     printf("  ready      press Ctrl-C to stop\n");
     sup_pid watcher;
@@ -225,5 +254,5 @@ int cli_node(int argc, char **argv)
     free(cfg);
     free(conf);
     printf("macula: stopped\n");
-    return 0;
+    return rc;
 }

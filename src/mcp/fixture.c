@@ -176,3 +176,201 @@ int mcp_fixture_register(mcp_server *s, uv_loop_t *loop)
     }
     return rc;
 }
+
+/* ---- the conformance suite's fixture tools ------------------------------------------------ */
+
+#define FX_PNG                                                                                     \
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+#define FX_WAV "UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgAAACAgICAgICAgA=="
+
+static int cf_simple_text(mcp_call *c, const json_t *args, void *user)
+{
+    (void)args;
+    (void)user;
+    mcp_call_return_content(c,
+                            json_pack("[{s:s, s:s}]", "type", "text", "text",
+                                      "This is a simple text response for testing."),
+                            NULL);
+    return 0;
+}
+
+static int cf_image(mcp_call *c, const json_t *args, void *user)
+{
+    (void)args;
+    (void)user;
+    mcp_call_return_content(
+        c, json_pack("[{s:s, s:s, s:s}]", "type", "image", "data", FX_PNG, "mimeType", "image/png"),
+        NULL);
+    return 0;
+}
+
+static int cf_audio(mcp_call *c, const json_t *args, void *user)
+{
+    (void)args;
+    (void)user;
+    mcp_call_return_content(
+        c, json_pack("[{s:s, s:s, s:s}]", "type", "audio", "data", FX_WAV, "mimeType", "audio/wav"),
+        NULL);
+    return 0;
+}
+
+static int cf_embedded(mcp_call *c, const json_t *args, void *user)
+{
+    (void)args;
+    (void)user;
+    mcp_call_return_content(c,
+                            json_pack("[{s:s, s:{s:s, s:s, s:s}}]", "type", "resource", "resource",
+                                      "uri", "test://embedded-resource", "mimeType", "text/plain",
+                                      "text", "This is an embedded resource content."),
+                            NULL);
+    return 0;
+}
+
+static int cf_mixed(mcp_call *c, const json_t *args, void *user)
+{
+    (void)args;
+    (void)user;
+    mcp_call_return_content(
+        c,
+        json_pack("[{s:s, s:s}, {s:s, s:s, s:s}, {s:s, s:{s:s, s:s, s:s}}]", "type", "text", "text",
+                  "Multiple content types test:", "type", "image", "data", FX_PNG, "mimeType",
+                  "image/png", "type", "resource", "resource", "uri",
+                  "test://mixed-content-resource", "mimeType", "application/json", "text",
+                  "{\"test\":\"data\",\"value\":123}"),
+        NULL);
+    return 0;
+}
+
+static int cf_error(mcp_call *c, const json_t *args, void *user)
+{
+    (void)args;
+    (void)user;
+    mcp_call_fail(c, "This tool intentionally returns an error for testing");
+    return 0;
+}
+
+static int cf_schema(mcp_call *c, const json_t *args, void *user)
+{
+    (void)user;
+    char *t = json_dumps(args, JSON_COMPACT);
+    mcp_call_return_content(c, json_pack("[{s:s, s:s}]", "type", "text", "text", t ? t : "{}"),
+                            NULL);
+    free(t);
+    return 0;
+}
+
+/* test_tool_with_logging (3 info logs, 50 ms apart) and test_tool_with_progress (0, 50, 100 of
+ * 100, 50 ms apart) on a libuv timer; cancellable. */
+typedef struct cf_seq {
+    uv_timer_t timer;
+    mcp_call *call; /* NULL once completed or cancelled */
+    bool progress;
+    int step;
+} cf_seq;
+
+static void cf_seq_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void cf_seq_stop(cf_seq *q)
+{
+    q->call = NULL;
+    uv_timer_stop(&q->timer);
+    uv_close((uv_handle_t *)&q->timer, cf_seq_closed);
+}
+
+static void cf_seq_step(cf_seq *q)
+{
+    static const char *const logs[] = {"Tool execution started", "Tool processing data",
+                                       "Tool execution completed"};
+    if (q->progress) {
+        mcp_call_progress(q->call, q->step * 50.0, 100, NULL);
+    } else {
+        mcp_call_log(q->call, MCP_LOG_INFO, "conformance", json_string(logs[q->step]));
+    }
+    if (++q->step == 3) {
+        mcp_call *c = q->call;
+        bool progress = q->progress;
+        cf_seq_stop(q);
+        mcp_call_return_content(
+            c,
+            json_pack("[{s:s, s:s}]", "type", "text", "text",
+                      progress ? "Tool with progress completed" : "Tool with logging completed"),
+            NULL);
+    }
+}
+
+static void cf_seq_tick(uv_timer_t *t)
+{
+    cf_seq_step(t->data);
+}
+
+static void cf_seq_cancel(mcp_call *c, void *arg)
+{
+    (void)c;
+    cf_seq_stop(arg);
+}
+
+static int cf_seq_start(mcp_call *c, uv_loop_t *loop, bool progress)
+{
+    cf_seq *q = calloc(1, sizeof *q);
+    if (q == NULL) {
+        return MCP_ENOMEM;
+    }
+    q->call = c;
+    q->progress = progress;
+    uv_timer_init(loop, &q->timer);
+    q->timer.data = q;
+    mcp_call_on_cancel(c, cf_seq_cancel, q);
+    cf_seq_step(q); /* the first one at once */
+    uv_timer_start(&q->timer, cf_seq_tick, 50, 50);
+    return 0;
+}
+
+static int cf_logging(mcp_call *c, const json_t *args, void *user)
+{
+    (void)args;
+    return cf_seq_start(c, user, false);
+}
+
+static int cf_progress(mcp_call *c, const json_t *args, void *user)
+{
+    (void)args;
+    return cf_seq_start(c, user, true);
+}
+
+int mcp_fixture_register_conformance(mcp_server *s, uv_loop_t *loop)
+{
+    static const struct {
+        const char *name, *desc;
+        mcp_tool_fn fn;
+        bool loop;
+    } tools[] = {
+        {"test_simple_text", "Returns simple text content", cf_simple_text, false},
+        {"test_image_content", "Returns an image (1x1 PNG)", cf_image, false},
+        {"test_audio_content", "Returns audio (a short WAV)", cf_audio, false},
+        {"test_embedded_resource", "Returns an embedded text resource", cf_embedded, false},
+        {"test_multiple_content_types", "Returns text, image and resource content", cf_mixed,
+         false},
+        {"test_tool_with_logging", "Sends three info logs 50 ms apart", cf_logging, true},
+        {"test_error_handling", "Always returns a tool error", cf_error, false},
+        {"test_tool_with_progress", "Sends progress 0, 50, 100 of 100, 50 ms apart", cf_progress,
+         true},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof tools / sizeof tools[0] && rc == 0; i++) {
+        rc = add(s, tools[i].name, tools[i].desc, "{\"type\":\"object\"}", NULL, tools[i].fn,
+                 tools[i].loop ? loop : NULL, true);
+    }
+    if (rc == 0) {
+        rc = add(s, "json_schema_2020_12_tool", "Tool with JSON Schema 2020-12 features",
+                 "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":"
+                 "\"object\",\"$defs\":{\"address\":{\"type\":\"object\",\"properties\":{"
+                 "\"street\":{\"type\":\"string\"},\"city\":{\"type\":\"string\"}}}},"
+                 "\"properties\":{\"name\":{\"type\":\"string\"},\"address\":{\"$ref\":"
+                 "\"#/$defs/address\"}},\"additionalProperties\":false}",
+                 NULL, cf_schema, NULL, true);
+    }
+    return rc;
+}

@@ -18,6 +18,11 @@
 
 /* Returns 0 or the first MCP_E* error of mcp_server_add_tool. */
 int mcp_fixture_register(mcp_server *s, uv_loop_t *loop);
+/* The fixture tools of the @modelcontextprotocol/conformance server scenarios (fixed names):
+ * test_simple_text, test_image_content, test_audio_content, test_embedded_resource,
+ * test_multiple_content_types, test_tool_with_logging, test_error_handling,
+ * test_tool_with_progress, json_schema_2020_12_tool. For `macula mcp-fixture --conformance`. */
+int mcp_fixture_register_conformance(mcp_server *s, uv_loop_t *loop);
 /* Number of slow calls whose timer is still running (for tests). */
 int mcp_fixture_slow_running(void);
 

@@ -29,7 +29,17 @@ static bool schema__is_count(const json_t *v)
     return json_is_integer(v) && json_integer_value(v) >= 0;
 }
 
-static int schema__check(const json_t *s, int depth, const char **why)
+/* "#/$defs/NAME" naming a definition of the root schema: the definition, else NULL. */
+static const json_t *schema__ref(const json_t *root, const json_t *ref)
+{
+    const char *r = json_string_value(ref);
+    if (r == NULL || strncmp(r, "#/$defs/", 8) != 0 || strpbrk(r + 8, "/~") != NULL) {
+        return NULL;
+    }
+    return json_object_get(json_object_get(root, "$defs"), r + 8);
+}
+
+static int schema__check(const json_t *root, const json_t *s, int depth, const char **why)
 {
     if (depth > MCP_SCHEMA_MAX_DEPTH) {
         *why = "schema nested too deeply";
@@ -74,7 +84,7 @@ static int schema__check(const json_t *s, int depth, const char **why)
             json_t *ps;
             json_object_foreach(v, pk, ps)
             {
-                int rc = schema__check(ps, depth + 1, why);
+                int rc = schema__check(root, ps, depth + 1, why);
                 if (rc != 0) {
                     return rc;
                 }
@@ -94,9 +104,28 @@ static int schema__check(const json_t *s, int depth, const char **why)
                 }
             }
         } else if (strcmp(key, "additionalProperties") == 0 || strcmp(key, "items") == 0) {
-            int rc = schema__check(v, depth + 1, why);
+            int rc = schema__check(root, v, depth + 1, why);
             if (rc != 0) {
                 return rc;
+            }
+        } else if (strcmp(key, "$defs") == 0) {
+            if (!json_is_object(v) || s != root) {
+                *why = "$defs must be an object at the schema's root";
+                return MCP_ESCHEMA;
+            }
+            const char *dk;
+            json_t *ds;
+            json_object_foreach(v, dk, ds)
+            {
+                int rc = schema__check(root, ds, depth + 1, why);
+                if (rc != 0) {
+                    return rc;
+                }
+            }
+        } else if (strcmp(key, "$ref") == 0) {
+            if (schema__ref(root, v) == NULL) {
+                *why = "$ref must be \"#/$defs/NAME\" naming a definition of the root";
+                return MCP_ESCHEMA;
             }
         } else if (strcmp(key, "enum") == 0) {
             if (!json_is_array(v) || json_array_size(v) == 0) {
@@ -130,10 +159,12 @@ static int schema__check(const json_t *s, int depth, const char **why)
 
 int mcp_schema_check(const json_t *schema, const char **why)
 {
-    return schema__check(schema, 0, why);
+    return schema__check(schema, schema, 0, why);
 }
 
 typedef struct vctx {
+    const json_t *root;
+    int depth; /* schemas entered: bounds $ref chains (a definition may refer to itself) */
     char *err;
     size_t errlen;
     char path[256];
@@ -204,10 +235,32 @@ static size_t schema__push(vctx *c, const char *seg)
     return old;
 }
 
+static int schema__validate_in(vctx *c, const json_t *s, const json_t *v);
+
 static int schema__validate(vctx *c, const json_t *s, const json_t *v)
+{
+    if (c->depth >= 4 * MCP_SCHEMA_MAX_DEPTH) {
+        return schema__fail(c, "%s", "schema references nest too deeply");
+    }
+    c->depth++;
+    int rc = schema__validate_in(c, s, v);
+    c->depth--;
+    return rc;
+}
+
+static int schema__validate_in(vctx *c, const json_t *s, const json_t *v)
 {
     if (json_is_boolean(s)) {
         return json_is_true(s) ? 0 : schema__fail(c, "%s", "no value is allowed here");
+    }
+    json_t *ref = json_object_get(s, "$ref");
+    if (ref != NULL) {
+        const json_t *target = schema__ref(c->root, ref);
+        int rc = target != NULL ? schema__validate(c, target, v)
+                                : schema__fail(c, "%s", "unresolved $ref");
+        if (rc != 0) {
+            return rc;
+        }
     }
     json_t *type = json_object_get(s, "type");
     if (json_is_string(type)) {
@@ -336,7 +389,7 @@ static int schema__validate(vctx *c, const json_t *s, const json_t *v)
 
 int mcp_schema_validate(const json_t *schema, const json_t *value, char *err, size_t errlen)
 {
-    vctx c = {.err = err, .errlen = errlen};
+    vctx c = {.root = schema, .err = err, .errlen = errlen};
     c.path[0] = '\0';
     return schema__validate(&c, schema, value);
 }

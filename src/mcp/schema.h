@@ -4,7 +4,8 @@
  * The subset: type (a name or an array of names: object, array, string, number, integer,
  * boolean, null), properties, required, additionalProperties (boolean or schema), items
  * (one schema), enum, const, minimum, maximum, exclusiveMinimum, exclusiveMaximum (numbers),
- * minLength, maxLength (code points), minItems, maxItems; annotations (title, description,
+ * minLength, maxLength (code points), minItems, maxItems, $defs (at the root) and $ref
+ * ("#/$defs/NAME" only; chains bounded); annotations (title, description,
  * default, examples, $schema, $comment, format) are accepted and ignored. Any other keyword
  * makes mcp_schema_check fail, so a tool never advertises a constraint that is not enforced.
  * Schemas nest at most MCP_SCHEMA_MAX_DEPTH levels.

@@ -557,12 +557,9 @@ static void http__handle(void *user, http_request *r)
             http__error(r, 404, "Not Found: unknown or expired session", NULL);
             return;
         }
-        const char *neg = mcp_session_protocol(s->ss);
-        if (pv != NULL && neg != NULL && strcmp(pv, neg) != 0) {
-            http__error(r, 400, "Bad Request: MCP-Protocol-Version differs from the session's",
-                        NULL);
-            return;
-        }
+        /* A supported version other than the negotiated one is accepted (as the official SDK
+         * server does; the conformance suite's SEP-1699 scenarios send 2025-03-26 on a
+         * 2025-11-25 session): the session's negotiated version keeps deciding semantics. */
         s->last_active = http__now(h);
     }
     if (post) {

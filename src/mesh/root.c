@@ -72,7 +72,14 @@ int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason 
 {
     sup_flags flags = {SUP_ONE_FOR_ONE, cfg->intensity, cfg->period_s, SUP_AUTO_NEVER};
     sup_sv_opts opts = {.name = "macula_root"};
-    sup_child_spec children[] = {
+    if (cfg->nextra > MESH_ROOT_MAX_EXTRA) {
+        if (why != NULL) {
+            *why = sup_reason_error("too_many_children");
+        }
+        return SUP_EINVAL;
+    }
+    enum { NBASE = 3 };
+    sup_child_spec children[NBASE + MESH_ROOT_MAX_EXTRA] = {
         {.id = "macula_routing_server",
          .start = rs_start,
          .arg = &cfg->routing,
@@ -92,8 +99,11 @@ int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason 
          .shutdown_ms = SUP_SHUTDOWN_INFINITY,
          .type = SUP_SUPERVISOR},
     };
-    int rc = sup_supervisor_start(rt, SUP_NOPID, &flags, children,
-                                  sizeof children / sizeof *children, &opts, out, why);
+    for (size_t i = 0; i < cfg->nextra; i++) {
+        children[NBASE + i] = cfg->extra[i];
+    }
+    int rc =
+        sup_supervisor_start(rt, SUP_NOPID, &flags, children, NBASE + cfg->nextra, &opts, out, why);
     if (rc == 0) {
         sup_register(rt, "macula_root", *out);
     }

@@ -16,6 +16,7 @@
 #include "gateway/system.h"
 #include "macula/config.h"
 #include "macula/sup.h"
+#include "macula/sup_supervisor.h"
 #include "mesh/identity.h"
 #include "mesh/routing_server.h"
 
@@ -31,7 +32,12 @@ typedef struct mesh_root_config {
     char health_addr[16];
     uint8_t node_id[IDENTITY_ID_LEN];
     char peers[MACULA_CONFIG_MAX_PEERS][BS_URL_MAX];
+    /* Extra children started after the gateway system, in order (e.g. flow and its MCP
+     * gateway for `macula flow serve`); at most MESH_ROOT_MAX_EXTRA; the specs are copied. */
+    const sup_child_spec *extra;
+    size_t nextra;
 } mesh_root_config;
+#define MESH_ROOT_MAX_EXTRA 8
 
 /* Defaults: health on 0.0.0.0:8080, no node ID or realm (tests set what they need). */
 void mesh_root_config_defaults(mesh_root_config *cfg);

@@ -986,6 +986,22 @@ static void test_schema(void **state)
         {"{\"type\":\"object\",\"properties\":{\"n\":false}}", "{\"n\":1}", 0, "/n"},
         {"true", "{}", 1, NULL},
         {"{\"type\":\"integer\"}", "1e400", 0, "/"},
+        /* $defs and $ref (JSON Schema 2020-12, local definitions only) */
+        {"{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"object\","
+         "\"$defs\":{\"address\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"
+         "\"string\"}}}},\"properties\":{\"address\":{\"$ref\":\"#/$defs/address\"}},"
+         "\"additionalProperties\":false}",
+         "{\"address\":{\"city\":\"Gent\"}}", 1, NULL},
+        {"{\"$defs\":{\"a\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"
+         "\"string\"}}}},\"properties\":{\"address\":{\"$ref\":\"#/$defs/a\"}}}",
+         "{\"address\":{\"city\":7}}", 0, "/address/city"},
+        /* a recursive definition validates recursive data */
+        {"{\"$defs\":{\"n\":{\"type\":\"object\",\"properties\":{\"next\":{\"$ref\":"
+         "\"#/$defs/n\"}}}},\"$ref\":\"#/$defs/n\"}",
+         "{\"next\":{\"next\":{\"next\":1}}}", 0, "/next/next/next"},
+        /* a definition that only refers to itself is cut off, not followed forever */
+        {"{\"$defs\":{\"loop\":{\"$ref\":\"#/$defs/loop\"}},\"$ref\":\"#/$defs/loop\"}", "1", 0,
+         "/"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_error_t e;
@@ -1025,6 +1041,10 @@ static void test_schema(void **state)
         "{\"items\":3}",
         "{\"additionalProperties\":1}",
         "[1]",
+        "{\"$ref\":\"#/$defs/missing\"}",
+        "{\"$ref\":\"http://example.com/s\"}",
+        "{\"$defs\":{\"a\":{\"type\":\"x\"}}}",
+        "{\"properties\":{\"p\":{\"$defs\":{}}}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_error_t e;

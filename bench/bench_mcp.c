@@ -1,0 +1,456 @@
+/*
+ * bench/bench_mcp.c — tools/call load for an MCP server: requests per second and latency
+ * percentiles of a trivial tool (`echo {text}`), over Streamable HTTP or stdio. Closed loop:
+ * every client keeps a fixed number of requests in flight.
+ *
+ *   bench_mcp http URL [--conns C] [--seconds S] [--tool NAME]
+ *       C keep-alive HTTP/1.1 connections, one thread each, one session each, one request in
+ *       flight per connection.
+ *   bench_mcp stdio [--window W] [--seconds S] [--tool NAME] -- COMMAND [ARGS...]
+ *       one server process on pipes, W requests in flight (pipelined).
+ *
+ * Prints one line: transport, clients, requests, seconds, rps, p50_us, p99_us, max_us.
+ * A warm-up (the first second's worth of 200 requests per client) is not counted.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WARMUP 200
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct lat {
+    uint64_t *v;
+    size_t n, cap;
+} lat;
+
+static void lat_add(lat *l, uint64_t ns)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 65536;
+        l->v = realloc(l->v, l->cap * sizeof *l->v);
+        if (l->v == NULL) {
+            fprintf(stderr, "bench_mcp: out of memory\n");
+            exit(1);
+        }
+    }
+    l->v[l->n++] = ns;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void report(const char *transport, int clients, lat *all, double seconds)
+{
+    qsort(all->v, all->n, sizeof *all->v, cmp_u64);
+    size_t n = all->n;
+    double p50 = n ? (double)all->v[n / 2] / 1000.0 : 0;
+    double p99 = n ? (double)all->v[(n * 99) / 100] / 1000.0 : 0;
+    double mx = n ? (double)all->v[n - 1] / 1000.0 : 0;
+    printf("transport=%s clients=%d requests=%zu seconds=%.2f rps=%.0f p50_us=%.1f p99_us=%.1f "
+           "max_us=%.1f\n",
+           transport, clients, n, seconds, (double)n / seconds, p50, p99, mx);
+}
+
+static char *call_body(const char *tool, long id, size_t *len)
+{
+    char *b = NULL;
+    int n = asprintf(&b,
+                     "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/call\",\"params\":{"
+                     "\"name\":\"%s\",\"arguments\":{\"text\":\"hello\"}}}",
+                     id, tool);
+    if (n < 0) {
+        exit(1);
+    }
+    *len = (size_t)n;
+    return b;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------------- */
+
+typedef struct hconn {
+    const char *host, *port, *path, *tool;
+    double seconds;
+    int fd;
+    char sid[128], proto[32];
+    char *buf;
+    size_t cap, len;
+    lat l;
+    int error;
+} hconn;
+
+static int h_connect(hconn *c)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(c->host, c->port, &hints, &res) != 0) {
+        return -1;
+    }
+    c->fd = socket(res->ai_family, res->ai_socktype, 0);
+    int one = 1;
+    if (c->fd >= 0) {
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    int rc = c->fd >= 0 ? connect(c->fd, res->ai_addr, res->ai_addrlen) : -1;
+    freeaddrinfo(res);
+    return rc;
+}
+
+static int h_write(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static const char *h_header(const char *head, size_t hlen, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *end = head + hlen;
+    for (const char *l = head; l < end;) {
+        const char *e = memmem(l, (size_t)(end - l), "\r\n", 2);
+        if (e == NULL) {
+            e = end;
+        }
+        if ((size_t)(e - l) > nl && strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+            const char *v = l + nl + 1;
+            while (*v == ' ') {
+                v++;
+            }
+            snprintf(out, cap, "%.*s", (int)(e - v), v);
+            return out;
+        }
+        l = e + 2;
+    }
+    return NULL;
+}
+
+/* Reads one response; returns the status, body at c->buf[*boff.. *boff+*blen]. */
+static int h_read(hconn *c, size_t *boff, size_t *blen, size_t *consumed)
+{
+    for (;;) {
+        char *sep = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
+        if (sep != NULL) {
+            size_t hlen = (size_t)(sep - c->buf);
+            char v[64];
+            size_t body = hlen + 4;
+            if (h_header(c->buf, hlen, "Content-Length", v, sizeof v) != NULL) {
+                size_t cl = strtoul(v, NULL, 10);
+                if (c->len >= body + cl) {
+                    *boff = body;
+                    *blen = cl;
+                    *consumed = body + cl;
+                    return atoi(c->buf + 9);
+                }
+            } else if (h_header(c->buf, hlen, "Transfer-Encoding", v, sizeof v) != NULL) {
+                char *term = memmem(c->buf + body, c->len - body, "\r\n0\r\n\r\n", 7);
+                if (term == NULL && c->len - body >= 5 &&
+                    memcmp(c->buf + body, "0\r\n\r\n", 5) == 0) {
+                    term = c->buf + body - 2;
+                }
+                if (term != NULL) {
+                    *boff = body;
+                    *blen = (size_t)(term - (c->buf + body)) + 2;
+                    *consumed = (size_t)(term - c->buf) + 7;
+                    return atoi(c->buf + 9);
+                }
+            } else {
+                *boff = body;
+                *blen = 0;
+                *consumed = body;
+                return atoi(c->buf + 9);
+            }
+        }
+        if (c->len == c->cap) {
+            c->cap *= 2;
+            c->buf = realloc(c->buf, c->cap);
+            if (c->buf == NULL) {
+                return -1;
+            }
+        }
+        ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        c->len += (size_t)n;
+    }
+}
+
+static int h_post(hconn *c, const char *body, size_t blen, int *status)
+{
+    char head[4096];
+    int hl = snprintf(head, sizeof head,
+                      "POST %s HTTP/1.1\r\nHost: %s:%s\r\nAccept: application/json, "
+                      "text/event-stream\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n%s%s%s%s%s%s\r\n",
+                      c->path, c->host, c->port, blen, c->sid[0] ? "Mcp-Session-Id: " : "", c->sid,
+                      c->sid[0] ? "\r\n" : "", c->proto[0] ? "MCP-Protocol-Version: " : "",
+                      c->proto, c->proto[0] ? "\r\n" : "");
+    /* one write: header and body in the same segment (no Nagle / delayed-ACK stall) */
+    if ((size_t)hl + blen >= sizeof head) {
+        return -1;
+    }
+    memcpy(head + hl, body, blen);
+    if (h_write(c->fd, head, (size_t)hl + blen) != 0) {
+        return -1;
+    }
+    size_t boff, bl, used;
+    *status = h_read(c, &boff, &bl, &used);
+    if (*status < 0) {
+        return -1;
+    }
+    if (!c->sid[0]) {
+        char *sep = memmem(c->buf, c->len, "\r\n\r\n", 4);
+        h_header(c->buf, (size_t)(sep - c->buf), "Mcp-Session-Id", c->sid, sizeof c->sid);
+    }
+    bool ok = *status == 202 || memmem(c->buf + boff, bl, "\"result\"", 8) != NULL;
+    memmove(c->buf, c->buf + used, c->len - used);
+    c->len -= used;
+    return ok ? 0 : -1;
+}
+
+static void *h_thread(void *arg)
+{
+    hconn *c = arg;
+    c->cap = 65536;
+    c->buf = malloc(c->cap);
+    int st;
+    const char *init = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{"
+                       "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{"
+                       "\"name\":\"bench\",\"version\":\"1\"}}}";
+    const char *inited = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+    if (h_connect(c) != 0 || h_post(c, init, strlen(init), &st) != 0 || st != 200) {
+        c->error = 1;
+        return NULL;
+    }
+    snprintf(c->proto, sizeof c->proto, "2025-06-18");
+    if (h_post(c, inited, strlen(inited), &st) != 0) {
+        c->error = 2;
+        return NULL;
+    }
+    long id = 1;
+    uint64_t end = 0;
+    for (;;) {
+        size_t bl;
+        char *body = call_body(c->tool, id, &bl);
+        uint64_t t0 = now_ns();
+        int rc = h_post(c, body, bl, &st);
+        uint64_t t1 = now_ns();
+        free(body);
+        if (rc != 0 || st != 200) {
+            c->error = 3;
+            break;
+        }
+        if (id == WARMUP) {
+            end = t1 + (uint64_t)(c->seconds * 1e9);
+        } else if (id > WARMUP) {
+            lat_add(&c->l, t1 - t0);
+            if (t1 >= end) {
+                break;
+            }
+        }
+        id++;
+    }
+    close(c->fd);
+    free(c->buf);
+    return NULL;
+}
+
+static int bench_http(const char *url, int conns, double seconds, const char *tool)
+{
+    static char host[256], port[16], path[256];
+    if (sscanf(url, "http://%255[^:/]:%15[0-9]%255s", host, port, path) != 3) {
+        fprintf(stderr, "bench_mcp: URL must be http://HOST:PORT/PATH\n");
+        return 2;
+    }
+    hconn *c = calloc((size_t)conns, sizeof *c);
+    pthread_t *th = calloc((size_t)conns, sizeof *th);
+    for (int i = 0; i < conns; i++) {
+        c[i] = (hconn){.host = host, .port = port, .path = path, .tool = tool, .seconds = seconds};
+        pthread_create(&th[i], NULL, h_thread, &c[i]);
+    }
+    lat all = {0};
+    int err = 0;
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < conns; i++) {
+        pthread_join(th[i], NULL);
+        err = err ? err : c[i].error;
+        for (size_t j = 0; j < c[i].l.n; j++) {
+            lat_add(&all, c[i].l.v[j]);
+        }
+        free(c[i].l.v);
+    }
+    double el = (double)(now_ns() - t0) / 1e9;
+    /* the measured window: the threads' own windows (warm-up excluded) */
+    (void)el;
+    if (err) {
+        fprintf(stderr, "bench_mcp: a connection failed (%d)\n", err);
+        return 1;
+    }
+    report("http", conns, &all, seconds);
+    free(all.v);
+    free(c);
+    free(th);
+    return 0;
+}
+
+/* ---- stdio ------------------------------------------------------------------------------ */
+
+static int bench_stdio(char **cmd, int window, double seconds, const char *tool)
+{
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0) {
+        return 1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execvp(cmd[0], cmd);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    FILE *r = fdopen(out[0], "r");
+    const char *hello =
+        "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+        "\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"bench\",\"version\":\"1\"}}}"
+        "\n{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n";
+    h_write(in[1], hello, strlen(hello));
+    char *line = NULL;
+    size_t lcap = 0;
+    if (getline(&line, &lcap, r) <= 0) {
+        fprintf(stderr, "bench_mcp: the server did not answer initialize\n");
+        return 1;
+    }
+    size_t cap = 1u << 20;
+    uint64_t *sent = calloc(cap, sizeof *sent);
+    lat all = {0};
+    long next = 1, done = 0;
+    int inflight = 0;
+    uint64_t end = UINT64_MAX;
+    bool stop = false;
+    while (!stop || inflight > 0) {
+        while (!stop && inflight < window && (size_t)next < cap) {
+            size_t bl;
+            char *b = call_body(tool, next, &bl);
+            char *nb = realloc(b, bl + 2);
+            if (nb == NULL) {
+                free(b);
+                return 1;
+            }
+            b = nb;
+            b[bl++] = '\n';
+            sent[next] = now_ns();
+            h_write(in[1], b, bl);
+            free(b);
+            next++;
+            inflight++;
+        }
+        if (getline(&line, &lcap, r) <= 0) {
+            fprintf(stderr, "bench_mcp: the server closed its output\n");
+            return 1;
+        }
+        char *idp = strstr(line, "\"id\":");
+        if (idp == NULL || strstr(line, "\"result\"") == NULL) {
+            continue; /* a notification, or an error (counted as missing) */
+        }
+        long id = strtol(idp + 5, NULL, 10);
+        uint64_t t1 = now_ns();
+        inflight--;
+        done++;
+        if (done == WARMUP) {
+            end = t1 + (uint64_t)(seconds * 1e9);
+        } else if (done > WARMUP && id > 0 && (size_t)id < cap) {
+            lat_add(&all, t1 - sent[id]);
+        }
+        if (t1 >= end || (size_t)next >= cap) {
+            stop = true;
+        }
+    }
+    close(in[1]);
+    int status;
+    waitpid(pid, &status, 0);
+    fclose(r);
+    free(line);
+    free(sent);
+    report("stdio", window, &all, seconds);
+    free(all.v);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_mcp http URL [--conns C] [--seconds S] [--tool T]\n"
+                        "       bench_mcp stdio [--window W] [--seconds S] [--tool T] -- CMD...\n");
+        return 2;
+    }
+    int n = 1;
+    double seconds = 3;
+    const char *tool = "echo";
+    char **cmd = NULL;
+    const char *url = NULL;
+    for (int i = 2; i < argc; i++) {
+        if ((strcmp(argv[i], "--conns") == 0 || strcmp(argv[i], "--window") == 0) && i + 1 < argc) {
+            n = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
+            seconds = atof(argv[++i]);
+        } else if (strcmp(argv[i], "--tool") == 0 && i + 1 < argc) {
+            tool = argv[++i];
+        } else if (strcmp(argv[i], "--") == 0) {
+            cmd = argv + i + 1;
+            break;
+        } else {
+            url = argv[i];
+        }
+    }
+    if (n < 1 || seconds <= 0) {
+        return 2;
+    }
+    if (strcmp(argv[1], "http") == 0 && url != NULL) {
+        return bench_http(url, n, seconds, tool);
+    }
+    if (strcmp(argv[1], "stdio") == 0 && cmd != NULL && cmd[0] != NULL) {
+        return bench_stdio(cmd, n, seconds, tool);
+    }
+    fprintf(stderr, "bench_mcp: bad arguments\n");
+    return 2;
+}
