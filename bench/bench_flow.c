@@ -11,6 +11,10 @@
  *                         runtime, from the first submit to the last completion.
  *   exec_tasks_per_s      N/10 tasks on 8 exec agents running /bin/cat (one process per task)
  *                         on a real libuv loop: all submitted, then every result awaited.
+ *   dispatch_latency_p50_le_us / _p99_le_us
+ *                         2,000 tasks submitted one at a time to idle agents (each awaited
+ *                         before the next): submit -> assignment from the observer's histogram,
+ *                         as the bound of the bucket holding the quantile (µs).
  *   crash_requeue_us_median / _p99 / _max
  *                         1,000 times: a task runs (builtin sleep, 1 h) on one of 2 agents; the
  *                         agent is killed (chaos_kill); the time from the kill request to the
@@ -95,6 +99,44 @@ static void run_tasks(sup_rt *rt, const char *sw, int n, const char *label)
     printf("%s %.0f\n", label, (double)n / (t1 - t0));
     free(ids);
     json_decref(spec);
+}
+
+/* The q-quantile's bucket bound (seconds) of the observer's dispatch histogram. */
+static double hist_quantile(const json_t *buckets, double q)
+{
+    size_t n = json_array_size(buckets);
+    json_int_t total = json_integer_value(json_object_get(json_array_get(buckets, n - 1), "count"));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *b = json_array_get(buckets, i);
+        if ((double)json_integer_value(json_object_get(b, "count")) >= q * (double)total) {
+            const json_t *le = json_object_get(b, "le");
+            return json_is_number(le) ? json_number_value(le) : -1.0;
+        }
+    }
+    return -1.0;
+}
+
+/* Dispatch latency: with the swarm's agents idle, tasks submitted one at a time (each awaited
+ * before the next), so submit -> assignment is the scheduler's own cost, not time queued behind
+ * other tasks. Read from the observer's histogram (bucket bounds). */
+static void dispatch_latency(sup_rt *rt, const char *sw, int n)
+{
+    json_t *spec = json_pack("{s:{s:i}}", "input", "n", 1);
+    for (int i = 0; i < n; i++) {
+        char *id = submit(rt, sw, spec);
+        await_done(rt, id);
+        free(id);
+    }
+    json_decref(spec);
+    json_t *m = NULL;
+    if (flow_metrics(rt, &m) != 0) {
+        die("metrics", -1, m);
+    }
+    const json_t *b = json_object_get(
+        json_object_get(json_object_get(m, "observer"), "dispatch_latency_seconds"), "buckets");
+    printf("dispatch_latency_p50_le_us %.0f\n", hist_quantile(b, 0.50) * 1e6);
+    printf("dispatch_latency_p99_le_us %.0f\n", hist_quantile(b, 0.99) * 1e6);
+    json_decref(m);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -183,6 +225,7 @@ int main(int argc, char **argv)
     }
     char *sw = swarm(rt, "{\"topology\":\"star\",\"config\":{\"pool_min\":{\"worker\":8,"
                          "\"specialist\":0,\"scout\":0}}}");
+    dispatch_latency(rt, sw, 2000);
     run_tasks(rt, sw, (int)n, "builtin_tasks_per_s");
     free(sw);
     crash_requeue(rt);
