@@ -402,6 +402,15 @@ static void exec_cat_and_exit_status(void **st)
     assert_string_equal(sget(r, "error"), "exit_status 3");
     json_decref(r);
     free(t);
+    /* a program that crashes (SIGSEGV): the task fails with the signal, the agent lives on */
+    char *segv = exec_swarm("[\"/bin/sh\",\"-c\",\"kill -SEGV $$\"]", "");
+    t = submit(segv, "{\"input\":1}");
+    r = result(t, 20000);
+    assert_string_equal(sget(r, "state"), "failed");
+    assert_string_equal(sget(r, "error"), "signal 11");
+    json_decref(r);
+    free(t);
+    free(segv);
     /* a string result: stdout that is not JSON */
     char *echo = exec_swarm("[\"/bin/sh\",\"-c\",\"printf hello\"]", "");
     t = submit(echo, "{\"input\":null}");
