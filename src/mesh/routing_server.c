@@ -169,23 +169,16 @@ static bool rs__split(const char *addr, char *host, size_t hsize, const char **p
  * it does not fit. */
 static bool rs__join_hostport(const char *host, const char *port, char *out)
 {
-    size_t hl = strlen(host), pl = strlen(port);
-    bool v6 = strchr(host, ':') != NULL;
-    size_t n = hl + pl + 1 + (v6 ? 2 : 0);
-    if (n > DHT_ADDR_MAX) {
+    if (strlen(host) > DHT_ADDR_MAX || strlen(port) > DHT_ADDR_MAX) {
         return false;
     }
-    char *p = out;
-    if (v6) {
-        *p++ = '[';
+    char tmp[2 * DHT_ADDR_MAX + 8]; /* room for any host and port: no truncation to reason about */
+    int n = strchr(host, ':') != NULL ? snprintf(tmp, sizeof tmp, "[%s]:%s", host, port)
+                                      : snprintf(tmp, sizeof tmp, "%s:%s", host, port);
+    if (n <= 0 || n > DHT_ADDR_MAX) {
+        return false;
     }
-    memcpy(p, host, hl);
-    p += hl;
-    if (v6) {
-        *p++ = ']';
-    }
-    *p++ = ':';
-    memcpy(p, port, pl + 1);
+    memcpy(out, tmp, (size_t)n + 1);
     return true;
 }
 
