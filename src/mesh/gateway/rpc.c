@@ -499,7 +499,11 @@ static void gw_rpc__drain(gw_rpc *g)
             case RPCS_ACT_ADVERTISE: gw_rpc__advertise(g, s.procedure, true); break;
             case RPCS_ACT_UNADVERTISE: gw_rpc__advertise(g, s.procedure, false); break;
             case RPCS_ACT_FAIL:
-                gw_rpc__reply_origin(g, &s.origin, true, s.code, s.message, NULL, 0);
+                /* A routed call whose handler is slow is not answered: the caller's node
+                 * times the attempt out itself and fails over to another provider. */
+                if (s.origin.kind == RPCS_FROM_CLIENT || strcmp(s.code, "timeout") != 0) {
+                    gw_rpc__reply_origin(g, &s.origin, true, s.code, s.message, NULL, 0);
+                }
                 break;
             }
         }
