@@ -360,9 +360,10 @@ static void gw_rpc__lookup_done(gw_rpc *g, gw_rpc_lookup *l, const sup_msg *m)
             /* "NODE_ID_HEX ADDRESS" */
             bool ok = vl >= 2 * WIRE_NODE_ID_LEN;
             for (size_t k = 0; ok && k < WIRE_NODE_ID_LEN; k++) {
-                unsigned b;
                 char hx[3] = {(char)p[2 * k], (char)p[2 * k + 1], 0};
-                ok = sscanf(hx, "%2x", &b) == 1;
+                char *end = NULL;
+                unsigned long b = strtoul(hx, &end, 16);
+                ok = end == hx + 2 && hx[0] != '-' && hx[0] != '+' && hx[0] != ' ';
                 ids[n][k] = (uint8_t)b;
             }
             n += ok ? 1 : 0;
@@ -459,7 +460,7 @@ static void gw_rpc__advertise(gw_rpc *g, const char *procedure, bool on)
         return;
     }
     if (on) { /* too long for the registry, or no registry: straight into the DHT */
-        uint8_t buf[sizeof(rs_put_req) + 2 * WIRE_NODE_ID_LEN + 1 + sizeof s.addr];
+        uint8_t buf[sizeof(rs_put_req) + (size_t)2 * WIRE_NODE_ID_LEN + 1 + sizeof s.addr];
         rs_put_req req = {.key = key, .ttl_ms = g->cfg.ttl_ms};
         memcpy(buf, &req, sizeof req);
         char hex[2 * WIRE_NODE_ID_LEN + 1];
