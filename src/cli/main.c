@@ -15,6 +15,8 @@ static void usage(FILE *f)
             "  id [OPTIONS]      print this node's ID (creating its identity if absent)\n"
             "  ping URL          CONNECT to a node over QUIC and measure round trips\n"
             "  dht put|get|peers the DHT of a node (`macula dht --help`)\n"
+            "  call PROC JSON    call a procedure served anywhere in the realm\n"
+            "  advertise PROC -- CMD ARGS...  serve a procedure by running a command\n"
             "  tree              print a running node's supervision tree\n"
             "  sup-run FILE      play a supervision scenario on a virtual clock\n"
             "  mcp-fixture       MCP server with test fixture tools (stdio, or --http PORT)\n"
@@ -46,6 +48,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "dht") == 0) {
         return cli_dht(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "call") == 0) {
+        return cli_call(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "advertise") == 0) {
+        return cli_advertise(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "tree") == 0) {
         return cli_tree(argc - 1, argv + 1);

@@ -10,6 +10,8 @@
 #include "mesh/client.h"
 #include "mesh/gateway/gateway.h"
 #include "mesh/gateway/quic_server.h"
+#include "mesh/gateway/rpc.h"
+#include "mesh/rpc_serve.h"
 
 #define RS_PEND_MAX 128 /* API lookups in flight */
 #define RS_JOIN_MAX 16  /* joins in flight */
@@ -532,6 +534,15 @@ static void rs__pool_frame_cb(mesh_pool *p, const uint8_t id[IDENTITY_ID_LEN], c
 {
     (void)p;
     rs *s = ctx;
+    if (m->type >= WIRE_CALL && m->type <= WIRE_RPC_ROUTE) { /* the RPC layer's */
+        uint8_t *rf = NULL;
+        size_t rl = 0;
+        if (wire_encode_alloc(m, &rf, &rl) == WIRE_OK) {
+            (void)gw_rpc_deliver(s->rt, SUP_NOPID, GW_RPC_VIA_POOL, 0, id, rf, rl);
+        }
+        free(rf);
+        return;
+    }
     if (m->type < WIRE_FIND_NODE || m->type > WIRE_STORE_ACK) {
         return;
     }
@@ -821,6 +832,36 @@ static void rs__json(rs *s, const sup_msg *m)
     rs__drain(s, NULL);
 }
 
+/* RS_FORWARD: an RPC_ROUTE's next hop by the routing table (rpc_serve.h, rpcs_next_hop). */
+static void rs__forward(rs *s, const sup_msg *m)
+{
+    rs_forward_req q;
+    rs_forward_rep rep = {.status = DHT_ENOTFOUND};
+    if (m->len <= sizeof q || s->pool == NULL) {
+        rep.status = DHT_EPROTO;
+        sup_reply(s->rt, sup_msg_from(m), &rep, sizeof rep);
+        return;
+    }
+    memcpy(&q, m->data, sizeof q);
+    dht_id dest;
+    memcpy(dest.b, q.dest, DHT_ID_LEN);
+    dht_contact cs[DHT_K_MAX];
+    uint8_t ids[DHT_K_MAX][DHT_ID_LEN];
+    uint32_t n = dht_closest(s->d, &dest, cs, DHT_K_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(ids[i], cs[i].id.b, DHT_ID_LEN);
+    }
+    int i = rpcs_next_hop(dht_self(s->d)->b, q.dest, (const uint8_t(*)[DHT_ID_LEN])ids, n,
+                          q.has_exclude ? q.exclude : NULL, !q.no_direct);
+    if (i >= 0) {
+        int rc = mesh_pool_send(s->pool, cs[i].id.b, cs[i].addr,
+                                (const uint8_t *)m->data + sizeof q, m->len - sizeof q);
+        rep.status = rc == MESH_POOL_OK ? 0 : DHT_EPROTO;
+        memcpy(rep.next, cs[i].id.b, DHT_ID_LEN);
+    }
+    sup_reply(s->rt, sup_msg_from(m), &rep, sizeof rep);
+}
+
 static void rs__frame(rs *s, const sup_msg *m)
 {
     rs_frame_hdr h;
@@ -911,6 +952,17 @@ static void rs__call(sup_actor *self, void *state, const sup_msg *m)
     case RS_GET:
     case RS_PING: rs__api_lookup(s, m); break;
     case RS_JSON: rs__json(s, m); break;
+    case RS_FORWARD: rs__forward(s, m); break;
+    case RS_UNPUT: {
+        int st = DHT_EINVAL;
+        if (m->len == sizeof(dht_id)) {
+            dht_id key;
+            memcpy(&key, m->data, sizeof key);
+            st = dht_unput(s->d, &key);
+        }
+        sup_reply(s->rt, sup_msg_from(m), &st, sizeof st);
+        break;
+    }
     case RS_STATS:
         rs__publish(s);
         sup_reply(s->rt, sup_msg_from(m), &s->view, sizeof s->view);

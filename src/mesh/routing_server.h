@@ -27,6 +27,10 @@
  *   RS_PING  rs_ping_req → int status (0 answered, DHT_ETIMEDOUT).
  *   RS_JSON  "procedure\0args-json" → rs_json_rep + text: the CLI's procedures
  *            com.macula.dht.{put,get,peers} (keys are realm-scoped names: dht_key(realm, key)).
+ *   RS_FORWARD rs_forward_req + frame → rs_forward_rep: RPC_ROUTE's next hop (see below).
+ *   RS_UNPUT dht_id → int: stop publishing a value (copies die at their TTL).
+ * RPC frames (CALL .. RPC_ROUTE) arriving on pool connections go to macula_gateway_rpc
+ * (gw_rpc_deliver).
  * Info: RS_FRAME (rs_frame_hdr + frame bytes).
  *
  * Published for /metrics and /health (rs_view_get): the DHT's and the pool's counters.
@@ -70,7 +74,24 @@ enum {
     RS_PING,           /* call */
     RS_JSON,           /* call */
     RS_STATS,          /* call: replies an rs_view */
+    RS_FORWARD,        /* call: rs_forward_req + one frame -> rs_forward_rep */
+    RS_UNPUT,          /* call: dht_id -> int status (dht_unput) */
 };
+
+/* RS_FORWARD (the RPC layer's routes, gateway/rpc.h): sends the frame on the mesh pool to
+ * `dest` when it is in the routing table (and !no_direct), else to the contact closest to dest
+ * by XOR distance (rpcs_next_hop), never to `exclude` (the node the frame came from). */
+typedef struct rs_forward_req {
+    uint8_t dest[DHT_ID_LEN];
+    uint8_t exclude[DHT_ID_LEN];
+    bool has_exclude;
+    bool no_direct;
+} rs_forward_req;
+
+typedef struct rs_forward_rep {
+    int status;               /* 0 sent (or queued), DHT_ENOTFOUND no next hop, DHT_EPROTO */
+    uint8_t next[DHT_ID_LEN]; /* the next hop */
+} rs_forward_rep;
 
 #define RS_REMOTE_MAX 64
 

@@ -11,6 +11,7 @@
 #include "quic_server.h"
 #include "mesh/routing_server.h"
 #include "registry.h"
+#include "rpc.h"
 
 #define GW_PENDING_MAX 64    /* diagnostics calls in flight; beyond, the core answers inline */
 #define GW_CALL_ID_MAX 64    /* longer call ids are answered inline too */
@@ -59,6 +60,13 @@ static void gw__flush(gw_gateway *g)
         case GWC_ACT_CLIENT_UP:
         case GWC_ACT_CLIENT_SEEN:
         case GWC_ACT_CLIENT_DOWN:
+            if (a.kind == GWC_ACT_CLIENT_DOWN) { /* its calls and handlers go at once */
+                sup_pid rpc = sup_whereis(g->rt, "macula_gateway_rpc");
+                if (!sup_pid_is_null(rpc)) {
+                    (void)sup_send(g->rt, sup_self(g->self), rpc, GW_RPC_CLIENT_DOWN, &a.conn,
+                                   sizeof a.conn);
+                }
+            }
             if (!sup_pid_is_null(clients)) {
                 (void)gw_clients_notify(g->rt, sup_self(g->self), clients, &a);
             }
@@ -133,6 +141,24 @@ static int gw__dht_call(gw_gateway *g, uint64_t conn, const wire_call *call)
     return GWC_HOOK_TAKEN;
 }
 
+/* Every other CALL goes to macula_gateway_rpc (local handlers, providers across the mesh);
+ * without it the core answers no_handler. */
+static int gw__rpc_call(gw_gateway *g, gwc *core, uint64_t conn, const wire_call *call)
+{
+    gwc_client_info ci;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    wire_msg m = {.type = WIRE_CALL, .call = *call};
+    if (gwc_conn_info(core, conn, &ci) != GWC_OK ||
+        wire_encode_alloc(&m, &frame, &len) != WIRE_OK) {
+        return GWC_HOOK_PASS;
+    }
+    int rc =
+        gw_rpc_deliver(g->rt, sup_self(g->self), GW_RPC_VIA_GATEWAY, conn, ci.node_id, frame, len);
+    free(frame);
+    return rc == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
+}
+
 /* The core's RPC hook: diagnostics go to the diagnostics actor when it runs, the DHT's
  * procedures to the routing server. */
 static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *call, uint64_t now)
@@ -147,7 +173,7 @@ static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *
         return gw__dht_call(g, conn, call);
     }
     if (!gw_diag_is_procedure(call->procedure.p, call->procedure.len)) {
-        return GWC_HOOK_PASS;
+        return gw__rpc_call(g, core, conn, call);
     }
     sup_pid diag = sup_whereis(g->rt, "macula_gateway_diagnostics");
     gw_pending *slot = gw__pending_slot(g);
@@ -174,6 +200,17 @@ static int gw__frame_hook(void *user, gwc *core, const gwc_peer *peer, const wir
     (void)core;
     (void)now;
     gw_gateway *g = user;
+    if (f->type == WIRE_CAST || f->type == WIRE_REPLY || f->type == WIRE_RPC_ROUTE) {
+        uint8_t *rf = NULL;
+        size_t rl = 0;
+        if (wire_encode_alloc(m, &rf, &rl) != WIRE_OK) {
+            return GWC_HOOK_PASS;
+        }
+        int rc = gw_rpc_deliver(g->rt, sup_self(g->self), GW_RPC_VIA_GATEWAY, peer->conn,
+                                peer->node_id, rf, rl);
+        free(rf);
+        return rc == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
+    }
     if (f->type < WIRE_FIND_NODE || f->type > WIRE_STORE_ACK) {
         return GWC_HOOK_PASS;
     }

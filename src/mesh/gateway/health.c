@@ -11,6 +11,7 @@
 #include "gateway.h"
 #include "http/server.h"
 #include "quic_server.h"
+#include "rpc.h"
 #include "macula/flow.h"
 #include "macula/sup_supervisor.h"
 #include "macula/version.h"
@@ -137,6 +138,58 @@ static void metrics_quic(sup_rt *rt, buf *b)
             (unsigned long long)q.handshakes_failed, (unsigned long long)q.packets_in,
             (unsigned long long)q.packets_out, (unsigned long long)q.packets_dropped,
             q.ngtcp2_bytes);
+}
+
+static void metrics_rpc(sup_rt *rt, buf *b)
+{
+    gw_rpc_view v;
+    if (!gw_rpc_view_get(rt, &v)) {
+        return;
+    }
+    bprintf(b,
+            "# HELP macula_rpc_procedures Procedures with a local handler.\n"
+            "# TYPE macula_rpc_procedures gauge\nmacula_rpc_procedures %u\n"
+            "# HELP macula_rpc_handlers Local handlers (procedure, client).\n"
+            "# TYPE macula_rpc_handlers gauge\nmacula_rpc_handlers %u\n"
+            "# HELP macula_rpc_calls_pending Calls of this node's clients in flight.\n"
+            "# TYPE macula_rpc_calls_pending gauge\nmacula_rpc_calls_pending %zu\n"
+            "# HELP macula_rpc_served_pending Calls in local handlers now.\n"
+            "# TYPE macula_rpc_served_pending gauge\nmacula_rpc_served_pending %zu\n"
+            "# HELP macula_rpc_calls_done_total Calls of this node's clients by outcome.\n"
+            "# TYPE macula_rpc_calls_done_total counter\n",
+            v.server.procedures, v.server.handlers, v.caller.pending, v.server.served_pending);
+    for (int i = 0; i < 5; i++) {
+        bprintf(b, "macula_rpc_calls_done_total{status=\"%s\"} %llu\n",
+                rpcc_status_name((rpcc_status)i), (unsigned long long)v.caller.done[i]);
+    }
+    metric_counter(b, "macula_rpc_calls_total", "CALLs from clients.", v.calls_in);
+    metric_counter(b, "macula_rpc_casts_total", "CASTs from clients.", v.casts_in);
+    metric_counter(b, "macula_rpc_local_calls_total", "Calls served by a local handler at once.",
+                   v.local_calls);
+    metric_counter(b, "macula_rpc_attempts_total", "Attempts sent to providers.", v.caller.sends);
+    metric_counter(b, "macula_rpc_failovers_total", "Attempts after the first.",
+                   v.caller.failovers);
+    metric_counter(b, "macula_rpc_lookups_total", "DHT lookups of providers.", v.caller.lookups);
+    metric_counter(b, "macula_rpc_cache_hits_total", "Calls served from the provider cache.",
+                   v.caller.cache_hits);
+    metric_counter(b, "macula_rpc_dropped_callers_total", "Calls dropped because the caller left.",
+                   v.caller.dropped_callers);
+    metric_counter(b, "macula_rpc_served_total", "Calls handed to local handlers.",
+                   v.server.served);
+    metric_counter(b, "macula_rpc_served_timeouts_total", "Local handlers that did not answer.",
+                   v.server.timeouts);
+    metric_counter(b, "macula_rpc_advertisements_total", "Advertisements put in the DHT.",
+                   v.server.advertisements);
+    metric_counter(b, "macula_rpc_routes_in_total", "RPC_ROUTE frames received.", v.routes_in);
+    metric_counter(b, "macula_rpc_routes_forwarded_total", "RPC_ROUTE frames passed on.",
+                   v.routes_forwarded);
+    metric_counter(b, "macula_rpc_routes_delivered_total", "RPC_ROUTE frames for this node.",
+                   v.routes_delivered);
+    metric_counter(b, "macula_rpc_routes_sent_total", "RPC_ROUTE calls this node originated.",
+                   v.routes_sent);
+    metric_counter(b, "macula_rpc_max_hops_exceeded_total", "Routes stopped at max_hops.",
+                   v.max_hops_exceeded);
+    metric_counter(b, "macula_rpc_no_route_total", "Routes without a next hop.", v.no_route);
 }
 
 static void metrics_gateway(sup_rt *rt, buf *b)
@@ -288,6 +341,7 @@ static int handle(void *user, const char *path, http_response *res)
         }
         metrics_gateway(h->rt, &b);
         metrics_quic(h->rt, &b);
+        metrics_rpc(h->rt, &b);
         char *dt = bootstrap_metrics_prometheus(h->rt); /* NULL when the DHT does not run */
         if (dt != NULL) {
             bprintf(&b, "%s", dt);

@@ -18,6 +18,7 @@ typedef enum gw_reg_slot {
     GW_REG_GATEWAY = 0, /* const gwc * (the gateway's core) */
     GW_REG_CLIENTS,     /* const gw_clients_view * */
     GW_REG_QUIC,        /* const quic_endpoint * (the quic_server's endpoint) */
+    GW_REG_RPC,         /* const gw_rpc_view * (macula_gateway_rpc's counters) */
     GW_REG_SLOTS
 } gw_reg_slot;
 

@@ -2,6 +2,8 @@
 #include "workers_sup.h"
 
 #include "clients.h"
+#include "rpc.h"
+#include "system.h"
 #include "macula/sup_supervisor.h"
 
 int gw_workers_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
@@ -16,7 +18,14 @@ int gw_workers_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup
          .restart = SUP_PERMANENT,
          .shutdown_ms = 5000,
          .type = SUP_WORKER},
+        {.id = "macula_gateway_rpc",
+         .start = gw_rpc_start,
+         .arg = arg ? &((gw_system_config *)arg)->rpc : NULL,
+         .restart = SUP_PERMANENT,
+         .shutdown_ms = 5000,
+         .type = SUP_WORKER},
     };
     sup_sv_opts opts = {.name = "macula_gateway_workers_sup"};
-    return sup_supervisor_start(rt, parent, &flags, children, 1, &opts, out, why);
+    return sup_supervisor_start(rt, parent, &flags, children, sizeof children / sizeof *children,
+                                &opts, out, why);
 }
