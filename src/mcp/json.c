@@ -477,7 +477,7 @@ json_t *mcp_json_parse(const char *text, size_t len, int max_depth)
 
 /* ---- writer ----------------------------------------------------------------------------- */
 
-static int jw__put(mcp_buf *b, const char *p, size_t n)
+int mcp_buf_put(mcp_buf *b, const void *p, size_t n)
 {
     if (mcp_buf_reserve(b, n) != 0) {
         return -1;
@@ -485,6 +485,11 @@ static int jw__put(mcp_buf *b, const char *p, size_t n)
     memcpy(b->p + b->len, p, n);
     b->len += n;
     return 0;
+}
+
+static int jw__put(mcp_buf *b, const char *p, size_t n)
+{
+    return mcp_buf_put(b, p, n);
 }
 
 static int jw__string(mcp_buf *b, const char *str, size_t len)
@@ -604,6 +609,16 @@ int mcp_json_write(mcp_buf *b, const json_t *v)
     size_t len = b->len;
     if (v == NULL || jw__value(b, v, 0) != 0) {
         b->len = len;
+        return -1;
+    }
+    return 0;
+}
+
+int mcp_json_write_string(mcp_buf *b, const char *s, size_t len)
+{
+    size_t at = b->len;
+    if (jw__string(b, s, len) != 0) {
+        b->len = at;
         return -1;
     }
     return 0;

@@ -28,6 +28,8 @@ typedef struct mcp_buf {
 /* Room for `more` bytes past len: 0, or -1 on ENOMEM (the buffer is unchanged). */
 int mcp_buf_reserve(mcp_buf *b, size_t more);
 void mcp_buf_free(mcp_buf *b);
+/* Appends n bytes: 0, or -1 on ENOMEM (the buffer is unchanged). */
+int mcp_buf_put(mcp_buf *b, const void *p, size_t n);
 
 /*
  * Parses len bytes (not NUL-terminated) into a new reference, nesting at most max_depth
@@ -42,5 +44,8 @@ json_t *mcp_json_parse(const char *text, size_t len, int max_depth);
  * ENOMEM; on failure b->len is as before.
  */
 int mcp_json_write(mcp_buf *b, const json_t *v);
+/* Appends s (len bytes) as a JSON string; -1 when s is not UTF-8 or on ENOMEM, b->len as
+ * before. */
+int mcp_json_write_string(mcp_buf *b, const char *s, size_t len);
 
 #endif

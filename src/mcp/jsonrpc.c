@@ -45,14 +45,11 @@ json_t *mcp_rpc_parse(const char *data, size_t len, size_t max_len, int max_dept
         *why = "empty message";
         return NULL;
     }
-    if (!jsonrpc__depth_ok(data, len, max_depth)) {
-        *why = "nesting too deep";
-        return NULL;
-    }
+    /* the parser enforces the depth bound itself; the scan, run only on failure, tells a
+     * too-deep text (valid or not) from other invalid JSON, as a scan before parsing would */
     json_t *v = mcp_json_parse(data, len, max_depth);
     if (v == NULL) {
-        *why = "invalid JSON";
-        return NULL;
+        *why = jsonrpc__depth_ok(data, len, max_depth) ? "invalid JSON" : "nesting too deep";
     }
     return v;
 }
