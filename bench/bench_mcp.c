@@ -7,9 +7,11 @@
  *       C keep-alive HTTP/1.1 connections, one thread each, one session each, one request in
  *       flight per connection. With --server-pid, the server process's CPU time is measured
  *       too (over the whole run, warm-up included).
- *   bench_mcp stdio [--window W] [--seconds S] [--tool NAME] -- COMMAND [ARGS...]
+ *   bench_mcp stdio [--window W] [--seconds S] [--tool NAME] [--pin C:S] -- COMMAND [ARGS...]
  *       one server process on pipes, W requests in flight (pipelined; the requests of one
- *       refill of the window go out in one write).
+ *       refill of the window go out in one write). --pin C:S runs the client on CPU C and the
+ *       server (all its threads) on CPU S: C == S makes every wake-up a local context switch,
+ *       C != S a cross-CPU one (in a VM, an IPI through the hypervisor).
  *   bench_mcp echo-server
  *       the floor for stdio: a C process answering each line with a fixed result (no JSON
  *       parsing), to run under `bench_mcp stdio`.
@@ -21,7 +23,7 @@
  * Prints one line: transport, clients, requests, seconds, rps, p50_us, p99_us, max_us, and
  * client_cpu_us / server_cpu_us: CPU time (user + system, all threads) per request of the
  * load generator and of the server (from /proc/PID/task/TID/schedstat).
- * A warm-up (200 requests per client) is not counted.
+ * Common options: --warmup S (default 1): the first S seconds of load are not counted.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +31,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -46,7 +49,38 @@
 #include "macula/mcp.h"
 #include "mcp/fixture.h"
 
-#define WARMUP 200
+/* Not counted: the first warmup_s seconds of load after the session is set up (--warmup). A
+ * JIT-compiled server needs more than a few hundred requests to reach its steady state. */
+static double warmup_s = 1.0;
+
+/* A fatal error: the message, exit status 1. */
+static void die(const char *msg) __attribute__((noreturn));
+static void die(const char *msg)
+{
+    fprintf(stderr, "bench_mcp: %s\n", msg);
+    exit(1);
+}
+
+/* A decimal or floating-point option value; exits on garbage. */
+static long opt_long(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0') {
+        die("bad numeric option");
+    }
+    return v;
+}
+
+static double opt_double(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0') {
+        die("bad numeric option");
+    }
+    return v;
+}
 
 static uint64_t now_ns(void)
 {
@@ -83,10 +117,13 @@ static int cmp_u64(const void *a, const void *b)
 static void report(const char *transport, int clients, lat *all, double seconds, double cpu_client,
                    double cpu_server)
 {
-    qsort(all->v, all->n, sizeof *all->v, cmp_u64);
     size_t n = all->n;
-    double p50 = n ? (double)all->v[n / 2] / 1000.0 : 0;
-    double p99 = n ? (double)all->v[(n * 99) / 100] / 1000.0 : 0;
+    if (n > 1) {
+        qsort(all->v, n, sizeof *all->v, cmp_u64);
+    }
+    size_t i50 = n / 2, i99 = n * 99 / 100;
+    double p50 = n ? (double)all->v[i50] / 1000.0 : 0;
+    double p99 = n ? (double)all->v[i99] / 1000.0 : 0;
     double mx = n ? (double)all->v[n - 1] / 1000.0 : 0;
     printf("transport=%s clients=%d requests=%zu seconds=%.2f rps=%.0f p50_us=%.1f p99_us=%.1f "
            "max_us=%.1f",
@@ -143,10 +180,10 @@ static uint64_t cpu_pid_ns(pid_t pid)
         char f[512];
         snprintf(f, sizeof f, "%s/%s/schedstat", path, e->d_name);
         FILE *fp = fopen(f, "r");
-        unsigned long long run = 0;
+        char line[128];
         if (fp != NULL) {
-            if (fscanf(fp, "%llu", &run) == 1) {
-                sum += run;
+            if (fgets(line, sizeof line, fp) != NULL) {
+                sum += strtoull(line, NULL, 10); /* the first field: ns on the CPU */
             }
             fclose(fp);
         }
@@ -165,6 +202,7 @@ typedef struct hconn {
     char *buf;
     size_t cap, len;
     lat l;
+    size_t total; /* requests, warm-up included */
     int error;
 } hconn;
 
@@ -237,7 +275,7 @@ static int h_read(hconn *c, size_t *boff, size_t *blen, size_t *consumed)
                     *boff = body;
                     *blen = cl;
                     *consumed = body + cl;
-                    return atoi(c->buf + 9);
+                    return (int)strtol(c->buf + 9, NULL, 10);
                 }
             } else if (h_header(c->buf, hlen, "Transfer-Encoding", v, sizeof v) != NULL) {
                 char *term = memmem(c->buf + body, c->len - body, "\r\n0\r\n\r\n", 7);
@@ -249,17 +287,17 @@ static int h_read(hconn *c, size_t *boff, size_t *blen, size_t *consumed)
                     *boff = body;
                     *blen = (size_t)(term - (c->buf + body)) + 2;
                     *consumed = (size_t)(term - c->buf) + 7;
-                    return atoi(c->buf + 9);
+                    return (int)strtol(c->buf + 9, NULL, 10);
                 }
             } else {
                 *boff = body;
                 *blen = 0;
                 *consumed = body;
-                return atoi(c->buf + 9);
+                return (int)strtol(c->buf + 9, NULL, 10);
             }
         }
         if (c->len == c->cap) {
-            c->cap *= 2;
+            c->cap = c->cap ? c->cap * 2 : 65536;
             c->buf = realloc(c->buf, c->cap);
             if (c->buf == NULL) {
                 return -1;
@@ -329,7 +367,8 @@ static void *h_thread(void *arg)
         return NULL;
     }
     long id = 1;
-    uint64_t end = 0;
+    uint64_t warm_end = now_ns() + (uint64_t)(warmup_s * 1e9), end = 0;
+    bool measuring = false;
     for (;;) {
         size_t bl;
         char *body = call_body(c->tool, id, &bl);
@@ -341,9 +380,11 @@ static void *h_thread(void *arg)
             c->error = 3;
             break;
         }
-        if (id == WARMUP) {
+        c->total++;
+        if (!measuring) {
+            measuring = t1 >= warm_end;
             end = t1 + (uint64_t)(c->seconds * 1e9);
-        } else if (id > WARMUP) {
+        } else {
             lat_add(&c->l, t1 - t0);
             if (t1 >= end) {
                 break;
@@ -384,10 +425,14 @@ static int bench_http(const char *url, int conns, double seconds, const char *to
         free(c[i].l.v);
     }
     uint64_t self1 = cpu_self_ns(), srv1 = srv > 0 ? cpu_pid_ns(srv) : 0;
-    double per = 1.0 / ((double)all.n + (double)conns * (WARMUP + 2)) / 1000.0;
+    size_t total = 0;
+    for (int i = 0; i < conns; i++) {
+        total += c[i].total + 2; /* + initialize and initialized */
+    }
+    double per = 1.0 / (double)total / 1000.0;
     if (err) {
         fprintf(stderr, "bench_mcp: a connection failed (%d)\n", err);
-        return 1;
+        exit(1);
     }
     /* the measured window: the threads' own windows (warm-up excluded) */
     report("http", conns, &all, seconds, (double)(self1 - self0) * per,
@@ -414,14 +459,30 @@ static size_t stdio_request(char *p, const char *tool, long id)
  * refill go out in one write, responses are read in large chunks and not parsed (the line's
  * "id": and "result": are located, nothing else).
  */
-static int bench_stdio(char **cmd, int window, double seconds, const char *tool)
+/* Pins the calling process (and what it execs) to one CPU; cpu < 0: no pinning. */
+static int pin_cpu(int cpu)
+{
+    if (cpu < 0) {
+        return 0;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}
+
+static int bench_stdio(char **cmd, int window, double seconds, const char *tool, int cpu_client,
+                       int cpu_server)
 {
     int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0) {
+    if (pipe(in) != 0 || pipe(out) != 0 || pin_cpu(cpu_client) != 0) {
         return 1;
     }
     pid_t pid = fork();
     if (pid == 0) {
+        if (pin_cpu(cpu_server) != 0) {
+            _exit(126);
+        }
         dup2(in[0], 0);
         dup2(out[1], 1);
         close(in[1]);
@@ -442,14 +503,14 @@ static int bench_stdio(char **cmd, int window, double seconds, const char *tool)
     size_t cap = 1u << 22;
     uint64_t *sent = calloc(cap, sizeof *sent);
     if (rbuf == NULL || wbuf == NULL || sent == NULL) {
-        return 1;
+        die("out of memory");
     }
     lat all = {0};
-    long next = 1, done = 0;
+    long next = 1;
     int inflight = 0;
-    uint64_t end = UINT64_MAX, t_start = 0, t_stop = 0;
+    uint64_t end = UINT64_MAX, warm_end = UINT64_MAX, t_start = 0, t_stop = 0;
     uint64_t self0 = 0, self1 = 0, srv0 = 0, srv1 = 0;
-    bool stop = false, initialized = false;
+    bool stop = false, initialized = false, measuring = false;
     while (!stop || inflight > 0) {
         if (initialized) {
             size_t wl = 0;
@@ -460,21 +521,18 @@ static int bench_stdio(char **cmd, int window, double seconds, const char *tool)
                 inflight++;
             }
             if (wl > 0 && h_write(in[1], wbuf, wl) != 0) {
-                fprintf(stderr, "bench_mcp: the server closed its input\n");
-                return 1;
+                die("the server closed its input");
             }
         }
         if (rlen == rcap) {
-            fprintf(stderr, "bench_mcp: response line too long\n");
-            return 1;
+            die("response line too long");
         }
         ssize_t n = read(out[0], rbuf + rlen, rcap - rlen);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
-            fprintf(stderr, "bench_mcp: the server closed its output\n");
-            return 1;
+            die("the server closed its output");
         }
         rlen += (size_t)n;
         uint64_t t1 = now_ns();
@@ -484,16 +542,17 @@ static int bench_stdio(char **cmd, int window, double seconds, const char *tool)
             char *idp = memmem(line, ll, "\"id\":", 5);
             if (!initialized) {
                 initialized = idp != NULL; /* the initialize response */
+                warm_end = t1 + (uint64_t)(warmup_s * 1e9);
             } else if (idp != NULL && memmem(line, ll, "\"result\":", 9) != NULL) {
                 long id = strtol(idp + 5, NULL, 10);
                 inflight--;
-                done++;
-                if (done == WARMUP) {
+                if (!measuring && t1 >= warm_end) {
+                    measuring = true;
                     end = t1 + (uint64_t)(seconds * 1e9);
                     t_start = t1;
                     self0 = cpu_self_ns();
                     srv0 = cpu_pid_ns(pid);
-                } else if (done > WARMUP && id > 0 && (size_t)id < cap) {
+                } else if (measuring && id > 0 && (size_t)id < cap) {
                     lat_add(&all, t1 - sent[id]);
                 }
                 if (!stop && (t1 >= end || (size_t)next >= cap)) {
@@ -531,7 +590,7 @@ static int echo_server(void)
     size_t cap = 1u << 18, len = 0, ocap = 1u << 20;
     char *buf = malloc(cap), *obuf = malloc(ocap);
     if (buf == NULL || obuf == NULL) {
-        return 1;
+        die("out of memory");
     }
     for (;;) {
         ssize_t n = read(0, buf + len, cap - len);
@@ -616,12 +675,12 @@ static int bench_core(double seconds, const char *tool)
                            "\"name\":\"%s\",\"arguments\":{\"text\":\"hello\"}}}",
                            id, tool);
         mcp_session_input(ss, line, (size_t)len, NULL, NULL);
-        if (id == WARMUP) {
+        if (id == 2000) {
             t0 = now_ns();
             c0 = cpu_self_ns();
             end = t0 + (uint64_t)(seconds * 1e9);
             k.results = 0;
-        } else if (id > WARMUP && (++n & 1023) == 0 && now_ns() >= end) {
+        } else if (id > 2000 && (++n & 1023) == 0 && now_ns() >= end) {
             break;
         }
         id++;
@@ -643,7 +702,8 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(stderr, "usage: bench_mcp http URL [--conns C] [--seconds S] [--tool T] "
                         "[--server-pid PID]\n"
-                        "       bench_mcp stdio [--window W] [--seconds S] [--tool T] -- CMD...\n"
+                        "       bench_mcp stdio [--window W] [--seconds S] [--tool T] [--pin C:S] "
+                        "-- CMD...\n"
                         "       bench_mcp echo-server\n"
                         "       bench_mcp core [--seconds S] [--tool T]\n");
         return 2;
@@ -654,16 +714,27 @@ int main(int argc, char **argv)
     char **cmd = NULL;
     const char *url = NULL;
     pid_t srv = 0;
+    int cpu_client = -1, cpu_server = -1;
     if (strcmp(argv[1], "echo-server") == 0) {
         return echo_server();
     }
     for (int i = 2; i < argc; i++) {
         if ((strcmp(argv[i], "--conns") == 0 || strcmp(argv[i], "--window") == 0) && i + 1 < argc) {
-            n = atoi(argv[++i]);
+            n = (int)opt_long(argv[++i]);
+        } else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc) {
+            warmup_s = opt_double(argv[++i]);
         } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            seconds = atof(argv[++i]);
+            seconds = opt_double(argv[++i]);
+        } else if (strcmp(argv[i], "--pin") == 0 && i + 1 < argc) {
+            char *colon = strchr(argv[++i], ':');
+            if (colon == NULL) {
+                die("--pin takes CLIENT_CPU:SERVER_CPU");
+            }
+            *colon = '\0';
+            cpu_client = (int)opt_long(argv[i]);
+            cpu_server = (int)opt_long(colon + 1);
         } else if (strcmp(argv[i], "--server-pid") == 0 && i + 1 < argc) {
-            srv = (pid_t)atoi(argv[++i]);
+            srv = (pid_t)opt_long(argv[++i]);
         } else if (strcmp(argv[i], "--tool") == 0 && i + 1 < argc) {
             tool = argv[++i];
         } else if (strcmp(argv[i], "--") == 0) {
@@ -683,7 +754,7 @@ int main(int argc, char **argv)
         return bench_core(seconds, tool);
     }
     if (strcmp(argv[1], "stdio") == 0 && cmd != NULL && cmd[0] != NULL) {
-        return bench_stdio(cmd, n, seconds, tool);
+        return bench_stdio(cmd, n, seconds, tool, cpu_client, cpu_server);
     }
     fprintf(stderr, "bench_mcp: bad arguments\n");
     return 2;

@@ -56,12 +56,15 @@ static int same_s(const char *s)
     return same(s, strlen(s));
 }
 
+static const char rpc_call[] =
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+    "\"arguments\":{\"text\":\"hello\"}}}";
+
 static const char *const accepted[] = {
     "{}",
     "[]",
     " \t\r\n{ \"a\" : [ 1 , -2 , 3.5 , -0.0 , 1e10 , 1E-7 , 2.5e+3 ] } \n",
-    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
-    "\"arguments\":{\"text\":\"hello\"}}}",
+    rpc_call,
     "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
     "\"\\u00e9\\u20AC\\ud83d\\ude00\\u0001\\u001f\\u007f\"",
     "\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80 \x7f\"",
@@ -248,7 +251,7 @@ static void test_mutations(void **state)
     for (int round = 0; round < 60000; round++) {
         const char *s = seeds[rnd() % 3];
         size_t n = strlen(s);
-        memcpy(buf, s, n);
+        memcpy(buf, s, n + 1);
         int edits = 1 + (int)(rnd() % 4);
         for (int k = 0; k < edits; k++) {
             size_t at = n ? rnd() % n : 0;
