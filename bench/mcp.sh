@@ -5,10 +5,11 @@
 # the same tool. Load from bench_mcp (C, closed loop). Prints a markdown table with ratios and
 # the server's CPU time per request (all its threads).
 #
-# stdio rows: with one request in flight the round trip is two pipe wake-ups, whose cost
-# depends on where the scheduler puts the two processes, so it is measured pinned both ways
-# (--pin 0:0, one CPU: local context switches; --pin 0:1, two CPUs: cross-CPU wake-ups) as
-# well as unpinned. "floor" is `bench_mcp echo-server` in the same setup: a C process that
+# stdio rows: every round trip or batch costs pipe wake-ups, whose price depends on where the
+# scheduler puts the two processes (in a VM a cross-CPU wake-up is an IPI through the
+# hypervisor: tens of µs), so each load is measured pinned both ways (--pin 0:0, one CPU:
+# local context switches; --pin 0:1, two CPUs: cross-CPU wake-ups) and unpinned (whichever
+# the scheduler picks, run by run). "floor" is `bench_mcp echo-server` in the same setup: a C process that
 # answers each line without parsing it, the most any server can do there.
 # BENCH_SECONDS (default 3) per cell; BENCH_RUNS (default 3): the median run is kept.
 set -euo pipefail
@@ -85,8 +86,9 @@ stdio_row() { # stdio_row LOAD WINDOW [--pin C:S]
   f=$(measure stdio --window "$w" --seconds "$secs" "$@" -- "$bench" echo-server)
   row "stdio" "$label" "$m" "$s" "$f"
 }
-stdio_row "1 in flight, one CPU" 1 --pin 0:0
-stdio_row "1 in flight, two CPUs" 1 --pin 0:1
-stdio_row "1 in flight, unpinned" 1
-stdio_row "16 in flight, unpinned" 16
+for w in 1 16; do
+  stdio_row "$w in flight, one CPU" "$w" --pin 0:0
+  stdio_row "$w in flight, two CPUs" "$w" --pin 0:1
+  stdio_row "$w in flight, unpinned" "$w"
+done
 rm -rf "$tmp"
