@@ -3,14 +3,27 @@
  * percentiles of a trivial tool (`echo {text}`), over Streamable HTTP or stdio. Closed loop:
  * every client keeps a fixed number of requests in flight.
  *
- *   bench_mcp http URL [--conns C] [--seconds S] [--tool NAME]
+ *   bench_mcp http URL [--conns C] [--seconds S] [--tool NAME] [--server-pid PID]
  *       C keep-alive HTTP/1.1 connections, one thread each, one session each, one request in
- *       flight per connection.
- *   bench_mcp stdio [--window W] [--seconds S] [--tool NAME] -- COMMAND [ARGS...]
- *       one server process on pipes, W requests in flight (pipelined).
+ *       flight per connection. With --server-pid, the server process's CPU time is measured
+ *       too (over the whole run, warm-up included).
+ *   bench_mcp stdio [--window W] [--seconds S] [--tool NAME] [--pin C:S] -- COMMAND [ARGS...]
+ *       one server process on pipes, W requests in flight (pipelined; the requests of one
+ *       refill of the window go out in one write). --pin C:S runs the client on CPU C and the
+ *       server (all its threads) on CPU S: C == S makes every wake-up a local context switch,
+ *       C != S a cross-CPU one (in a VM, an IPI through the hypervisor).
+ *   bench_mcp echo-server
+ *       the floor for stdio: a C process answering each line with a fixed result (no JSON
+ *       parsing), to run under `bench_mcp stdio`.
  *
- * Prints one line: transport, clients, requests, seconds, rps, p50_us, p99_us, max_us.
- * A warm-up (the first second's worth of 200 requests per client) is not counted.
+ *   bench_mcp core [--seconds S] [--tool NAME]
+ *       no I/O: the fixture server's session fed tools/call lines in process; the CPU cost
+ *       of the protocol work per call.
+ *
+ * Prints one line: transport, clients, requests, seconds, rps, p50_us, p99_us, max_us, and
+ * client_cpu_us / server_cpu_us: CPU time (user + system, all threads) per request of the
+ * load generator and of the server (from /proc/PID/task/TID/schedstat).
+ * Common options: --warmup S (default 1): the first S seconds of load are not counted.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +31,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,8 +44,43 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
-#define WARMUP 200
+#include "macula/mcp.h"
+#include "mcp/fixture.h"
+
+/* Not counted: the first warmup_s seconds of load after the session is set up (--warmup). A
+ * JIT-compiled server needs more than a few hundred requests to reach its steady state. */
+static double warmup_s = 1.0;
+
+/* A fatal error: the message, exit status 1. */
+static void die(const char *msg) __attribute__((noreturn));
+static void die(const char *msg)
+{
+    fprintf(stderr, "bench_mcp: %s\n", msg);
+    exit(1);
+}
+
+/* A decimal or floating-point option value; exits on garbage. */
+static long opt_long(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0') {
+        die("bad numeric option");
+    }
+    return v;
+}
+
+static double opt_double(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0') {
+        die("bad numeric option");
+    }
+    return v;
+}
 
 static uint64_t now_ns(void)
 {
@@ -63,16 +113,28 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void report(const char *transport, int clients, lat *all, double seconds)
+/* cpu_client/cpu_server: CPU µs per counted request, < 0 when not measured. */
+static void report(const char *transport, int clients, lat *all, double seconds, double cpu_client,
+                   double cpu_server)
 {
-    qsort(all->v, all->n, sizeof *all->v, cmp_u64);
     size_t n = all->n;
-    double p50 = n ? (double)all->v[n / 2] / 1000.0 : 0;
-    double p99 = n ? (double)all->v[(n * 99) / 100] / 1000.0 : 0;
+    if (n > 1) {
+        qsort(all->v, n, sizeof *all->v, cmp_u64);
+    }
+    size_t i50 = n / 2, i99 = n * 99 / 100;
+    double p50 = n ? (double)all->v[i50] / 1000.0 : 0;
+    double p99 = n ? (double)all->v[i99] / 1000.0 : 0;
     double mx = n ? (double)all->v[n - 1] / 1000.0 : 0;
     printf("transport=%s clients=%d requests=%zu seconds=%.2f rps=%.0f p50_us=%.1f p99_us=%.1f "
-           "max_us=%.1f\n",
+           "max_us=%.1f",
            transport, clients, n, seconds, (double)n / seconds, p50, p99, mx);
+    if (cpu_client >= 0) {
+        printf(" client_cpu_us=%.2f", cpu_client);
+    }
+    if (cpu_server >= 0) {
+        printf(" server_cpu_us=%.2f", cpu_server);
+    }
+    printf("\n");
 }
 
 static char *call_body(const char *tool, long id, size_t *len)
@@ -89,6 +151,47 @@ static char *call_body(const char *tool, long id, size_t *len)
     return b;
 }
 
+/* ---- CPU accounting --------------------------------------------------------------------- */
+
+/* The calling process's CPU time (all threads), ns. */
+static uint64_t cpu_self_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Another process's CPU time, ns: the sum of its live threads' schedstat run times (exact,
+ * unlike the tick-granular /proc/PID/stat). 0 when unknown. */
+static uint64_t cpu_pid_ns(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    uint64_t sum = 0;
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return 0;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char f[512];
+        snprintf(f, sizeof f, "%s/%s/schedstat", path, e->d_name);
+        FILE *fp = fopen(f, "r");
+        char line[128];
+        if (fp != NULL) {
+            if (fgets(line, sizeof line, fp) != NULL) {
+                sum += strtoull(line, NULL, 10); /* the first field: ns on the CPU */
+            }
+            fclose(fp);
+        }
+    }
+    closedir(d);
+    return sum;
+}
+
 /* ---- HTTP ------------------------------------------------------------------------------- */
 
 typedef struct hconn {
@@ -99,6 +202,7 @@ typedef struct hconn {
     char *buf;
     size_t cap, len;
     lat l;
+    size_t total; /* requests, warm-up included */
     int error;
 } hconn;
 
@@ -171,7 +275,7 @@ static int h_read(hconn *c, size_t *boff, size_t *blen, size_t *consumed)
                     *boff = body;
                     *blen = cl;
                     *consumed = body + cl;
-                    return atoi(c->buf + 9);
+                    return (int)strtol(c->buf + 9, NULL, 10);
                 }
             } else if (h_header(c->buf, hlen, "Transfer-Encoding", v, sizeof v) != NULL) {
                 char *term = memmem(c->buf + body, c->len - body, "\r\n0\r\n\r\n", 7);
@@ -183,17 +287,17 @@ static int h_read(hconn *c, size_t *boff, size_t *blen, size_t *consumed)
                     *boff = body;
                     *blen = (size_t)(term - (c->buf + body)) + 2;
                     *consumed = (size_t)(term - c->buf) + 7;
-                    return atoi(c->buf + 9);
+                    return (int)strtol(c->buf + 9, NULL, 10);
                 }
             } else {
                 *boff = body;
                 *blen = 0;
                 *consumed = body;
-                return atoi(c->buf + 9);
+                return (int)strtol(c->buf + 9, NULL, 10);
             }
         }
         if (c->len == c->cap) {
-            c->cap *= 2;
+            c->cap = c->cap ? c->cap * 2 : 65536;
             c->buf = realloc(c->buf, c->cap);
             if (c->buf == NULL) {
                 return -1;
@@ -263,7 +367,8 @@ static void *h_thread(void *arg)
         return NULL;
     }
     long id = 1;
-    uint64_t end = 0;
+    uint64_t warm_end = now_ns() + (uint64_t)(warmup_s * 1e9), end = 0;
+    bool measuring = false;
     for (;;) {
         size_t bl;
         char *body = call_body(c->tool, id, &bl);
@@ -275,9 +380,11 @@ static void *h_thread(void *arg)
             c->error = 3;
             break;
         }
-        if (id == WARMUP) {
+        c->total++;
+        if (!measuring) {
+            measuring = t1 >= warm_end;
             end = t1 + (uint64_t)(c->seconds * 1e9);
-        } else if (id > WARMUP) {
+        } else {
             lat_add(&c->l, t1 - t0);
             if (t1 >= end) {
                 break;
@@ -290,7 +397,7 @@ static void *h_thread(void *arg)
     return NULL;
 }
 
-static int bench_http(const char *url, int conns, double seconds, const char *tool)
+static int bench_http(const char *url, int conns, double seconds, const char *tool, pid_t srv)
 {
     static char host[256], port[16], path[256];
     if (sscanf(url, "http://%255[^:/]:%15[0-9]%255s", host, port, path) != 3) {
@@ -301,11 +408,14 @@ static int bench_http(const char *url, int conns, double seconds, const char *to
     pthread_t *th = calloc((size_t)conns, sizeof *th);
     for (int i = 0; i < conns; i++) {
         c[i] = (hconn){.host = host, .port = port, .path = path, .tool = tool, .seconds = seconds};
+    }
+    /* CPU per request here covers the whole run, warm-up and session set-up included */
+    uint64_t self0 = cpu_self_ns(), srv0 = srv > 0 ? cpu_pid_ns(srv) : 0;
+    for (int i = 0; i < conns; i++) {
         pthread_create(&th[i], NULL, h_thread, &c[i]);
     }
     lat all = {0};
     int err = 0;
-    uint64_t t0 = now_ns();
     for (int i = 0; i < conns; i++) {
         pthread_join(th[i], NULL);
         err = err ? err : c[i].error;
@@ -314,14 +424,19 @@ static int bench_http(const char *url, int conns, double seconds, const char *to
         }
         free(c[i].l.v);
     }
-    double el = (double)(now_ns() - t0) / 1e9;
-    /* the measured window: the threads' own windows (warm-up excluded) */
-    (void)el;
+    uint64_t self1 = cpu_self_ns(), srv1 = srv > 0 ? cpu_pid_ns(srv) : 0;
+    size_t total = 0;
+    for (int i = 0; i < conns; i++) {
+        total += c[i].total + 2; /* + initialize and initialized */
+    }
+    double per = 1.0 / (double)total / 1000.0;
     if (err) {
         fprintf(stderr, "bench_mcp: a connection failed (%d)\n", err);
-        return 1;
+        exit(1);
     }
-    report("http", conns, &all, seconds);
+    /* the measured window: the threads' own windows (warm-up excluded) */
+    report("http", conns, &all, seconds, (double)(self1 - self0) * per,
+           srv1 > srv0 ? (double)(srv1 - srv0) * per : -1);
     free(all.v);
     free(c);
     free(th);
@@ -330,14 +445,44 @@ static int bench_http(const char *url, int conns, double seconds, const char *to
 
 /* ---- stdio ------------------------------------------------------------------------------ */
 
-static int bench_stdio(char **cmd, int window, double seconds, const char *tool)
+/* The request line for `id`, written at p (room for 256 bytes past the tool name). */
+static size_t stdio_request(char *p, const char *tool, long id)
+{
+    return (size_t)sprintf(p,
+                           "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/call\",\"params\":{"
+                           "\"name\":\"%s\",\"arguments\":{\"text\":\"hello\"}}}\n",
+                           id, tool);
+}
+
+/*
+ * The client side is kept cheap so that it measures the server: the requests of one window
+ * refill go out in one write, responses are read in large chunks and not parsed (the line's
+ * "id": and "result": are located, nothing else).
+ */
+/* Pins the calling process (and what it execs) to one CPU; cpu < 0: no pinning. */
+static int pin_cpu(int cpu)
+{
+    if (cpu < 0) {
+        return 0;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}
+
+static int bench_stdio(char **cmd, int window, double seconds, const char *tool, int cpu_client,
+                       int cpu_server)
 {
     int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0) {
+    if (pipe(in) != 0 || pipe(out) != 0 || pin_cpu(cpu_client) != 0) {
         return 1;
     }
     pid_t pid = fork();
     if (pid == 0) {
+        if (pin_cpu(cpu_server) != 0) {
+            _exit(126);
+        }
         dup2(in[0], 0);
         dup2(out[1], 1);
         close(in[1]);
@@ -347,80 +492,220 @@ static int bench_stdio(char **cmd, int window, double seconds, const char *tool)
     }
     close(in[0]);
     close(out[1]);
-    FILE *r = fdopen(out[0], "r");
     const char *hello =
         "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
         "\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"bench\",\"version\":\"1\"}}}"
         "\n{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n";
     h_write(in[1], hello, strlen(hello));
-    char *line = NULL;
-    size_t lcap = 0;
-    if (getline(&line, &lcap, r) <= 0) {
-        fprintf(stderr, "bench_mcp: the server did not answer initialize\n");
-        return 1;
-    }
-    size_t cap = 1u << 20;
+    size_t rcap = 1u << 18, rlen = 0;
+    char *rbuf = malloc(rcap);
+    char *wbuf = malloc((size_t)window * (strlen(tool) + 256));
+    size_t cap = 1u << 22;
     uint64_t *sent = calloc(cap, sizeof *sent);
+    if (rbuf == NULL || wbuf == NULL || sent == NULL) {
+        die("out of memory");
+    }
     lat all = {0};
-    long next = 1, done = 0;
+    long next = 1;
     int inflight = 0;
-    uint64_t end = UINT64_MAX;
-    bool stop = false;
+    uint64_t end = UINT64_MAX, warm_end = UINT64_MAX, t_start = 0, t_stop = 0;
+    uint64_t self0 = 0, self1 = 0, srv0 = 0, srv1 = 0;
+    bool stop = false, initialized = false, measuring = false;
     while (!stop || inflight > 0) {
-        while (!stop && inflight < window && (size_t)next < cap) {
-            size_t bl;
-            char *b = call_body(tool, next, &bl);
-            char *nb = realloc(b, bl + 2);
-            if (nb == NULL) {
-                free(b);
-                return 1;
+        if (initialized) {
+            size_t wl = 0;
+            uint64_t t = now_ns();
+            while (!stop && inflight < window && (size_t)next < cap) {
+                wl += stdio_request(wbuf + wl, tool, next);
+                sent[next++] = t;
+                inflight++;
             }
-            b = nb;
-            b[bl++] = '\n';
-            sent[next] = now_ns();
-            h_write(in[1], b, bl);
-            free(b);
-            next++;
-            inflight++;
+            if (wl > 0 && h_write(in[1], wbuf, wl) != 0) {
+                die("the server closed its input");
+            }
         }
-        if (getline(&line, &lcap, r) <= 0) {
-            fprintf(stderr, "bench_mcp: the server closed its output\n");
-            return 1;
+        if (rlen == rcap) {
+            die("response line too long");
         }
-        char *idp = strstr(line, "\"id\":");
-        if (idp == NULL || strstr(line, "\"result\"") == NULL) {
-            continue; /* a notification, or an error (counted as missing) */
+        ssize_t n = read(out[0], rbuf + rlen, rcap - rlen);
+        if (n < 0 && errno == EINTR) {
+            continue;
         }
-        long id = strtol(idp + 5, NULL, 10);
+        if (n <= 0) {
+            die("the server closed its output");
+        }
+        rlen += (size_t)n;
         uint64_t t1 = now_ns();
-        inflight--;
-        done++;
-        if (done == WARMUP) {
-            end = t1 + (uint64_t)(seconds * 1e9);
-        } else if (done > WARMUP && id > 0 && (size_t)id < cap) {
-            lat_add(&all, t1 - sent[id]);
+        char *line = rbuf, *stop_at = rbuf + rlen, *nl;
+        while ((nl = memchr(line, '\n', (size_t)(stop_at - line))) != NULL) {
+            size_t ll = (size_t)(nl - line);
+            char *idp = memmem(line, ll, "\"id\":", 5);
+            if (!initialized) {
+                initialized = idp != NULL; /* the initialize response */
+                warm_end = t1 + (uint64_t)(warmup_s * 1e9);
+            } else if (idp != NULL && memmem(line, ll, "\"result\":", 9) != NULL) {
+                long id = strtol(idp + 5, NULL, 10);
+                inflight--;
+                if (!measuring && t1 >= warm_end) {
+                    measuring = true;
+                    end = t1 + (uint64_t)(seconds * 1e9);
+                    t_start = t1;
+                    self0 = cpu_self_ns();
+                    srv0 = cpu_pid_ns(pid);
+                } else if (measuring && id > 0 && (size_t)id < cap) {
+                    lat_add(&all, t1 - sent[id]);
+                }
+                if (!stop && (t1 >= end || (size_t)next >= cap)) {
+                    stop = true;
+                    t_stop = t1;
+                    self1 = cpu_self_ns();
+                    srv1 = cpu_pid_ns(pid);
+                }
+            } /* else a notification, or an error (counted as missing) */
+            line = nl + 1;
         }
-        if (t1 >= end || (size_t)next >= cap) {
-            stop = true;
-        }
+        rlen = (size_t)(stop_at - line);
+        memmove(rbuf, line, rlen);
     }
     close(in[1]);
+    close(out[0]);
     int status;
     waitpid(pid, &status, 0);
-    fclose(r);
-    free(line);
+    free(rbuf);
+    free(wbuf);
     free(sent);
-    report("stdio", window, &all, seconds);
+    double el = (double)(t_stop - t_start) / 1e9;
+    double per = all.n ? 1.0 / (double)all.n / 1000.0 : 0;
+    report("stdio", window, &all, el > 0 ? el : seconds, (double)(self1 - self0) * per,
+           srv1 > srv0 ? (double)(srv1 - srv0) * per : -1);
     free(all.v);
     return 0;
+}
+
+/* `bench_mcp echo-server`: the floor. A C process that answers every line on stdin with
+ * {"jsonrpc":"2.0","id":ID,"result":{}} (the line's first "id": copied), all answers to one
+ * read in one write: no JSON, no MCP, only the pipe round trips the real servers also pay. */
+static int echo_server(void)
+{
+    size_t cap = 1u << 18, len = 0, ocap = 1u << 20;
+    char *buf = malloc(cap), *obuf = malloc(ocap);
+    if (buf == NULL || obuf == NULL) {
+        die("out of memory");
+    }
+    for (;;) {
+        ssize_t n = read(0, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+        size_t ol = 0;
+        char *line = buf, *end = buf + len, *nl;
+        while ((nl = memchr(line, '\n', (size_t)(end - line))) != NULL) {
+            char *idp = memmem(line, (size_t)(nl - line), "\"id\":", 5);
+            if (idp != NULL && ol + 64 < ocap) {
+                ol += (size_t)snprintf(obuf + ol, ocap - ol,
+                                       "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"result\":{}}\n",
+                                       strtol(idp + 5, NULL, 10));
+            }
+            line = nl + 1;
+        }
+        len = (size_t)(end - line);
+        memmove(buf, line, len);
+        if (len == cap || (ol > 0 && h_write(1, obuf, ol) != 0)) {
+            break;
+        }
+    }
+    free(buf);
+    free(obuf);
+    return 0;
+}
+
+/* ---- in process ------------------------------------------------------------------------- */
+
+typedef struct core_sink {
+    size_t messages, bytes, results;
+} core_sink;
+
+static void core_send(void *user, void *origin, const char *json, size_t len, bool response)
+{
+    (void)origin;
+    core_sink *k = user;
+    k->messages++;
+    k->bytes += len;
+    k->results += response && memmem(json, len, "\"result\":", 9) != NULL;
+}
+
+static void core_done(void *user, void *origin)
+{
+    (void)user;
+    (void)origin;
+}
+
+/* `bench_mcp core`: the protocol cost alone. One session of the fixture server fed the same
+ * tools/call lines through mcp_session_input, answered through a transport that only counts:
+ * no pipes, no event loop, the CPU time per call of parse, dispatch, validation, the tool and
+ * serialisation. */
+static int bench_core(double seconds, const char *tool)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mcp_server *srv = mcp_server_new(NULL);
+    if (srv == NULL || mcp_fixture_register(srv, &loop) != 0) {
+        return 1;
+    }
+    core_sink k = {0};
+    const mcp_transport t = {core_send, core_done};
+    mcp_session *ss = mcp_session_new(srv, &t, &k);
+    const char *init =
+        "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+        "\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"bench\",\"version\":\"1\"}}"
+        "}";
+    const char *inited = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+    mcp_session_input(ss, init, strlen(init), NULL, NULL);
+    mcp_session_input(ss, inited, strlen(inited), NULL, NULL);
+    char line[512];
+    long id = 1, n = 0;
+    uint64_t t0 = 0, c0 = 0, end = 0;
+    for (;;) {
+        int len = snprintf(line, sizeof line,
+                           "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/call\",\"params\":{"
+                           "\"name\":\"%s\",\"arguments\":{\"text\":\"hello\"}}}",
+                           id, tool);
+        mcp_session_input(ss, line, (size_t)len, NULL, NULL);
+        if (id == 2000) {
+            t0 = now_ns();
+            c0 = cpu_self_ns();
+            end = t0 + (uint64_t)(seconds * 1e9);
+            k.results = 0;
+        } else if (id > 2000 && (++n & 1023) == 0 && now_ns() >= end) {
+            break;
+        }
+        id++;
+    }
+    double el = (double)(now_ns() - t0) / 1e9, cpu = (double)(cpu_self_ns() - c0) / 1e3;
+    printf("transport=core clients=1 requests=%ld seconds=%.2f rps=%.0f server_cpu_us=%.3f "
+           "results=%zu\n",
+           n, el, (double)n / el, cpu / (double)n, k.results);
+    mcp_session_free(ss);
+    mcp_server_free(srv);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+    return k.results == (size_t)n ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_mcp http URL [--conns C] [--seconds S] [--tool T]\n"
-                        "       bench_mcp stdio [--window W] [--seconds S] [--tool T] -- CMD...\n");
+        fprintf(stderr, "usage: bench_mcp http URL [--conns C] [--seconds S] [--tool T] "
+                        "[--server-pid PID]\n"
+                        "       bench_mcp stdio [--window W] [--seconds S] [--tool T] [--pin C:S] "
+                        "-- CMD...\n"
+                        "       bench_mcp echo-server\n"
+                        "       bench_mcp core [--seconds S] [--tool T]\n");
         return 2;
     }
     int n = 1;
@@ -428,11 +713,28 @@ int main(int argc, char **argv)
     const char *tool = "echo";
     char **cmd = NULL;
     const char *url = NULL;
+    pid_t srv = 0;
+    int cpu_client = -1, cpu_server = -1;
+    if (strcmp(argv[1], "echo-server") == 0) {
+        return echo_server();
+    }
     for (int i = 2; i < argc; i++) {
         if ((strcmp(argv[i], "--conns") == 0 || strcmp(argv[i], "--window") == 0) && i + 1 < argc) {
-            n = atoi(argv[++i]);
+            n = (int)opt_long(argv[++i]);
+        } else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc) {
+            warmup_s = opt_double(argv[++i]);
         } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            seconds = atof(argv[++i]);
+            seconds = opt_double(argv[++i]);
+        } else if (strcmp(argv[i], "--pin") == 0 && i + 1 < argc) {
+            char *colon = strchr(argv[++i], ':');
+            if (colon == NULL) {
+                die("--pin takes CLIENT_CPU:SERVER_CPU");
+            }
+            *colon = '\0';
+            cpu_client = (int)opt_long(argv[i]);
+            cpu_server = (int)opt_long(colon + 1);
+        } else if (strcmp(argv[i], "--server-pid") == 0 && i + 1 < argc) {
+            srv = (pid_t)opt_long(argv[++i]);
         } else if (strcmp(argv[i], "--tool") == 0 && i + 1 < argc) {
             tool = argv[++i];
         } else if (strcmp(argv[i], "--") == 0) {
@@ -446,10 +748,13 @@ int main(int argc, char **argv)
         return 2;
     }
     if (strcmp(argv[1], "http") == 0 && url != NULL) {
-        return bench_http(url, n, seconds, tool);
+        return bench_http(url, n, seconds, tool, srv);
+    }
+    if (strcmp(argv[1], "core") == 0) {
+        return bench_core(seconds, tool);
     }
     if (strcmp(argv[1], "stdio") == 0 && cmd != NULL && cmd[0] != NULL) {
-        return bench_stdio(cmd, n, seconds, tool);
+        return bench_stdio(cmd, n, seconds, tool, cpu_client, cpu_server);
     }
     fprintf(stderr, "bench_mcp: bad arguments\n");
     return 2;

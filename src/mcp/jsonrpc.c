@@ -1,6 +1,8 @@
 /* src/mcp/jsonrpc.c — JSON-RPC 2.0 parse, classify, build (see jsonrpc.h). */
 #include "jsonrpc.h"
 
+#include "json.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,15 +45,11 @@ json_t *mcp_rpc_parse(const char *data, size_t len, size_t max_len, int max_dept
         *why = "empty message";
         return NULL;
     }
-    if (!jsonrpc__depth_ok(data, len, max_depth)) {
-        *why = "nesting too deep";
-        return NULL;
-    }
-    json_error_t e;
-    json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
+    /* the parser enforces the depth bound itself; the scan, run only on failure, tells a
+     * too-deep text (valid or not) from other invalid JSON, as a scan before parsing would */
+    json_t *v = mcp_json_parse(data, len, max_depth);
     if (v == NULL) {
-        *why = "invalid JSON";
-        return NULL;
+        *why = jsonrpc__depth_ok(data, len, max_depth) ? "invalid JSON" : "nesting too deep";
     }
     return v;
 }
@@ -213,9 +211,14 @@ json_t *mcp_rpc_notification(const char *method, json_t *params)
 
 char *mcp_rpc_dump(const json_t *msg, size_t *len)
 {
-    char *s = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (s != NULL && len != NULL) {
-        *len = strlen(s);
+    mcp_buf b = {0};
+    if (mcp_json_write(&b, msg) != 0 || mcp_buf_reserve(&b, 1) != 0) {
+        mcp_buf_free(&b);
+        return NULL;
     }
-    return s;
+    b.p[b.len] = '\0';
+    if (len != NULL) {
+        *len = b.len;
+    }
+    return b.p;
 }

@@ -55,7 +55,8 @@ json_t *mcp_rpc_result(const json_t *id, json_t *result /* stolen */);
 json_t *mcp_rpc_error(const json_t *id, int code, const char *message, json_t *data /* stolen */);
 json_t *mcp_rpc_notification(const char *method, json_t *params /* stolen, may be NULL */);
 
-/* Compact serialisation (malloc'd, NUL-terminated, no newline inside). NULL on ENOMEM. */
+/* Compact serialisation (malloc'd, NUL-terminated, no newline inside; the bytes of
+ * json_dumps(JSON_COMPACT)). NULL on ENOMEM or a string that is not UTF-8. */
 char *mcp_rpc_dump(const json_t *msg, size_t *len);
 
 #endif

@@ -248,21 +248,68 @@ static int schema__validate(vctx *c, const json_t *s, const json_t *v)
     return rc;
 }
 
+/* The keywords of one schema object, found in a single pass over its keys (a validated
+ * schema holds no others); NULL when absent. */
+typedef struct skw {
+    const json_t *ref, *type, *en, *cn, *min, *max, *xmin, *xmax, *minlen, *maxlen, *minitems,
+        *maxitems, *items, *required, *props, *addl;
+} skw;
+
+static void schema__keywords(const json_t *s, skw *k)
+{
+    memset(k, 0, sizeof *k);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)s, key, v)
+    {
+        const json_t **slot = NULL;
+        switch (key[0]) {
+        case '$': slot = strcmp(key, "$ref") == 0 ? &k->ref : NULL; break;
+        case 't': slot = strcmp(key, "type") == 0 ? &k->type : NULL; break;
+        case 'e':
+            slot = strcmp(key, "enum") == 0               ? &k->en
+                   : strcmp(key, "exclusiveMinimum") == 0 ? &k->xmin
+                   : strcmp(key, "exclusiveMaximum") == 0 ? &k->xmax
+                                                          : NULL;
+            break;
+        case 'c': slot = strcmp(key, "const") == 0 ? &k->cn : NULL; break;
+        case 'm':
+            slot = strcmp(key, "minimum") == 0     ? &k->min
+                   : strcmp(key, "maximum") == 0   ? &k->max
+                   : strcmp(key, "minLength") == 0 ? &k->minlen
+                   : strcmp(key, "maxLength") == 0 ? &k->maxlen
+                   : strcmp(key, "minItems") == 0  ? &k->minitems
+                   : strcmp(key, "maxItems") == 0  ? &k->maxitems
+                                                   : NULL;
+            break;
+        case 'i': slot = strcmp(key, "items") == 0 ? &k->items : NULL; break;
+        case 'r': slot = strcmp(key, "required") == 0 ? &k->required : NULL; break;
+        case 'p': slot = strcmp(key, "properties") == 0 ? &k->props : NULL; break;
+        case 'a': slot = strcmp(key, "additionalProperties") == 0 ? &k->addl : NULL; break;
+        default: break;
+        }
+        if (slot != NULL) {
+            *slot = v;
+        }
+    }
+}
+
 static int schema__validate_in(vctx *c, const json_t *s, const json_t *v)
 {
     if (json_is_boolean(s)) {
         return json_is_true(s) ? 0 : schema__fail(c, "%s", "no value is allowed here");
     }
-    json_t *ref = json_object_get(s, "$ref");
-    if (ref != NULL) {
-        const json_t *target = schema__ref(c->root, ref);
+    skw k;
+    schema__keywords(s, &k);
+    if (k.ref != NULL) {
+        const json_t *target = schema__ref(c->root, k.ref);
         int rc = target != NULL ? schema__validate(c, target, v)
                                 : schema__fail(c, "%s", "unresolved $ref");
         if (rc != 0) {
             return rc;
         }
     }
-    json_t *type = json_object_get(s, "type");
+    const json_t *type = k.type;
     if (json_is_string(type)) {
         if (!schema__type_match(json_string_value(type), v)) {
             return schema__fail(c, "expected %s", json_string_value(type));
@@ -279,12 +326,11 @@ static int schema__validate_in(vctx *c, const json_t *s, const json_t *v)
             return schema__fail(c, "%s", "value has none of the allowed types");
         }
     }
-    json_t *en = json_object_get(s, "enum");
-    if (en != NULL) {
+    if (k.en != NULL) {
         size_t i;
         json_t *e;
         bool hit = false;
-        json_array_foreach(en, i, e)
+        json_array_foreach(k.en, i, e)
         {
             hit = hit || json_equal(e, (json_t *)v);
         }
@@ -292,46 +338,45 @@ static int schema__validate_in(vctx *c, const json_t *s, const json_t *v)
             return schema__fail(c, "%s", "value is not one of the enum values");
         }
     }
-    json_t *cn = json_object_get(s, "const");
-    if (cn != NULL && !json_equal(cn, (json_t *)v)) {
+    if (k.cn != NULL && !json_equal(k.cn, (json_t *)v)) {
         return schema__fail(c, "%s", "value differs from const");
     }
     if (json_is_number(v)) {
         double d = json_number_value(v);
-        json_t *b;
-        if ((b = json_object_get(s, "minimum")) != NULL && d < json_number_value(b)) {
+        const json_t *b;
+        if ((b = k.min) != NULL && d < json_number_value(b)) {
             return schema__fail(c, "%s", "below minimum");
         }
-        if ((b = json_object_get(s, "maximum")) != NULL && d > json_number_value(b)) {
+        if ((b = k.max) != NULL && d > json_number_value(b)) {
             return schema__fail(c, "%s", "above maximum");
         }
-        if ((b = json_object_get(s, "exclusiveMinimum")) != NULL && d <= json_number_value(b)) {
+        if ((b = k.xmin) != NULL && d <= json_number_value(b)) {
             return schema__fail(c, "%s", "not above exclusiveMinimum");
         }
-        if ((b = json_object_get(s, "exclusiveMaximum")) != NULL && d >= json_number_value(b)) {
+        if ((b = k.xmax) != NULL && d >= json_number_value(b)) {
             return schema__fail(c, "%s", "not below exclusiveMaximum");
         }
     }
     if (json_is_string(v)) {
         size_t n = schema__utf8_len(json_string_value(v), json_string_length(v));
-        json_t *b;
-        if ((b = json_object_get(s, "minLength")) != NULL && n < (size_t)json_integer_value(b)) {
+        const json_t *b;
+        if ((b = k.minlen) != NULL && n < (size_t)json_integer_value(b)) {
             return schema__fail(c, "%s", "string shorter than minLength");
         }
-        if ((b = json_object_get(s, "maxLength")) != NULL && n > (size_t)json_integer_value(b)) {
+        if ((b = k.maxlen) != NULL && n > (size_t)json_integer_value(b)) {
             return schema__fail(c, "%s", "string longer than maxLength");
         }
     }
     if (json_is_array(v)) {
         size_t n = json_array_size(v);
-        json_t *b;
-        if ((b = json_object_get(s, "minItems")) != NULL && n < (size_t)json_integer_value(b)) {
+        const json_t *b;
+        if ((b = k.minitems) != NULL && n < (size_t)json_integer_value(b)) {
             return schema__fail(c, "%s", "fewer items than minItems");
         }
-        if ((b = json_object_get(s, "maxItems")) != NULL && n > (size_t)json_integer_value(b)) {
+        if ((b = k.maxitems) != NULL && n > (size_t)json_integer_value(b)) {
             return schema__fail(c, "%s", "more items than maxItems");
         }
-        json_t *items = json_object_get(s, "items");
+        const json_t *items = k.items;
         if (items != NULL) {
             size_t i;
             json_t *e;
@@ -349,7 +394,7 @@ static int schema__validate_in(vctx *c, const json_t *s, const json_t *v)
         }
     }
     if (json_is_object(v)) {
-        json_t *req = json_object_get(s, "required");
+        const json_t *req = k.required;
         size_t i;
         json_t *r;
         json_array_foreach(req, i, r)
@@ -358,20 +403,20 @@ static int schema__validate_in(vctx *c, const json_t *s, const json_t *v)
                 return schema__fail(c, "missing required property '%s'", json_string_value(r));
             }
         }
-        json_t *props = json_object_get(s, "properties");
-        json_t *addl = json_object_get(s, "additionalProperties");
-        const char *k;
+        const json_t *props = k.props;
+        const json_t *addl = k.addl;
+        const char *key;
         json_t *pv;
-        json_object_foreach((json_t *)v, k, pv)
+        json_object_foreach((json_t *)v, key, pv)
         {
-            json_t *ps = json_object_get(props, k);
+            const json_t *ps = json_object_get(props, key);
             if (ps == NULL) {
                 ps = addl;
             }
             if (ps == NULL) {
                 continue;
             }
-            size_t old = schema__push(c, k);
+            size_t old = schema__push(c, key);
             int rc;
             if (json_is_false(ps) && ps == addl) {
                 rc = schema__fail(c, "%s", "property not allowed");

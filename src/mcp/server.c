@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "jsonrpc.h"
 #include "macula/mcp.h"
 #include "macula/version.h"
@@ -91,7 +92,9 @@ typedef struct input_rec {
     mcp_session *ss;
     void *origin;
     unsigned pending; /* requests still to answer, +1 while the input is being handled */
-    json_t *batch;    /* responses of a batch input; NULL for a single message */
+    bool batch;       /* a batch input: responses are collected in `out`, sent together */
+    size_t nbatch;    /* responses in `out` */
+    mcp_buf out;      /* "[resp,resp,..." while nbatch > 0 */
     struct input_rec *next, *prev;
 } input_rec;
 
@@ -102,15 +105,17 @@ struct mcp_call {
     json_t *progress_token;
     double last_progress;
     bool any_progress;
-    char *tool_name;
     json_t *output_schema;
     mcp_cancel_fn cancel;
     void *cancel_arg;
-    bool in_fn;       /* inside the tool function or the cancel hook: freeing is deferred */
-    bool completed;   /* the tool gave its answer */
-    bool detached;    /* cancelled: the answer is discarded */
-    json_t *response; /* built at completion, sent when the tool function returns */
+    bool in_fn;     /* inside the tool function or the cancel hook: freeing is deferred */
+    bool completed; /* the tool gave its answer */
+    bool detached;  /* cancelled: the answer is discarded */
+    char *response; /* the response text, built at completion, sent when the tool function
+                     * returns; NULL until then */
+    size_t response_len;
     mcp_call *next, *prev;
+    char tool_name[]; /* its tool's name (the tool may be removed meanwhile) */
 };
 
 struct mcp_session {
@@ -371,13 +376,13 @@ static void session__send(mcp_session *ss, void *origin, json_t *msg, bool respo
     if (msg == NULL) {
         return; /* ENOMEM while building: nothing can be sent */
     }
-    size_t len = 0;
-    char *text = mcp_rpc_dump(msg, &len);
+    mcp_buf b = {0};
+    int rc = mcp_json_write(&b, msg);
     json_decref(msg);
-    if (text != NULL) {
-        ss->t.send(ss->user, origin, text, len, response);
-        free(text);
+    if (rc == 0) {
+        ss->t.send(ss->user, origin, b.p, b.len, response);
     }
+    mcp_buf_free(&b);
 }
 
 static json_t *log__message(mcp_log_level level, const char *logger, json_t *data)
@@ -425,14 +430,11 @@ static void rec__release(input_rec *r)
         return;
     }
     mcp_session *ss = r->ss;
-    if (r->batch != NULL) {
-        if (json_array_size(r->batch) > 0 && !ss->closing) {
-            session__send(ss, r->origin, r->batch, true);
-        } else {
-            json_decref(r->batch);
-        }
-        r->batch = NULL;
+    if (r->nbatch > 0 && !ss->closing && mcp_buf_reserve(&r->out, 1) == 0) {
+        r->out.p[r->out.len++] = ']';
+        ss->t.send(ss->user, r->origin, r->out.p, r->out.len, true);
     }
+    mcp_buf_free(&r->out);
     if (r->prev != NULL) {
         r->prev->next = r->next;
     } else {
@@ -448,19 +450,37 @@ static void rec__release(input_rec *r)
     }
 }
 
-/* Answers within the input `r`: appended to the batch, or sent at once. */
+/* Answers within the input `r` with a response text: appended to the batch, or sent at
+ * once. */
+static void rec__respond_text(input_rec *r, const char *text, size_t len)
+{
+    if (r->ss->closing) {
+        return;
+    }
+    if (!r->batch) {
+        r->ss->t.send(r->ss->user, r->origin, text, len, true);
+        return;
+    }
+    if (mcp_buf_reserve(&r->out, len + 1) != 0) {
+        return; /* ENOMEM: this response is lost, as when it could not be built */
+    }
+    r->out.p[r->out.len++] = r->nbatch++ == 0 ? '[' : ',';
+    memcpy(r->out.p + r->out.len, text, len);
+    r->out.len += len;
+}
+
+/* Answers within the input `r` (msg stolen; NULL after ENOMEM: nothing is sent). */
 static void rec__respond(input_rec *r, json_t *msg)
 {
     if (msg == NULL) {
         return;
     }
-    if (r->ss->closing) {
-        json_decref(msg);
-    } else if (r->batch != NULL) {
-        json_array_append_new(r->batch, msg);
-    } else {
-        session__send(r->ss, r->origin, msg, true);
+    mcp_buf b = {0};
+    if (!r->ss->closing && mcp_json_write(&b, msg) == 0) {
+        rec__respond_text(r, b.p, b.len);
     }
+    mcp_buf_free(&b);
+    json_decref(msg);
 }
 
 static void rec__error(input_rec *r, const json_t *id, int code, const char *fmt, ...)
@@ -501,8 +521,7 @@ static void call__free(mcp_call *c)
     json_decref(c->id);
     json_decref(c->progress_token);
     json_decref(c->output_schema);
-    json_decref(c->response);
-    free(c->tool_name);
+    free(c->response);
     free(c);
 }
 
@@ -511,10 +530,10 @@ static void call__finish(mcp_call *c)
 {
     input_rec *r = c->rec;
     call__unlink(c);
-    json_t *resp = c->response;
-    c->response = NULL;
+    if (c->response != NULL) {
+        rec__respond_text(r, c->response, c->response_len);
+    }
     call__free(c);
-    rec__respond(r, resp);
     rec__release(r);
 }
 
@@ -541,48 +560,85 @@ static void call__cancel(mcp_call *c)
     call__cancel_unlinked(c);
 }
 
-/* Takes the final JSON-RPC response for the call. */
-static void call__complete(mcp_call *c, json_t *response)
+/* Takes the final response text of the call (b->p stolen; NULL after ENOMEM). */
+static void call__complete_text(mcp_call *c, mcp_buf *b)
 {
-    if (c->completed) {
-        json_decref(response); /* a second completion is ignored */
-        return;
-    }
-    c->completed = true;
-    if (c->detached) {
-        json_decref(response);
-        if (!c->in_fn) {
-            call__free(c);
+    if (c->completed || c->detached) {
+        mcp_buf_free(b); /* a second completion is ignored; a detached call answers nothing */
+        if (!c->completed) {
+            c->completed = true;
+            if (!c->in_fn) {
+                call__free(c);
+            }
         }
         return;
     }
-    if (response == NULL) {
-        response = mcp_rpc_error(c->id, MCP_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    c->completed = true;
+    if (b->p == NULL) {
+        json_t *e = mcp_rpc_error(c->id, MCP_RPC_INTERNAL_ERROR, "out of memory", NULL);
+        if (e != NULL && mcp_json_write(b, e) != 0) {
+            mcp_buf_free(b);
+        }
+        json_decref(e);
     }
-    c->response = response;
+    c->response = b->p;
+    c->response_len = b->len;
+    b->p = NULL;
     if (!c->in_fn) {
         call__finish(c);
     }
 }
 
-static json_t *call__result(const mcp_call *c, json_t *content, json_t *structured, bool error)
+/* Takes the final JSON-RPC response of the call (stolen; NULL after ENOMEM). */
+static void call__complete(mcp_call *c, json_t *response)
 {
-    json_t *res = json_object();
-    if (res == NULL || content == NULL) {
-        json_decref(res);
-        json_decref(content);
-        json_decref(structured);
-        return NULL;
+    mcp_buf b = {0};
+    if (response != NULL && !c->completed && !c->detached && mcp_json_write(&b, response) != 0) {
+        mcp_buf_free(&b);
     }
-    json_object_set_new(res, "content", content);
-    if (structured != NULL && c->ss->version >= V2025_06_18) {
-        json_object_set(res, "structuredContent", structured);
+    json_decref(response);
+    call__complete_text(c, &b);
+}
+
+/* {"jsonrpc":"2.0","id":ID,"result":{"content": — the head of a call's result text. */
+static int call__result_head(const mcp_call *c, mcp_buf *b)
+{
+    static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
+    static const char content[] = ",\"result\":{\"content\":";
+    return mcp_buf_put(b, head, sizeof head - 1) != 0 || mcp_json_write(b, c->id) != 0 ||
+                   mcp_buf_put(b, content, sizeof content - 1) != 0
+               ? -1
+               : 0;
+}
+
+/* [,"structuredContent":S][,"isError":true]}} — the rest of it. */
+static int call__result_tail(const mcp_call *c, mcp_buf *b, const json_t *structured, bool error)
+{
+    static const char sc[] = ",\"structuredContent\":";
+    static const char err[] = ",\"isError\":true";
+    if (structured != NULL && c->ss->version >= V2025_06_18 &&
+        (mcp_buf_put(b, sc, sizeof sc - 1) != 0 || mcp_json_write(b, structured) != 0)) {
+        return -1;
     }
-    json_decref(structured);
-    if (error) {
-        json_object_set_new(res, "isError", json_true());
+    if (error && mcp_buf_put(b, err, sizeof err - 1) != 0) {
+        return -1;
     }
-    return mcp_rpc_result(c->id, res);
+    return mcp_buf_put(b, "}}", 2);
+}
+
+/* [{"type":"text","text":TEXT}] — text that is not UTF-8 is replaced by a notice. */
+static int call__text_content(mcp_buf *b, const char *text, size_t len)
+{
+    static const char head[] = "[{\"type\":\"text\",\"text\":";
+    static const char bad[] = "(text was not valid UTF-8)";
+    if (mcp_buf_put(b, head, sizeof head - 1) != 0) {
+        return -1;
+    }
+    if (mcp_json_write_string(b, text, len) != 0 &&
+        mcp_json_write_string(b, bad, sizeof bad - 1) != 0) {
+        return -1;
+    }
+    return mcp_buf_put(b, "}]", 2);
 }
 
 static json_t *text__content(const char *text)
@@ -592,6 +648,50 @@ static json_t *text__content(const char *text)
         s = json_string("(text was not valid UTF-8)");
     }
     return s != NULL ? json_pack("[{s:s,s:o}]", "type", "text", "text", s) : NULL;
+}
+
+/*
+ * A success: content (stolen; NULL: one text block holding the serialised structured
+ * output) and structured (stolen, may be NULL), checked against the tool's outputSchema,
+ * answered as result text written directly (no envelope objects are built).
+ */
+static void call__succeed(mcp_call *c, json_t *content, json_t *structured)
+{
+    const char *problem = NULL;
+    char msg[400];
+    if (c->output_schema != NULL) {
+        char err[256];
+        if (structured == NULL) {
+            problem = "tool returned no structured content";
+        } else if (mcp_schema_validate(c->output_schema, structured, err, sizeof err) != 0) {
+            snprintf(msg, sizeof msg, "tool output does not match its outputSchema: %s", err);
+            problem = msg;
+        }
+    }
+    mcp_buf b = {0}, text = {0};
+    if (problem == NULL) {
+        int rc = call__result_head(c, &b);
+        if (rc == 0 && content != NULL) {
+            rc = mcp_json_write(&b, content);
+        } else if (rc == 0) {
+            rc = mcp_json_write(&text, structured) != 0 ||
+                         call__text_content(&b, text.p, text.len) != 0
+                     ? -1
+                     : 0;
+        }
+        if (rc != 0 || call__result_tail(c, &b, structured, false) != 0) {
+            mcp_buf_free(&b);
+            problem = "tool result could not be serialised (not UTF-8, or out of memory)";
+        }
+    }
+    mcp_buf_free(&text);
+    json_decref(content);
+    json_decref(structured);
+    if (problem != NULL) {
+        call__complete(c, mcp_rpc_error(c->id, MCP_RPC_INTERNAL_ERROR, problem, NULL));
+        return;
+    }
+    call__complete_text(c, &b);
 }
 
 void mcp_call_return_content(mcp_call *c, json_t *content, json_t *structured)
@@ -609,36 +709,16 @@ void mcp_call_return_content(mcp_call *c, json_t *content, json_t *structured)
                                         "tool returned a malformed result", NULL));
         return;
     }
-    if (c->output_schema != NULL) {
-        char err[256];
-        if (structured == NULL) {
-            json_decref(content);
-            call__complete(c, mcp_rpc_error(c->id, MCP_RPC_INTERNAL_ERROR,
-                                            "tool returned no structured content", NULL));
-            return;
-        }
-        if (mcp_schema_validate(c->output_schema, structured, err, sizeof err) != 0) {
-            json_decref(content);
-            json_decref(structured);
-            char msg[400];
-            snprintf(msg, sizeof msg, "tool output does not match its outputSchema: %s", err);
-            call__complete(c, mcp_rpc_error(c->id, MCP_RPC_INTERNAL_ERROR, msg, NULL));
-            return;
-        }
-    }
-    call__complete(c, call__result(c, content, structured, false));
+    call__succeed(c, content, structured);
 }
 
 void mcp_call_return(mcp_call *c, json_t *structured)
 {
-    char *text = json_is_object(structured) ? mcp_rpc_dump(structured, NULL) : NULL;
-    if (text == NULL) {
+    if (!json_is_object(structured) || c->detached || c->completed) {
         mcp_call_return_content(c, json_array(), structured);
         return;
     }
-    json_t *content = text__content(text);
-    free(text);
-    mcp_call_return_content(c, content, structured);
+    call__succeed(c, NULL, structured);
 }
 
 void mcp_call_fail(mcp_call *c, const char *fmt, ...)
@@ -652,7 +732,12 @@ void mcp_call_fail(mcp_call *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    call__complete(c, call__result(c, text__content(msg), NULL, true));
+    mcp_buf b = {0};
+    if (call__result_head(c, &b) != 0 || call__text_content(&b, msg, strlen(msg)) != 0 ||
+        call__result_tail(c, &b, NULL, true) != 0) {
+        mcp_buf_free(&b);
+    }
+    call__complete_text(c, &b);
 }
 
 void mcp_call_on_cancel(mcp_call *c, mcp_cancel_fn fn, void *arg)
@@ -915,17 +1000,19 @@ static void method__tools_call(mcp_session *ss, input_rec *r, const mcp_msg *m)
         }
         return;
     }
-    mcp_call *c = calloc(1, sizeof *c);
-    if (c == NULL || (c->tool_name = strdup(t->name)) == NULL) {
-        free(c);
+    size_t nlen = strlen(t->name);
+    mcp_call *c = calloc(1, sizeof *c + nlen + 1);
+    if (c == NULL) {
         json_decref(own_args);
         rec__error(r, m->id, MCP_RPC_INTERNAL_ERROR, "out of memory");
         return;
     }
+    memcpy(c->tool_name, t->name, nlen + 1);
     c->ss = ss;
     c->rec = r;
-    c->id = json_deep_copy(m->id);
-    c->progress_token = token != NULL ? json_deep_copy(token) : NULL;
+    /* ids are immutable scalars: a reference outlives the request tree it came from */
+    c->id = json_incref(m->id);
+    c->progress_token = json_incref(token);
     c->output_schema = json_incref(t->output_schema);
     c->next = ss->calls;
     if (ss->calls != NULL) {
@@ -943,8 +1030,9 @@ static void method__tools_call(mcp_session *ss, input_rec *r, const mcp_msg *m)
     } else if (rc != 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "tool %s could not run: %s", c->tool_name, mcp_strerror(rc));
-        c->completed = true;
-        c->response = mcp_rpc_error(c->id, MCP_RPC_INTERNAL_ERROR, msg, NULL);
+        c->in_fn = true; /* completes without finishing: done just below */
+        call__complete(c, mcp_rpc_error(c->id, MCP_RPC_INTERNAL_ERROR, msg, NULL));
+        c->in_fn = false;
         call__finish(c);
     }
 }
@@ -1024,7 +1112,7 @@ static void session__one(mcp_session *ss, input_rec *r, json_t *v, mcp_input_inf
         info->requests++;
         if (strcmp(m.method, "initialize") == 0) {
             info->initialize = true;
-            if (r->batch != NULL) {
+            if (r->batch) {
                 rec__error(r, m.id, MCP_RPC_INVALID_REQUEST,
                            "initialize must not be part of a batch");
                 return;
@@ -1098,7 +1186,7 @@ int mcp_session_input(mcp_session *ss, const char *data, size_t len, void *origi
             rec__error(r, NULL, MCP_RPC_INVALID_REQUEST,
                        "invalid request: a batch holds 1 to %zu messages", cfg->max_batch);
         } else {
-            r->batch = json_array();
+            r->batch = true;
             size_t i;
             json_t *e;
             json_array_foreach(v, i, e)

@@ -3,9 +3,16 @@
  * (pipes, ttys or regular files) driven by libuv. One session per transport. Nothing but MCP
  * messages is written to the output; the library logs nothing.
  *
+ * Output is coalesced: every message produced while one chunk of input is handled (one read
+ * callback, any number of lines) is appended to one buffer, written at the end of the chunk
+ * with a single uv_try_write; what the pipe does not take at once goes to a uv_write that
+ * owns the buffer. Messages produced outside input handling (a tool finishing later, a
+ * progress notification) are written at once. Order is kept: while a uv_write is queued,
+ * later output queues behind it.
+ *
  * Shutdown (EOF, read error, mcp_stdio_stop): reading stops, the session is freed (in-flight
- * calls cancelled, no responses), queued writes are flushed, the handles are closed, then
- * on_exit runs and the transport is freed.
+ * calls cancelled, no responses), buffered and queued writes are flushed, the handles are
+ * closed, then on_exit runs and the transport is freed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,6 +48,9 @@ struct mcp_stdio {
     bool out_stream;
     int out_fd;
     int writes; /* uv_write requests in flight */
+    char *obuf; /* output not yet written or queued */
+    size_t olen, ocap;
+    bool batching; /* inside an input chunk: output waits for its end */
     /* lifecycle */
     bool stopping;
     bool closing;
@@ -54,7 +64,7 @@ struct mcp_stdio {
 typedef struct wreq {
     uv_write_t req;
     mcp_stdio *io;
-    char data[];
+    char *data; /* the output buffer, owned */
 } wreq;
 
 static void stdio__maybe_finish(mcp_stdio *io);
@@ -65,6 +75,7 @@ static void stdio__written(uv_write_t *req, int status)
 {
     wreq *w = (wreq *)req;
     mcp_stdio *io = w->io;
+    free(w->data);
     free(w);
     io->writes--;
     if (status != 0 && io->status == 0) {
@@ -73,45 +84,100 @@ static void stdio__written(uv_write_t *req, int status)
     stdio__maybe_finish(io);
 }
 
+/* Blocking write of all bytes (regular files). */
+static int stdio__write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            return MCP_EIO;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Writes the buffered output: directly when nothing is queued and the pipe takes it, else
+ * by a uv_write that takes the buffer over. On failure the output is dropped, status set. */
+static void stdio__flush(mcp_stdio *io)
+{
+    if (io->olen == 0) {
+        return;
+    }
+    size_t off = 0;
+    if (!io->out_stream) {
+        int rc = stdio__write_all(io->out_fd, io->obuf, io->olen);
+        if (rc != 0 && io->status == 0) {
+            io->status = rc;
+        }
+        io->olen = 0;
+        return;
+    }
+    if (io->writes == 0) {
+        uv_buf_t b = uv_buf_init(io->obuf, (unsigned)io->olen);
+        int n = uv_try_write(&io->out.s, &b, 1);
+        if (n >= 0) {
+            off = (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            io->olen = 0;
+            if (io->status == 0) {
+                io->status = MCP_EIO;
+            }
+            return;
+        }
+        if (off == io->olen) {
+            io->olen = 0;
+            return;
+        }
+    }
+    wreq *w = malloc(sizeof *w);
+    if (w == NULL) {
+        io->olen = 0;
+        io->status = MCP_ENOMEM;
+        return;
+    }
+    w->io = io;
+    w->data = io->obuf;
+    uv_buf_t b = uv_buf_init(io->obuf + off, (unsigned)(io->olen - off));
+    io->obuf = NULL;
+    io->olen = io->ocap = 0;
+    if (uv_write(&w->req, &io->out.s, &b, 1, stdio__written) != 0) {
+        free(w->data);
+        free(w);
+        io->status = MCP_EIO;
+        return;
+    }
+    io->writes++;
+}
+
+/* Appends one message and its newline to the output; written now unless batching. */
 static void stdio__write(mcp_stdio *io, const char *json, size_t len)
 {
     if (io->closing) {
         return;
     }
-    if (io->out_stream) {
-        wreq *w = malloc(sizeof *w + len + 1);
-        if (w == NULL) {
+    if (io->olen + len + 1 > io->ocap) {
+        size_t cap = io->ocap ? io->ocap : 16384;
+        while (cap < io->olen + len + 1) {
+            cap *= 2;
+        }
+        char *nb = realloc(io->obuf, cap);
+        if (nb == NULL) {
             io->status = MCP_ENOMEM;
             return;
         }
-        w->io = io;
-        memcpy(w->data, json, len);
-        w->data[len] = '\n';
-        uv_buf_t b = uv_buf_init(w->data, (unsigned)(len + 1));
-        if (uv_write(&w->req, &io->out.s, &b, 1, stdio__written) != 0) {
-            free(w);
-            io->status = MCP_EIO;
-            return;
-        }
-        io->writes++;
-        return;
+        io->obuf = nb;
+        io->ocap = cap;
     }
-    /* a regular file: blocking writes are fine */
-    const char *parts[2] = {json, "\n"};
-    size_t lens[2] = {len, 1};
-    for (int i = 0; i < 2; i++) {
-        size_t off = 0;
-        while (off < lens[i]) {
-            ssize_t k = write(io->out_fd, parts[i] + off, lens[i] - off);
-            if (k < 0 && errno == EINTR) {
-                continue;
-            }
-            if (k <= 0) {
-                io->status = MCP_EIO;
-                return;
-            }
-            off += (size_t)k;
-        }
+    memcpy(io->obuf + io->olen, json, len);
+    io->obuf[io->olen + len] = '\n';
+    io->olen += len + 1;
+    if (!io->batching) {
+        stdio__flush(io);
     }
 }
 
@@ -155,7 +221,7 @@ static void stdio__too_long(mcp_stdio *io)
 }
 
 /* Returns 0, or -1 when the line buffer cannot grow (io->status set; the caller stops). */
-static int stdio__feed(mcp_stdio *io, const char *data, size_t n)
+static int stdio__feed_lines(mcp_stdio *io, const char *data, size_t n)
 {
     while (n > 0 && !io->stopping) {
         const char *nl = memchr(data, '\n', n);
@@ -203,6 +269,16 @@ static int stdio__feed(mcp_stdio *io, const char *data, size_t n)
     return 0;
 }
 
+/* One chunk of input: its lines are handled, then their output is written at once. */
+static int stdio__feed(mcp_stdio *io, const char *data, size_t n)
+{
+    io->batching = true;
+    int rc = stdio__feed_lines(io, data, n);
+    io->batching = false;
+    stdio__flush(io);
+    return rc;
+}
+
 static void stdio__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
@@ -216,6 +292,8 @@ static void stdio__read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n > 0) {
         if (stdio__feed(io, buf->base, (size_t)n) != 0) {
             mcp_stdio_stop(io);
+        } else if (io->stopping) { /* stopped while the chunk was handled */
+            stdio__maybe_finish(io);
         }
     } else if (n < 0) {
         if (n != UV_EOF && io->status == 0) {
@@ -270,6 +348,7 @@ static void stdio__fs_read(uv_fs_t *req)
 static void stdio__exit(mcp_stdio *io)
 {
     free(io->line);
+    free(io->obuf);
     if (!io->silent) {
         io->on_exit(io->user, io->status);
     }
@@ -286,7 +365,11 @@ static void stdio__closed(uv_handle_t *h)
 
 static void stdio__maybe_finish(mcp_stdio *io)
 {
-    if (!io->stopping || io->closing || io->writes > 0 || io->fs_busy) {
+    if (!io->stopping || io->closing || io->batching) {
+        return;
+    }
+    stdio__flush(io);
+    if (io->writes > 0 || io->fs_busy) {
         return;
     }
     io->closing = true;
