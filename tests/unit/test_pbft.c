@@ -421,8 +421,10 @@ static void test_garbage_replica(void **state)
         assert_int_equal(st.view_changes, 0);
     }
     /* nothing from the garbage replica can be mistaken for a message: direct checks */
+    /* a well-formed prepare (8 + 48 + 64 bytes) with a zero signature, and with trailing bytes */
     uint8_t junk[200] = {'P', 'B', 1, PBFT_PREPARE, 0, 0, 0, 1};
-    assert_int_equal(pbft_replica_receive(s->r[0], 0, 3, junk, sizeof junk), PBFT_EBADSIG);
+    assert_int_equal(pbft_replica_receive(s->r[0], 0, 3, junk, 120), PBFT_EBADSIG);
+    assert_int_equal(pbft_replica_receive(s->r[0], 0, 3, junk, sizeof junk), PBFT_EBADMSG);
     junk[2] = 9;
     assert_int_equal(pbft_replica_receive(s->r[0], 0, 3, junk, sizeof junk), PBFT_EBADMSG);
     assert_int_equal(pbft_replica_receive(s->r[0], 0, 3, junk, 3), PBFT_EBADMSG);
@@ -432,7 +434,9 @@ static void test_garbage_replica(void **state)
     uint8_t *m;
     size_t len;
     assert_int_equal(pbft_wire_encode(K.rkey[3], &w, &m, &len), 0);
-    assert_int_equal(pbft_replica_receive(s->r[0], 0, 3, m, len - 1), PBFT_EBADSIG);
+    assert_int_equal(pbft_replica_receive(s->r[0], 0, 3, m, len - 1), PBFT_EBADMSG);
+    m[len - 1] ^= 1; /* whole, with a wrong signature */
+    assert_int_equal(pbft_replica_receive(s->r[0], 0, 3, m, len), PBFT_EBADSIG);
     free(m);
     sim_free(s);
 }

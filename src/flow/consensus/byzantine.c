@@ -253,8 +253,9 @@ typedef struct pbft__msg {
     size_t raw_len;
 } pbft__msg;
 
-/* Decodes the header and fixed body and checks the signature of the sender named. */
-static int pbft__open(const pbft__keys *k, const uint8_t *raw, size_t len, pbft__msg *m)
+/* Decodes the header and fixed body and (verify) checks the signature of the sender named. */
+static int pbft__decode(const pbft__keys *k, const uint8_t *raw, size_t len, pbft__msg *m,
+                        bool verify)
 {
     memset(m, 0, sizeof *m);
     if (raw == NULL || len < PBFT__HDR + PBFT_SIG_LEN || len > PBFT_MSG_MAX ||
@@ -274,7 +275,7 @@ static int pbft__open(const pbft__keys *k, const uint8_t *raw, size_t len, pbft_
         return PBFT_EBADMSG;
     }
     size_t body = len - PBFT_SIG_LEN;
-    if (pub == NULL || !pbft__verify(pub, raw, body, raw + body)) {
+    if (pub == NULL || (verify && !pbft__verify(pub, raw, body, raw + body))) {
         return PBFT_EBADSIG;
     }
     pbft__rd r = {raw + PBFT__HDR, body - PBFT__HDR, false};
@@ -345,6 +346,19 @@ static int pbft__open(const pbft__keys *k, const uint8_t *raw, size_t len, pbft_
         return m->rest.err ? PBFT_EBADMSG : 0;
     }
     return 0;
+}
+
+static int pbft__open(const pbft__keys *k, const uint8_t *raw, size_t len, pbft__msg *m)
+{
+    return pbft__decode(k, raw, len, m, true);
+}
+
+/* The signature check of a message decoded without it. */
+static int pbft__check_sig(const pbft__keys *k, const pbft__msg *m)
+{
+    gnutls_pubkey_t pub = m->type == PBFT_REQUEST ? k->clients[m->sender] : k->replicas[m->sender];
+    size_t body = m->raw_len - PBFT_SIG_LEN;
+    return pbft__verify(pub, m->raw, body, m->raw + body) ? 0 : PBFT_EBADSIG;
 }
 
 static const uint8_t pbft__zero[PBFT_DIGEST_LEN];
@@ -936,8 +950,8 @@ static void pbft__execute(pbft_replica *r, pbft__slot *s)
         return; /* null request */
     }
     pbft__msg m;
-    if (pbft__open(&r->keys, rq, rlen, &m) != 0) {
-        return; /* cannot happen: checked when the pre-prepare was accepted */
+    if (pbft__decode(&r->keys, rq, rlen, &m, false) != 0) {
+        return; /* cannot happen: verified when the pre-prepare was accepted */
     }
     pbft__crec *cr = &r->clients[m.client];
     if (!cr->executed || m.ts > cr->last_ts) {
@@ -1764,11 +1778,37 @@ static int pbft__on_viewchange(pbft_replica *r, uint64_t now, const pbft__msg *m
 
 /* ---- entry points ------------------------------------------------------------------------ */
 
+/* A vote that cannot change anything here (its slot is already prepared / committed in its
+ * view, or the sender's vote is in): ignored without paying for the signature check. */
+static bool pbft__redundant(pbft_replica *r, const pbft__msg *m)
+{
+    if ((m->type != PBFT_PREPARE && m->type != PBFT_COMMIT) || m->sender >= r->n ||
+        m->view != r->view || r->vc_active) {
+        return false;
+    }
+    const pbft__slot *s = pbft__in_window(r, m->seq) ? pbft__slot_find(r, m->seq) : NULL;
+    if (s == NULL) {
+        return false;
+    }
+    const pbft__vote *v = m->type == PBFT_PREPARE ? &s->prep[m->sender] : &s->com[m->sender];
+    if (v->has && v->view >= m->view) {
+        return true;
+    }
+    return s->has_pp && s->view == m->view &&
+           (m->type == PBFT_PREPARE ? s->prepared : s->committed);
+}
+
 int pbft_replica_receive(pbft_replica *r, uint64_t now, uint32_t from, const uint8_t *data,
                          size_t len)
 {
     pbft__msg m;
-    int rc = pbft__open(&r->keys, data, len, &m);
+    int rc = pbft__decode(&r->keys, data, len, &m, false);
+    if (rc == 0 && pbft__redundant(r, &m)) {
+        return 0;
+    }
+    if (rc == 0) {
+        rc = pbft__check_sig(&r->keys, &m);
+    }
     if (rc == 0) {
         switch (m.type) {
         case PBFT_REQUEST: rc = pbft__on_request(r, now, &m); break;
@@ -1907,15 +1947,18 @@ int pbft_client_receive(pbft_client *c, uint64_t now, const uint8_t *data, size_
 {
     (void)now;
     pbft__msg m;
-    int rc = pbft__open(&c->keys, data, len, &m);
+    int rc = pbft__decode(&c->keys, data, len, &m, false);
     if (rc != 0) {
         return rc;
     }
     if (m.type != PBFT_REPLY || m.client != c->id) {
         return PBFT_EBADMSG;
     }
-    if (!c->outstanding || c->done || m.ts != c->ts) {
-        return 0;
+    if (!c->outstanding || c->done || m.ts != c->ts || c->replies[m.sender].has) {
+        return 0; /* not needed: no signature check */
+    }
+    if ((rc = pbft__check_sig(&c->keys, &m)) != 0) {
+        return rc;
     }
     c->replies[m.sender].has = true;
     c->replies[m.sender].result = m.result;

@@ -44,7 +44,10 @@
  * too. Decoding is strict and bounded (PBFT_MSG_MAX, exact lengths, nesting depth 4). A message
  * that does not decode, is not signed by the sender it names, or proves nothing it claims is
  * refused and counted against the transport peer it came from (pbft_replica_rejected); a
- * correct replica is never affected by it.
+ * correct replica is never affected by it. Signatures cost most of the CPU (Ed25519 in nettle),
+ * so a vote that cannot change anything (its slot is already prepared / committed in its view,
+ * or its sender's vote is in) and a reply the client no longer needs are dropped after
+ * decoding, before the signature check (and are not counted).
  *
  * Wire format (big endian): "PB" 0x01 type sender:u32 body signature[64].
  *
