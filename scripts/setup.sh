@@ -12,7 +12,7 @@ TEST_PKGS=(libcmocka-dev erlang-nox clang libclang-rt-14-dev clang-tidy clang-fo
            procps curl prometheus openssl python3)
 
 # The peers bench/run.sh measures against, side by side.
-BENCH_PKGS=(erlang-nox mosquitto openssl)
+BENCH_PKGS=(erlang-nox mosquitto openssl etcd-server)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-build}" = "bench" ]; then

@@ -200,10 +200,9 @@ static int flow_fsm__apply_entry(flow_fsm *f, const json_t *e)
     return rc;
 }
 
-static int flow_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
+int flow_fsm_apply_entry(flow_fsm *f, const void *data, size_t len)
 {
-    flow_fsm *f = rf->data;
-    json_t *e = flow_entry_parse(buf->base, buf->len);
+    json_t *e = flow_entry_parse(data, len);
     int rc = e ? flow_fsm__apply_entry(f, e) : FLOW_EINVAL;
     f->entries++;
     f->refused += rc != 0;
@@ -213,6 +212,12 @@ static int flow_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, v
         f->hooks.applied(f->hooks.user, f->entries, e, rc);
     }
     json_decref(e);
+    return rc;
+}
+
+static int flow_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
+{
+    (void)flow_fsm_apply_entry(rf->data, buf->base, buf->len);
     *result = NULL;
     return 0; /* refusals are deterministic outcomes, not FSM failures */
 }
@@ -256,13 +261,12 @@ static int flow_fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], u
     return 0;
 }
 
-static int flow_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
+int flow_fsm_restore_text(flow_fsm *f, const void *data, size_t len)
 {
-    flow_fsm *f = rf->data;
-    if (buf->len == 0 || buf->len > FLOW_FSM_SNAPSHOT_MAX) {
-        return RAFT_MALFORMED;
+    if (len == 0 || len > FLOW_FSM_SNAPSHOT_MAX) {
+        return FLOW_EINVAL;
     }
-    json_t *j = json_loadb(buf->base, buf->len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
     const json_t *members = json_object_get(j, "members");
     const json_t *entries = json_object_get(j, "entries");
     const json_t *refused = json_object_get(j, "refused");
@@ -277,7 +281,7 @@ static int flow_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
     flow_state *fs = ok ? flow_state_restore(json_object_get(j, "state"), NULL, 0) : NULL;
     if (fs == NULL) {
         json_decref(j);
-        return RAFT_MALFORMED;
+        return FLOW_EINVAL;
     }
     flow_state_free(f->fs);
     f->fs = fs;
@@ -289,6 +293,14 @@ static int flow_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
         f->hooks.restored(f->hooks.user, j);
     }
     json_decref(j);
+    return 0;
+}
+
+static int flow_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+    if (flow_fsm_restore_text(rf->data, buf->base, buf->len) != 0) {
+        return RAFT_MALFORMED;
+    }
     raft_free(buf->base);
     return 0;
 }

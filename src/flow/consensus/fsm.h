@@ -57,6 +57,13 @@ uint64_t flow_fsm_refused(const flow_fsm *f);
 const char *flow_fsm_member_api(const flow_fsm *f, uint64_t id);
 /* {"id": url, ...} (new reference). */
 json_t *flow_fsm_members(const flow_fsm *f);
+/* Applies one entry (the bytes of a log entry, as libraft's apply does): the command's
+ * outcome (0, or FLOW_E*: refused or unparsable, counted, state unchanged). Shared by the
+ * libraft adapter and the PBFT replica (byzantine.c). */
+int flow_fsm_apply_entry(flow_fsm *f, const void *data, size_t len);
+/* Replaces the state by a snapshot text (flow_fsm_snapshot_text's shape), validated fully;
+ * FLOW_EINVAL and the old state kept on bad input. The data stays the caller's. */
+int flow_fsm_restore_text(flow_fsm *f, const void *data, size_t len);
 /* The canonical snapshot text (sorted keys), malloc'd; NULL without memory. */
 char *flow_fsm_snapshot_text(const flow_fsm *f);
 

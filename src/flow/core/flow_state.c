@@ -1411,6 +1411,53 @@ static int flow__tick(flow_ctx *x)
     return 0;
 }
 
+/* swarm_lease: a strictly greater token makes node the swarm's coordinator. */
+static int flow__swarm_lease(flow_ctx *x, const flow_cmd *c)
+{
+    flow_swarm *sw = flow_hget(&x->s->swarms, c->swarm);
+    if (sw == NULL) {
+        flow__err(x->err, x->errsize, "no swarm %s", c->swarm);
+        return FLOW_ENOTFOUND;
+    }
+    if (c->token <= sw->lease_token) {
+        flow__err(x->err, x->errsize, "stale fencing token %llu (swarm %s is at %llu)",
+                  (unsigned long long)c->token, sw->id, (unsigned long long)sw->lease_token);
+        return FLOW_ESTATE;
+    }
+    snprintf(sw->lease_node, sizeof sw->lease_node, "%s", c->node);
+    sw->lease_token = c->token;
+    return 0;
+}
+
+/* A command with a fencing token acts only under its swarm's current lease. */
+static int flow__fence(flow_ctx *x, const flow_cmd *c)
+{
+    if (c->token == 0) {
+        return 0;
+    }
+    const flow_swarm *sw = c->swarm[0] ? flow_hget(&x->s->swarms, c->swarm) : NULL;
+    const flow_task *t = sw == NULL && c->task[0] ? flow_hget(&x->s->tasks, c->task) : NULL;
+    const flow_agent *a =
+        sw == NULL && t == NULL && c->agent[0] ? flow_hget(&x->s->agents, c->agent) : NULL;
+    const char *id = sw ? sw->id : t ? flow_task_get_swarm(t) : a ? flow_agent_get_swarm(a) : NULL;
+    sw = id ? flow_hget(&x->s->swarms, id) : NULL;
+    if (sw && sw->lease_token != c->token) {
+        flow__err(x->err, x->errsize, "stale fencing token %llu (swarm %s is at %llu)",
+                  (unsigned long long)c->token, sw->id, (unsigned long long)sw->lease_token);
+        return FLOW_ESTATE;
+    }
+    return 0;
+}
+
+const char *flow_state_swarm_lease(const flow_state *s, const char *swarm, uint64_t *token)
+{
+    const flow_swarm *sw = flow_hget(&s->swarms, swarm);
+    if (token) {
+        *token = sw ? sw->lease_token : 0;
+    }
+    return sw && sw->lease_node[0] ? sw->lease_node : NULL;
+}
+
 int flow_state_apply(flow_state *s, const flow_cmd *c, flow_events *ev, char *err, size_t errsize)
 {
     if (err && errsize) {
@@ -1422,8 +1469,9 @@ int flow_state_apply(flow_state *s, const flow_cmd *c, flow_events *ev, char *er
         s->now = c->now;
     }
     flow_ctx x = {s, ev, err, errsize};
-    int rc;
-    switch (c->type) {
+    int rc = c->type == FLOW_CMD_SWARM_LEASE ? 0 : flow__fence(&x, c);
+    switch (rc != 0 ? FLOW_CMD_LAST + 1 : (int)c->type) {
+    case FLOW_CMD_LAST + 1: break; /* fenced off */
     case FLOW_CMD_SWARM_CREATE: rc = flow__swarm_create(&x, c); break;
     case FLOW_CMD_SWARM_DESTROY: rc = flow__swarm_destroy(&x, c); break;
     case FLOW_CMD_SWARM_SCALE: rc = flow__swarm_scale(&x, c); break;
@@ -1439,6 +1487,7 @@ int flow_state_apply(flow_state *s, const flow_cmd *c, flow_events *ev, char *er
     case FLOW_CMD_TASK_FAIL: rc = flow__task_fail(&x, c); break;
     case FLOW_CMD_TASK_CANCEL: rc = flow__task_cancel(&x, c); break;
     case FLOW_CMD_TICK: rc = flow__tick(&x); break;
+    case FLOW_CMD_SWARM_LEASE: rc = flow__swarm_lease(&x, c); break;
     default:
         flow__err(err, errsize, "unknown command %d", (int)c->type);
         rc = FLOW_EINVAL;

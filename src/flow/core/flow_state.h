@@ -114,7 +114,9 @@ typedef enum flow_cmd_type {
     FLOW_CMD_TASK_FAIL,     /* task, agent, text */
     FLOW_CMD_TASK_CANCEL,   /* task */
     FLOW_CMD_TICK,          /* now: deadlines, breaker timeouts, idle agents, pool deficits */
+    FLOW_CMD_SWARM_LEASE,   /* swarm, node, token: node coordinates swarm (election.h) */
 } flow_cmd_type;
+#define FLOW_CMD_LAST FLOW_CMD_SWARM_LEASE
 
 typedef struct flow_cmd {
     flow_cmd_type type;
@@ -138,6 +140,12 @@ typedef struct flow_cmd {
     int max_retries;   /* -1 = swarm default */
     char trace_id[40];
     char text[FLOW_ERROR_MAX]; /* task_fail error, agent_crashed reason */
+    char node[FLOW_ID_MAX];    /* swarm_lease: the coordinator */
+    /* Fencing token (0 = none). swarm_lease: the new token, which must exceed the swarm's
+     * current one. Any other command with a token is refused (FLOW_ESTATE, "stale fencing
+     * token") unless the token is its swarm's current one (the swarm named by the command, or
+     * of its task, or of its agent): a coordinator that lost its lease cannot act any more. */
+    uint64_t token;
 } flow_cmd;
 
 /* A zeroed command of a type (role none, max_retries -1, weight/capacity 1, config defaults). */
@@ -262,6 +270,8 @@ flow_agent_state flow_agent_get_state(const flow_agent *a);
 size_t flow_state_swarm_agents(const flow_state *s, const char *swarm, const char **ids,
                                size_t cap);
 const flow_swarm_config *flow_state_swarm_config(const flow_state *s, const char *swarm);
+/* The swarm's coordinator lease: the node (NULL if none or no such swarm) and its token. */
+const char *flow_state_swarm_lease(const flow_state *s, const char *swarm, uint64_t *token);
 /* Agents of `role` requested by agent_needed and neither added nor reported failed (0 for an
  * unknown swarm). A new Raft leader reports those of the old leader as failed. */
 int flow_state_swarm_spawning(const flow_state *s, const char *swarm, int role);

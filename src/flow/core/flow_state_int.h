@@ -93,6 +93,8 @@ struct flow_swarm {
     size_t count[6];                /* tasks by state */
     uint64_t ended_total[3];        /* tasks that reached completed / failed / cancelled */
     flow_timer tm;                  /* breaker half-open time */
+    char lease_node[FLOW_ID_MAX];   /* coordinator (swarm_lease), "" = none */
+    uint64_t lease_token;           /* its fencing token, 0 = none */
     struct flow_swarm *prev, *next; /* creation order */
 };
 

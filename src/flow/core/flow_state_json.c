@@ -40,7 +40,8 @@ static const char *const flow__cmd_names[] = {"",
                                               "task_complete",
                                               "task_fail",
                                               "task_cancel",
-                                              "tick"};
+                                              "tick",
+                                              "swarm_lease"};
 static const char *const flow__event_names[] = {"",
                                                 "swarm_created",
                                                 "swarm_destroyed",
@@ -103,7 +104,7 @@ const char *flow_agent_state_name(flow_agent_state s)
 }
 const char *flow_cmd_name(flow_cmd_type t)
 {
-    return t >= FLOW_CMD_SWARM_CREATE && t <= FLOW_CMD_TICK ? flow__cmd_names[t] : "?";
+    return t >= FLOW_CMD_SWARM_CREATE && t <= FLOW_CMD_LAST ? flow__cmd_names[t] : "?";
 }
 const char *flow_event_name(flow_event_type t)
 {
@@ -371,6 +372,12 @@ json_t *flow_cmd_to_json(const flow_cmd *c)
     if (c->task[0]) {
         json_object_set_new(o, "task", json_string(c->task));
     }
+    if (c->node[0]) {
+        json_object_set_new(o, "node", json_string(c->node));
+    }
+    if (c->token) {
+        json_object_set_new(o, "token", json_integer((json_int_t)c->token));
+    }
     switch (c->type) {
     case FLOW_CMD_SWARM_CREATE:
         json_object_set_new(o, "topology", json_string(flow_topology_name(c->topology)));
@@ -471,6 +478,24 @@ static int flow__cmd_fields(flow_cmd *c, const json_t *j, char *err, size_t errs
     case FLOW_CMD_TASK_COMPLETE:
     case FLOW_CMD_TASK_FAIL: need_agent = need_task = true; break;
     case FLOW_CMD_TICK: break;
+    case FLOW_CMD_SWARM_LEASE: need_swarm = true; break;
+    }
+    if (json_object_get(j, "token")) {
+        const json_t *tk = json_object_get(j, "token");
+        if (!json_is_integer(tk) || json_integer_value(tk) < 0) {
+            flow__err(err, errsize, "token must be a non-negative integer");
+            return FLOW_EINVAL;
+        }
+        c->token = (uint64_t)json_integer_value(tk);
+    }
+    if (c->type == FLOW_CMD_SWARM_LEASE) {
+        if ((rc = flow__get_id(j, "node", true, c->node, err, errsize)) < 0) {
+            return rc;
+        }
+        if (c->token == 0) {
+            flow__err(err, errsize, "swarm_lease needs a token >= 1");
+            return FLOW_EINVAL;
+        }
     }
     if ((rc = flow__get_id(j, "swarm", need_swarm, c->swarm, err, errsize)) < 0 ||
         (rc = flow__get_id(j, "agent", need_agent, c->agent, err, errsize)) < 0 ||
@@ -592,7 +617,7 @@ int flow_cmd_from_json(flow_cmd *c, const json_t *j, char *err, size_t errsize)
 {
     const json_t *name = json_object_get(j, "cmd");
     int type = -1;
-    for (int t = FLOW_CMD_SWARM_CREATE; t <= FLOW_CMD_TICK && json_is_string(name); t++) {
+    for (int t = FLOW_CMD_SWARM_CREATE; t <= FLOW_CMD_LAST && json_is_string(name); t++) {
         if (strcmp(flow__cmd_names[t], json_string_value(name)) == 0) {
             type = t;
         }
@@ -786,6 +811,11 @@ static json_t *flow__swarm_json(const flow_swarm *sw, bool full)
                   flow_breaker_state_name(sw->cb.state), "failures", sw->cb.failures);
     if (o == NULL) {
         return NULL;
+    }
+    if (sw->lease_token) {
+        json_object_set_new(
+            o, "lease",
+            json_pack("{s:s, s:I}", "node", sw->lease_node, "token", (json_int_t)sw->lease_token));
     }
     if (sw->topology == FLOW_TOPO_HIERARCHICAL) {
         json_t *leads = json_object();
@@ -1110,6 +1140,12 @@ static int flow__restore_swarm(flow_state *s, const json_t *j, char *err, size_t
         return FLOW_ENOMEM;
     }
     flow__swarm_link(s, sw);
+    const json_t *lease = json_object_get(j, "lease");
+    if (lease && (!flow__u64(lease, "token", &sw->lease_token) || sw->lease_token == 0 ||
+                  flow__get_id(lease, "node", true, sw->lease_node, NULL, 0) != 0)) {
+        flow__err(err, errsize, "snapshot swarm %s: bad lease", id);
+        return FLOW_EINVAL;
+    }
     const json_t *b = json_object_get(j, "breaker");
     x = json_object_get(b, "state");
     int cbs = json_is_string(x) ? flow_breaker_state_parse(json_string_value(x)) : -1;
