@@ -15,6 +15,9 @@ static void usage(FILE *f)
             "  id [OPTIONS]      print this node's ID (creating its identity if absent)\n"
             "  ping URL          CONNECT to a node over QUIC and measure round trips\n"
             "  dht put|get|peers the DHT of a node (`macula dht --help`)\n"
+            "  pub TOPIC DATA    publish to a node's realm (`--qos 1`)\n"
+            "  sub PATTERN       subscribe; prints TOPIC<TAB>PAYLOAD per message\n"
+            "  chaos crash ACTOR kill a named actor of a node started with MACULA_CHAOS=1\n"
             "  tree              print a running node's supervision tree\n"
             "  sup-run FILE      play a supervision scenario on a virtual clock\n"
             "  mcp-fixture       MCP server with test fixture tools (stdio, or --http PORT)\n"
@@ -44,6 +47,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "dht") == 0) {
         return cli_dht(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "pub") == 0) {
+        return cli_pub(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "sub") == 0) {
+        return cli_sub(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "chaos") == 0) {
+        return cli_chaos(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "tree") == 0) {
         return cli_tree(argc - 1, argv + 1);

@@ -1,6 +1,8 @@
 /* src/mesh/gateway/workers_sup.c — macula_gateway_workers_sup (see workers_sup.h). */
 #include "workers_sup.h"
 
+#include <stddef.h>
+
 #include "clients.h"
 #include "macula/sup_supervisor.h"
 
@@ -8,15 +10,30 @@ int gw_workers_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup
                          sup_reason *why)
 {
     (void)extra;
+    gw_workers_config *cfg = arg;
     sup_flags flags = {SUP_REST_FOR_ONE, 10, 60, SUP_AUTO_NEVER};
     sup_child_spec children[] = {
         {.id = "macula_gateway_clients",
          .start = gw_clients_start,
-         .arg = arg,
+         .arg = NULL,
+         .restart = SUP_PERMANENT,
+         .shutdown_ms = 5000,
+         .type = SUP_WORKER},
+        {.id = "macula_gateway_pubsub",
+         .start = gw_pubsub_start,
+         .arg = cfg ? &cfg->pubsub : NULL,
+         .restart = SUP_PERMANENT,
+         .shutdown_ms = 5000,
+         .type = SUP_WORKER},
+        /* ---- RPC: macula_gateway_rpc goes here (after pubsub, before mesh) ---- */
+        {.id = "macula_gateway_mesh",
+         .start = gw_mesh_start,
+         .arg = cfg ? &cfg->mesh : NULL,
          .restart = SUP_PERMANENT,
          .shutdown_ms = 5000,
          .type = SUP_WORKER},
     };
     sup_sv_opts opts = {.name = "macula_gateway_workers_sup"};
-    return sup_supervisor_start(rt, parent, &flags, children, 1, &opts, out, why);
+    return sup_supervisor_start(rt, parent, &flags, children, sizeof children / sizeof *children,
+                                &opts, out, why);
 }
