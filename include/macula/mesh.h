@@ -29,7 +29,7 @@ extern "C" {
 
 enum {
     MACULA_MESH_OK = 0,
-    MACULA_MESH_EINVAL = -1,    /* bad URL, topic, pattern or argument */
+    MACULA_MESH_EINVAL = -1, /* bad URL, topic, pattern or argument */
     MACULA_MESH_ENOMEM = -2,
     MACULA_MESH_ECONNECT = -3,  /* could not connect, or the node refused (see last_error) */
     MACULA_MESH_ECLOSED = -4,   /* the connection is gone */
@@ -42,10 +42,10 @@ const char *macula_mesh_strerror(int err);
 typedef struct macula_mesh macula_mesh;
 
 typedef struct macula_mesh_options {
-    const char *realm;    /* NULL: "macula.default" */
-    uint32_t timeout_ms;  /* connect and QoS 1 publish bound; 0: 10,000 */
-    uint32_t drop_acks;   /* testing aid: withhold the first N PUBACKs for deliveries (the
-                             node then retries; the duplicates must not reach callbacks) */
+    const char *realm;   /* NULL: "macula.default" */
+    uint32_t timeout_ms; /* connect and QoS 1 publish bound; 0: 10,000 */
+    uint32_t drop_acks;  /* testing aid: withhold the first N PUBACKs for deliveries (the
+                            node then retries; the duplicates must not reach callbacks) */
 } macula_mesh_options;
 
 /* Connects to url ("https://HOST:PORT") and waits for the node's acceptance. */

@@ -67,6 +67,7 @@ static void chaos__closed(mesh_client *c, int err, const char *reason, void *ctx
         x->status = 1;
     }
     uv_close((uv_handle_t *)&x->timer, NULL);
+    mesh_client_free(c); /* its handles close; the loop then ends */
 }
 
 static void chaos__timeout(uv_timer_t *t)
@@ -129,8 +130,6 @@ int cli_chaos(int argc, char **argv)
         return 1;
     }
     uv_timer_start(&x.timer, chaos__timeout, 15000, 0);
-    uv_run(loop, UV_RUN_DEFAULT);
-    mesh_client_free(x.client);
     uv_run(loop, UV_RUN_DEFAULT);
     identity_free(id);
     cli_temp_identity_remove(dir);

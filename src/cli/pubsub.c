@@ -53,8 +53,8 @@ static int ps__args(int argc, char **argv, int want, ps_opts *o)
                 fprintf(stderr, "macula: %s wants a number (--qos 0 or 1)\n", a);
                 return 2;
             }
-            *(strcmp(a, "--qos") == 0     ? &o->qos
-              : strcmp(a, "--count") == 0 ? &o->count
+            *(strcmp(a, "--qos") == 0       ? &o->qos
+              : strcmp(a, "--count") == 0   ? &o->count
               : strcmp(a, "--timeout") == 0 ? &o->timeout_s
                                             : &o->drop_acks) = n;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

@@ -318,8 +318,7 @@ const char *macula_mesh_last_error(const macula_mesh *m)
 
 /* ---- pub/sub ------------------------------------------------------------------------------ */
 
-int macula_mesh_publish(macula_mesh *m, const char *topic, const void *payload, size_t len,
-                        int qos)
+int macula_mesh_publish(macula_mesh *m, const char *topic, const void *payload, size_t len, int qos)
 {
     if (m == NULL || topic == NULL || (payload == NULL && len > 0) || qos < 0 || qos > 1 ||
         topic_validate_name(topic, strlen(topic)) != TOPIC_OK) {

@@ -257,6 +257,9 @@ static int psc__send_frame(psc *p, bool to_node, uint64_t conn, const psc_node *
 static int psc__send_raw(psc *p, bool to_node, uint64_t conn, const psc_node *n,
                          const uint8_t *frame, size_t len)
 {
+    if (frame == NULL || len == 0) {
+        return PSC_EINVAL;
+    }
     uint8_t *copy = malloc(len);
     if (copy == NULL) {
         return PSC_ENOMEM;
@@ -295,7 +298,9 @@ int psc_index_key(const char *pattern, size_t len, char *out, size_t cap)
     if (need > cap) {
         return PSC_EINVAL;
     }
-    memcpy(out, PSC_KEY_PREFIX, plen);
+    for (size_t i = 0; i < plen; i++) {
+        out[i] = PSC_KEY_PREFIX[i];
+    }
     if (wild) {
         out[plen] = '*';
     } else {
@@ -370,8 +375,8 @@ static int psc__index_value(psc *p, const psc_key *k, char **out, size_t *out_le
             len += seglen;
             buf[len++] = '.';
         }
-        memcpy(buf + len, "**", 2);
-        len += 2;
+        buf[len++] = '*';
+        buf[len++] = '*';
     }
     *out = buf;
     *out_len = len;
@@ -1035,7 +1040,9 @@ static int psc__topic_keys(const char *topic, size_t tlen, char k0[PSC_INDEX_VAL
     if (plen + seg > PSC_INDEX_VALUE_MAX) {
         return PSC_EINVAL;
     }
-    memcpy(k0, PSC_KEY_PREFIX, plen);
+    for (size_t i = 0; i < plen; i++) {
+        k0[i] = PSC_KEY_PREFIX[i];
+    }
     memcpy(k0 + plen, topic, seg);
     *l0 = plen + seg;
     return PSC_OK;
@@ -1064,7 +1071,7 @@ static bool psc__keys_ready(psc *p, const char *topic, size_t tlen, uint64_t now
         }
         ready = false;
         if (c != NULL && start && !c->pending) {
-            char *nm = malloc(lens[i]);
+            char *nm = malloc(lens[i] + 1);
             if (nm == NULL) {
                 continue;
             }

@@ -4,7 +4,8 @@
  *   macula_routing_server    the DHT (routing_server.h)
  *   macula_bootstrap_system  bootstrap server, registry, health (bootstrap/bootstrap.h)
  *   macula_gateway_system    the gateway with the health endpoints (gateway/system.h)
- *   macula_peers_sup         one peer system per mesh connection (peer/peer.h) The root registers itself as "macula_root".
+ *   macula_peers_sup         one peer system per mesh connection (peer/peer.h) The root registers
+ * itself as "macula_root".
  *
  * The node's settings come from include/macula/config.h (flags, environment, INI file) and
  * its identity from mesh/identity.h; mesh_root_config_apply copies what the tree needs.

@@ -19,13 +19,13 @@ typedef struct act {
     uint64_t conn;
     uint8_t node[PSC_ID_LEN];
     char addr[PSC_ADDR_MAX];
-    uint8_t data[4096];
+    uint8_t data[2048];
     size_t len;
     char key[256];
 } act;
 
 typedef struct acts {
-    act a[256];
+    act a[128];
     size_t n;
 } acts;
 
@@ -34,7 +34,7 @@ static void drain(psc *p, acts *out)
     out->n = 0;
     psc_action a;
     while (psc_next_action(p, &a)) {
-        assert_true(out->n < 256);
+        assert_true(out->n < 128);
         act *c = &out->a[out->n++];
         memset(c, 0, sizeof *c);
         c->kind = a.kind;
@@ -357,7 +357,7 @@ static size_t value_of(uint8_t idbyte, const char *addr, const char *pats, char 
 {
     char hex[65];
     for (int i = 0; i < 32; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", idbyte);
+        snprintf(hex + (size_t)2 * i, 3, "%02x", idbyte);
     }
     return (size_t)snprintf(out, cap, "psub1 %s %s%s%s", hex, addr, pats[0] ? "\n" : "", pats);
 }
@@ -560,7 +560,8 @@ static void test_route_qos0_and_stale(void **state)
 {
     (void)state;
     psc *b = mk(2, 0);
-    acts as;
+    static acts as;
+    memset(&as, 0, sizeof as);
     assert_int_equal(psc_subscribe(b, 30, S("x.**"), 0, 0), PSC_OK);
     drain(b, &as);
     uint8_t me[PSC_ID_LEN], src[PSC_ID_LEN];

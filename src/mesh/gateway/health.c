@@ -242,8 +242,7 @@ static void metrics_pubsub(sup_rt *rt, buf *b)
                        c->duplicates);
         metric_counter(b, "macula_pubsub_routes_out_total", "PUBSUB_ROUTE sent to nodes.",
                        c->routes_out);
-        metric_counter(b, "macula_pubsub_routes_in_total", "PUBSUB_ROUTE accepted.",
-                       c->routes_in);
+        metric_counter(b, "macula_pubsub_routes_in_total", "PUBSUB_ROUTE accepted.", c->routes_in);
         metric_counter(b, "macula_pubsub_routes_refused_total",
                        "PUBSUB_ROUTE refused (misrouted, max_hops, invalid).", c->routes_refused);
         metric_counter(b, "macula_pubsub_pubacks_total", "PUBACKs that completed a message.",

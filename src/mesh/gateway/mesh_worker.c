@@ -193,8 +193,7 @@ static void gm__post(gm *g, int tag, const uint8_t *id, const char *addr, const 
     free(buf);
 }
 
-static void gm__up_cb(mesh_pool *p, const uint8_t id[IDENTITY_ID_LEN], const char *addr,
-                      void *ctx)
+static void gm__up_cb(mesh_pool *p, const uint8_t id[IDENTITY_ID_LEN], const char *addr, void *ctx)
 {
     (void)p;
     gm__post(ctx, GM__UP, id, addr, NULL, 0);
@@ -311,15 +310,14 @@ static int gm__init(sup_actor *self, void *state, void *arg)
     g->pid = sup_self(self);
     g->cfg = arg;
     if (g->cfg != NULL && g->cfg->id != NULL && sup_rt_loop(g->rt) != NULL) {
-        mesh_pool_config pc = {.id = g->cfg->id,
-                               .realm = g->cfg->realm ? g->cfg->realm : "macula.default",
-                               .max_conns = g->cfg->max_conns,
-                               .keepalive_ms = g->cfg->keepalive_ms,
-                               .idle_ms = g->cfg->idle_ms,
-                               .cb = {.on_up = gm__up_cb,
-                                      .on_frame = gm__frame_cb,
-                                      .on_down = gm__down_cb},
-                               .ctx = g};
+        mesh_pool_config pc = {
+            .id = g->cfg->id,
+            .realm = g->cfg->realm ? g->cfg->realm : "macula.default",
+            .max_conns = g->cfg->max_conns,
+            .keepalive_ms = g->cfg->keepalive_ms,
+            .idle_ms = g->cfg->idle_ms,
+            .cb = {.on_up = gm__up_cb, .on_frame = gm__frame_cb, .on_down = gm__down_cb},
+            .ctx = g};
         int rc = mesh_pool_new(sup_rt_loop(g->rt), &pc, &g->pool);
         if (rc != MESH_POOL_OK) {
             char text[SUP_REASON_TEXT_MAX];
@@ -420,8 +418,7 @@ static const sup_behaviour gm_behaviour = {
     .terminate = gm__terminate,
 };
 
-int gw_mesh_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
-                  sup_reason *why)
+int gw_mesh_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why)
 {
     (void)extra;
     return sup_spawn(rt, parent, &gm_behaviour, arg, SUP_SPAWN_LINK, out, why);

@@ -58,9 +58,9 @@ typedef struct ps {
     ps_call calls[PS_CALLS_MAX];
     ps_deferred deferred[PS_DEFERRED_MAX];
     size_t ndeferred;
-    uint64_t peers_ref;      /* a com.macula.dht.peers call in flight */
-    uint64_t hosts_at;       /* when the hosts were last learned */
-    hmap hosts;              /* node id -> ps_host */
+    uint64_t peers_ref; /* a com.macula.dht.peers call in flight */
+    uint64_t hosts_at;  /* when the hosts were last learned */
+    hmap hosts;         /* node id -> ps_host */
 } ps;
 
 /* ---- the published view ------------------------------------------------------------------ */
@@ -325,7 +325,8 @@ static bool ps__get_answer(ps *s, const char *key, size_t klen, const uint8_t *d
             sup_pid rs = sup_whereis(s->rt, "macula_routing_server");
             if (s->peers_ref == 0 && !sup_pid_is_null(rs)) {
                 static const char req[] = "com.macula.dht.peers\0{}";
-                s->peers_ref = sup_call(s->self, rs, RS_JSON, req, sizeof req - 1, PS_PEERS_TIMEOUT);
+                s->peers_ref =
+                    sup_call(s->self, rs, RS_JSON, req, sizeof req - 1, PS_PEERS_TIMEOUT);
             }
             return false;
         }
@@ -357,14 +358,20 @@ static void ps__peers_answer(ps *s, const sup_msg *m)
             const char *addr = json_string_value(json_object_get(c, "address"));
             uint8_t id[WIRE_NODE_ID_LEN];
             char host[DHT_ADDR_MAX + 1];
-            if (hex == NULL || addr == NULL || strlen(hex) != 2 * WIRE_NODE_ID_LEN ||
+            if (hex == NULL || addr == NULL || strlen(hex) != (size_t)2 * WIRE_NODE_ID_LEN ||
                 !rs_fix_addr(addr, NULL, host)) {
                 continue;
             }
-            for (size_t b = 0; b < WIRE_NODE_ID_LEN; b++) {
-                unsigned v = 0;
-                (void)sscanf(hex + 2 * b, "%2x", &v);
+            bool ok = true;
+            for (size_t b = 0; b < WIRE_NODE_ID_LEN && ok; b++) {
+                char two[3] = {hex[2 * b], hex[2 * b + 1], '\0'};
+                char *end = NULL;
+                unsigned long v = strtoul(two, &end, 16);
+                ok = end == two + 2;
                 id[b] = (uint8_t)v;
+            }
+            if (!ok) {
+                continue;
             }
             /* keep the host part only */
             char *colon = strrchr(host, ':');
@@ -427,8 +434,7 @@ static void ps__reply(ps *s, const sup_msg *m)
 
 /* ---- inbound frames ----------------------------------------------------------------------- */
 
-static void ps__ledger(ps *s, uint64_t conn, bool add, uint8_t qos, const uint8_t *pat,
-                       size_t len)
+static void ps__ledger(ps *s, uint64_t conn, bool add, uint8_t qos, const uint8_t *pat, size_t len)
 {
     sup_pid gw = sup_whereis(s->rt, "macula_gateway");
     uint8_t buf[sizeof(gw_ps_ledger) + TOPIC_MAX_LEN];
@@ -508,8 +514,8 @@ static void ps__resub(ps *s, const sup_msg *m)
         return;
     }
     memcpy(&l, m->data, sizeof l);
-    (void)psc_subscribe(s->core, l.conn, (const char *)m->data + sizeof l, m->len - sizeof l,
-                        l.qos, sup_rt_now(s->rt));
+    (void)psc_subscribe(s->core, l.conn, (const char *)m->data + sizeof l, m->len - sizeof l, l.qos,
+                        sup_rt_now(s->rt));
 }
 
 /* ---- the actor ---------------------------------------------------------------------------- */
@@ -522,8 +528,7 @@ static int ps__init(sup_actor *self, void *state, void *arg)
     s->cfg = arg;
     s->timer_at = UINT64_MAX;
     const gw_pubsub_config *cfg = s->cfg;
-    snprintf(s->realm, sizeof s->realm, "%s",
-             cfg && cfg->realm ? cfg->realm : "macula.default");
+    snprintf(s->realm, sizeof s->realm, "%s", cfg && cfg->realm ? cfg->realm : "macula.default");
     psc_config pc;
     psc_config_default(&pc);
     if (cfg != NULL) {

@@ -33,13 +33,13 @@
 #include "mesh/wire.h"
 
 typedef struct gw_pubsub_config {
-    const char *realm;              /* NULL: macula.default */
-    const uint8_t *node_id;         /* 32 bytes (NULL: zeros, tests without identity) */
-    uint32_t max_subs_per_client;   /* 0: 1,000 */
-    uint64_t cache_ms;              /* 0: 60 s */
-    const char *advertise_host;     /* NULL: 0.0.0.0 (resolved by publishers) */
-    uint16_t port;                  /* 0: ask macula_gateway_quic_server */
-    uint64_t index_ttl_ms;          /* DHT TTL of index values; 0: 300 s */
+    const char *realm;               /* NULL: macula.default */
+    const uint8_t *node_id;          /* 32 bytes (NULL: zeros, tests without identity) */
+    uint32_t max_subs_per_client;    /* 0: 1,000 */
+    uint64_t cache_ms;               /* 0: 60 s */
+    const char *advertise_host;      /* NULL: 0.0.0.0 (resolved by publishers) */
+    uint16_t port;                   /* 0: ask macula_gateway_quic_server */
+    uint64_t index_ttl_ms;           /* DHT TTL of index values; 0: 300 s */
     const qos_outbox_config *outbox; /* NULL: qos.h defaults */
 } gw_pubsub_config;
 
@@ -68,11 +68,11 @@ typedef struct gw_ps_node_hdr {
 
 typedef struct gw_pubsub_view {
     psc_stats core;
-    uint64_t lookups_failed;     /* RS_GET errors / timeouts (not "not found") */
-    uint64_t unresolved;         /* index entries whose address could not be resolved */
-    uint64_t advertise_failed;   /* RS_PUT errors */
-    uint64_t send_failed;        /* gateway or mesh worker not there */
-    uint64_t frames_invalid;     /* frames that did not decode */
+    uint64_t lookups_failed;   /* RS_GET errors / timeouts (not "not found") */
+    uint64_t unresolved;       /* index entries whose address could not be resolved */
+    uint64_t advertise_failed; /* RS_PUT errors */
+    uint64_t send_failed;      /* gateway or mesh worker not there */
+    uint64_t frames_invalid;   /* frames that did not decode */
 } gw_pubsub_view;
 
 /* The running pubsub worker's counters (copied); false when none runs. Runtime thread. */

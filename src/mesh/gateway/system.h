@@ -33,7 +33,7 @@ typedef struct gw_system_config {
     gw_quic_config quic;
     /* max_clients, ping interval, limits; zero fields take gwc_config_default's values */
     gw_gateway_config gateway;
-    gw_diag_config diag; /* filled by gw_system_start */
+    gw_diag_config diag;       /* filled by gw_system_start */
     gw_workers_config workers; /* pubsub, mesh (and rpc) workers */
 } gw_system_config;
 

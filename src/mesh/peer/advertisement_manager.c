@@ -1,5 +1,7 @@
 /*
- * src/mesh/peer/advertisement_manager.c — macula_advertisement_manager (peer.h): advertisements exchanged with this peer (counted frames). The RPC layer adds its per-peer advertisement logic here (advertise / unadvertise with TTL).
+ * src/mesh/peer/advertisement_manager.c — macula_advertisement_manager (peer.h): advertisements
+ * exchanged with this peer (counted frames). The RPC layer adds its per-peer advertisement logic
+ * here (advertise / unadvertise with TTL).
  */
 #include <string.h>
 
@@ -36,7 +38,8 @@ static const sup_behaviour advertisement_manager_behaviour = {
     .handle_info = advertisement_manager__info,
 };
 
-int peer_advertisement_manager_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why)
+int peer_advertisement_manager_start(sup_rt *rt, sup_pid parent, void *arg, void *extra,
+                                     sup_pid *out, sup_reason *why)
 {
     (void)extra;
     return peer_worker_spawn(rt, parent, &advertisement_manager_behaviour, arg, out, why);

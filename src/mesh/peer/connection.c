@@ -1,5 +1,8 @@
 /*
- * src/mesh/peer/connection.c — macula_connection (peer.h): the connection's record: the peer's node id and address, when it became ready, every frame sent to and received from the peer on the mesh pool connection (macula_gateway_mesh reports them). It is the peer system's significant child: PEER_STOP (the connection is gone) ends it normally, and the peer system shuts down with it.
+ * src/mesh/peer/connection.c — macula_connection (peer.h): the connection's record: the peer's node
+ * id and address, when it became ready, every frame sent to and received from the peer on the mesh
+ * pool connection (macula_gateway_mesh reports them). It is the peer system's significant child:
+ * PEER_STOP (the connection is gone) ends it normally, and the peer system shuts down with it.
  */
 #include <string.h>
 
@@ -40,7 +43,8 @@ static const sup_behaviour connection_behaviour = {
     .handle_info = connection__info,
 };
 
-int peer_connection_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why)
+int peer_connection_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                          sup_reason *why)
 {
     (void)extra;
     return peer_worker_spawn(rt, parent, &connection_behaviour, arg, out, why);

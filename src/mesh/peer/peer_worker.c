@@ -8,7 +8,7 @@ void peer_name(const char *base, const uint8_t id[32], char *out, size_t cap)
 {
     char hex[17];
     for (int i = 0; i < 8; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+        snprintf(hex + (size_t)2 * i, 3, "%02x", id[i]);
     }
     snprintf(out, cap, "%s:%s", base, hex);
 }
@@ -59,8 +59,8 @@ void peer_worker_call(sup_actor *self, peer_worker *w, const sup_msg *m)
     }
 }
 
-int peer_worker_spawn(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg,
-                      sup_pid *out, sup_reason *why)
+int peer_worker_spawn(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg, sup_pid *out,
+                      sup_reason *why)
 {
     return sup_spawn(rt, parent, b, arg, SUP_SPAWN_LINK, out, why);
 }

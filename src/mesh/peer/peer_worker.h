@@ -26,7 +26,7 @@ bool peer_worker_info(sup_actor *self, peer_worker *w, const sup_msg *m);
 /* Answers PEER_INFO; anything else with an empty reply. */
 void peer_worker_call(sup_actor *self, peer_worker *w, const sup_msg *m);
 /* sup_spawn with SUP_SPAWN_LINK. */
-int peer_worker_spawn(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg,
-                      sup_pid *out, sup_reason *why);
+int peer_worker_spawn(sup_rt *rt, sup_pid parent, const sup_behaviour *b, void *arg, sup_pid *out,
+                      sup_reason *why);
 
 #endif

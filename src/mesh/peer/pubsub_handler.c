@@ -1,5 +1,8 @@
 /*
- * src/mesh/peer/pubsub_handler.c — macula_pubsub_handler (peer.h): pub/sub traffic with this peer: PUBSUB_ROUTE frames sent to it and PUBACKs that came back (macula_gateway_mesh reports them; the QoS 1 state itself is the node's, in macula_gateway_pubsub, so that this worker's crash loses nothing).
+ * src/mesh/peer/pubsub_handler.c — macula_pubsub_handler (peer.h): pub/sub traffic with this peer:
+ * PUBSUB_ROUTE frames sent to it and PUBACKs that came back (macula_gateway_mesh reports them; the
+ * QoS 1 state itself is the node's, in macula_gateway_pubsub, so that this worker's crash loses
+ * nothing).
  */
 #include <string.h>
 
@@ -36,7 +39,8 @@ static const sup_behaviour pubsub_handler_behaviour = {
     .handle_info = pubsub_handler__info,
 };
 
-int peer_pubsub_handler_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why)
+int peer_pubsub_handler_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                              sup_reason *why)
 {
     (void)extra;
     return peer_worker_spawn(rt, parent, &pubsub_handler_behaviour, arg, out, why);

@@ -1,5 +1,7 @@
 /*
- * src/mesh/peer/rpc_handler.c — macula_rpc_handler (peer.h): RPC traffic with this peer (RPC_ROUTE, CALL, REPLY frames on the pool connection, as macula_gateway_mesh reports them). The RPC layer adds its per-peer logic here (pending calls by call_id, caller monitoring).
+ * src/mesh/peer/rpc_handler.c — macula_rpc_handler (peer.h): RPC traffic with this peer (RPC_ROUTE,
+ * CALL, REPLY frames on the pool connection, as macula_gateway_mesh reports them). The RPC layer
+ * adds its per-peer logic here (pending calls by call_id, caller monitoring).
  */
 #include <string.h>
 
@@ -36,7 +38,8 @@ static const sup_behaviour rpc_handler_behaviour = {
     .handle_info = rpc_handler__info,
 };
 
-int peer_rpc_handler_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why)
+int peer_rpc_handler_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                           sup_reason *why)
 {
     (void)extra;
     return peer_worker_spawn(rt, parent, &rpc_handler_behaviour, arg, out, why);
