@@ -17,6 +17,9 @@ static void usage(FILE *f)
             "  dht put|get|peers the DHT of a node (`macula dht --help`)\n"
             "  call PROC JSON    call a procedure served anywhere in the realm\n"
             "  advertise PROC -- CMD ARGS...  serve a procedure by running a command\n"
+            "  pub TOPIC DATA    publish to a node's realm (`--qos 1`)\n"
+            "  sub PATTERN       subscribe; prints TOPIC<TAB>PAYLOAD per message\n"
+            "  chaos crash ACTOR kill a named actor of a node started with MACULA_CHAOS=1\n"
             "  tree              print a running node's supervision tree\n"
             "  sup-run FILE      play a supervision scenario on a virtual clock\n"
             "  mcp-fixture       MCP server with test fixture tools (stdio, or --http PORT)\n"
@@ -54,6 +57,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "advertise") == 0) {
         return cli_advertise(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "pub") == 0) {
+        return cli_pub(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "sub") == 0) {
+        return cli_sub(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "chaos") == 0) {
+        return cli_chaos(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "tree") == 0) {
         return cli_tree(argc - 1, argv + 1);

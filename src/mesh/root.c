@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "macula/sup_supervisor.h"
+#include "mesh/peer/peer.h"
 
 void mesh_root_config_defaults(mesh_root_config *cfg)
 {
@@ -18,6 +21,7 @@ void mesh_root_config_defaults(mesh_root_config *cfg)
     cfg->bootstrap.realm = GW_DEFAULT_REALM;
     cfg->bootstrap.node_id = cfg->node_id;
     cfg->bootstrap.peers = (const char(*)[BS_URL_MAX])cfg->peers;
+    cfg->gateway.workers.pubsub.node_id = cfg->node_id;
 }
 
 void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf, const identity *id)
@@ -66,6 +70,15 @@ void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf, co
     }
     cfg->bootstrap.npeers = n;
     cfg->bootstrap.peers = (const char(*)[BS_URL_MAX])cfg->peers;
+    /* Pub/sub and the mesh pool of the gateway's workers. */
+    cfg->gateway.workers.pubsub.realm = cfg->realm;
+    cfg->gateway.workers.pubsub.node_id = cfg->node_id;
+    cfg->gateway.workers.pubsub.port = conf->quic_port;
+    cfg->gateway.workers.mesh.id = id;
+    cfg->gateway.workers.mesh.realm = cfg->realm;
+    /* Start-up is the one moment the environment is read (docs/layers.md). */
+    const char *chaos = getenv("MACULA_CHAOS");
+    cfg->gateway.gateway.chaos = chaos != NULL && strcmp(chaos, "1") == 0;
 }
 
 int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason *why)
@@ -78,7 +91,7 @@ int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason 
         }
         return SUP_EINVAL;
     }
-    enum { NBASE = 3 };
+    enum { NBASE = 4 }; /* routing_server, bootstrap_system, gateway_system, peers_sup */
     sup_child_spec children[NBASE + MESH_ROOT_MAX_EXTRA] = {
         {.id = "macula_routing_server",
          .start = rs_start,
@@ -95,6 +108,12 @@ int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason 
         {.id = "macula_gateway_system",
          .start = gw_system_start,
          .arg = &cfg->gateway,
+         .restart = SUP_PERMANENT,
+         .shutdown_ms = SUP_SHUTDOWN_INFINITY,
+         .type = SUP_SUPERVISOR},
+        {.id = "macula_peers_sup",
+         .start = mesh_peers_sup_start,
+         .arg = NULL,
          .restart = SUP_PERMANENT,
          .shutdown_ms = SUP_SHUTDOWN_INFINITY,
          .type = SUP_SUPERVISOR},

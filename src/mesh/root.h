@@ -4,7 +4,8 @@
  *   macula_routing_server    the DHT (routing_server.h)
  *   macula_bootstrap_system  bootstrap server, registry, health (bootstrap/bootstrap.h)
  *   macula_gateway_system    the gateway with the health endpoints (gateway/system.h)
- * (the peers supervisor joins later). The root registers itself as "macula_root".
+ *   macula_peers_sup         one peer system per mesh connection (peer/peer.h) The root registers
+ * itself as "macula_root".
  *
  * The node's settings come from include/macula/config.h (flags, environment, INI file) and
  * its identity from mesh/identity.h; mesh_root_config_apply copies what the tree needs.
@@ -43,7 +44,8 @@ typedef struct mesh_root_config {
 void mesh_root_config_defaults(mesh_root_config *cfg);
 /* Takes the health address and port, the realm, the QUIC port and the gateway's limits
  * (max_clients, ping interval, frame size), dht_k (capped at DHT_K_MAX) and dht_alpha, the
- * bootstrap peers and bootstrap_health_interval from conf, and the identity (NULL: no node id and
+ * bootstrap peers and bootstrap_health_interval from conf, MACULA_CHAOS (=1: the
+ * com.macula.admin.crash procedure), and the identity (NULL: no node id and
  * no QUIC listener; otherwise it must outlive the tree: the QUIC endpoint presents it). */
 void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf, const identity *id);
 int mesh_root_start(sup_rt *rt, mesh_root_config *cfg, sup_pid *out, sup_reason *why);

@@ -249,9 +249,12 @@ static void test_tree_has_seed_children(void **state)
     assert_string_equal(ci[3].id, "macula_gateway_diagnostics");
     assert_string_equal(ci[4].id, "macula_gateway_health");
     sup_child_info w[4];
-    assert_int_equal(sup_which_children_sync(n->rt, ci[0].pid, w, 4), 2);
-    assert_string_equal(w[0].id, "macula_gateway_rpc");
-    assert_string_equal(w[1].id, "macula_gateway_clients");
+    /* clients, pubsub, rpc, mesh (rest_for_one): most recently started first */
+    assert_int_equal(sup_which_children_sync(n->rt, ci[0].pid, w, 4), 4);
+    assert_string_equal(w[0].id, "macula_gateway_mesh");
+    assert_string_equal(w[1].id, "macula_gateway_rpc");
+    assert_string_equal(w[2].id, "macula_gateway_pubsub");
+    assert_string_equal(w[3].id, "macula_gateway_clients");
     sup_sv_summary s;
     assert_int_equal(sup_sv_inspect(n->rt, n->sys, &s, NULL, NULL), 0);
     assert_int_equal(s.strategy, SUP_REST_FOR_ONE);

@@ -1,13 +1,16 @@
 /* src/mesh/gateway/gateway.c — macula_gateway (see gateway.h). */
 #include "gateway.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "clients.h"
+#include "base/hmap.h"
 #include "diagnostics.h"
+#include "pubsub.h"
 #include "quic_server.h"
 #include "mesh/routing_server.h"
 #include "registry.h"
@@ -29,6 +32,19 @@ typedef struct gw_pending {
     uint8_t call_id[GW_CALL_ID_MAX];
 } gw_pending;
 
+/* Pub/sub: the subscriptions macula_gateway_pubsub accepted, per connection (the ledger that
+ * survives a restart of that worker). */
+typedef struct gw_ps_sub {
+    uint8_t qos;
+    uint16_t len;
+    char *pattern;
+} gw_ps_sub;
+typedef struct gw_ps_conn {
+    uint64_t conn; /* key */
+    size_t n, cap;
+    gw_ps_sub *subs;
+} gw_ps_conn;
+
 typedef struct gw_gateway {
     sup_rt *rt;
     sup_actor *self; /* the running actor, set at the start of every callback */
@@ -39,7 +55,192 @@ typedef struct gw_gateway {
     uint64_t timer_ref;
     uint64_t timer_at; /* deadline the timer is armed for, UINT64_MAX: none */
     gw_pending pending[GW_PENDING_MAX];
+    hmap ps_ledger; /* conn -> gw_ps_conn */
+    bool chaos;
 } gw_gateway;
+
+/* ---- pub/sub routing (macula_gateway_pubsub) ------------------------------------------------ */
+
+static void gw__ps_conn_free(gw_ps_conn *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->subs[i].pattern);
+    }
+    free(c->subs);
+    free(c);
+}
+
+static void gw__ps_ledger_drop(gw_gateway *g, uint64_t conn)
+{
+    gw_ps_conn *c = hmap_del(&g->ps_ledger, &conn, sizeof conn);
+    if (c != NULL) {
+        gw__ps_conn_free(c);
+    }
+}
+
+static void gw__ps_ledger_free(gw_gateway *g)
+{
+    size_t it = 0;
+    const hmap_slot *s;
+    while ((s = hmap_next(&g->ps_ledger, &it)) != NULL) {
+        gw__ps_conn_free(s->val);
+    }
+    hmap_free(&g->ps_ledger);
+}
+
+static void gw__ps_ledger(gw_gateway *g, const sup_msg *m)
+{
+    gw_ps_ledger l;
+    if (m->len <= sizeof l || m->len - sizeof l > UINT16_MAX) {
+        return;
+    }
+    memcpy(&l, m->data, sizeof l);
+    const char *pat = (const char *)m->data + sizeof l;
+    size_t len = m->len - sizeof l;
+    gw_ps_conn *c = hmap_get(&g->ps_ledger, &l.conn, sizeof l.conn);
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        if (c->subs[i].len == len && memcmp(c->subs[i].pattern, pat, len) == 0) {
+            if (l.add) {
+                c->subs[i].qos = l.qos;
+            } else {
+                free(c->subs[i].pattern);
+                c->subs[i] = c->subs[--c->n];
+            }
+            return;
+        }
+    }
+    /* Only connections the core knows as clients get entries (a late message for a closed
+     * connection must not leave one behind). */
+    gwc_client_info ci;
+    if (!l.add || gwc_conn_info(g->core, l.conn, &ci) != GWC_OK || !ci.connected) {
+        return;
+    }
+    if (c == NULL) {
+        c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            return;
+        }
+        c->conn = l.conn;
+        if (hmap_put(&g->ps_ledger, &c->conn, sizeof c->conn, c, NULL) != HMAP_OK) {
+            free(c);
+            return;
+        }
+    }
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 4;
+        gw_ps_sub *ns = realloc(c->subs, nc * sizeof *ns);
+        if (ns == NULL) {
+            return;
+        }
+        c->subs = ns;
+        c->cap = nc;
+    }
+    char *p = malloc(len);
+    if (p == NULL) {
+        return;
+    }
+    memcpy(p, pat, len);
+    c->subs[c->n++] = (gw_ps_sub){.qos = l.qos, .len = (uint16_t)len, .pattern = p};
+}
+
+/* A restarted pubsub worker asks for the ledger: every entry goes back as GW_PS_RESUB. */
+static void gw__ps_sync(gw_gateway *g, sup_pid to)
+{
+    size_t it = 0;
+    const hmap_slot *s;
+    uint8_t buf[sizeof(gw_ps_ledger) + UINT16_MAX];
+    while ((s = hmap_next(&g->ps_ledger, &it)) != NULL) {
+        const gw_ps_conn *c = s->val;
+        for (size_t i = 0; i < c->n; i++) {
+            gw_ps_ledger l = {.conn = c->conn, .add = 1, .qos = c->subs[i].qos};
+            memcpy(buf, &l, sizeof l);
+            memcpy(buf + sizeof l, c->subs[i].pattern, c->subs[i].len);
+            (void)sup_send(g->rt, sup_self(g->self), to, GW_PS_RESUB, buf,
+                           sizeof l + c->subs[i].len);
+        }
+    }
+}
+
+/* PUBLISH .. PUBACK (0x10-0x14) go to macula_gateway_pubsub; PASS when it is not running
+ * (counted as unhandled). */
+static int gw__ps_frame(gw_gateway *g, const gwc_peer *peer, const wire_frame *f)
+{
+    sup_pid ps = sup_whereis(g->rt, "macula_gateway_pubsub");
+    if (sup_pid_is_null(ps)) {
+        return GWC_HOOK_PASS;
+    }
+    gw_ps_frame_hdr h;
+    memset(&h, 0, sizeof h);
+    h.conn = peer->conn;
+    memcpy(h.node_id, peer->node_id, WIRE_NODE_ID_LEN);
+    snprintf(h.remote, sizeof h.remote, "%s", peer->remote ? peer->remote : "");
+    size_t len = sizeof h + WIRE_HEADER_LEN + f->payload_len;
+    uint8_t *buf = malloc(len);
+    if (buf == NULL) {
+        return GWC_HOOK_PASS;
+    }
+    memcpy(buf, &h, sizeof h);
+    uint8_t *hdr = buf + sizeof h;
+    hdr[0] = WIRE_VERSION;
+    hdr[1] = f->type;
+    hdr[2] = 0;
+    hdr[3] = 0;
+    hdr[4] = (uint8_t)(f->payload_len >> 24);
+    hdr[5] = (uint8_t)(f->payload_len >> 16);
+    hdr[6] = (uint8_t)(f->payload_len >> 8);
+    hdr[7] = (uint8_t)f->payload_len;
+    if (f->payload_len > 0) {
+        memcpy(hdr + WIRE_HEADER_LEN, f->payload, f->payload_len);
+    }
+    int rc = sup_send(g->rt, sup_self(g->self), ps, GW_PS_FRAME, buf, len);
+    free(buf);
+    return rc == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
+}
+
+static void gw__ps_conn_down(gw_gateway *g, uint64_t conn)
+{
+    gw__ps_ledger_drop(g, conn);
+    sup_pid ps = sup_whereis(g->rt, "macula_gateway_pubsub");
+    if (!sup_pid_is_null(ps)) {
+        (void)sup_send(g->rt, sup_self(g->self), ps, GW_PS_CONN_DOWN, &conn, sizeof conn);
+    }
+}
+
+/* ---- chaos (MACULA_CHAOS=1 only) ------------------------------------------------------------ */
+
+#define GW_CHAOS_PROC "com.macula.admin.crash"
+
+/* com.macula.admin.crash {"actor": NAME}: kills the named actor (reason {chaos,crash}) so that
+ * the fault-isolation scenarios can be tested on a running node. */
+static int gw__chaos_call(gw_gateway *g, uint64_t conn, const wire_call *call)
+{
+    if (!g->chaos) {
+        (void)gwc_reply_error(g->core, conn, call->call_id, "no_handler",
+                              "chaos procedures need MACULA_CHAOS=1 at node start");
+        return GWC_HOOK_TAKEN;
+    }
+    char name[128] = "";
+    json_error_t jerr;
+    json_t *args = json_loadb((const char *)call->args.p, call->args.len, 0, &jerr);
+    const char *actor = json_string_value(json_object_get(args, "actor"));
+    if (actor != NULL && strlen(actor) < sizeof name) {
+        snprintf(name, sizeof name, "%s", actor);
+    }
+    json_decref(args);
+    sup_pid victim = name[0] ? sup_whereis(g->rt, name) : SUP_NOPID;
+    if (sup_pid_is_null(victim)) {
+        (void)gwc_reply_error(g->core, conn, call->call_id, "invalid_args",
+                              "args must be {\"actor\": \"REGISTERED_NAME\"} of a running actor");
+        return GWC_HOOK_TAKEN;
+    }
+    sup_reason r = sup_reason_error("{chaos,crash}");
+    (void)sup_exit(g->rt, sup_self(g->self), victim, &r);
+    char res[200], pid[24];
+    snprintf(res, sizeof res, "{\"crashed\":\"%s\",\"pid\":\"%s\"}", name,
+             sup_pid_str(victim, pid, sizeof pid));
+    (void)gwc_reply(g->core, conn, call->call_id, (const uint8_t *)res, strlen(res));
+    return GWC_HOOK_TAKEN;
+}
 
 static void gw__flush(gw_gateway *g)
 {
@@ -69,6 +270,9 @@ static void gw__flush(gw_gateway *g)
             }
             if (!sup_pid_is_null(clients)) {
                 (void)gw_clients_notify(g->rt, sup_self(g->self), clients, &a);
+            }
+            if (a.kind == GWC_ACT_CLIENT_DOWN) {
+                gw__ps_conn_down(g, a.conn);
             }
             break;
         }
@@ -172,6 +376,10 @@ static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *
     if (call->procedure.len > plen && memcmp(call->procedure.p, GW_DHT_PREFIX, plen) == 0) {
         return gw__dht_call(g, conn, call);
     }
+    if (call->procedure.len == strlen(GW_CHAOS_PROC) &&
+        memcmp(call->procedure.p, GW_CHAOS_PROC, call->procedure.len) == 0) {
+        return gw__chaos_call(g, conn, call);
+    }
     if (!gw_diag_is_procedure(call->procedure.p, call->procedure.len)) {
         return gw__rpc_call(g, core, conn, call);
     }
@@ -210,6 +418,9 @@ static int gw__frame_hook(void *user, gwc *core, const gwc_peer *peer, const wir
                                 peer->node_id, rf, rl);
         free(rf);
         return rc == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
+    }
+    if (f->type >= WIRE_PUBLISH && f->type <= WIRE_PUBACK) {
+        return gw__ps_frame(g, peer, f);
     }
     if (f->type < WIRE_FIND_NODE || f->type > WIRE_STORE_ACK) {
         return GWC_HOOK_PASS;
@@ -305,6 +516,7 @@ static int gw__init(sup_actor *self, void *state, void *arg)
         sup_stop(self, &r);
         return -1;
     }
+    g->chaos = cfg->chaos;
     gwc_set_call_hook(g->core, gw__call_hook, g);
     gwc_set_frame_hook(g->core, gw__frame_hook, g);
     sup_register(g->rt, "macula_gateway", sup_self(self));
@@ -329,6 +541,7 @@ static void gw__terminate(sup_actor *self, void *state, const sup_reason *reason
     gw__flush(g);
     gwc_free(g->core);
     g->core = NULL;
+    gw__ps_ledger_free(g);
 }
 
 static void gw__info(sup_actor *self, void *state, const sup_msg *m)
@@ -422,6 +635,10 @@ static void gw__cast(sup_actor *self, void *state, const sup_msg *m)
     if (m->tag == GW_CLIENTS_SYNC) {
         gw_sync s = {g, m->from};
         gwc_foreach_client(g->core, gw__sync_one, &s);
+    } else if (m->tag == GW_PS_LEDGER) {
+        gw__ps_ledger(g, m);
+    } else if (m->tag == GW_PS_SYNC) {
+        gw__ps_sync(g, m->from);
     }
 }
 

@@ -48,6 +48,9 @@ typedef struct gw_transport {
 
 typedef struct gw_gateway_config {
     gwc_config core; /* realm, node_id, max_clients, ping interval, limits */
+    /* MACULA_CHAOS=1 at start-up: the CALL com.macula.admin.crash {"actor": NAME} kills the
+     * named actor with reason {chaos,crash} (fault-isolation tests); refused otherwise. */
+    bool chaos;
 } gw_gateway_config;
 
 /* A sup_start_fn; arg is a gw_gateway_config that outlives the child spec. Registers as
@@ -64,7 +67,18 @@ enum {
     GW_GATEWAY_STATS,        /* call: replies a gwc_stats */
     GW_SEND_FRAME,           /* info: uint64_t conn, then one encoded frame for that client
                                 (the routing server's replies to DHT requests) */
+    /* ---- pub/sub (macula_gateway_pubsub, gateway/pubsub.h) ---- */
+    GW_PS_LEDGER, /* cast: gw_ps_ledger + pattern: a subscription the pubsub worker accepted
+                     (add) or removed; the gateway keeps them per connection so that a
+                     restarted pubsub worker gets them back */
+    GW_PS_SYNC,   /* cast from macula_gateway_pubsub: replay every ledger entry (GW_PS_RESUB) */
+    /* ---- RPC (macula_gateway_rpc): tags after this line belong to the RPC layer ---- */
 };
+typedef struct gw_ps_ledger {
+    uint64_t conn;
+    uint8_t add; /* 1 add, 0 remove */
+    uint8_t qos;
+} gw_ps_ledger;
 typedef struct gw_conn_opened_msg {
     uint64_t conn;
     uint32_t peer_id_len; /* 0 or 32 */

@@ -1,4 +1,6 @@
 /* src/mesh/gateway/health.c — macula_gateway_health (see health.h). */
+#include "mesh_worker.h"
+#include "pubsub.h"
 #include "health.h"
 
 #include <stdarg.h>
@@ -261,6 +263,70 @@ static void metrics_gateway(sup_rt *rt, buf *b)
                    s.calls_no_handler);
 }
 
+/* ---- pub/sub and the gateway's mesh pool (macula_pubsub_*, macula_gateway_mesh_*) -------- */
+
+static void metric_gauge(buf *b, const char *name, const char *help, uint64_t v)
+{
+    bprintf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name, name,
+            (unsigned long long)v);
+}
+
+static void metrics_pubsub(sup_rt *rt, buf *b)
+{
+    gw_pubsub_view v;
+    if (gw_pubsub_stats(rt, &v)) {
+        const psc_stats *c = &v.core;
+        metric_gauge(b, "macula_pubsub_subscriptions", "Local (pattern, client) subscriptions.",
+                     c->subscriptions);
+        metric_gauge(b, "macula_pubsub_patterns", "Distinct local patterns (advertised).",
+                     c->patterns);
+        bprintf(b,
+                "# HELP macula_pubsub_subscriptions_refused_total Subscriptions refused.\n"
+                "# TYPE macula_pubsub_subscriptions_refused_total counter\n"
+                "macula_pubsub_subscriptions_refused_total{reason=\"limit\"} %llu\n"
+                "macula_pubsub_subscriptions_refused_total{reason=\"invalid\"} %llu\n",
+                (unsigned long long)c->refused_limit, (unsigned long long)c->refused_invalid);
+        metric_counter(b, "macula_pubsub_published_total", "PUBLISH accepted from clients.",
+                       c->published);
+        metric_counter(b, "macula_pubsub_delivered_total", "PUBLISH sent to local subscribers.",
+                       c->delivered);
+        metric_counter(b, "macula_pubsub_duplicates_total",
+                       "QoS 1 message ids seen again (acknowledged, not delivered).",
+                       c->duplicates);
+        metric_counter(b, "macula_pubsub_routes_out_total", "PUBSUB_ROUTE sent to nodes.",
+                       c->routes_out);
+        metric_counter(b, "macula_pubsub_routes_in_total", "PUBSUB_ROUTE accepted.", c->routes_in);
+        metric_counter(b, "macula_pubsub_routes_refused_total",
+                       "PUBSUB_ROUTE refused (misrouted, max_hops, invalid).", c->routes_refused);
+        metric_counter(b, "macula_pubsub_pubacks_total", "PUBACKs that completed a message.",
+                       c->pubacks_in);
+        metric_counter(b, "macula_pubsub_qos_resent_total", "QoS 1 retransmissions.", c->resent);
+        metric_counter(b, "macula_pubsub_qos_gave_up_total", "QoS 1 messages given up.",
+                       c->gave_up);
+        metric_counter(b, "macula_pubsub_lookups_total", "Subscriber index lookups.", c->lookups);
+        metric_counter(b, "macula_pubsub_lookups_failed_total", "Index lookups that failed.",
+                       v.lookups_failed);
+        metric_counter(b, "macula_pubsub_index_unresolved_total",
+                       "Index entries whose address could not be resolved.", v.unresolved);
+        metric_counter(b, "macula_pubsub_advertised_total", "Index values put.", c->advertised);
+        metric_counter(b, "macula_pubsub_waiting_dropped_total",
+                       "Publishes dropped: too many waiting for lookups.", c->waiting_dropped);
+        metric_counter(b, "macula_pubsub_outbox_refused_total", "QoS 1 sends refused (full).",
+                       c->outbox_refused);
+    }
+    mesh_pool_stats ms;
+    uint32_t peers = 0;
+    if (gw_mesh_stats(rt, &ms, &peers)) {
+        metric_gauge(b, "macula_gateway_mesh_connections", "Gateway mesh pool connections.",
+                     ms.conns);
+        metric_gauge(b, "macula_gateway_mesh_ready", "Gateway mesh pool connections ready.",
+                     ms.ready);
+        metric_gauge(b, "macula_peer_systems", "Peer systems under macula_peers_sup.", peers);
+        metric_counter(b, "macula_gateway_mesh_evicted_total", "Connections evicted (LRU).",
+                       ms.evicted);
+    }
+}
+
 static int handle(void *user, const char *path, http_response *res)
 {
     health *h = user;
@@ -342,6 +408,7 @@ static int handle(void *user, const char *path, http_response *res)
         metrics_gateway(h->rt, &b);
         metrics_quic(h->rt, &b);
         metrics_rpc(h->rt, &b);
+        metrics_pubsub(h->rt, &b);
         char *dt = bootstrap_metrics_prometheus(h->rt); /* NULL when the DHT does not run */
         if (dt != NULL) {
             bprintf(&b, "%s", dt);

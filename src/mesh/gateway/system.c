@@ -68,7 +68,7 @@ int gw_system_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid 
          .type = SUP_WORKER},
         {.id = "macula_gateway_workers_sup",
          .start = gw_workers_sup_start,
-         .arg = cfg,
+         .arg = &cfg->workers,
          .restart = SUP_PERMANENT,
          .shutdown_ms = SUP_SHUTDOWN_INFINITY,
          .type = SUP_SUPERVISOR},

@@ -20,7 +20,7 @@
 #include "health.h"
 #include "macula/sup.h"
 #include "quic_server.h"
-#include "rpc.h"
+#include "workers_sup.h"
 
 #define GW_DEFAULT_REALM "macula.default"
 
@@ -33,8 +33,8 @@ typedef struct gw_system_config {
     gw_quic_config quic;
     /* max_clients, ping interval, limits; zero fields take gwc_config_default's values */
     gw_gateway_config gateway;
-    gw_diag_config diag; /* filled by gw_system_start */
-    gw_rpc_config rpc;   /* macula_gateway_rpc: timeouts, strategy (zero fields: defaults) */
+    gw_diag_config diag;       /* filled by gw_system_start */
+    gw_workers_config workers; /* pubsub, rpc, mesh workers */
 } gw_system_config;
 
 /* A sup_start_fn; arg is a gw_system_config that outlives the child spec. */

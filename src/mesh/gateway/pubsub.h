@@ -1,0 +1,81 @@
+/*
+ * src/mesh/gateway/pubsub.h — macula_gateway_pubsub (seed 000, second child of
+ * macula_gateway_workers_sup): the actor around the pub/sub core (mesh/pubsub_core.h);
+ * docs/pubsub.md.
+ *
+ * Inbound (messages):
+ *   GW_PS_FRAME      from macula_gateway (its frame hook): PUBLISH, SUBSCRIBE, UNSUBSCRIBE,
+ *                    PUBACK and PUBSUB_ROUTE frames of connected clients (nodes are clients
+ *                    of our gateway too), with the connection and the node id it proved;
+ *   GW_PS_CONN_DOWN  from macula_gateway: a client connection is gone;
+ *   GW_PS_RESUB      from macula_gateway: a subscription from its ledger (after our restart);
+ *   GW_PS_NODE_FRAME from macula_gateway_mesh: a PUBACK that came back over the mesh pool.
+ * Outbound: frames to clients through macula_gateway (GW_SEND_FRAME), frames to other nodes
+ * through macula_gateway_mesh (GW_MESH_SEND), index lookups and puts through
+ * macula_routing_server (RS_GET / RS_PUT under dht_key(realm, "psub:SEG")), the subscription
+ * ledger to macula_gateway (GW_PS_LEDGER; GW_PS_SYNC at init gets it back).
+ *
+ * An index value's address with an unspecified host ("0.0.0.0:PORT": nodes do not know the
+ * address others reach them at) is resolved through the DHT's contacts
+ * (com.macula.dht.peers on the routing server) and the gateway's clients; entries that stay
+ * unresolved are skipped (counted).
+ *
+ * Registers as "macula_gateway_pubsub". Counters for /metrics: gw_pubsub_stats.
+ */
+#ifndef MACULA_MESH_GATEWAY_PUBSUB_H
+#define MACULA_MESH_GATEWAY_PUBSUB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "macula/sup.h"
+#include "mesh/pubsub_core.h"
+#include "mesh/wire.h"
+
+typedef struct gw_pubsub_config {
+    const char *realm;               /* NULL: macula.default */
+    const uint8_t *node_id;          /* 32 bytes (NULL: zeros, tests without identity) */
+    uint32_t max_subs_per_client;    /* 0: 1,000 */
+    uint64_t cache_ms;               /* 0: 60 s */
+    const char *advertise_host;      /* NULL: 0.0.0.0 (resolved by publishers) */
+    uint16_t port;                   /* 0: ask macula_gateway_quic_server */
+    uint64_t index_ttl_ms;           /* DHT TTL of index values; 0: 300 s */
+    const qos_outbox_config *outbox; /* NULL: qos.h defaults */
+} gw_pubsub_config;
+
+/* A sup_start_fn; arg is a gw_pubsub_config that outlives the child spec (NULL: defaults). */
+int gw_pubsub_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                    sup_reason *why);
+
+enum {
+    GW_PS_FRAME = 0x5301, /* info: gw_ps_frame_hdr + one encoded frame */
+    GW_PS_CONN_DOWN,      /* info: uint64_t conn */
+    GW_PS_RESUB,          /* info: gw_ps_ledger (gateway.h) + pattern */
+    GW_PS_NODE_FRAME,     /* info: gw_ps_node_hdr + one encoded frame */
+    GW_PS_STATS,          /* call: replies gw_pubsub_view */
+};
+
+typedef struct gw_ps_frame_hdr {
+    uint64_t conn;
+    uint8_t node_id[WIRE_NODE_ID_LEN];
+    char remote[64];
+} gw_ps_frame_hdr;
+
+typedef struct gw_ps_node_hdr {
+    uint8_t node_id[WIRE_NODE_ID_LEN];
+    char addr[PSC_ADDR_MAX];
+} gw_ps_node_hdr;
+
+typedef struct gw_pubsub_view {
+    psc_stats core;
+    uint64_t lookups_failed;   /* RS_GET errors / timeouts (not "not found") */
+    uint64_t unresolved;       /* index entries whose address could not be resolved */
+    uint64_t advertise_failed; /* RS_PUT errors */
+    uint64_t send_failed;      /* gateway or mesh worker not there */
+    uint64_t frames_invalid;   /* frames that did not decode */
+} gw_pubsub_view;
+
+/* The running pubsub worker's counters (copied); false when none runs. Runtime thread. */
+bool gw_pubsub_stats(const sup_rt *rt, gw_pubsub_view *out);
+
+#endif
