@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/textbuf.h"
 #include "bootstrap.h"
 #include "mesh/routing_server.h"
 
@@ -172,40 +173,10 @@ int bs_health_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid 
 
 /* ---- /metrics and /health ------------------------------------------------------------------ */
 
-typedef struct bs_text {
-    char *p;
-    size_t len, cap;
-} bs_text;
-
-static void bs_printf(bs_text *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bs_printf(bs_text *b, const char *fmt, ...)
+static void bs_metric(textbuf *b, const char *name, const char *type, const char *help, uint64_t v)
 {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            return;
-        }
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
-static void bs_metric(bs_text *b, const char *name, const char *type, const char *help, uint64_t v)
-{
-    bs_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-              (unsigned long long)v);
+    textbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+                   (unsigned long long)v);
 }
 
 char *bootstrap_metrics_prometheus(sup_rt *rt)
@@ -218,7 +189,7 @@ char *bootstrap_metrics_prometheus(sup_rt *rt)
     if (!routing && sv == NULL && reg == NULL && hv == NULL) {
         return NULL;
     }
-    bs_text b = {0};
+    textbuf b = {0};
     if (routing) {
         bs_metric(&b, "macula_dht_contacts", "gauge", "Contacts in the routing table.",
                   rv.contacts);
@@ -266,32 +237,33 @@ char *bootstrap_metrics_prometheus(sup_rt *rt)
                   "Frames dropped (queue full or connection gone).", rv.pool.dropped);
     }
     if (sv != NULL) {
-        bs_printf(&b, "# HELP macula_bootstrap_queries_total DHT frames received from other "
-                      "nodes, by type.\n# TYPE macula_bootstrap_queries_total counter\n");
+        textbuf_printf(&b, "# HELP macula_bootstrap_queries_total DHT frames received from other "
+                           "nodes, by type.\n# TYPE macula_bootstrap_queries_total counter\n");
         for (unsigned t = 0; t < 6; t++) {
-            bs_printf(&b, "macula_bootstrap_queries_total{type=\"%s\"} %llu\n",
-                      wire_type_name(WIRE_FIND_NODE + t), (unsigned long long)sv->queries[t]);
+            textbuf_printf(&b, "macula_bootstrap_queries_total{type=\"%s\"} %llu\n",
+                           wire_type_name(WIRE_FIND_NODE + t), (unsigned long long)sv->queries[t]);
         }
-        bs_printf(&b,
-                  "# HELP macula_bootstrap_refused_total DHT frames refused, by reason.\n"
-                  "# TYPE macula_bootstrap_refused_total counter\n"
-                  "macula_bootstrap_refused_total{reason=\"sender_mismatch\"} %llu\n"
-                  "macula_bootstrap_refused_total{reason=\"malformed\"} %llu\n"
-                  "macula_bootstrap_refused_total{reason=\"no_routing\"} %llu\n",
-                  (unsigned long long)sv->refused_sender, (unsigned long long)sv->refused_decode,
-                  (unsigned long long)sv->dropped_no_routing);
+        textbuf_printf(&b,
+                       "# HELP macula_bootstrap_refused_total DHT frames refused, by reason.\n"
+                       "# TYPE macula_bootstrap_refused_total counter\n"
+                       "macula_bootstrap_refused_total{reason=\"sender_mismatch\"} %llu\n"
+                       "macula_bootstrap_refused_total{reason=\"malformed\"} %llu\n"
+                       "macula_bootstrap_refused_total{reason=\"no_routing\"} %llu\n",
+                       (unsigned long long)sv->refused_sender,
+                       (unsigned long long)sv->refused_decode,
+                       (unsigned long long)sv->dropped_no_routing);
         uint32_t joined = 0, unreachable = 0;
         for (uint32_t i = 0; i < sv->npeers; i++) {
             joined += sv->peers[i].state == BS_PEER_JOINED ? 1u : 0u;
             unreachable += sv->peers[i].state == BS_PEER_UNREACHABLE ? 1u : 0u;
         }
-        bs_printf(&b,
-                  "# HELP macula_bootstrap_peers Configured bootstrap peers, by state.\n"
-                  "# TYPE macula_bootstrap_peers gauge\n"
-                  "macula_bootstrap_peers{state=\"joined\"} %u\n"
-                  "macula_bootstrap_peers{state=\"unreachable\"} %u\n"
-                  "macula_bootstrap_peers{state=\"other\"} %u\n",
-                  joined, unreachable, sv->npeers - joined - unreachable);
+        textbuf_printf(&b,
+                       "# HELP macula_bootstrap_peers Configured bootstrap peers, by state.\n"
+                       "# TYPE macula_bootstrap_peers gauge\n"
+                       "macula_bootstrap_peers{state=\"joined\"} %u\n"
+                       "macula_bootstrap_peers{state=\"unreachable\"} %u\n"
+                       "macula_bootstrap_peers{state=\"other\"} %u\n",
+                       joined, unreachable, sv->npeers - joined - unreachable);
     }
     if (reg != NULL) {
         bs_metric(&b, "macula_registry_services", "gauge", "Services in the registry.",

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/textbuf.h"
 #include "clients.h"
 #include "gateway.h"
 #include "http/server.h"
@@ -27,37 +28,6 @@ typedef struct health {
     const gw_health_config *cfg;
 } health;
 
-/* A growing text buffer for responses. */
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static void bprintf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bprintf(buf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            return;
-        }
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
 static long rss_bytes(void)
 {
     char text[128] = "";
@@ -75,11 +45,11 @@ static long rss_bytes(void)
 }
 
 typedef struct restarts_walk {
-    buf *b;
+    textbuf *b;
     sup_rt *rt;
 } restarts_walk;
 
-static void walk_sup(sup_rt *rt, sup_pid pid, buf *b);
+static void walk_sup(sup_rt *rt, sup_pid pid, textbuf *b);
 
 static void walk_child(const sup_child_info *ci, void *user)
 {
@@ -89,80 +59,81 @@ static void walk_child(const sup_child_info *ci, void *user)
     }
 }
 
-static void walk_sup(sup_rt *rt, sup_pid pid, buf *b)
+static void walk_sup(sup_rt *rt, sup_pid pid, textbuf *b)
 {
     sup_sv_summary s;
     restarts_walk w = {b, rt};
     if (sup_sv_inspect(rt, pid, &s, NULL, NULL) != 0) {
         return;
     }
-    bprintf(b, "macula_supervisor_restarts_total{supervisor=\"%s\"} %u\n", s.name,
-            s.total_restarts);
+    textbuf_printf(b, "macula_supervisor_restarts_total{supervisor=\"%s\"} %u\n", s.name,
+                   s.total_restarts);
     sup_sv_inspect(rt, pid, NULL, walk_child, &w);
 }
 
 /* ---- gateway metrics (macula_gateway_*) --------------------------------------------------- */
 
-static void metric_counter(buf *b, const char *name, const char *help, uint64_t v)
+static void metric_counter(textbuf *b, const char *name, const char *help, uint64_t v)
 {
-    bprintf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
-            (unsigned long long)v);
+    textbuf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+                   (unsigned long long)v);
 }
 
-static void metrics_quic(sup_rt *rt, buf *b)
+static void metrics_quic(sup_rt *rt, textbuf *b)
 {
     gw_quic_stats q;
     if (!gw_quic_server_stats(rt, &q)) {
         return;
     }
-    bprintf(b,
-            "# HELP macula_quic_connections QUIC connections held (any state).\n"
-            "# TYPE macula_quic_connections gauge\n"
-            "macula_quic_connections %zu\n"
-            "# HELP macula_quic_handshakes_total Completed QUIC handshakes.\n"
-            "# TYPE macula_quic_handshakes_total counter\n"
-            "macula_quic_handshakes_total %llu\n"
-            "# HELP macula_quic_handshakes_failed_total QUIC handshakes that failed.\n"
-            "# TYPE macula_quic_handshakes_failed_total counter\n"
-            "macula_quic_handshakes_failed_total %llu\n"
-            "# HELP macula_quic_packets_total UDP packets by direction.\n"
-            "# TYPE macula_quic_packets_total counter\n"
-            "macula_quic_packets_total{direction=\"in\"} %llu\n"
-            "macula_quic_packets_total{direction=\"out\"} %llu\n"
-            "# HELP macula_quic_packets_dropped_total Packets dropped (unparseable, unknown "
-            "connection, refused).\n"
-            "# TYPE macula_quic_packets_dropped_total counter\n"
-            "macula_quic_packets_dropped_total %llu\n"
-            "# HELP macula_quic_ngtcp2_bytes Heap held by ngtcp2 for the connections.\n"
-            "# TYPE macula_quic_ngtcp2_bytes gauge\n"
-            "macula_quic_ngtcp2_bytes %zu\n",
-            q.connections, (unsigned long long)q.handshakes_ok,
-            (unsigned long long)q.handshakes_failed, (unsigned long long)q.packets_in,
-            (unsigned long long)q.packets_out, (unsigned long long)q.packets_dropped,
-            q.ngtcp2_bytes);
+    textbuf_printf(b,
+                   "# HELP macula_quic_connections QUIC connections held (any state).\n"
+                   "# TYPE macula_quic_connections gauge\n"
+                   "macula_quic_connections %zu\n"
+                   "# HELP macula_quic_handshakes_total Completed QUIC handshakes.\n"
+                   "# TYPE macula_quic_handshakes_total counter\n"
+                   "macula_quic_handshakes_total %llu\n"
+                   "# HELP macula_quic_handshakes_failed_total QUIC handshakes that failed.\n"
+                   "# TYPE macula_quic_handshakes_failed_total counter\n"
+                   "macula_quic_handshakes_failed_total %llu\n"
+                   "# HELP macula_quic_packets_total UDP packets by direction.\n"
+                   "# TYPE macula_quic_packets_total counter\n"
+                   "macula_quic_packets_total{direction=\"in\"} %llu\n"
+                   "macula_quic_packets_total{direction=\"out\"} %llu\n"
+                   "# HELP macula_quic_packets_dropped_total Packets dropped (unparseable, unknown "
+                   "connection, refused).\n"
+                   "# TYPE macula_quic_packets_dropped_total counter\n"
+                   "macula_quic_packets_dropped_total %llu\n"
+                   "# HELP macula_quic_ngtcp2_bytes Heap held by ngtcp2 for the connections.\n"
+                   "# TYPE macula_quic_ngtcp2_bytes gauge\n"
+                   "macula_quic_ngtcp2_bytes %zu\n",
+                   q.connections, (unsigned long long)q.handshakes_ok,
+                   (unsigned long long)q.handshakes_failed, (unsigned long long)q.packets_in,
+                   (unsigned long long)q.packets_out, (unsigned long long)q.packets_dropped,
+                   q.ngtcp2_bytes);
 }
 
-static void metrics_rpc(sup_rt *rt, buf *b)
+static void metrics_rpc(sup_rt *rt, textbuf *b)
 {
     gw_rpc_view v;
     if (!gw_rpc_view_get(rt, &v)) {
         return;
     }
-    bprintf(b,
-            "# HELP macula_rpc_procedures Procedures with a local handler.\n"
-            "# TYPE macula_rpc_procedures gauge\nmacula_rpc_procedures %u\n"
-            "# HELP macula_rpc_handlers Local handlers (procedure, client).\n"
-            "# TYPE macula_rpc_handlers gauge\nmacula_rpc_handlers %u\n"
-            "# HELP macula_rpc_calls_pending Calls of this node's clients in flight.\n"
-            "# TYPE macula_rpc_calls_pending gauge\nmacula_rpc_calls_pending %zu\n"
-            "# HELP macula_rpc_served_pending Calls in local handlers now.\n"
-            "# TYPE macula_rpc_served_pending gauge\nmacula_rpc_served_pending %zu\n"
-            "# HELP macula_rpc_calls_done_total Calls of this node's clients by outcome.\n"
-            "# TYPE macula_rpc_calls_done_total counter\n",
-            v.server.procedures, v.server.handlers, v.caller.pending, v.server.served_pending);
+    textbuf_printf(b,
+                   "# HELP macula_rpc_procedures Procedures with a local handler.\n"
+                   "# TYPE macula_rpc_procedures gauge\nmacula_rpc_procedures %u\n"
+                   "# HELP macula_rpc_handlers Local handlers (procedure, client).\n"
+                   "# TYPE macula_rpc_handlers gauge\nmacula_rpc_handlers %u\n"
+                   "# HELP macula_rpc_calls_pending Calls of this node's clients in flight.\n"
+                   "# TYPE macula_rpc_calls_pending gauge\nmacula_rpc_calls_pending %zu\n"
+                   "# HELP macula_rpc_served_pending Calls in local handlers now.\n"
+                   "# TYPE macula_rpc_served_pending gauge\nmacula_rpc_served_pending %zu\n"
+                   "# HELP macula_rpc_calls_done_total Calls of this node's clients by outcome.\n"
+                   "# TYPE macula_rpc_calls_done_total counter\n",
+                   v.server.procedures, v.server.handlers, v.caller.pending,
+                   v.server.served_pending);
     for (int i = 0; i < 5; i++) {
-        bprintf(b, "macula_rpc_calls_done_total{status=\"%s\"} %llu\n",
-                rpcc_status_name((rpcc_status)i), (unsigned long long)v.caller.done[i]);
+        textbuf_printf(b, "macula_rpc_calls_done_total{status=\"%s\"} %llu\n",
+                       rpcc_status_name((rpcc_status)i), (unsigned long long)v.caller.done[i]);
     }
     metric_counter(b, "macula_rpc_calls_total", "CALLs from clients.", v.calls_in);
     metric_counter(b, "macula_rpc_casts_total", "CASTs from clients.", v.casts_in);
@@ -194,59 +165,60 @@ static void metrics_rpc(sup_rt *rt, buf *b)
     metric_counter(b, "macula_rpc_no_route_total", "Routes without a next hop.", v.no_route);
 }
 
-static void metrics_gateway(sup_rt *rt, buf *b)
+static void metrics_gateway(sup_rt *rt, textbuf *b)
 {
     gwc_stats s;
     long tracked = gw_clients_count(rt);
     if (!gw_gateway_stats(rt, &s)) {
         return;
     }
-    bprintf(b,
-            "# HELP macula_gateway_clients Connected clients (CONNECT accepted).\n"
-            "# TYPE macula_gateway_clients gauge\n"
-            "macula_gateway_clients %u\n"
-            "# HELP macula_gateway_connections_pending Connections waiting for CONNECT.\n"
-            "# TYPE macula_gateway_connections_pending gauge\n"
-            "macula_gateway_connections_pending %u\n",
-            s.clients, s.pending);
+    textbuf_printf(b,
+                   "# HELP macula_gateway_clients Connected clients (CONNECT accepted).\n"
+                   "# TYPE macula_gateway_clients gauge\n"
+                   "macula_gateway_clients %u\n"
+                   "# HELP macula_gateway_connections_pending Connections waiting for CONNECT.\n"
+                   "# TYPE macula_gateway_connections_pending gauge\n"
+                   "macula_gateway_connections_pending %u\n",
+                   s.clients, s.pending);
     if (tracked >= 0) {
-        bprintf(b,
-                "# HELP macula_gateway_clients_tracked Entries in the clients table.\n"
-                "# TYPE macula_gateway_clients_tracked gauge\n"
-                "macula_gateway_clients_tracked %ld\n",
-                tracked);
+        textbuf_printf(b,
+                       "# HELP macula_gateway_clients_tracked Entries in the clients table.\n"
+                       "# TYPE macula_gateway_clients_tracked gauge\n"
+                       "macula_gateway_clients_tracked %ld\n",
+                       tracked);
     }
     metric_counter(b, "macula_gateway_connects_accepted_total", "CONNECTs accepted.",
                    s.connects_accepted);
-    bprintf(b, "# HELP macula_gateway_connects_refused_total Connections refused, by reason.\n"
-               "# TYPE macula_gateway_connects_refused_total counter\n");
+    textbuf_printf(b,
+                   "# HELP macula_gateway_connects_refused_total Connections refused, by reason.\n"
+                   "# TYPE macula_gateway_connects_refused_total counter\n");
     for (int r = 0; r < GWC_REFUSE_COUNT; r++) {
-        bprintf(b, "macula_gateway_connects_refused_total{reason=\"%s\"} %llu\n",
-                gwc_refusal_name((gwc_refusal)r), (unsigned long long)s.connects_refused[r]);
+        textbuf_printf(b, "macula_gateway_connects_refused_total{reason=\"%s\"} %llu\n",
+                       gwc_refusal_name((gwc_refusal)r), (unsigned long long)s.connects_refused[r]);
     }
     static const char *const dirs[2] = {"in", "out"};
     for (int d = 0; d < 2; d++) {
         const uint64_t *v = d == 0 ? s.frames_in : s.frames_out;
-        bprintf(b,
-                "# HELP macula_gateway_frames_%s_total Frames %s, by message type.\n"
-                "# TYPE macula_gateway_frames_%s_total counter\n",
-                dirs[d], d == 0 ? "received and decoded" : "sent", dirs[d]);
+        textbuf_printf(b,
+                       "# HELP macula_gateway_frames_%s_total Frames %s, by message type.\n"
+                       "# TYPE macula_gateway_frames_%s_total counter\n",
+                       dirs[d], d == 0 ? "received and decoded" : "sent", dirs[d]);
         for (unsigned t = 0; t < 256; t++) {
             if (wire_type_known(t)) {
-                bprintf(b, "macula_gateway_frames_%s_total{type=\"%s\"} %llu\n", dirs[d],
-                        wire_type_name(t), (unsigned long long)v[t]);
+                textbuf_printf(b, "macula_gateway_frames_%s_total{type=\"%s\"} %llu\n", dirs[d],
+                               wire_type_name(t), (unsigned long long)v[t]);
             }
         }
     }
-    bprintf(b, "# HELP macula_gateway_decode_errors_total Frames refused by the decoder, by "
-               "kind.\n"
-               "# TYPE macula_gateway_decode_errors_total counter\n");
+    textbuf_printf(b, "# HELP macula_gateway_decode_errors_total Frames refused by the decoder, by "
+                      "kind.\n"
+                      "# TYPE macula_gateway_decode_errors_total counter\n");
     static const int kinds[] = {
         WIRE_EUNSUPPORTED_VERSION, WIRE_EUNKNOWN_TYPE, WIRE_EFRAME_TOO_LARGE,
         WIRE_EMALFORMED,           WIRE_ELIMIT,        WIRE_ENOMEM};
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
-        bprintf(b, "macula_gateway_decode_errors_total{kind=\"%s\"} %llu\n",
-                wire_strerror(kinds[k]), (unsigned long long)s.decode_errors[-kinds[k]]);
+        textbuf_printf(b, "macula_gateway_decode_errors_total{kind=\"%s\"} %llu\n",
+                       wire_strerror(kinds[k]), (unsigned long long)s.decode_errors[-kinds[k]]);
     }
     metric_counter(b, "macula_gateway_not_connected_total",
                    "Connections closed for a frame sent before CONNECT.", s.not_connected);
@@ -265,13 +237,13 @@ static void metrics_gateway(sup_rt *rt, buf *b)
 
 /* ---- pub/sub and the gateway's mesh pool (macula_pubsub_*, macula_gateway_mesh_*) -------- */
 
-static void metric_gauge(buf *b, const char *name, const char *help, uint64_t v)
+static void metric_gauge(textbuf *b, const char *name, const char *help, uint64_t v)
 {
-    bprintf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name, name,
-            (unsigned long long)v);
+    textbuf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name, name,
+                   (unsigned long long)v);
 }
 
-static void metrics_pubsub(sup_rt *rt, buf *b)
+static void metrics_pubsub(sup_rt *rt, textbuf *b)
 {
     gw_pubsub_view v;
     if (gw_pubsub_stats(rt, &v)) {
@@ -280,12 +252,13 @@ static void metrics_pubsub(sup_rt *rt, buf *b)
                      c->subscriptions);
         metric_gauge(b, "macula_pubsub_patterns", "Distinct local patterns (advertised).",
                      c->patterns);
-        bprintf(b,
-                "# HELP macula_pubsub_subscriptions_refused_total Subscriptions refused.\n"
-                "# TYPE macula_pubsub_subscriptions_refused_total counter\n"
-                "macula_pubsub_subscriptions_refused_total{reason=\"limit\"} %llu\n"
-                "macula_pubsub_subscriptions_refused_total{reason=\"invalid\"} %llu\n",
-                (unsigned long long)c->refused_limit, (unsigned long long)c->refused_invalid);
+        textbuf_printf(b,
+                       "# HELP macula_pubsub_subscriptions_refused_total Subscriptions refused.\n"
+                       "# TYPE macula_pubsub_subscriptions_refused_total counter\n"
+                       "macula_pubsub_subscriptions_refused_total{reason=\"limit\"} %llu\n"
+                       "macula_pubsub_subscriptions_refused_total{reason=\"invalid\"} %llu\n",
+                       (unsigned long long)c->refused_limit,
+                       (unsigned long long)c->refused_invalid);
         metric_counter(b, "macula_pubsub_published_total", "PUBLISH accepted from clients.",
                        c->published);
         metric_counter(b, "macula_pubsub_delivered_total", "PUBLISH sent to local subscribers.",
@@ -333,7 +306,7 @@ static int handle(void *user, const char *path, http_response *res)
     sup_pid root = sup_whereis(h->rt, "macula_root");
     bool ready = sup_is_alive(h->rt, root);
     double uptime = (double)(sup_rt_now(h->rt) - h->started_ms) / 1000.0;
-    buf b = {0};
+    textbuf b = {0};
     res->status = 200;
     res->content_type = "application/json";
     if (strcmp(path, "/health") == 0) {
@@ -349,59 +322,60 @@ static int handle(void *user, const char *path, http_response *res)
         rs_view rv;
         /* peers: other nodes this one holds a ready mesh connection to */
         unsigned peers = rs_view_get(h->rt, &rv) ? rv.pool.ready : 0;
-        bprintf(&b,
-                "{\"status\":\"%s\",\"ready\":%s,\"uptime\":%.3f,\"version\":\"%s\","
-                "\"node_id\":%s%s%s,\"realm\":%s%s%s,\"clients\":%ld,\"peers\":%u,"
-                "\"actors\":%zu,\"memory\":%zu%s%s%s%s}\n",
-                ready ? "healthy" : "unhealthy", ready ? "true" : "false", uptime, MACULA_VERSION,
-                q_id, h->cfg->node_id ? h->cfg->node_id : "null", q_id, q_realm,
-                h->cfg->realm ? h->cfg->realm : "null", q_realm,
-                gw_clients_count(h->rt) < 0 ? 0 : gw_clients_count(h->rt), peers,
-                sup_rt_actor_count(h->rt), sup_rt_memory(h->rt), fs ? ",\"flow\":" : "",
-                fs ? fs : "", ds ? ",\"dht\":" : "", ds ? ds : "");
+        textbuf_printf(&b,
+                       "{\"status\":\"%s\",\"ready\":%s,\"uptime\":%.3f,\"version\":\"%s\","
+                       "\"node_id\":%s%s%s,\"realm\":%s%s%s,\"clients\":%ld,\"peers\":%u,"
+                       "\"actors\":%zu,\"memory\":%zu%s%s%s%s}\n",
+                       ready ? "healthy" : "unhealthy", ready ? "true" : "false", uptime,
+                       MACULA_VERSION, q_id, h->cfg->node_id ? h->cfg->node_id : "null", q_id,
+                       q_realm, h->cfg->realm ? h->cfg->realm : "null", q_realm,
+                       gw_clients_count(h->rt) < 0 ? 0 : gw_clients_count(h->rt), peers,
+                       sup_rt_actor_count(h->rt), sup_rt_memory(h->rt), fs ? ",\"flow\":" : "",
+                       fs ? fs : "", ds ? ",\"dht\":" : "", ds ? ds : "");
         free(fs);
         free(ds);
         res->status = ready ? 200 : 503;
     } else if (strcmp(path, "/ready") == 0) {
-        bprintf(&b, "{\"ready\":%s}\n", ready ? "true" : "false");
+        textbuf_printf(&b, "{\"ready\":%s}\n", ready ? "true" : "false");
         res->status = ready ? 200 : 503;
     } else if (strcmp(path, "/live") == 0) {
-        bprintf(&b, "{\"live\":true}\n");
+        textbuf_printf(&b, "{\"live\":true}\n");
     } else if (strcmp(path, "/tree") == 0) {
         char *json = ready ? sup_tree_json(h->rt, root) : NULL;
         if (json == NULL) {
-            bprintf(&b, "{\"error\":\"no tree\"}\n");
+            textbuf_printf(&b, "{\"error\":\"no tree\"}\n");
             res->status = 503;
         } else {
-            bprintf(&b, "%s\n", json);
+            textbuf_printf(&b, "%s\n", json);
             free(json);
         }
     } else if (strcmp(path, "/metrics") == 0) {
         res->content_type = "text/plain; version=0.0.4; charset=utf-8";
-        bprintf(&b,
-                "# HELP macula_uptime_seconds Seconds since the health worker started.\n"
-                "# TYPE macula_uptime_seconds gauge\n"
-                "macula_uptime_seconds %.3f\n",
-                uptime);
-        bprintf(&b,
-                "# HELP macula_actors Live actors in the runtime.\n"
-                "# TYPE macula_actors gauge\n"
-                "macula_actors %zu\n",
-                sup_rt_actor_count(h->rt));
-        bprintf(&b,
-                "# HELP macula_runtime_memory_bytes Bytes owned by actors (state, mailboxes, "
-                "timers, sup_alloc).\n"
-                "# TYPE macula_runtime_memory_bytes gauge\n"
-                "macula_runtime_memory_bytes %zu\n",
-                sup_rt_memory(h->rt));
-        bprintf(&b,
-                "# HELP macula_process_resident_memory_bytes Resident set size.\n"
-                "# TYPE macula_process_resident_memory_bytes gauge\n"
-                "macula_process_resident_memory_bytes %ld\n",
-                rss_bytes());
-        bprintf(&b, "# HELP macula_supervisor_restarts_total Automatic restarts per "
-                    "supervisor.\n"
-                    "# TYPE macula_supervisor_restarts_total counter\n");
+        textbuf_printf(&b,
+                       "# HELP macula_uptime_seconds Seconds since the health worker started.\n"
+                       "# TYPE macula_uptime_seconds gauge\n"
+                       "macula_uptime_seconds %.3f\n",
+                       uptime);
+        textbuf_printf(&b,
+                       "# HELP macula_actors Live actors in the runtime.\n"
+                       "# TYPE macula_actors gauge\n"
+                       "macula_actors %zu\n",
+                       sup_rt_actor_count(h->rt));
+        textbuf_printf(
+            &b,
+            "# HELP macula_runtime_memory_bytes Bytes owned by actors (state, mailboxes, "
+            "timers, sup_alloc).\n"
+            "# TYPE macula_runtime_memory_bytes gauge\n"
+            "macula_runtime_memory_bytes %zu\n",
+            sup_rt_memory(h->rt));
+        textbuf_printf(&b,
+                       "# HELP macula_process_resident_memory_bytes Resident set size.\n"
+                       "# TYPE macula_process_resident_memory_bytes gauge\n"
+                       "macula_process_resident_memory_bytes %ld\n",
+                       rss_bytes());
+        textbuf_printf(&b, "# HELP macula_supervisor_restarts_total Automatic restarts per "
+                           "supervisor.\n"
+                           "# TYPE macula_supervisor_restarts_total counter\n");
         if (ready) {
             walk_sup(h->rt, root, &b);
         }
@@ -411,16 +385,16 @@ static int handle(void *user, const char *path, http_response *res)
         metrics_pubsub(h->rt, &b);
         char *dt = bootstrap_metrics_prometheus(h->rt); /* NULL when the DHT does not run */
         if (dt != NULL) {
-            bprintf(&b, "%s", dt);
+            textbuf_printf(&b, "%s", dt);
             free(dt);
         }
         char *ft = flow_metrics_prometheus(h->rt); /* NULL when flow does not run here */
         if (ft != NULL) {
-            bprintf(&b, "%s", ft);
+            textbuf_printf(&b, "%s", ft);
             free(ft);
         }
     } else {
-        bprintf(&b, "{\"error\":\"not found\"}\n");
+        textbuf_printf(&b, "{\"error\":\"not found\"}\n");
         res->status = 404;
     }
     res->body = b.p;
