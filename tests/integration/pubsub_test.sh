@@ -19,34 +19,9 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-check() { # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
-unset MACULA_DATA_DIR XDG_DATA_HOME MACULA_CONFIG MACULA_REALM MACULA_CERT_PATH MACULA_KEY_PATH \
-  MACULA_BOOTSTRAP_PEERS MACULA_BOOTSTRAP_URL MACULA_NODE
-
-declare -a qport hport
-start() { # start N REALM [BOOTSTRAP_URL]
-  local n=$1 realm=$2 boot=${3:-}
-  local dir="$work/n$n"
-  mkdir -p "$dir/home"
-  HOME="$dir/home" HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 MACULA_QUIC_PORT=0 \
-    MACULA_REALM="$realm" MACULA_BOOTSTRAP_PEERS="$boot" MACULA_CHAOS=1 \
-    "$macula" node >"$dir/out" 2>"$dir/err" &
-  pids[n]=$!
-  for _ in $(seq 1 200); do
-    hport[n]=$(sed -n 's#.*health     http://127.0.0.1:\([0-9]*\)/health.*#\1#p' "$dir/out")
-    qport[n]=$(sed -n 's#.*quic       udp 0.0.0.0:\([0-9]*\) .*#\1#p' "$dir/out")
-    [ -n "${hport[n]}" ] && [ -n "${qport[n]}" ] && grep -q "ready" "$dir/out" && return 0
-    sleep 0.05
-  done
-  return 1
-}
-url() { echo "https://127.0.0.1:${qport[$1]}"; }
+MESH_TEST_CHAOS=1
+# shellcheck source=tests/integration/mesh_lib.sh
+. "$(dirname "$0")/mesh_lib.sh"
 health() { curl -s "http://127.0.0.1:${hport[$1]}/health"; }
 metric() { curl -s "http://127.0.0.1:${hport[$1]}/metrics" | sed -n "s/^$2 \([0-9]*\)$/\1/p"; }
 poll() { # poll TRIES CMD...
