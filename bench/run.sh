@@ -3,10 +3,11 @@
 # each area printing its own markdown table. Timing lives here, never in the tests.
 #
 #   bench/run.sh                    all areas
-#   BENCH_AREAS="quic" bench/run.sh  some areas (runtime mcp quic)
+#   BENCH_AREAS="quic" bench/run.sh  some areas (runtime mcp quic pubsub)
 #   BENCH_RUNS=5 bench/run.sh
 #
-# It installs the peers it compares against (Debian packages: erlang-nox, mosquitto, openssl)
+# It installs the peers it compares against (Debian packages: erlang-nox, mosquitto, openssl,
+# nats-server, redis-server)
 # with scripts/setup.sh bench.
 #
 # Areas are functions sourced from bench/<area>.sh; add one by adding a file and a line below.
@@ -49,4 +50,9 @@ if area quic; then
     echo
     echo "## QUIC transport: ${BENCH_QUIC_CLIENTS:-10000} idle clients on one node"
     bench_quic_area "$build" "${BENCH_QUIC_CLIENTS:-10000}"
+fi
+if area pubsub; then
+    echo
+    echo "## Pub/sub and RPC beside NATS, redis and mosquitto"
+    bash "$root/bench/pubsub.sh" "$build"
 fi
