@@ -26,6 +26,7 @@
 #include "http/server.h"
 #include "jsonrpc.h"
 #include "macula/mcp.h"
+#include "operator.h"
 
 #define BACKLOG_MAX 64
 
@@ -64,6 +65,12 @@ struct hsess {
     hsess *next, *prev;
 };
 
+typedef struct route {
+    char *path;
+    mcp_http_route_fn fn;
+    void *user;
+} route;
+
 struct mcp_http {
     uv_loop_t *loop;
     mcp_server *srv;
@@ -74,6 +81,8 @@ struct mcp_http {
     hsess *sessions;
     size_t nsess;
     uv_timer_t timer;
+    route routes[MCP_HTTP_MAX_ROUTES]; /* operator endpoints (operator.h) */
+    size_t nroutes;
 };
 
 void mcp_http_config_defaults(mcp_http_config *c)
@@ -520,12 +529,48 @@ static void http__get(mcp_http *h, http_request *r, hsess *s)
     s->nbacklog = 0;
 }
 
+static const char *const www_bearer[] = {"WWW-Authenticate", "Bearer", NULL};
+
+/* An operator endpoint: the same Origin and token checks as the MCP endpoint, JSON bodies. */
+static void http__route(mcp_http *h, http_request *r, const route *rt)
+{
+    if (!http__origin_ok(h, http_request_header(r, "Origin"))) {
+        http__error(r, 403, "Forbidden: Origin not allowed", NULL);
+        return;
+    }
+    if (!http__auth_ok(h, http_request_header(r, "Authorization"))) {
+        http__error(r, 401, "Unauthorized", www_bearer);
+        return;
+    }
+    const char *method = http_request_method(r);
+    const char *ct = http_request_header(r, "Content-Type");
+    if (strcmp(method, "POST") == 0 &&
+        (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)) {
+        http__error(r, 415, "Unsupported Media Type: Content-Type must be application/json", NULL);
+        return;
+    }
+    size_t len;
+    const char *body = http_request_body(r, &len);
+    char *reply = NULL;
+    int status = rt->fn(rt->user, method, body != NULL ? body : "", body != NULL ? len : 0, &reply);
+    static const char *const nocache[] = {"Cache-Control", "no-store", NULL};
+    http_request_respond(r, status, reply != NULL ? "application/json" : NULL, nocache, reply,
+                         reply != NULL ? strlen(reply) : 0);
+    free(reply);
+}
+
 static void http__handle(void *user, http_request *r)
 {
     mcp_http *h = user;
     static const char *const allow[] = {"Allow", "GET, POST, DELETE", NULL};
-    static const char *const www[] = {"WWW-Authenticate", "Bearer", NULL};
+    const char *const *www = www_bearer;
     if (strcmp(http_request_path(r), h->path) != 0) {
+        for (size_t i = 0; i < h->nroutes; i++) {
+            if (strcmp(http_request_path(r), h->routes[i].path) == 0) {
+                http__route(h, r, &h->routes[i]);
+                return;
+            }
+        }
         http__error(r, 404, "Not Found", NULL);
         return;
     }
@@ -604,6 +649,9 @@ static void http__tick(uv_timer_t *t)
 
 static void http__free_cfg(mcp_http *h)
 {
+    for (size_t i = 0; i < h->nroutes; i++) {
+        free(h->routes[i].path);
+    }
     free(h->path);
     free(h->token);
     for (size_t i = 0; h->origins != NULL && h->origins[i] != NULL; i++) {
@@ -677,6 +725,30 @@ int mcp_http_start(uv_loop_t *loop, mcp_server *srv, const mcp_http_config *c, m
     uv_timer_start(&h->timer, http__tick, ms ? ms : 500, ms ? ms : 500);
     uv_unref((uv_handle_t *)&h->timer);
     *out = h;
+    return 0;
+}
+
+int mcp_http_add_route(mcp_http *h, const char *path, mcp_http_route_fn fn, void *user)
+{
+    if (h == NULL || path == NULL || path[0] != '/' || fn == NULL) {
+        return MCP_EINVAL;
+    }
+    if (strcmp(path, h->path) == 0) {
+        return MCP_EEXIST;
+    }
+    for (size_t i = 0; i < h->nroutes; i++) {
+        if (strcmp(h->routes[i].path, path) == 0) {
+            return MCP_EEXIST;
+        }
+    }
+    if (h->nroutes == MCP_HTTP_MAX_ROUTES) {
+        return MCP_ELIMIT;
+    }
+    char *p = strdup(path);
+    if (p == NULL) {
+        return MCP_ENOMEM;
+    }
+    h->routes[h->nroutes++] = (route){p, fn, user};
     return 0;
 }
 
