@@ -1,9 +1,9 @@
 /*
  * src/cli/flow.c — `macula flow ...`:
- *   flow mcp [--chaos|--allow-chaos]
+ *   flow mcp [--chaos|--allow-chaos] [--task-retention N]
  *                                 the flow tree and its MCP tools over stdio (stdout carries
  *                                 only protocol messages, logs go to stderr; EOF ends it)
- *   flow serve [--chaos|--allow-chaos] [NODE OPTIONS]
+ *   flow serve [--chaos|--allow-chaos] [--task-retention N] [NODE OPTIONS]
  *                                 a node (`macula node`) whose root also runs flow and the MCP
  *                                 gateway, with MCP Streamable HTTP on
  *                                 127.0.0.1:${MACULA_MCP_PORT:-8765}/mcp (--mcp-port N) and the
@@ -15,6 +15,8 @@
  * the operator switches the tools with SIGUSR1 (on) / SIGUSR2 (off) on both transports, or
  * with `flow chaos on|off` for `flow serve`; every switch sends tools/list_changed. Without
  * either, switching on is refused.
+ * --task-retention N (MACULA_FLOW_TASK_RETENTION): ended tasks the flow state keeps (default
+ * 10000, 0 = all; docs/flow.md "Retention").
  *   flow swarm|agent|task|metrics|tools|call ... [--url URL] [--table]
  *                                 script commands: MCP calls to a running `flow serve`
  *                                 (default URL http://127.0.0.1:${MACULA_MCP_PORT:-8765}/mcp);
@@ -66,7 +68,8 @@ typedef struct flow_app {
     uv_signal_t sigint, sigterm;
     uv_signal_t sigusr1, sigusr2; /* the operator's chaos switch */
     bool signals, chaos_signals;
-    const char *prog; /* "macula flow mcp" / "macula flow serve", for messages */
+    const char *prog;   /* "macula flow mcp" / "macula flow serve", for messages */
+    flow_options fopts; /* erlmcp_flow_sup's options (task_retention) */
     bool stopping;
     int status;
 } flow_app;
@@ -96,6 +99,7 @@ static void flow__children(flow_app *app, sup_child_spec out[2])
 {
     out[0] = (sup_child_spec){.id = "erlmcp_flow_sup",
                               .start = flow_start,
+                              .arg = &app->fopts,
                               .restart = SUP_PERMANENT,
                               .shutdown_ms = SUP_SHUTDOWN_INFINITY,
                               .type = SUP_SUPERVISOR};
@@ -107,25 +111,62 @@ static void flow__children(flow_app *app, sup_child_spec out[2])
                               .type = SUP_WORKER};
 }
 
-/* chaos: --chaos / --allow-chaos on the command line (removed from argv), else
- * MACULA_FLOW_CHAOS=1 / allow. Sets app->chaos (tools on at start) and app->chaos_allowed.
- * The flow chaos actor reads MACULA_FLOW_CHAOS=1 when it starts, so an allowed chaos sets
- * it: the actor serves requests and the MCP tools decide what clients reach. Returns 0, or 2
- * for a MACULA_FLOW_CHAOS value that is neither 1, allow nor 0/empty. */
-static int flow__chaos_flag(int *argc, char **argv, flow_app *app)
+#define FLOW_RETENTION_MAX 100000000 /* largest --task-retention */
+
+/* A task_retention value: 0 (keep all) .. FLOW_RETENTION_MAX; sets app->fopts. */
+static int flow__retention(flow_app *app, const char *v, const char *from)
+{
+    char *end = NULL;
+    long long n = v != NULL && *v != '\0' ? strtoll(v, &end, 10) : -1;
+    if (end == NULL || *end != '\0' || n < 0 || n > FLOW_RETENTION_MAX) {
+        fprintf(stderr,
+                "%s: %s: task_retention = \"%s\" is not valid: allowed is an integer from 0 (keep "
+                "all) to %d\n",
+                app->prog, from, v ? v : "", FLOW_RETENTION_MAX);
+        return 2;
+    }
+    app->fopts.task_retention = n == 0 ? FLOW_TASK_RETENTION_ALL : (int64_t)n;
+    return 0;
+}
+
+/* The flow options of `flow mcp` and `flow serve`, taken out of argv (the rest are the node's):
+ * chaos: --chaos / --allow-chaos, else MACULA_FLOW_CHAOS=1 / allow. Sets app->chaos (tools on
+ * at start) and app->chaos_allowed. The flow chaos actor reads MACULA_FLOW_CHAOS=1 when it
+ * starts, so an allowed chaos sets it: the actor serves requests and the MCP tools decide
+ * what clients reach. A MACULA_FLOW_CHAOS value other than 1, allow, 0 or empty is refused.
+ * task_retention: --task-retention N (or =N), else MACULA_FLOW_TASK_RETENTION, else the
+ * default (10000). Returns 0, or 2 with a message. */
+static int flow__app_flags(int *argc, char **argv, flow_app *app)
 {
     bool on = false, allow = false, flag = false;
+    const char *retention = NULL;
     int j = 0;
     for (int i = 0; i < *argc; i++) {
         if (i > 0 && strcmp(argv[i], "--chaos") == 0) {
             on = flag = true;
         } else if (i > 0 && strcmp(argv[i], "--allow-chaos") == 0) {
             allow = flag = true;
+        } else if (i > 0 && strcmp(argv[i], "--task-retention") == 0) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "%s: --task-retention needs a value\n", app->prog);
+                return 2;
+            }
+            retention = argv[++i];
+        } else if (i > 0 && strncmp(argv[i], "--task-retention=", 17) == 0) {
+            retention = argv[i] + 17;
         } else {
             argv[j++] = argv[i];
         }
     }
     *argc = j;
+    const char *env_ret = getenv("MACULA_FLOW_TASK_RETENTION");
+    if (retention != NULL && flow__retention(app, retention, "--task-retention") != 0) {
+        return 2;
+    }
+    if (retention == NULL && env_ret != NULL && *env_ret != '\0' &&
+        flow__retention(app, env_ret, "environment MACULA_FLOW_TASK_RETENTION") != 0) {
+        return 2;
+    }
     const char *v = getenv("MACULA_FLOW_CHAOS");
     if (!flag && v != NULL) {
         if (strcmp(v, "1") == 0) {
@@ -270,12 +311,12 @@ static void flow__mcp_signal(uv_signal_t *h, int signum)
 static int flow_mcp(int argc, char **argv)
 {
     flow_app app = {.prog = "macula flow mcp"};
-    if (flow__chaos_flag(&argc, argv, &app) != 0) {
+    if (flow__app_flags(&argc, argv, &app) != 0) {
         return 2;
     }
     bool chaos = app.chaos;
     for (int i = 1; i < argc; i++) {
-        fprintf(stderr, "usage: macula flow mcp [--chaos|--allow-chaos]\n");
+        fprintf(stderr, "usage: macula flow mcp [--chaos|--allow-chaos] [--task-retention N]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -390,7 +431,7 @@ static void flow__serve_stopping(void *user)
 static int flow_serve(int argc, char **argv)
 {
     flow_app app = {.prog = "macula flow serve"};
-    if (flow__chaos_flag(&argc, argv, &app) != 0) {
+    if (flow__app_flags(&argc, argv, &app) != 0) {
         return 2;
     }
     app.srv = flow__server();
@@ -874,8 +915,9 @@ static void flow_usage(FILE *f)
 {
     fprintf(f,
             "usage: macula flow COMMAND ...\n\n"
-            "  mcp [--chaos|--allow-chaos]        flow + MCP over stdio\n"
-            "  serve [--chaos|--allow-chaos] [NODE OPTIONS]\n"
+            "  mcp [--chaos|--allow-chaos] [--task-retention N]\n"
+            "                                     flow + MCP over stdio\n"
+            "  serve [--chaos|--allow-chaos] [--task-retention N] [NODE OPTIONS]\n"
             "                                     a node with flow and MCP on "
             "127.0.0.1:${MACULA_MCP_PORT:-8765}/mcp\n"
             "  chaos on|off|status [--url URL]    switch the chaos tools of a running serve\n"

@@ -233,6 +233,32 @@ async function stdioChaos() {
   await client.close();
 }
 
+// stdio with --task-retention 2: the oldest ended tasks are evicted (not found), totals stay.
+async function stdioRetention() {
+  const transport = new StdioClientTransport({ command: bin, args: ["flow", "mcp", "--task-retention", "2"], stderr: "inherit" });
+  const client = new Client({ name: "macula-sdk-flow-retention", version: "1.0.0" });
+  await client.connect(transport);
+  const call = (name, args) => client.callTool({ name, arguments: args });
+  await call("swarm_init", { id: "ret", config: NO_POOL });
+  const ids = [];
+  for (let i = 0; i < 4; i++) {
+    const t = await call("task_submit", { swarm: "ret", input: { i } });
+    ids.push(t.structuredContent.id);
+    await call("task_cancel", { task: t.structuredContent.id });
+  }
+  await call("swarm_status", { swarm: "ret" }); // one more command: nothing else ends
+  const first = await call("task_status", { task: ids[0] });
+  check("stdio retention: an evicted task is not_found", first.isError === true && /not_found/.test(first.content?.[0]?.text) && /task_retention/.test(first.content?.[0]?.text), first.content);
+  const last = await call("task_status", { task: ids[3] });
+  check("stdio retention: the newest ended task is kept", last.structuredContent?.state === "cancelled", last);
+  const list = await call("task_list", { swarm: "ret" });
+  check("stdio retention: task_list holds the 2 kept", list.structuredContent?.tasks?.length === 2 && list.structuredContent.tasks.every((t) => ids.slice(2).includes(t.id)), list.structuredContent);
+  const metrics = await call("metrics", {});
+  const m = metrics.structuredContent;
+  check("stdio retention: metrics count 2 kept, the observer saw 4 end", m?.tasks?.cancelled === 2 && m?.observer?.events?.task_cancelled === 4, m);
+  await client.close();
+}
+
 // stdio without --chaos/--allow-chaos: SIGUSR1 is refused (said on stderr), nothing changes.
 async function stdioChaosRefused() {
   const transport = new StdioClientTransport({ command: bin, args: ["flow", "mcp"], stderr: "pipe", env: { ...process.env, MACULA_FLOW_CHAOS: "" } });
@@ -369,6 +395,7 @@ try {
   await stdio();
   await stdioChaos();
   await stdioChaosRefused();
+  await stdioRetention();
   await http();
   await httpChaos();
 } catch (e) {
