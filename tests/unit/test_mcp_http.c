@@ -680,6 +680,95 @@ static void test_list_changed_fanout(void **state)
     }
 }
 
+/* A GET with extra headers, read until `until` (NULL: until the stream ends). */
+static void get_with(fx *f, hreq *g, const char *extra, const char *until, pthread_t *t)
+{
+    memset(g, 0, sizeof *g);
+    g->method = "GET";
+    g->path = "/mcp";
+    g->until = until;
+    snprintf(g->headers, sizeof g->headers, "Accept: text/event-stream\r\nMcp-Session-Id: %s\r\n%s",
+             f->sid, extra);
+    start(f, g, t);
+}
+
+/* Events of the GET stream carry ids; Last-Event-ID replays from the bounded buffer. */
+static void test_get_resume(void **state)
+{
+    fx *f = *state;
+    open_session(f, "2025-06-18");
+    hreq g;
+    pthread_t t;
+    /* two events on a stream the client then drops */
+    get_with(f, &g, "", "id: 2\n", &t);
+    spin_until(f, &g.headers_seen);
+    assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", true), 0);
+    assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", false), 0);
+    finish(f, &g, t);
+    assert_int_equal(g.status, 200);
+    assert_non_null(strstr(g.rbody, "id: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":"
+                                    "\"notifications/tools/list_changed\"}\n\n"));
+    assert_non_null(strstr(g.rbody, "id: 2\n"));
+    req_free(&g);
+    /* two more while the client is away (sent to the dead stream or kept as undelivered) */
+    assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", true), 0);
+    assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", false), 0);
+    /* resuming after 2 replays 3 and 4 */
+    get_with(f, &g, "Last-Event-ID: 2\r\n", "id: 4\n", &t);
+    finish(f, &g, t);
+    assert_int_equal(g.status, 200);
+    assert_null(strstr(g.rbody, "id: 2\n"));
+    assert_int_equal(count_of(g.rbody, "id: 3\n"), 1);
+    assert_int_equal(count_of(g.rbody, "id: 4\n"), 1);
+    assert_true(strstr(g.rbody, "id: 3\n") < strstr(g.rbody, "id: 4\n"));
+    req_free(&g);
+    /* resuming from further back replays what was already delivered too */
+    get_with(f, &g, "Last-Event-ID: 1\r\n", "id: 4\n", &t);
+    finish(f, &g, t);
+    assert_int_equal(count_of(g.rbody, "id: "), 3); /* 2, 3, 4 */
+    req_free(&g);
+    /* a GET without Last-Event-ID gets only what no stream received: here the next event */
+    get_with(f, &g, "", "id: 5\n", &t);
+    spin_until(f, &g.headers_seen);
+    assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", true), 0);
+    finish(f, &g, t);
+    assert_int_equal(count_of(g.rbody, "id: "), 1);
+    req_free(&g);
+    /* unknown or malformed ids */
+    get_with(f, &g, "Last-Event-ID: 99\r\n", NULL, &t);
+    finish(f, &g, t);
+    assert_int_equal(g.status, 400);
+    req_free(&g);
+    get_with(f, &g, "Last-Event-ID: x1\r\n", NULL, &t);
+    finish(f, &g, t);
+    assert_int_equal(g.status, 400);
+    req_free(&g);
+    /* the buffer is bounded: after 70 more events, resuming from 5 gets the last 64 (12..75) */
+    for (int i = 0; i < 70; i++) {
+        assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", i % 2 == 0 ? false : true),
+                         0);
+    }
+    get_with(f, &g, "Last-Event-ID: 5\r\n", "id: 75\n", &t);
+    finish(f, &g, t);
+    assert_int_equal(count_of(g.rbody, "id: "), 64);
+    assert_null(strstr(g.rbody, "id: 11\n"));
+    assert_non_null(strstr(g.rbody, "id: 12\n"));
+    req_free(&g);
+    /* POST response streams carry no ids */
+    hreq r;
+    char h[512];
+    sess_hdrs(f, h, sizeof h, "text/event-stream");
+    do_req(f, &r, "POST",
+           "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":"
+           "\"slow\",\"arguments\":{\"steps\":2,\"interval_ms\":1},\"_meta\":{"
+           "\"progressToken\":\"p\"}}}",
+           h);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.rbody, "\"id\":9"));
+    assert_null(strstr(r.rbody, "id: "));
+    req_free(&r);
+}
+
 typedef struct route_rec {
     int calls;
     char method[16];
@@ -789,6 +878,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_with_call_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_changed_fanout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_route, setup_token, teardown),
+        cmocka_unit_test_setup_teardown(test_get_resume, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
