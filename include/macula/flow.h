@@ -64,10 +64,18 @@ typedef struct flow_raft_config {
     unsigned snapshot_trailing;  /* entries kept after a snapshot; 0 = 1000 */
 } flow_raft_config;
 
+/* Ended tasks (completed, failed, cancelled) the flow state keeps by default; older ones are
+ * evicted, oldest ended first (docs/flow.md "Retention"). */
+#define FLOW_TASK_RETENTION_DEFAULT 10000
+#define FLOW_TASK_RETENTION_ALL (-1) /* flow_options.task_retention: keep every ended task */
+
 /* Options of flow_start (its `arg`). Both the options and what they point to must outlive the
  * flow tree. */
 typedef struct flow_options {
     const flow_raft_config *raft; /* NULL: commands are applied locally (no durability) */
+    /* Ended tasks kept: 0 = FLOW_TASK_RETENTION_DEFAULT, FLOW_TASK_RETENTION_ALL (or any
+     * negative) = all, else that many. Every replica of a cluster must use the same value. */
+    int64_t task_retention;
 } flow_options;
 
 /* ---- the tree --------------------------------------------------------------------------- */

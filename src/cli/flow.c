@@ -1,11 +1,22 @@
 /*
  * src/cli/flow.c — `macula flow ...`:
- *   flow mcp [--chaos]            the flow tree and its MCP tools over stdio (stdout carries
+ *   flow mcp [--chaos|--allow-chaos] [--task-retention N]
+ *                                 the flow tree and its MCP tools over stdio (stdout carries
  *                                 only protocol messages, logs go to stderr; EOF ends it)
- *   flow serve [--chaos] [NODE OPTIONS]
+ *   flow serve [--chaos|--allow-chaos] [--task-retention N] [NODE OPTIONS]
  *                                 a node (`macula node`) whose root also runs flow and the MCP
  *                                 gateway, with MCP Streamable HTTP on
- *                                 127.0.0.1:${MACULA_MCP_PORT:-8765}/mcp (--mcp-port N)
+ *                                 127.0.0.1:${MACULA_MCP_PORT:-8765}/mcp (--mcp-port N) and the
+ *                                 operator endpoint /admin/chaos on the same listener
+ *   flow chaos on|off|status [--url URL]
+ *                                 the operator switch of a running `flow serve` (not MCP)
+ * Chaos: --chaos (MACULA_FLOW_CHAOS=1) allows chaos and starts with the chaos tools on;
+ * --allow-chaos (MACULA_FLOW_CHAOS=allow) allows it and starts with them off. When allowed,
+ * the operator switches the tools with SIGUSR1 (on) / SIGUSR2 (off) on both transports, or
+ * with `flow chaos on|off` for `flow serve`; every switch sends tools/list_changed. Without
+ * either, switching on is refused.
+ * --task-retention N (MACULA_FLOW_TASK_RETENTION): ended tasks the flow state keeps (default
+ * 10000, 0 = all; docs/flow.md "Retention").
  *   flow swarm|agent|task|metrics|tools|call ... [--url URL] [--table]
  *                                 script commands: MCP calls to a running `flow serve`
  *                                 (default URL http://127.0.0.1:${MACULA_MCP_PORT:-8765}/mcp);
@@ -35,6 +46,7 @@
 #include "macula/sup.h"
 #include "macula/sup_supervisor.h"
 #include "macula/version.h"
+#include "mcp/operator.h"
 #include "mcp/tools.h"
 
 #define FLOW_INSTRUCTIONS                                                                          \
@@ -49,12 +61,15 @@ typedef struct flow_app {
     sup_rt *rt;
     mcp_server *srv;
     mcp_flow *mf;
-    bool chaos;
+    bool chaos, chaos_allowed;
     mcp_stdio *io;
     mcp_http *http;
     sup_pid root;
     uv_signal_t sigint, sigterm;
-    bool signals;
+    uv_signal_t sigusr1, sigusr2; /* the operator's chaos switch */
+    bool signals, chaos_signals;
+    const char *prog;   /* "macula flow mcp" / "macula flow serve", for messages */
+    flow_options fopts; /* erlmcp_flow_sup's options (task_retention) */
     bool stopping;
     int status;
 } flow_app;
@@ -69,6 +84,7 @@ static int flow__gateway_start(sup_rt *rt, sup_pid parent, void *arg, void *extr
         mcp_flow_config fc;
         mcp_flow_config_defaults(&fc);
         fc.chaos = app->chaos;
+        fc.chaos_allowed = app->chaos_allowed;
         if (mcp_flow_new(rt, app->srv, &fc, &app->mf) != 0) {
             if (why != NULL) {
                 *why = sup_reason_error("mcp_tools");
@@ -83,6 +99,7 @@ static void flow__children(flow_app *app, sup_child_spec out[2])
 {
     out[0] = (sup_child_spec){.id = "erlmcp_flow_sup",
                               .start = flow_start,
+                              .arg = &app->fopts,
                               .restart = SUP_PERMANENT,
                               .shutdown_ms = SUP_SHUTDOWN_INFINITY,
                               .type = SUP_SUPERVISOR};
@@ -94,25 +111,125 @@ static void flow__children(flow_app *app, sup_child_spec out[2])
                               .type = SUP_WORKER};
 }
 
-/* chaos: --chaos on the command line (removed from argv) or MACULA_FLOW_CHAOS=1. The flow
- * chaos actor reads the environment, so the flag sets it. */
-static bool flow__chaos_flag(int *argc, char **argv)
+#define FLOW_RETENTION_MAX 100000000 /* largest --task-retention */
+
+/* A task_retention value: 0 (keep all) .. FLOW_RETENTION_MAX; sets app->fopts. */
+static int flow__retention(flow_app *app, const char *v, const char *from)
 {
-    bool chaos = false;
+    char *end = NULL;
+    long long n = v != NULL && *v != '\0' ? strtoll(v, &end, 10) : -1;
+    if (end == NULL || *end != '\0' || n < 0 || n > FLOW_RETENTION_MAX) {
+        fprintf(stderr,
+                "%s: %s: task_retention = \"%s\" is not valid: allowed is an integer from 0 (keep "
+                "all) to %d\n",
+                app->prog, from, v ? v : "", FLOW_RETENTION_MAX);
+        return 2;
+    }
+    app->fopts.task_retention = n == 0 ? FLOW_TASK_RETENTION_ALL : (int64_t)n;
+    return 0;
+}
+
+/* The flow options of `flow mcp` and `flow serve`, taken out of argv (the rest are the node's):
+ * chaos: --chaos / --allow-chaos, else MACULA_FLOW_CHAOS=1 / allow. Sets app->chaos (tools on
+ * at start) and app->chaos_allowed. The flow chaos actor reads MACULA_FLOW_CHAOS=1 when it
+ * starts, so an allowed chaos sets it: the actor serves requests and the MCP tools decide
+ * what clients reach. A MACULA_FLOW_CHAOS value other than 1, allow, 0 or empty is refused.
+ * task_retention: --task-retention N (or =N), else MACULA_FLOW_TASK_RETENTION, else the
+ * default (10000). Returns 0, or 2 with a message. */
+static int flow__app_flags(int *argc, char **argv, flow_app *app)
+{
+    bool on = false, allow = false, flag = false;
+    const char *retention = NULL;
     int j = 0;
     for (int i = 0; i < *argc; i++) {
         if (i > 0 && strcmp(argv[i], "--chaos") == 0) {
-            chaos = true;
+            on = flag = true;
+        } else if (i > 0 && strcmp(argv[i], "--allow-chaos") == 0) {
+            allow = flag = true;
+        } else if (i > 0 && strcmp(argv[i], "--task-retention") == 0) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "%s: --task-retention needs a value\n", app->prog);
+                return 2;
+            }
+            retention = argv[++i];
+        } else if (i > 0 && strncmp(argv[i], "--task-retention=", 17) == 0) {
+            retention = argv[i] + 17;
         } else {
             argv[j++] = argv[i];
         }
     }
     *argc = j;
-    if (chaos) {
-        setenv("MACULA_FLOW_CHAOS", "1", 1);
+    const char *env_ret = getenv("MACULA_FLOW_TASK_RETENTION");
+    if (retention != NULL && flow__retention(app, retention, "--task-retention") != 0) {
+        return 2;
+    }
+    if (retention == NULL && env_ret != NULL && *env_ret != '\0' &&
+        flow__retention(app, env_ret, "environment MACULA_FLOW_TASK_RETENTION") != 0) {
+        return 2;
     }
     const char *v = getenv("MACULA_FLOW_CHAOS");
-    return v != NULL && strcmp(v, "1") == 0;
+    if (!flag && v != NULL) {
+        if (strcmp(v, "1") == 0) {
+            on = true;
+        } else if (strcmp(v, "allow") == 0) {
+            allow = true;
+        } else if (strcmp(v, "0") != 0 && v[0] != '\0') {
+            fprintf(stderr, "macula flow: MACULA_FLOW_CHAOS must be 1, allow or 0 (got \"%s\")\n",
+                    v);
+            return 2;
+        }
+    }
+    app->chaos = on;
+    app->chaos_allowed = on || allow;
+    if (app->chaos_allowed) {
+        setenv("MACULA_FLOW_CHAOS", "1", 1);
+    } else {
+        unsetenv("MACULA_FLOW_CHAOS");
+    }
+    return 0;
+}
+
+/* SIGUSR1: chaos tools on, SIGUSR2: off (the operator's switch; refused when not allowed). */
+static void flow__chaos_signal(uv_signal_t *h, int signum)
+{
+    flow_app *app = h->data;
+    bool on = signum == SIGUSR1;
+    if (app->mf == NULL) {
+        fprintf(stderr, "%s: chaos switch ignored: flow has not started\n", app->prog);
+        return;
+    }
+    int rc = mcp_flow_operator_chaos(app->mf, on);
+    if (rc == MCP_ESTATE) {
+        fprintf(stderr, "%s: chaos is not allowed (start with --chaos or --allow-chaos)\n",
+                app->prog);
+    } else if (rc < 0) {
+        fprintf(stderr, "%s: chaos switch: %s\n", app->prog, mcp_strerror(rc));
+    } else {
+        fprintf(stderr, "%s: chaos tools %s (tools/list_changed sent to %d sessions)\n", app->prog,
+                on ? "on" : "off", rc);
+    }
+}
+
+static void flow__chaos_signals_start(flow_app *app, uv_loop_t *loop)
+{
+    uv_signal_init(loop, &app->sigusr1);
+    uv_signal_init(loop, &app->sigusr2);
+    app->sigusr1.data = app->sigusr2.data = app;
+    uv_signal_start(&app->sigusr1, flow__chaos_signal, SIGUSR1);
+    uv_signal_start(&app->sigusr2, flow__chaos_signal, SIGUSR2);
+    /* the switch alone must not keep the loop running */
+    uv_unref((uv_handle_t *)&app->sigusr1);
+    uv_unref((uv_handle_t *)&app->sigusr2);
+    app->chaos_signals = true;
+}
+
+static void flow__chaos_signals_close(flow_app *app)
+{
+    if (app->chaos_signals) {
+        app->chaos_signals = false;
+        uv_close((uv_handle_t *)&app->sigusr1, NULL);
+        uv_close((uv_handle_t *)&app->sigusr2, NULL);
+    }
 }
 
 static mcp_server *flow__server(void)
@@ -193,15 +310,19 @@ static void flow__mcp_signal(uv_signal_t *h, int signum)
 
 static int flow_mcp(int argc, char **argv)
 {
-    bool chaos = flow__chaos_flag(&argc, argv);
+    flow_app app = {.prog = "macula flow mcp"};
+    if (flow__app_flags(&argc, argv, &app) != 0) {
+        return 2;
+    }
+    bool chaos = app.chaos;
     for (int i = 1; i < argc; i++) {
-        fprintf(stderr, "usage: macula flow mcp [--chaos]\n");
+        fprintf(stderr, "usage: macula flow mcp [--chaos|--allow-chaos] [--task-retention N]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    flow_app app = {.loop = &loop, .chaos = chaos};
+    app.loop = &loop;
     app.rt = sup_rt_new(&loop);
     app.srv = flow__server();
     sup_child_spec children[2];
@@ -230,6 +351,7 @@ static int flow_mcp(int argc, char **argv)
     uv_signal_start(&app.sigint, flow__mcp_signal, SIGINT);
     uv_signal_start(&app.sigterm, flow__mcp_signal, SIGTERM);
     app.signals = true;
+    flow__chaos_signals_start(&app, &loop);
     int rc = mcp_stdio_start(&loop, app.srv, 0, 1, flow__stdio_exit, &app, &app.io);
     if (rc != 0) {
         fprintf(stderr, "macula flow mcp: stdio: %s\n", mcp_strerror(rc));
@@ -243,12 +365,26 @@ static int flow_mcp(int argc, char **argv)
     }
     uv_close((uv_handle_t *)&app.sigint, NULL);
     uv_close((uv_handle_t *)&app.sigterm, NULL);
+    flow__chaos_signals_close(&app);
     sup_rt_free(app.rt);
     uv_run(&loop, UV_RUN_DEFAULT);
     mcp_flow_free(app.mf);
     mcp_server_free(app.srv);
     uv_loop_close(&loop);
     return app.status;
+}
+
+/* The operator endpoint of `flow serve` (the mcp_flow exists once the gateway started). */
+static int flow__admin_chaos(void *user, const char *method, const char *body, size_t len,
+                             char **reply)
+{
+    flow_app *app = user;
+    int status = mcp_flow_admin_chaos(app->mf, method, body, len, reply);
+    if (status == 200 && strcmp(method, "POST") == 0) {
+        fprintf(stderr, "%s: chaos tools %s via %s\n", app->prog,
+                mcp_flow_chaos(app->mf) ? "on" : "off", MCP_FLOW_ADMIN_CHAOS_PATH);
+    }
+    return status;
 }
 
 /* `flow serve`: the node's hooks. */
@@ -267,8 +403,17 @@ static int flow__serve_started(void *user, struct uv_loop_s *loop, struct sup_rt
                 err ? err : mcp_strerror(rc));
         return 1;
     }
+    rc = mcp_http_add_route(app->http, MCP_FLOW_ADMIN_CHAOS_PATH, flow__admin_chaos, app);
+    if (rc != 0) {
+        fprintf(stderr, "macula flow serve: %s: %s\n", MCP_FLOW_ADMIN_CHAOS_PATH, mcp_strerror(rc));
+        return 1;
+    }
+    flow__chaos_signals_start(app, loop);
     printf("  flow       erlmcp_flow_sup + %s, %zu MCP tools%s\n", MCP_FLOW_ACTOR,
-           mcp_server_tool_count(app->srv), app->chaos ? " (chaos on)" : "");
+           mcp_server_tool_count(app->srv),
+           app->chaos           ? " (chaos on)"
+           : app->chaos_allowed ? " (chaos allowed, off)"
+                                : "");
     printf("  mcp        http://127.0.0.1:%u/mcp\n", (unsigned)mcp_http_port(app->http));
     return 0;
 }
@@ -276,6 +421,7 @@ static int flow__serve_started(void *user, struct uv_loop_s *loop, struct sup_rt
 static void flow__serve_stopping(void *user)
 {
     flow_app *app = user;
+    flow__chaos_signals_close(app);
     if (app->http != NULL) {
         mcp_http_stop(app->http);
         app->http = NULL;
@@ -284,8 +430,10 @@ static void flow__serve_stopping(void *user)
 
 static int flow_serve(int argc, char **argv)
 {
-    bool chaos = flow__chaos_flag(&argc, argv);
-    flow_app app = {.chaos = chaos};
+    flow_app app = {.prog = "macula flow serve"};
+    if (flow__app_flags(&argc, argv, &app) != 0) {
+        return 2;
+    }
     app.srv = flow__server();
     if (app.srv == NULL) {
         fprintf(stderr, "macula flow serve: out of memory\n");
@@ -767,9 +915,14 @@ static void flow_usage(FILE *f)
 {
     fprintf(f,
             "usage: macula flow COMMAND ...\n\n"
-            "  mcp [--chaos]                      flow + MCP over stdio\n"
-            "  serve [--chaos] [NODE OPTIONS]     a node with flow and MCP on "
-            "127.0.0.1:${MACULA_MCP_PORT:-8765}/mcp\n\n"
+            "  mcp [--chaos|--allow-chaos] [--task-retention N]\n"
+            "                                     flow + MCP over stdio\n"
+            "  serve [--chaos|--allow-chaos] [--task-retention N] [NODE OPTIONS]\n"
+            "                                     a node with flow and MCP on "
+            "127.0.0.1:${MACULA_MCP_PORT:-8765}/mcp\n"
+            "  chaos on|off|status [--url URL]    switch the chaos tools of a running serve\n"
+            "                                     (allowed by --chaos or --allow-chaos; also\n"
+            "                                     SIGUSR1 on / SIGUSR2 off, mcp and serve)\n\n"
             "script commands (against a running `flow serve`; --url URL, --table):\n"
             "  swarm create [--id ID] [--topology star|hierarchical|ring|mesh] [--config JSON]\n"
             "  swarm list | status SWARM | destroy SWARM | scale SWARM ROLE COUNT\n"
@@ -948,6 +1101,49 @@ static int flow_script(const cmd_opts *o, int argc, char **argv)
     return flow__call(o, tool, args);
 }
 
+/* `flow chaos on|off|status`: the operator endpoint on the host:port of --url. Exit 0, 1 when
+ * the node refuses (chaos not allowed), 2 usage, 3 unreachable or another answer. */
+static int flow_chaos(const cmd_opts *o, const char *what)
+{
+    const char *body = NULL;
+    if (strcmp(what, "on") == 0) {
+        body = "{\"chaos\":true}";
+    } else if (strcmp(what, "off") == 0) {
+        body = "{\"chaos\":false}";
+    } else if (strcmp(what, "status") != 0) {
+        fprintf(stderr, "usage: macula flow chaos on|off|status [--url URL]\n");
+        return 2;
+    }
+    mc_conn c = {.timeout_s = 30};
+    if (mc__parse_url(o->url, &c) != 0) {
+        fprintf(stderr, "macula flow: --url must be http://HOST:PORT/PATH\n");
+        return 2;
+    }
+    snprintf(c.path, sizeof c.path, "%s", MCP_FLOW_ADMIN_CHAOS_PATH);
+    mc_resp r;
+    if (mc__http(&c, body != NULL ? "POST" : "GET", body, &r) != 0) {
+        fprintf(stderr, "macula flow: cannot reach http://%s:%s%s\n", c.host, c.port, c.path);
+        return 3;
+    }
+    json_t *j = json_loadb(r.body, r.len, 0, NULL);
+    int rc = 3;
+    if (r.status == 200 && json_is_object(j)) {
+        printf("chaos %s%s\n", json_is_true(json_object_get(j, "chaos")) ? "on" : "off",
+               json_is_true(json_object_get(j, "allowed")) ? "" : " (not allowed on this node)");
+        rc = 0;
+    } else {
+        const char *msg = json_string_value(json_object_get(j, "message"));
+        if (msg == NULL) {
+            msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        }
+        fprintf(stderr, "macula flow chaos: HTTP %d: %s\n", r.status, msg ? msg : "no answer");
+        rc = r.status == 403 && json_is_string(json_object_get(j, "error")) ? 1 : 3;
+    }
+    json_decref(j);
+    free(r.body);
+    return rc;
+}
+
 static int flow_tools(const cmd_opts *o)
 {
     mc_conn c = {.timeout_s = 60};
@@ -1017,6 +1213,8 @@ int cli_flow(int argc, char **argv)
         rc = flow__call(&o, "metrics", json_object());
     } else if (strcmp(rest[0], "tools") == 0 && n == 1) {
         rc = flow_tools(&o);
+    } else if (strcmp(rest[0], "chaos") == 0) {
+        rc = n == 2 ? flow_chaos(&o, rest[1]) : flow_chaos(&o, "");
     } else if (strcmp(rest[0], "call") == 0 && (n == 2 || n == 3)) {
         json_t *a = n == 3 ? json_loads(rest[2], 0, NULL) : json_object();
         if (a == NULL) {

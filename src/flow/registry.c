@@ -92,6 +92,7 @@ typedef struct reg_state {
     uint64_t my_id, next_cookie;
     hmap waits; /* cookie → reg_wait (raft) */
     uint64_t committed;
+    uint64_t retention; /* ended tasks the state keeps (flow_options.task_retention; 0 = all) */
 } reg_state;
 
 static void reg__drop_agent(sup_actor *self, reg_state *st, reg_agent *ra, bool stop)
@@ -487,6 +488,7 @@ static void reg__replace(sup_actor *self, reg_state *st, flow_state *fs)
     flow_view_clear(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
     flow_state_free(st->fs);
     st->fs = fs;
+    flow_state_set_retention(st->fs, st->retention); /* this node's setting */
     flow_view_set(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
     st->leader = false;
 }
@@ -759,7 +761,9 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
         const char *task = reg__str(args, "task");
         const flow_task *t = task ? flow_state_task(st->fs, task) : NULL;
         if (t == NULL) {
-            flow__reply_err(rt, from, FLOW_ENOTFOUND, "no task %s", task ? task : "(none)");
+            flow__reply_err(rt, from, FLOW_ENOTFOUND,
+                            "no task %s (unknown, or ended and evicted by task_retention)",
+                            task ? task : "(none)");
             return;
         }
         flow_task_state s = flow_task_get_state(t);
@@ -824,6 +828,12 @@ static int reg_init(sup_actor *self, void *state, void *arg)
     st->my_id = st->raft ? o->raft->id : 0;
     hmap_init(&st->waits);
     st->fs = flow_state_new();
+    st->retention = o == NULL || o->task_retention == 0 ? FLOW_TASK_RETENTION_DEFAULT
+                    : o->task_retention < 0             ? 0
+                                                        : (uint64_t)o->task_retention;
+    if (st->fs != NULL) {
+        flow_state_set_retention(st->fs, st->retention);
+    }
     hmap_init(&st->agents);
     hmap_init(&st->mrefs);
     hmap_init(&st->swarms);

@@ -18,6 +18,7 @@
 #include "jsonrpc.h"
 #include "macula/mcp.h"
 #include "macula/version.h"
+#include "operator.h"
 #include "schema.h"
 
 const char *const mcp_protocol_versions[] = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25",
@@ -258,14 +259,18 @@ static tool *server__find(const mcp_server *s, const char *name, size_t *idx)
 
 static void session__send(mcp_session *ss, void *origin, json_t *msg, bool response);
 
-static void server__list_changed(mcp_server *s)
+/* notifications/tools/list_changed to every initialized session; returns how many. */
+static int server__list_changed(mcp_server *s)
 {
+    int n = 0;
     for (mcp_session *ss = s->sessions; ss != NULL; ss = ss->next) {
         if (ss->state == MCP_SESSION_READY && !ss->closing) {
             session__send(ss, NULL, mcp_rpc_notification("notifications/tools/list_changed", NULL),
                           false);
+            n++;
         }
     }
+    return n;
 }
 
 static bool schema__is_object_schema(const json_t *s)
@@ -358,6 +363,29 @@ int mcp_server_set_tool_enabled(mcp_server *s, const char *name, bool enabled)
         server__list_changed(s);
     }
     return 0;
+}
+
+int mcp_server_set_tools_enabled(mcp_server *s, const char *const *names, size_t n, bool enabled)
+{
+    if (s == NULL || (names == NULL && n > 0)) {
+        return MCP_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (names[i] == NULL || server__find(s, names[i], NULL) == NULL) {
+            return MCP_ENOENT;
+        }
+    }
+    bool changed = false;
+    for (size_t i = 0; i < n; i++) {
+        tool *t = server__find(s, names[i], NULL);
+        changed = changed || t->enabled != enabled;
+        t->enabled = enabled;
+    }
+    if (!changed) {
+        return 0;
+    }
+    s->gen++;
+    return server__list_changed(s);
 }
 
 size_t mcp_server_tool_count(const mcp_server *s)

@@ -13,6 +13,13 @@
  * An HTTP session owns its mcp_session. An exchange (one POST or the GET stream) belongs to
  * the HTTP request: it is freed when both the request has closed and the MCP input it carried
  * is done (the GET stream has no input, so only the close matters).
+ *
+ * Resumability (the GET stream). Every message for the GET stream gets an event id, the
+ * session's counter in decimal ("id: N"), and is kept in a bounded replay buffer (the last
+ * REPLAY_MAX messages, at most REPLAY_BYTES). A GET with `Last-Event-ID: N` replays what the
+ * buffer holds after N, then streams on; a GET without it replays what no stream received
+ * yet (messages sent while no GET stream was open). POST response streams carry no ids and
+ * are not resumable (a client that loses one loses its remaining messages).
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <gnutls/crypto.h>
@@ -26,8 +33,10 @@
 #include "http/server.h"
 #include "jsonrpc.h"
 #include "macula/mcp.h"
+#include "operator.h"
 
-#define BACKLOG_MAX 64
+#define REPLAY_MAX 64           /* GET stream messages kept for replay */
+#define REPLAY_BYTES (1u << 20) /* and at most this many bytes of them */
 
 typedef struct hsess hsess;
 
@@ -48,10 +57,11 @@ typedef struct exch {
     size_t resp_len;
 } exch;
 
-typedef struct backlog_msg {
+typedef struct replay_msg {
+    uint64_t no; /* event id */
     char *text;
     size_t len;
-} backlog_msg;
+} replay_msg;
 
 struct hsess {
     mcp_http *h;
@@ -59,10 +69,19 @@ struct hsess {
     mcp_session *ss;
     exch *get;
     uint64_t last_active, last_write;
-    backlog_msg backlog[BACKLOG_MAX];
-    int nbacklog;
+    replay_msg replay[REPLAY_MAX]; /* ring: the last GET stream messages, oldest at rstart */
+    int rstart, rn;
+    size_t rbytes;
+    uint64_t next_event; /* last event id given */
+    uint64_t delivered;  /* last event id written to an open GET stream */
     hsess *next, *prev;
 };
+
+typedef struct route {
+    char *path;
+    mcp_http_route_fn fn;
+    void *user;
+} route;
 
 struct mcp_http {
     uv_loop_t *loop;
@@ -74,6 +93,8 @@ struct mcp_http {
     hsess *sessions;
     size_t nsess;
     uv_timer_t timer;
+    route routes[MCP_HTTP_MAX_ROUTES]; /* operator endpoints (operator.h) */
+    size_t nroutes;
 };
 
 void mcp_http_config_defaults(mcp_http_config *c)
@@ -180,12 +201,15 @@ static int buf__append(char **buf, size_t *len, const char *a, size_t alen, cons
 static const char sse_pre[] = "event: message\ndata: ";
 static const char sse_post[] = "\n\n";
 
-static void sse__write(http_stream *st, const char *json, size_t len)
+/* One SSE event; `no` > 0 adds "id: no". */
+static void sse__write(http_stream *st, uint64_t no, const char *json, size_t len)
 {
+    char pre[64];
+    int pl = no > 0 ? snprintf(pre, sizeof pre, "id: %llu\n%s", (unsigned long long)no, sse_pre)
+                    : snprintf(pre, sizeof pre, "%s", sse_pre);
     char *ev = NULL;
     size_t n = 0;
-    if (buf__append(&ev, &n, sse_pre, sizeof sse_pre - 1, json, len, sse_post,
-                    sizeof sse_post - 1) == 0) {
+    if (buf__append(&ev, &n, pre, (size_t)pl, json, len, sse_post, sizeof sse_post - 1) == 0) {
         http_stream_write(st, ev, n);
     }
     free(ev);
@@ -234,23 +258,42 @@ static uint64_t http__now(const mcp_http *h)
     return uv_now(h->loop);
 }
 
+/* Keeps a GET stream message for replay (the oldest go beyond the bounds). */
+static void sess__keep(hsess *s, uint64_t no, const char *json, size_t len)
+{
+    while (s->rn > 0 && (s->rn == REPLAY_MAX || s->rbytes + len > REPLAY_BYTES)) {
+        replay_msg *old = &s->replay[s->rstart];
+        s->rbytes -= old->len;
+        free(old->text);
+        old->text = NULL;
+        s->rstart = (s->rstart + 1) % REPLAY_MAX;
+        s->rn--;
+    }
+    if (len > REPLAY_BYTES) {
+        return; /* too large to keep: sent once, not replayable */
+    }
+    char *t = malloc(len);
+    if (t == NULL) {
+        return;
+    }
+    memcpy(t, json, len);
+    s->replay[(s->rstart + s->rn) % REPLAY_MAX] = (replay_msg){no, t, len};
+    s->rn++;
+    s->rbytes += len;
+}
+
 /* mcp_transport.send */
 static void t_send(void *user, void *origin, const char *json, size_t len, bool response)
 {
     hsess *s = user;
     exch *e = origin;
-    if (e == NULL) { /* unrelated: the GET stream, or the backlog until one opens */
+    if (e == NULL) { /* unrelated: the GET stream (replayable) */
+        uint64_t no = ++s->next_event;
+        sess__keep(s, no, json, len);
         if (s->get != NULL && s->get->stream != NULL) {
-            sse__write(s->get->stream, json, len);
+            sse__write(s->get->stream, no, json, len);
+            s->delivered = no;
             s->last_write = http__now(s->h);
-        } else if (s->nbacklog < BACKLOG_MAX) {
-            backlog_msg *b = &s->backlog[s->nbacklog];
-            b->text = malloc(len);
-            if (b->text != NULL) {
-                memcpy(b->text, json, len);
-                b->len = len;
-                s->nbacklog++;
-            }
         }
         return;
     }
@@ -274,7 +317,7 @@ static void t_send(void *user, void *origin, const char *json, size_t len, bool 
         break;
     case EX_SSE:
         if (e->stream != NULL) {
-            sse__write(e->stream, json, len);
+            sse__write(e->stream, 0, json, len);
         }
         break;
     case EX_JSON:
@@ -374,8 +417,8 @@ static void sess__free(mcp_http *h, hsess *s)
             http_stream_end(s->get->stream);
         }
     }
-    for (int i = 0; i < s->nbacklog; i++) {
-        free(s->backlog[i].text);
+    for (int i = 0; i < s->rn; i++) {
+        free(s->replay[(s->rstart + i) % REPLAY_MAX].text);
     }
     free(s);
 }
@@ -473,7 +516,7 @@ static void http__post(mcp_http *h, http_request *r, hsess *s)
     } else if ((e->nnotes > 0 && acc_sse) || !acc_json) {
         exch__open_sse(e, hdrs);
         if (e->stream != NULL) {
-            sse__write(e->stream, e->resp, e->resp_len);
+            sse__write(e->stream, 0, e->resp, e->resp_len);
             http_stream_end(e->stream);
         }
     } else {
@@ -487,6 +530,18 @@ static void http__get(mcp_http *h, http_request *r, hsess *s)
         !header__has(http_request_header(r, "Accept"), "*/*")) {
         http__error(r, 406, "Not Acceptable: Accept must list text/event-stream", NULL);
         return;
+    }
+    /* resume after Last-Event-ID, else from what no stream received */
+    uint64_t after = s->delivered;
+    const char *last = http_request_header(r, "Last-Event-ID");
+    if (last != NULL) {
+        char *end = NULL;
+        unsigned long long n = strtoull(last, &end, 10);
+        if (*last < '0' || *last > '9' || end == NULL || *end != '\0' || n > s->next_event) {
+            http__error(r, 400, "Bad Request: unknown Last-Event-ID", NULL);
+            return;
+        }
+        after = n;
     }
     exch *e = calloc(1, sizeof *e);
     if (e == NULL) {
@@ -513,19 +568,57 @@ static void http__get(mcp_http *h, http_request *r, hsess *s)
     s->last_active = s->last_write = http__now(h);
     static const char hello[] = ": stream open\n\n"; /* flushes the headers at once */
     http_stream_write(e->stream, hello, sizeof hello - 1);
-    for (int i = 0; i < s->nbacklog; i++) {
-        sse__write(e->stream, s->backlog[i].text, s->backlog[i].len);
-        free(s->backlog[i].text);
+    for (int i = 0; i < s->rn; i++) {
+        const replay_msg *m = &s->replay[(s->rstart + i) % REPLAY_MAX];
+        if (m->no > after) {
+            sse__write(e->stream, m->no, m->text, m->len);
+        }
     }
-    s->nbacklog = 0;
+    s->delivered = s->next_event;
+}
+
+static const char *const www_bearer[] = {"WWW-Authenticate", "Bearer", NULL};
+
+/* An operator endpoint: the same Origin and token checks as the MCP endpoint, JSON bodies. */
+static void http__route(mcp_http *h, http_request *r, const route *rt)
+{
+    if (!http__origin_ok(h, http_request_header(r, "Origin"))) {
+        http__error(r, 403, "Forbidden: Origin not allowed", NULL);
+        return;
+    }
+    if (!http__auth_ok(h, http_request_header(r, "Authorization"))) {
+        http__error(r, 401, "Unauthorized", www_bearer);
+        return;
+    }
+    const char *method = http_request_method(r);
+    const char *ct = http_request_header(r, "Content-Type");
+    if (strcmp(method, "POST") == 0 &&
+        (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)) {
+        http__error(r, 415, "Unsupported Media Type: Content-Type must be application/json", NULL);
+        return;
+    }
+    size_t len;
+    const char *body = http_request_body(r, &len);
+    char *reply = NULL;
+    int status = rt->fn(rt->user, method, body != NULL ? body : "", body != NULL ? len : 0, &reply);
+    static const char *const nocache[] = {"Cache-Control", "no-store", NULL};
+    http_request_respond(r, status, reply != NULL ? "application/json" : NULL, nocache, reply,
+                         reply != NULL ? strlen(reply) : 0);
+    free(reply);
 }
 
 static void http__handle(void *user, http_request *r)
 {
     mcp_http *h = user;
     static const char *const allow[] = {"Allow", "GET, POST, DELETE", NULL};
-    static const char *const www[] = {"WWW-Authenticate", "Bearer", NULL};
+    const char *const *www = www_bearer;
     if (strcmp(http_request_path(r), h->path) != 0) {
+        for (size_t i = 0; i < h->nroutes; i++) {
+            if (strcmp(http_request_path(r), h->routes[i].path) == 0) {
+                http__route(h, r, &h->routes[i]);
+                return;
+            }
+        }
         http__error(r, 404, "Not Found", NULL);
         return;
     }
@@ -604,6 +697,9 @@ static void http__tick(uv_timer_t *t)
 
 static void http__free_cfg(mcp_http *h)
 {
+    for (size_t i = 0; i < h->nroutes; i++) {
+        free(h->routes[i].path);
+    }
     free(h->path);
     free(h->token);
     for (size_t i = 0; h->origins != NULL && h->origins[i] != NULL; i++) {
@@ -677,6 +773,30 @@ int mcp_http_start(uv_loop_t *loop, mcp_server *srv, const mcp_http_config *c, m
     uv_timer_start(&h->timer, http__tick, ms ? ms : 500, ms ? ms : 500);
     uv_unref((uv_handle_t *)&h->timer);
     *out = h;
+    return 0;
+}
+
+int mcp_http_add_route(mcp_http *h, const char *path, mcp_http_route_fn fn, void *user)
+{
+    if (h == NULL || path == NULL || path[0] != '/' || fn == NULL) {
+        return MCP_EINVAL;
+    }
+    if (strcmp(path, h->path) == 0) {
+        return MCP_EEXIST;
+    }
+    for (size_t i = 0; i < h->nroutes; i++) {
+        if (strcmp(h->routes[i].path, path) == 0) {
+            return MCP_EEXIST;
+        }
+    }
+    if (h->nroutes == MCP_HTTP_MAX_ROUTES) {
+        return MCP_ELIMIT;
+    }
+    char *p = strdup(path);
+    if (p == NULL) {
+        return MCP_ENOMEM;
+    }
+    h->routes[h->nroutes++] = (route){p, fn, user};
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "macula/flow.h"
+#include "operator.h"
 
 /* ---- schemas ------------------------------------------------------------------------------ */
 
@@ -618,6 +619,7 @@ int mcp_flow_new(sup_rt *rt, mcp_server *srv, const mcp_flow_config *c, mcp_flow
     mcp_flow_config_defaults(&f->cfg);
     if (c != NULL) {
         f->cfg.chaos = c->chaos;
+        f->cfg.chaos_allowed = c->chaos_allowed || c->chaos;
         f->cfg.request_ms = c->request_ms ? c->request_ms : f->cfg.request_ms;
         f->cfg.poll_ms = c->poll_ms ? c->poll_ms : f->cfg.poll_ms;
         f->cfg.max_wait_ms = c->max_wait_ms ? c->max_wait_ms : f->cfg.max_wait_ms;
@@ -658,23 +660,98 @@ int mcp_flow_new(sup_rt *rt, mcp_server *srv, const mcp_flow_config *c, mcp_flow
     return 0;
 }
 
-int mcp_flow_set_chaos(mcp_flow *f, bool on)
+/* Switches the chaos tools together (one list_changed); sessions notified or MCP_E*. */
+static int mf__set_chaos(mcp_flow *f, bool on)
 {
+    const char *names[MF_NTOOLS];
+    size_t n = 0;
     for (size_t i = 0; i < MF_NTOOLS; i++) {
         if (mf_tools[i].chaos) {
-            int rc = mcp_server_set_tool_enabled(f->srv, mf_tools[i].name, on);
-            if (rc != 0) {
-                return rc;
-            }
+            names[n++] = mf_tools[i].name;
         }
     }
-    f->chaos = on;
-    return 0;
+    int rc = mcp_server_set_tools_enabled(f->srv, names, n, on);
+    if (rc >= 0) {
+        f->chaos = on;
+    }
+    return rc;
+}
+
+int mcp_flow_set_chaos(mcp_flow *f, bool on)
+{
+    int rc = mf__set_chaos(f, on);
+    return rc < 0 ? rc : 0;
 }
 
 bool mcp_flow_chaos(const mcp_flow *f)
 {
     return f->chaos;
+}
+
+bool mcp_flow_chaos_allowed(const mcp_flow *f)
+{
+    return f->cfg.chaos_allowed;
+}
+
+int mcp_flow_operator_chaos(mcp_flow *f, bool on)
+{
+    if (on && !f->cfg.chaos_allowed) {
+        return MCP_ESTATE;
+    }
+    return mf__set_chaos(f, on);
+}
+
+static char *mf__dump(json_t *v)
+{
+    char *t = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    return t;
+}
+
+int mcp_flow_admin_chaos(void *user, const char *method, const char *body, size_t len, char **reply)
+{
+    mcp_flow *f = user;
+    *reply = NULL;
+    if (f == NULL) {
+        *reply = mf__dump(
+            json_pack("{s:s, s:s}", "error", "unavailable", "message", "flow has not started"));
+        return 503;
+    }
+    if (strcmp(method, "GET") == 0) {
+        *reply =
+            mf__dump(json_pack("{s:b, s:b}", "chaos", f->chaos, "allowed", f->cfg.chaos_allowed));
+        return 200;
+    }
+    if (strcmp(method, "POST") != 0) {
+        *reply = mf__dump(
+            json_pack("{s:s, s:s}", "error", "method_not_allowed", "message", "use GET or POST"));
+        return 405;
+    }
+    json_t *req = len <= 4096 ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *v = json_object_get(req, "chaos");
+    if (!json_is_object(req) || json_object_size(req) != 1 || !json_is_boolean(v)) {
+        json_decref(req);
+        *reply = mf__dump(json_pack("{s:s, s:s}", "error", "invalid_argument", "message",
+                                    "the body must be {\"chaos\": true} or {\"chaos\": false}"));
+        return 400;
+    }
+    bool on = json_is_true(v), was = f->chaos;
+    json_decref(req);
+    int rc = mcp_flow_operator_chaos(f, on);
+    if (rc == MCP_ESTATE) {
+        *reply = mf__dump(json_pack(
+            "{s:s, s:s}", "error", "chaos_not_allowed", "message",
+            "chaos is not allowed on this node (start it with --chaos or --allow-chaos)"));
+        return 403;
+    }
+    if (rc < 0) {
+        *reply =
+            mf__dump(json_pack("{s:s, s:s}", "error", "internal", "message", mcp_strerror(rc)));
+        return 500;
+    }
+    *reply = mf__dump(json_pack("{s:b, s:b, s:b, s:i}", "chaos", f->chaos, "allowed",
+                                f->cfg.chaos_allowed, "changed", was != on, "notified", rc));
+    return 200;
 }
 
 size_t mcp_flow_pending(const mcp_flow *f)

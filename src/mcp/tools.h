@@ -20,8 +20,12 @@
  *
  * Chaos. The flow chaos actor reads MACULA_FLOW_CHAOS when it starts and the flow API has no
  * operation to switch it, so no MCP tool switches chaos. The chaos tools are registered
- * always and enabled only while mcp_flow_set_chaos(f, true) (the CLI calls it at start when
- * chaos is on); switching sends notifications/tools/list_changed to every session.
+ * always and enabled only while chaos is on. Two ways switch them, neither reachable through
+ * MCP: mcp_flow_set_chaos (the embedder, trusted) and the operator switch
+ * mcp_flow_operator_chaos (signals and the /admin/chaos endpoint of `macula flow`), which is
+ * refused unless the configuration allowed it (chaos_allowed: the operator started the node
+ * with --chaos or --allow-chaos). Every change sends one notifications/tools/list_changed to
+ * every initialized session.
  */
 #ifndef MACULA_MCP_TOOLS_H
 #define MACULA_MCP_TOOLS_H
@@ -39,7 +43,8 @@
 typedef struct mcp_flow mcp_flow;
 
 typedef struct mcp_flow_config {
-    bool chaos;           /* chaos tools enabled from the start */
+    bool chaos;           /* chaos tools enabled from the start (implies chaos_allowed) */
+    bool chaos_allowed;   /* the operator switch may turn the chaos tools on */
     uint64_t request_ms;  /* timeout of one flow request; default 30000 */
     uint64_t poll_ms;     /* a waiting task_submit looks at its task this often; 200 */
     uint64_t max_wait_ms; /* largest task_submit wait / task_result wait_ms; 3600000 */
@@ -56,6 +61,20 @@ int mcp_flow_actor_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup
 /* Switches the chaos tools on or off (list_changed when it changes). Returns 0 or MCP_E*. */
 int mcp_flow_set_chaos(mcp_flow *f, bool on);
 bool mcp_flow_chaos(const mcp_flow *f);
+bool mcp_flow_chaos_allowed(const mcp_flow *f);
+/* The operator switch: MCP_ESTATE when chaos is not allowed (nothing changes; switching off
+ * is always allowed). Returns the number of sessions sent list_changed (0: no change) or an
+ * MCP_E* code. */
+int mcp_flow_operator_chaos(mcp_flow *f, bool on);
+/*
+ * The operator endpoint (an mcp_http_route_fn, operator.h; user is the mcp_flow, NULL while
+ * flow has not started: 503). GET answers {"chaos": bool, "allowed": bool}; POST takes
+ * {"chaos": bool} and answers {"chaos", "allowed", "changed", "notified"} (200), 400 for any
+ * other body, 403 {"error": "chaos_not_allowed"} when switching on is not allowed; other
+ * methods 405.
+ */
+int mcp_flow_admin_chaos(void *f, const char *method, const char *body, size_t len, char **reply);
+#define MCP_FLOW_ADMIN_CHAOS_PATH "/admin/chaos"
 /* Operations in progress (tool calls not yet answered, plus cancellations being sent). */
 size_t mcp_flow_pending(const mcp_flow *f);
 /* Frees the context and any operation left. Call after the transports' sessions and the

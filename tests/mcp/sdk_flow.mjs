@@ -4,15 +4,18 @@
 // wait and progress, cancellation of a waiting task_submit (the task is cancelled), results,
 // lists, metrics, tool errors (unknown swarm, bad arguments), unknown tool (-32602),
 // swarm_destroy. The SDK checks every structuredContent against the tool's outputSchema.
+// The operator's chaos switch: SIGUSR1 / SIGUSR2 (stdio and HTTP) and POST /admin/chaos
+// (HTTP) send notifications/tools/list_changed to every session, after which tools/list
+// shows / hides the chaos tools; refused without --allow-chaos / --chaos.
 // Exits non-zero on any mismatch.
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { McpError, ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const bin = process.argv[2];
 if (!bin) {
@@ -56,6 +59,39 @@ const TOOLS = [
   "task_cancel", "metrics",
 ];
 const NO_POOL = { pool_min: { worker: 0, specialist: 0, scout: 0 } };
+const CHAOS = ["chaos_kill_agent", "chaos_inject_latency", "chaos_kill_process"];
+// Generous bounds that only keep a broken build from hanging; nothing asserts a duration.
+const WAIT = 20000;
+
+// Counts notifications/tools/list_changed on a client; next() resolves at the next one.
+function watchListChanged(client) {
+  const w = { count: 0, waiters: [] };
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    w.count++;
+    const ready = w.waiters.filter((x) => w.count >= x.n);
+    w.waiters = w.waiters.filter((x) => w.count < x.n);
+    ready.forEach((x) => x.resolve(w.count));
+  });
+  w.until = (n, what) => withTimeout(new Promise((resolve) => (w.count >= n ? resolve(w.count) : w.waiters.push({ n, resolve }))), WAIT, what);
+  return w;
+}
+
+const chaosNames = async (client) => (await client.listTools()).tools.map((x) => x.name).filter((n) => n.startsWith("chaos_"));
+
+// Resolves when `stream` has printed text matching re.
+function waitOutput(stream, re, what) {
+  let buf = "";
+  return withTimeout(new Promise((resolve) => {
+    stream.on("data", (d) => {
+      buf += d;
+      if (re.test(buf)) resolve(buf);
+    });
+  }), WAIT, what);
+}
+
+function run(args, env) {
+  return new Promise((resolve) => execFile(bin, args, { env: { ...process.env, ...env } }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr })));
+}
 
 async function exercise(label, client) {
   const t = (name) => `${label}: ${name}`;
@@ -172,11 +208,76 @@ async function stdio() {
   await client.close();
 }
 
-function startServe(home) {
+// stdio: `flow mcp --allow-chaos`, switched by signals.
+async function stdioChaos() {
+  const transport = new StdioClientTransport({ command: bin, args: ["flow", "mcp", "--allow-chaos"], stderr: "pipe" });
+  const client = new Client({ name: "macula-sdk-flow-chaos", version: "1.0.0" });
+  const w = watchListChanged(client);
+  await client.connect(transport);
+  check("stdio chaos: capabilities.tools.listChanged", client.getServerCapabilities()?.tools?.listChanged === true, client.getServerCapabilities());
+  check("stdio chaos: allowed but off at start", (await chaosNames(client)).length === 0);
+  const log = waitOutput(transport.stderr, /chaos tools on/, "stdio SIGUSR1 handled");
+  process.kill(transport.pid, "SIGUSR1");
+  await w.until(1, "list_changed after SIGUSR1");
+  check("stdio chaos: SIGUSR1 sends one list_changed", w.count === 1, w.count);
+  check("stdio chaos: tools/list shows the chaos tools", JSON.stringify(await chaosNames(client)) === JSON.stringify(CHAOS));
+  await log;
+  const killed = await client.callTool({ name: "chaos_kill_process", arguments: { name: "no_such_actor" } });
+  check("stdio chaos: chaos_kill_process reaches the flow chaos actor", killed.isError === true && /not_found/.test(killed.content?.[0]?.text), killed);
+  process.kill(transport.pid, "SIGUSR2");
+  await w.until(2, "list_changed after SIGUSR2");
+  check("stdio chaos: SIGUSR2 sends list_changed, tools/list hides them", (await chaosNames(client)).length === 0);
+  const gone = await expectReject(client.callTool({ name: "chaos_kill_agent", arguments: { agent: "a" } }));
+  check("stdio chaos: a hidden chaos tool is -32602", gone instanceof McpError && gone.code === -32602, String(gone));
+  check("stdio chaos: exactly two list_changed", w.count === 2, w.count);
+  await client.close();
+}
+
+// stdio with --task-retention 2: the oldest ended tasks are evicted (not found), totals stay.
+async function stdioRetention() {
+  const transport = new StdioClientTransport({ command: bin, args: ["flow", "mcp", "--task-retention", "2"], stderr: "inherit" });
+  const client = new Client({ name: "macula-sdk-flow-retention", version: "1.0.0" });
+  await client.connect(transport);
+  const call = (name, args) => client.callTool({ name, arguments: args });
+  await call("swarm_init", { id: "ret", config: NO_POOL });
+  const ids = [];
+  for (let i = 0; i < 4; i++) {
+    const t = await call("task_submit", { swarm: "ret", input: { i } });
+    ids.push(t.structuredContent.id);
+    await call("task_cancel", { task: t.structuredContent.id });
+  }
+  await call("swarm_status", { swarm: "ret" }); // one more command: nothing else ends
+  const first = await call("task_status", { task: ids[0] });
+  check("stdio retention: an evicted task is not_found", first.isError === true && /not_found/.test(first.content?.[0]?.text) && /task_retention/.test(first.content?.[0]?.text), first.content);
+  const last = await call("task_status", { task: ids[3] });
+  check("stdio retention: the newest ended task is kept", last.structuredContent?.state === "cancelled", last);
+  const list = await call("task_list", { swarm: "ret" });
+  check("stdio retention: task_list holds the 2 kept", list.structuredContent?.tasks?.length === 2 && list.structuredContent.tasks.every((t) => ids.slice(2).includes(t.id)), list.structuredContent);
+  const metrics = await call("metrics", {});
+  const m = metrics.structuredContent;
+  check("stdio retention: metrics count 2 kept, the observer saw 4 end", m?.tasks?.cancelled === 2 && m?.observer?.events?.task_cancelled === 4, m);
+  await client.close();
+}
+
+// stdio without --chaos/--allow-chaos: SIGUSR1 is refused (said on stderr), nothing changes.
+async function stdioChaosRefused() {
+  const transport = new StdioClientTransport({ command: bin, args: ["flow", "mcp"], stderr: "pipe", env: { ...process.env, MACULA_FLOW_CHAOS: "" } });
+  const client = new Client({ name: "macula-sdk-flow-chaos", version: "1.0.0" });
+  const w = watchListChanged(client);
+  await client.connect(transport);
+  const refused = waitOutput(transport.stderr, /chaos is not allowed/, "stdio refusal");
+  process.kill(transport.pid, "SIGUSR1");
+  await refused;
+  check("stdio no chaos: SIGUSR1 refused, no chaos tools", (await chaosNames(client)).length === 0 && w.count === 0, w.count);
+  await client.close();
+}
+
+function startServe(home, extra = []) {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, HOME: home, HEALTH_PORT: "0", MACULA_HEALTH_ADDR: "127.0.0.1", MACULA_MCP_PORT: "0" };
     delete env.MACULA_FLOW_CHAOS;
-    const child = spawn(bin, ["flow", "serve", "--data-dir", join(home, "data")], { env, stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(bin, ["flow", "serve", "--data-dir", join(home, "data"), ...extra], { env, stdio: ["ignore", "pipe", "pipe"] });
+    child.stderr.pipe(process.stderr);
     let buf = "";
     const timer = setTimeout(() => reject(new Error("flow serve did not start")), 15000);
     child.stdout.on("data", (d) => {
@@ -200,6 +301,13 @@ async function http() {
     await client.connect(transport);
     check("http: session id assigned", /^[0-9a-f]{32}$/.test(transport.sessionId ?? ""), transport.sessionId);
     await exercise("http", client);
+    const admin = new URL("/admin/chaos", url);
+    const refused = await fetch(admin, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ chaos: true }) });
+    const rb = await refused.json();
+    check("http no chaos: POST /admin/chaos on is 403 chaos_not_allowed", refused.status === 403 && rb.error === "chaos_not_allowed", { status: refused.status, rb });
+    check("http no chaos: still no chaos tools", (await chaosNames(client)).length === 0);
+    const cli = await run(["flow", "chaos", "on", "--url", url]);
+    check("http no chaos: `macula flow chaos on` exits 1", cli.code === 1 && /not allowed/.test(cli.stderr), cli);
     await transport.terminateSession();
     await client.close();
     const exited = new Promise((r) => child.on("exit", (code, sig) => r({ code, sig })));
@@ -212,9 +320,84 @@ async function http() {
   }
 }
 
+// HTTP: `flow serve --allow-chaos`, two sessions with GET streams; switched by the admin
+// endpoint, the CLI and signals.
+async function httpChaos() {
+  const home = mkdtempSync(join(tmpdir(), "macula-sdk-flow-"));
+  const { child, url } = await startServe(home, ["--allow-chaos"]);
+  try {
+    const sessions = [];
+    for (let i = 0; i < 2; i++) {
+      const transport = new StreamableHTTPClientTransport(new URL(url));
+      const client = new Client({ name: `macula-sdk-flow-chaos-${i}`, version: "1.0.0" });
+      const w = watchListChanged(client);
+      await client.connect(transport);
+      sessions.push({ transport, client, w });
+    }
+    const [a, b] = sessions;
+    check("http chaos: capabilities.tools.listChanged", a.client.getServerCapabilities()?.tools?.listChanged === true, a.client.getServerCapabilities());
+    check("http chaos: allowed but off at start", (await chaosNames(a.client)).length === 0);
+    const admin = new URL("/admin/chaos", url);
+    const post = (body, headers = {}) => fetch(admin, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
+
+    const foreign = await post({ chaos: true }, { Origin: "http://evil.example" });
+    check("http chaos: foreign Origin on /admin/chaos is 403", foreign.status === 403, foreign.status);
+    const plain = await fetch(admin, { method: "POST", headers: { "Content-Type": "text/plain" }, body: "{\"chaos\":true}" });
+    check("http chaos: /admin/chaos without JSON content type is 415", plain.status === 415, plain.status);
+    const bad = await post({ chaos: "yes" });
+    check("http chaos: a bad body is 400", bad.status === 400, bad.status);
+    check("http chaos: refusals changed nothing", (await chaosNames(a.client)).length === 0 && a.w.count === 0 && b.w.count === 0, [a.w.count, b.w.count]);
+    const viaMcp = await expectReject(a.client.callTool({ name: "chaos_kill_process", arguments: { name: "x" } }));
+    check("http chaos: an MCP client cannot call a chaos tool while off", viaMcp instanceof McpError && viaMcp.code === -32602, String(viaMcp));
+
+    const on = await post({ chaos: true });
+    const onb = await on.json();
+    check("http chaos: POST /admin/chaos on", on.status === 200 && onb.chaos === true && onb.changed === true && onb.notified === 2, onb);
+    await Promise.all([a.w.until(1, "session a list_changed (on)"), b.w.until(1, "session b list_changed (on)")]);
+    check("http chaos: both sessions got list_changed on their GET streams", a.w.count === 1 && b.w.count === 1, [a.w.count, b.w.count]);
+    check("http chaos: tools/list shows the chaos tools (a)", JSON.stringify(await chaosNames(a.client)) === JSON.stringify(CHAOS));
+    check("http chaos: tools/list shows the chaos tools (b)", JSON.stringify(await chaosNames(b.client)) === JSON.stringify(CHAOS));
+    const killed = await b.client.callTool({ name: "chaos_kill_process", arguments: { name: "no_such_actor" } });
+    check("http chaos: chaos_kill_process reaches the flow chaos actor", killed.isError === true && /not_found/.test(killed.content?.[0]?.text), killed);
+    const again = await (await post({ chaos: true })).json();
+    check("http chaos: switching on again changes nothing", again.changed === false && again.notified === 0, again);
+
+    const status = await run(["flow", "chaos", "status", "--url", url]);
+    check("http chaos: `macula flow chaos status`", status.code === 0 && /chaos on/.test(status.stdout), status);
+    const off = await run(["flow", "chaos", "off", "--url", url]);
+    check("http chaos: `macula flow chaos off`", off.code === 0 && /chaos off/.test(off.stdout), off);
+    await Promise.all([a.w.until(2, "session a list_changed (off)"), b.w.until(2, "session b list_changed (off)")]);
+    check("http chaos: tools/list hides the chaos tools", (await chaosNames(a.client)).length === 0 && (await chaosNames(b.client)).length === 0);
+
+    child.kill("SIGUSR1");
+    await Promise.all([a.w.until(3, "session a list_changed (SIGUSR1)"), b.w.until(3, "session b list_changed (SIGUSR1)")]);
+    check("http chaos: SIGUSR1 shows the chaos tools", JSON.stringify(await chaosNames(a.client)) === JSON.stringify(CHAOS));
+    child.kill("SIGUSR2");
+    await Promise.all([a.w.until(4, "session a list_changed (SIGUSR2)"), b.w.until(4, "session b list_changed (SIGUSR2)")]);
+    check("http chaos: SIGUSR2 hides them", (await chaosNames(b.client)).length === 0);
+    check("http chaos: one list_changed per switch and session", a.w.count === 4 && b.w.count === 4, [a.w.count, b.w.count]);
+
+    for (const s of sessions) {
+      await s.transport.terminateSession();
+      await s.client.close();
+    }
+    const exited = new Promise((r) => child.on("exit", (code, sig) => r({ code, sig })));
+    child.kill("SIGTERM");
+    const how = await withTimeout(exited, 10000, "flow serve exit");
+    check("http chaos: flow serve stops cleanly on SIGTERM", how.code === 0, how);
+  } finally {
+    child.kill("SIGKILL");
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
 try {
   await stdio();
+  await stdioChaos();
+  await stdioChaosRefused();
+  await stdioRetention();
   await http();
+  await httpChaos();
 } catch (e) {
   failed++;
   console.log(`FAIL exception: ${e?.stack ?? e}`);

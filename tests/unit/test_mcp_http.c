@@ -1,6 +1,8 @@
 /* tests/unit/test_mcp_http.c — the Streamable HTTP transport over loopback with a real socket
  * client: status codes (400/401/403/404/405/406/413/415/503), the session lifecycle,
- * JSON and SSE answers, progress, cancellation, the GET stream, batches, idle expiry. */
+ * JSON and SSE answers, progress, cancellation, the GET stream, batches, idle expiry; the
+ * list_changed fan-out to every session's GET stream; operator endpoints (mcp_http_add_route:
+ * Origin, token and content-type refusals before the handler runs). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -20,6 +22,7 @@
 
 #include "macula/mcp.h"
 #include "mcp/fixture.h"
+#include "mcp/operator.h"
 
 typedef struct hreq {
     uint16_t port;
@@ -75,7 +78,9 @@ static void *client(void *arg)
                 break;
             }
         }
-        sscanf(r->resp, "HTTP/1.%*d %d", &r->status);
+        if (strncmp(r->resp, "HTTP/1.", 7) == 0 && r->len > 12) {
+            r->status = (int)strtol(r->resp + 9, NULL, 10);
+        }
         const char *b = strstr(r->resp, "\r\n\r\n");
         r->rbody = b ? b + 4 : "";
     }
@@ -185,7 +190,7 @@ static int setup(void **state)
 {
     mcp_http_config c;
     mcp_http_config_defaults(&c);
-    c.max_body = 64 * 1024;
+    c.max_body = (size_t)64 * 1024;
     c.max_sessions = 3;
     return setup_with(state, &c);
 }
@@ -304,11 +309,11 @@ static void test_status_codes(void **state)
            "Content-Type: application/json\r\nAccept: text/html\r\n");
     assert_int_equal(r.status, 406);
     req_free(&r);
-    char *big = malloc(70 * 1024);
-    memset(big, ' ', 70 * 1024 - 1);
-    big[70 * 1024 - 1] = '\0';
+    char *big = malloc((size_t)70 * 1024);
+    memset(big, ' ', (size_t)70 * 1024 - 1);
+    big[(size_t)70 * 1024 - 1] = '\0';
     big[0] = '{';
-    big[70 * 1024 - 2] = '}';
+    big[(size_t)70 * 1024 - 2] = '}';
     do_req(f, &r, "POST", big, JSON_HDRS);
     free(big);
     assert_int_equal(r.status, 413);
@@ -630,6 +635,235 @@ static void test_stop_with_call_in_flight(void **state)
     req_free(&call);
 }
 
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+/* Two sessions with open GET streams and one without: one switch of two tools sends exactly
+ * one list_changed on each open stream; the third gets it when its stream opens (backlog). */
+static void test_list_changed_fanout(void **state)
+{
+    fx *f = *state;
+    char sid[3][64];
+    for (int i = 0; i < 3; i++) {
+        open_session(f, "2025-06-18");
+        snprintf(sid[i], sizeof sid[i], "%s", f->sid);
+    }
+    hreq g[3];
+    pthread_t t[3];
+    for (int i = 0; i < 2; i++) {
+        snprintf(f->sid, sizeof f->sid, "%s", sid[i]);
+        get_start(f, &g[i], NULL, &t[i]); /* read until the stream ends */
+    }
+    const char *names[] = {"echo", "extra"};
+    assert_int_equal(mcp_server_set_tools_enabled(f->srv, names, 2, true), 3);
+    assert_int_equal(mcp_server_set_tools_enabled(f->srv, names, 2, true), 0); /* no change */
+    snprintf(f->sid, sizeof f->sid, "%s", sid[2]);
+    get_start(f, &g[2], NULL, &t[2]);
+    /* ending the sessions ends their streams */
+    for (int i = 0; i < 3; i++) {
+        hreq r;
+        char h[128];
+        snprintf(h, sizeof h, "Mcp-Session-Id: %s\r\n", sid[i]);
+        do_req(f, &r, "DELETE", NULL, h);
+        assert_int_equal(r.status, 200);
+        req_free(&r);
+        finish(f, &g[i], t[i]);
+        assert_int_equal(g[i].status, 200);
+        assert_int_equal(count_of(g[i].rbody, "notifications/tools/list_changed"), 1);
+        req_free(&g[i]);
+    }
+}
+
+/* A GET with extra headers, read until `until` (NULL: until the stream ends). */
+static void get_with(fx *f, hreq *g, const char *extra, const char *until, pthread_t *t)
+{
+    memset(g, 0, sizeof *g);
+    g->method = "GET";
+    g->path = "/mcp";
+    g->until = until;
+    snprintf(g->headers, sizeof g->headers, "Accept: text/event-stream\r\nMcp-Session-Id: %s\r\n%s",
+             f->sid, extra);
+    start(f, g, t);
+}
+
+/* Events of the GET stream carry ids; Last-Event-ID replays from the bounded buffer. */
+static void test_get_resume(void **state)
+{
+    fx *f = *state;
+    open_session(f, "2025-06-18");
+    hreq g;
+    pthread_t t;
+    /* two events on a stream the client then drops */
+    get_with(f, &g, "", "id: 2\n", &t);
+    spin_until(f, &g.headers_seen);
+    assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", true), 0);
+    assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", false), 0);
+    finish(f, &g, t);
+    assert_int_equal(g.status, 200);
+    assert_non_null(strstr(g.rbody, "id: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":"
+                                    "\"notifications/tools/list_changed\"}\n\n"));
+    assert_non_null(strstr(g.rbody, "id: 2\n"));
+    req_free(&g);
+    /* two more while the client is away (sent to the dead stream or kept as undelivered) */
+    assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", true), 0);
+    assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", false), 0);
+    /* resuming after 2 replays 3 and 4 */
+    get_with(f, &g, "Last-Event-ID: 2\r\n", "id: 4\n", &t);
+    finish(f, &g, t);
+    assert_int_equal(g.status, 200);
+    assert_null(strstr(g.rbody, "id: 2\n"));
+    assert_int_equal(count_of(g.rbody, "id: 3\n"), 1);
+    assert_int_equal(count_of(g.rbody, "id: 4\n"), 1);
+    assert_true(strstr(g.rbody, "id: 3\n") < strstr(g.rbody, "id: 4\n"));
+    req_free(&g);
+    /* resuming from further back replays what was already delivered too */
+    get_with(f, &g, "Last-Event-ID: 1\r\n", "id: 4\n", &t);
+    finish(f, &g, t);
+    assert_int_equal(count_of(g.rbody, "id: "), 3); /* 2, 3, 4 */
+    req_free(&g);
+    /* a GET without Last-Event-ID gets only what no stream received: here the next event */
+    get_with(f, &g, "", "id: 5\n", &t);
+    spin_until(f, &g.headers_seen);
+    assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", true), 0);
+    finish(f, &g, t);
+    assert_int_equal(count_of(g.rbody, "id: "), 1);
+    req_free(&g);
+    /* unknown or malformed ids */
+    get_with(f, &g, "Last-Event-ID: 99\r\n", NULL, &t);
+    finish(f, &g, t);
+    assert_int_equal(g.status, 400);
+    req_free(&g);
+    get_with(f, &g, "Last-Event-ID: x1\r\n", NULL, &t);
+    finish(f, &g, t);
+    assert_int_equal(g.status, 400);
+    req_free(&g);
+    /* the buffer is bounded: after 70 more events, resuming from 5 gets the last 64 (12..75) */
+    for (int i = 0; i < 70; i++) {
+        assert_int_equal(mcp_server_set_tool_enabled(f->srv, "extra", i % 2 == 0 ? false : true),
+                         0);
+    }
+    get_with(f, &g, "Last-Event-ID: 5\r\n", "id: 75\n", &t);
+    finish(f, &g, t);
+    assert_int_equal(count_of(g.rbody, "id: "), 64);
+    assert_null(strstr(g.rbody, "id: 11\n"));
+    assert_non_null(strstr(g.rbody, "id: 12\n"));
+    req_free(&g);
+    /* POST response streams carry no ids */
+    hreq r;
+    char h[512];
+    sess_hdrs(f, h, sizeof h, "text/event-stream");
+    do_req(f, &r, "POST",
+           "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":"
+           "\"slow\",\"arguments\":{\"steps\":2,\"interval_ms\":1},\"_meta\":{"
+           "\"progressToken\":\"p\"}}}",
+           h);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.rbody, "\"id\":9"));
+    assert_null(strstr(r.rbody, "id: "));
+    req_free(&r);
+}
+
+typedef struct route_rec {
+    int calls;
+    char method[16];
+    char body[128];
+} route_rec;
+
+static int route_fn(void *user, const char *method, const char *body, size_t len, char **reply)
+{
+    route_rec *rr = user;
+    rr->calls++;
+    snprintf(rr->method, sizeof rr->method, "%s", method);
+    snprintf(rr->body, sizeof rr->body, "%.*s", (int)len, body);
+    *reply = strdup("{\"ok\":true}");
+    return 201;
+}
+
+static void route_req(fx *f, hreq *r, const char *method, const char *path, const char *body,
+                      const char *headers)
+{
+    memset(r, 0, sizeof *r);
+    r->method = method;
+    r->path = path;
+    r->body = body;
+    r->body_len = body ? strlen(body) : 0;
+    snprintf(r->headers, sizeof r->headers, "%s", headers);
+    pthread_t t;
+    start(f, r, &t);
+    finish(f, r, t);
+}
+
+/* setup_token: bearer s3cret, extra origin https://app.example. */
+static void test_admin_route(void **state)
+{
+    fx *f = *state;
+    static route_rec rr, other;
+    memset(&rr, 0, sizeof rr);
+    assert_int_equal(mcp_http_add_route(f->http, "/mcp", route_fn, &rr), MCP_EEXIST);
+    assert_int_equal(mcp_http_add_route(f->http, "admin", route_fn, &rr), MCP_EINVAL);
+    assert_int_equal(mcp_http_add_route(f->http, "/admin/x", NULL, &rr), MCP_EINVAL);
+    assert_int_equal(mcp_http_add_route(f->http, "/admin/x", route_fn, &rr), 0);
+    assert_int_equal(mcp_http_add_route(f->http, "/admin/x", route_fn, &rr), MCP_EEXIST);
+    for (int i = 1; i < MCP_HTTP_MAX_ROUTES; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "/admin/r%d", i);
+        assert_int_equal(mcp_http_add_route(f->http, p, route_fn, &other), 0);
+    }
+    assert_int_equal(mcp_http_add_route(f->http, "/admin/full", route_fn, &other), MCP_ELIMIT);
+    hreq r;
+    char v[64];
+    static const char body[] = "{\"chaos\":true}";
+    /* refusals: the handler never runs */
+    route_req(f, &r, "POST", "/admin/x", body, "Content-Type: application/json\r\n");
+    assert_int_equal(r.status, 401);
+    assert_string_equal(header_value(&r, "WWW-Authenticate", v, sizeof v), "Bearer");
+    req_free(&r);
+    route_req(f, &r, "POST", "/admin/x", body,
+              "Content-Type: application/json\r\nAuthorization: Bearer s3cretX\r\n");
+    assert_int_equal(r.status, 401);
+    req_free(&r);
+    route_req(f, &r, "POST", "/admin/x", body,
+              "Content-Type: application/json\r\nAuthorization: Bearer s3cret\r\n"
+              "Origin: http://evil.example\r\n");
+    assert_int_equal(r.status, 403);
+    req_free(&r);
+    route_req(f, &r, "POST", "/admin/x", body,
+              "Content-Type: text/plain\r\nAuthorization: Bearer s3cret\r\n");
+    assert_int_equal(r.status, 415);
+    req_free(&r);
+    route_req(f, &r, "POST", "/admin/y", body,
+              "Content-Type: application/json\r\nAuthorization: Bearer s3cret\r\n");
+    assert_int_equal(r.status, 404);
+    req_free(&r);
+    assert_int_equal(rr.calls, 0);
+    assert_int_equal(other.calls, 0);
+    /* accepted: the handler's status and JSON go back */
+    route_req(f, &r, "POST", "/admin/x", body,
+              "Content-Type: application/json\r\nAuthorization: Bearer s3cret\r\n"
+              "Origin: https://app.example\r\n");
+    assert_int_equal(r.status, 201);
+    assert_string_equal(header_value(&r, "Content-Type", v, sizeof v), "application/json");
+    assert_string_equal(r.rbody, "{\"ok\":true}");
+    assert_int_equal(rr.calls, 1);
+    assert_string_equal(rr.method, "POST");
+    assert_string_equal(rr.body, body);
+    req_free(&r);
+    route_req(f, &r, "GET", "/admin/x", NULL, "Authorization: Bearer s3cret\r\n");
+    req_free(&r);
+    assert_int_equal(rr.calls, 2);
+    assert_string_equal(rr.method, "GET");
+    assert_string_equal(rr.body, "");
+    assert_int_equal(other.calls, 0);
+    /* the MCP endpoint is unaffected and no session was made */
+    assert_int_equal(mcp_http_session_count(f->http), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -642,6 +876,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_2025_03_26, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_expiry, setup_expiry, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_call_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_changed_fanout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_route, setup_token, teardown),
+        cmocka_unit_test_setup_teardown(test_get_resume, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

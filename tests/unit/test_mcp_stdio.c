@@ -1,6 +1,6 @@
 /* tests/unit/test_mcp_stdio.c — the stdio transport over pipes and files: newline framing,
  * blank lines, over-long lines, responses and progress on the output, EOF ends the transport
- * and cancels the call still in flight. */
+ * and cancels the call still in flight; list_changed from a tool switch goes out on stdout. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +16,7 @@
 
 #include "macula/mcp.h"
 #include "mcp/fixture.h"
+#include "mcp/operator.h"
 
 typedef struct fx {
     uv_loop_t loop;
@@ -194,12 +195,62 @@ static void test_files(void **state)
     unlink(outpath);
 }
 
+/* A switch of tools while the session is idle: one list_changed line on stdout at once. */
+static void test_list_changed_stdout(void **state)
+{
+    fx *f = *state;
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    mcp_stdio *io;
+    assert_int_equal(mcp_stdio_start(&f->loop, f->srv, in[0], out[1], on_exit_cb, f, &io), 0);
+    const char hs[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+                      "\"protocolVersion\":\"2025-06-18\"}}\n{\"jsonrpc\":\"2.0\",\"method\":"
+                      "\"notifications/initialized\"}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":"
+                      "\"ping\"}\n";
+    assert_int_equal(write(in[1], hs, sizeof hs - 1), (ssize_t)(sizeof hs - 1));
+    /* the ping's answer means the handshake before it was handled */
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    char *o = calloc(1, 1 << 16);
+    size_t len = 0;
+    for (int i = 0; i < 20000 && strstr(o, "\"id\":2") == NULL; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        ssize_t k = read(out[0], o + len, (1 << 16) - 1 - len);
+        if (k > 0) {
+            len += (size_t)k;
+        } else {
+            usleep(200);
+        }
+    }
+    assert_non_null(strstr(o, "\"id\":2"));
+    const char *names[] = {"extra", "echo"};
+    assert_int_equal(mcp_server_set_tools_enabled(f->srv, names, 2, true), 1);
+    close(in[1]);
+    while (f->exited == 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    close(out[1]);
+    ssize_t k;
+    while ((k = read(out[0], o + len, (1 << 16) - 1 - len)) > 0) {
+        len += (size_t)k;
+    }
+    close(out[0]);
+    close(in[0]);
+    const char *lc =
+        strstr(o, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n");
+    assert_non_null(lc);
+    assert_true(lc > strstr(o, "\"id\":2"));
+    assert_null(strstr(strchr(lc, '\n'), "list_changed")); /* exactly one */
+    free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pipes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eof_cancels_and_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_changed_stdout, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,10 @@
 /* tests/unit/test_mcp_tools.c — the flow tools (src/mcp/tools.c) through an mcp_session on a
  * virtual runtime running the flow tree and the gateway actor: every tool, schemas, tool
  * errors, task_submit with wait (progress, timeout, cancellation), chaos switching with
- * list_changed, the gateway's restart, and a session ending with a waiting call. */
+ * list_changed (the embedder's switch, the operator's switch and its /admin/chaos handler:
+ * refused unless allowed, one list_changed per switch to every initialized session), the
+ * gateway's restart, and a session ending with a waiting call. */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +18,7 @@
 #include "macula/flow.h"
 #include "macula/mcp.h"
 #include "macula/sup_supervisor.h"
+#include "mcp/operator.h"
 #include "mcp/tools.h"
 
 #define MAXOUT 256
@@ -123,6 +127,8 @@ static void handshake(fx *f, const char *version)
     clear(f);
 }
 
+static bool g_chaos_allowed; /* setup_allowed: the operator allowed chaos */
+
 static fx *setup_fx(const char *version)
 {
     fx *f = calloc(1, sizeof *f);
@@ -132,6 +138,7 @@ static fx *setup_fx(const char *version)
     mcp_flow_config c;
     mcp_flow_config_defaults(&c);
     c.poll_ms = 100;
+    c.chaos_allowed = g_chaos_allowed;
     assert_int_equal(mcp_flow_new(f->rt, f->srv, &c, &f->mf), 0);
     sup_child_spec ch[2] = {
         {.id = "erlmcp_flow_sup",
@@ -158,7 +165,17 @@ static fx *setup_fx(const char *version)
 static int setup(void **state)
 {
     setenv("MACULA_FLOW_CHAOS", "1", 1); /* the flow chaos actor accepts requests */
+    g_chaos_allowed = false;
     *state = setup_fx("2025-06-18");
+    return 0;
+}
+
+static int setup_allowed(void **state)
+{
+    setenv("MACULA_FLOW_CHAOS", "1", 1);
+    g_chaos_allowed = true;
+    *state = setup_fx("2025-06-18");
+    g_chaos_allowed = false;
     return 0;
 }
 
@@ -281,6 +298,7 @@ static void test_swarm_and_agent_tools(void **state)
     sw = ok(call(f, "swarm_status", "{\"swarm\":\"s1\"}"));
     assert_int_equal(json_array_size(json_object_get(sw, "agents")), 2);
     sw = ok(call(f, "swarm_scale", "{\"swarm\":\"s1\",\"role\":\"worker\",\"count\":3}"));
+    assert_string_equal(str(sw, "id"), "s1");
     pump(f, 0, 100);
     json_t *list = ok(call(f, "swarm_list", "{}"));
     assert_int_equal(json_array_size(json_object_get(list, "swarms")), 1);
@@ -584,7 +602,8 @@ static void test_chaos_switch(void **state)
     size_t before = mcp_server_tool_count(f->srv);
     assert_int_equal(mcp_flow_set_chaos(f->mf, true), 0);
     assert_true(mcp_flow_chaos(f->mf));
-    assert_true(count_method(f, "notifications/tools/list_changed") >= 1);
+    /* three tools switched together: one notification */
+    assert_int_equal(count_method(f, "notifications/tools/list_changed"), 1);
     assert_int_equal(mcp_server_tool_count(f->srv), before + 3);
     clear(f);
     input(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
@@ -622,7 +641,7 @@ static void test_chaos_switch(void **state)
     assert_string_equal(str(tk, "state"), "completed");
     clear(f);
     assert_int_equal(mcp_flow_set_chaos(f->mf, false), 0);
-    assert_true(count_method(f, "notifications/tools/list_changed") >= 1);
+    assert_int_equal(count_method(f, "notifications/tools/list_changed"), 1);
     assert_int_equal(mcp_server_tool_count(f->srv), before);
     r = call(f, "chaos_kill_agent", "{\"agent\":\"x\"}");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "code")),
@@ -631,6 +650,147 @@ static void test_chaos_switch(void **state)
     clear(f);
     assert_int_equal(mcp_flow_set_chaos(f->mf, false), 0);
     assert_int_equal(count_method(f, "notifications/tools/list_changed"), 0);
+}
+
+/* A second client session that counts list_changed. */
+typedef struct peer {
+    int list_changed, other;
+} peer;
+
+static void peer_send(void *user, void *origin, const char *json, size_t len, bool response)
+{
+    (void)origin;
+    (void)response;
+    peer *p = user;
+    static const char lc[] = "notifications/tools/list_changed";
+    if (memmem(json, len, lc, sizeof lc - 1) != NULL) { /* json is not NUL-terminated */
+        p->list_changed++;
+    } else {
+        p->other++;
+    }
+}
+
+static const mcp_transport peer_transport = {peer_send, t_done};
+
+static mcp_session *peer_open(fx *f, peer *p, bool initialized)
+{
+    mcp_session *ss = mcp_session_new(f->srv, &peer_transport, p);
+    assert_non_null(ss);
+    static const char init[] =
+        "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{"
+        "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"p\","
+        "\"version\":\"1\"}}}";
+    static const char done[] = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+    assert_int_equal(mcp_session_input(ss, init, sizeof init - 1, NULL, NULL), 0);
+    if (initialized) {
+        assert_int_equal(mcp_session_input(ss, done, sizeof done - 1, NULL, NULL), 0);
+    }
+    return ss;
+}
+
+/* The admin handler's answer: status, and the reply parsed (owned by the caller). */
+static int admin(mcp_flow *mf, const char *method, const char *body, json_t **reply)
+{
+    char *text = NULL;
+    int status = mcp_flow_admin_chaos(mf, method, body, strlen(body), &text);
+    *reply = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    assert_non_null(*reply);
+    return status;
+}
+
+static void test_operator_refused(void **state)
+{
+    fx *f = *state;
+    size_t before = mcp_server_tool_count(f->srv);
+    assert_false(mcp_flow_chaos_allowed(f->mf));
+    assert_int_equal(mcp_flow_operator_chaos(f->mf, true), MCP_ESTATE);
+    json_t *r;
+    assert_int_equal(admin(f->mf, "POST", "{\"chaos\":true}", &r), 403);
+    assert_string_equal(str(r, "error"), "chaos_not_allowed");
+    json_decref(r);
+    assert_false(mcp_flow_chaos(f->mf));
+    assert_int_equal(mcp_server_tool_count(f->srv), before);
+    assert_int_equal(count_method(f, "notifications/tools/list_changed"), 0);
+    /* off is always allowed (and changes nothing here) */
+    assert_int_equal(mcp_flow_operator_chaos(f->mf, false), 0);
+    assert_int_equal(admin(f->mf, "GET", "", &r), 200);
+    assert_false(json_is_true(json_object_get(r, "chaos")));
+    assert_false(json_is_true(json_object_get(r, "allowed")));
+    json_decref(r);
+    /* a client cannot reach the tools */
+    r = call(f, "chaos_kill_process", "{\"name\":\"erlmcp_flow_task_queue\"}");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "code")),
+                     MCP_RPC_INVALID_PARAMS);
+    /* bad requests */
+    static const char *const bad[] = {"",
+                                      "{}",
+                                      "{\"chaos\":1}",
+                                      "[true]",
+                                      "{\"chaos\":true,\"x\":1}",
+                                      "{\"chaos\":true,\"chaos\":false}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(admin(f->mf, "POST", bad[i], &r), 400);
+        assert_string_equal(str(r, "error"), "invalid_argument");
+        json_decref(r);
+    }
+    assert_int_equal(admin(f->mf, "PUT", "{\"chaos\":true}", &r), 405);
+    json_decref(r);
+    assert_int_equal(admin(NULL, "GET", "", &r), 503);
+    json_decref(r);
+    assert_int_equal(count_method(f, "notifications/tools/list_changed"), 0);
+}
+
+static void test_operator_switch(void **state)
+{
+    fx *f = *state;
+    assert_true(mcp_flow_chaos_allowed(f->mf));
+    assert_false(mcp_flow_chaos(f->mf));
+    size_t before = mcp_server_tool_count(f->srv);
+    peer ready = {0}, pending = {0};
+    mcp_session *s2 = peer_open(f, &ready, true);
+    mcp_session *s3 = peer_open(f, &pending, false); /* initialize only: not notified */
+    /* on: one list_changed to each of the two initialized sessions */
+    json_t *r;
+    assert_int_equal(admin(f->mf, "POST", "{\"chaos\":true}", &r), 200);
+    assert_true(json_is_true(json_object_get(r, "chaos")));
+    assert_true(json_is_true(json_object_get(r, "changed")));
+    assert_int_equal(json_integer_value(json_object_get(r, "notified")), 2);
+    json_decref(r);
+    assert_int_equal(count_method(f, "notifications/tools/list_changed"), 1);
+    assert_int_equal(ready.list_changed, 1);
+    assert_int_equal(pending.list_changed, 0);
+    assert_int_equal(mcp_server_tool_count(f->srv), before + 3);
+    /* the tools act */
+    assert_non_null(
+        strstr(tool_error(call(f, "chaos_kill_process", "{\"name\":\"nobody\"}")), "not_found"));
+    /* on again: nothing */
+    clear(f);
+    assert_int_equal(mcp_flow_operator_chaos(f->mf, true), 0);
+    assert_int_equal(admin(f->mf, "POST", "{\"chaos\":true}", &r), 200);
+    assert_false(json_is_true(json_object_get(r, "changed")));
+    json_decref(r);
+    assert_int_equal(count_method(f, "notifications/tools/list_changed"), 0);
+    assert_int_equal(ready.list_changed, 1);
+    /* off through the signal path's function: two sessions notified once each */
+    assert_int_equal(mcp_flow_operator_chaos(f->mf, false), 2);
+    assert_int_equal(count_method(f, "notifications/tools/list_changed"), 1);
+    assert_int_equal(ready.list_changed, 2);
+    assert_int_equal(mcp_server_tool_count(f->srv), before);
+    /* a session that ended is not notified; the one that finished its handshake now is */
+    mcp_session_free(s2);
+    static const char done[] = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+    assert_int_equal(mcp_session_input(s3, done, sizeof done - 1, NULL, NULL), 0);
+    assert_int_equal(admin(f->mf, "POST", "{\"chaos\":true}", &r), 200);
+    assert_int_equal(json_integer_value(json_object_get(r, "notified")), 2);
+    json_decref(r);
+    assert_int_equal(pending.list_changed, 1);
+    assert_int_equal(ready.list_changed, 2);
+    mcp_session_free(s3);
+    /* the batch switch refuses unknown names and changes nothing */
+    const char *names[] = {"chaos_kill_agent", "no_such_tool"};
+    assert_int_equal(mcp_server_set_tools_enabled(f->srv, names, 2, false), MCP_ENOENT);
+    assert_int_equal(mcp_server_tool_count(f->srv), before + 3);
 }
 
 static void test_gateway_restart(void **state)
@@ -685,6 +845,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_before_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_end_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chaos_switch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_switch, setup_allowed, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flow_down, setup, teardown),
     };

@@ -226,9 +226,122 @@ void flow__task_link(flow_state *s, flow_task *t)
     flow_hput(&s->tasks, t->id, t);
 }
 
+/* ---- retention of ended tasks -------------------------------------------------------------- */
+
+/* An ended task joins the finish list (newest last). */
+static void flow__fin_push(flow_state *s, flow_task *t)
+{
+    t->fin = ++s->fin_seq;
+    t->fin_next = NULL;
+    t->fin_prev = s->fin_tail;
+    if (s->fin_tail) {
+        s->fin_tail->fin_next = t;
+    } else {
+        s->fin_head = t;
+    }
+    s->fin_tail = t;
+    s->nfin++;
+}
+
+static void flow__fin_unlink(flow_state *s, flow_task *t)
+{
+    if (t->fin == 0) {
+        return;
+    }
+    if (t->fin_prev) {
+        t->fin_prev->fin_next = t->fin_next;
+    } else {
+        s->fin_head = t->fin_next;
+    }
+    if (t->fin_next) {
+        t->fin_next->fin_prev = t->fin_prev;
+    } else {
+        s->fin_tail = t->fin_prev;
+    }
+    t->fin_prev = t->fin_next = NULL;
+    s->nfin--;
+}
+
+static int flow__fin_cmp(const void *pa, const void *pb)
+{
+    const flow_task *a = *(flow_task *const *)pa, *b = *(flow_task *const *)pb;
+    if (a->fin != b->fin) {
+        return a->fin < b->fin ? -1 : 1;
+    }
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+int flow__fin_rebuild(flow_state *s)
+{
+    size_t n = 0;
+    for (const flow_task *t = s->task_head; t; t = t->next) {
+        n += flow__terminal(t->state);
+    }
+    if (n == 0) {
+        return 0;
+    }
+    flow_task **v = malloc(n * sizeof *v);
+    if (v == NULL) {
+        return FLOW_ENOMEM;
+    }
+    size_t i = 0;
+    for (flow_task *t = s->task_head; t; t = t->next) {
+        if (flow__terminal(t->state)) {
+            v[i++] = t;
+        }
+    }
+    qsort(v, n, sizeof *v, flow__fin_cmp);
+    int rc = 0;
+    for (i = 0; i < n && rc == 0; i++) {
+        if (v[i]->fin == 0 || v[i]->fin > s->fin_seq || (i > 0 && v[i]->fin == v[i - 1]->fin)) {
+            rc = FLOW_EINVAL;
+        }
+    }
+    for (i = 0; i < n && rc == 0; i++) {
+        uint64_t fin = v[i]->fin, keep = s->fin_seq;
+        flow__fin_push(s, v[i]);
+        v[i]->fin = fin; /* keeps its order number; the counter is the snapshot's */
+        s->fin_seq = keep;
+    }
+    free(v);
+    return rc;
+}
+
+void flow_state_set_retention(flow_state *s, uint64_t n)
+{
+    s->retention = n;
+}
+
+uint64_t flow_state_retention(const flow_state *s)
+{
+    return s->retention;
+}
+
+size_t flow_state_finished_count(const flow_state *s)
+{
+    return s->nfin;
+}
+
+static void flow__task_unlink(flow_state *s, flow_task *t);
+
+/* Evicts the oldest ended tasks beyond the retention, except those that ended after finish
+ * order `mark` (in the command being applied). */
+static void flow__retain(flow_state *s, uint64_t mark)
+{
+    while (s->retention > 0 && s->nfin > s->retention && s->fin_head->fin <= mark) {
+        flow_task *t = s->fin_head;
+        flow_swarm *sw = flow_hget(&s->swarms, t->swarm);
+        if (sw) {
+            sw->count[t->state]--; /* kept tasks by state; ended_total is unaffected */
+        }
+        flow__task_unlink(s, t);
+    }
+}
+
 /* Takes a task out of the state and frees it (it must be in no queue and held by no one). */
 static void flow__task_unlink(flow_state *s, flow_task *t)
 {
+    flow__fin_unlink(s, t);
     FLOW_DL_UNLINK(s->task_head, s->task_tail, t);
     dheap_remove(&s->timers, &t->tm.node);
     flow_hdel(&s->tasks, t->id);
@@ -818,6 +931,7 @@ static void flow__task_finish(flow_state *s, flow_events *ev, flow_task *t, flow
     flow__copy_id(t->agent, "");
     t->ran = false;
     flow__set_state(sw, t, st);
+    flow__fin_push(s, t);
     flow__timers_task(s, t);
     t->t_finished = s->now;
     if (error) {
@@ -1311,6 +1425,7 @@ static int flow__task_complete(flow_ctx *x, const flow_cmd *c)
         return 0;
     }
     flow__set_state(sw, t, FLOW_TASK_COMPLETED);
+    flow__fin_push(s, t);
     flow__timers_task(s, t);
     t->result = result;
     t->t_finished = s->now;
@@ -1464,7 +1579,7 @@ int flow_state_apply(flow_state *s, const flow_cmd *c, flow_events *ev, char *er
         err[0] = '\0';
     }
     size_t mark = ev ? ev->n : 0;
-    uint64_t old_now = s->now;
+    uint64_t old_now = s->now, fin_mark = s->fin_seq;
     if (c->now > s->now) {
         s->now = c->now;
     }
@@ -1505,6 +1620,7 @@ int flow_state_apply(flow_state *s, const flow_cmd *c, flow_events *ev, char *er
         return rc;
     }
     flow__dispatch_all(s, ev);
+    flow__retain(s, fin_mark);
     s->applied++;
     return 0;
 }
@@ -1519,6 +1635,7 @@ flow_state *flow_state_new(void)
         hmap_init(&s->agents);
         hmap_init(&s->tasks);
         dheap_init(&s->timers);
+        s->retention = FLOW_TASK_RETENTION_DEFAULT;
     }
     return s;
 }

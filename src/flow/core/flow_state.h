@@ -206,8 +206,23 @@ typedef struct flow_agent flow_agent;
 typedef struct flow_task flow_task;
 typedef struct flow_state flow_state;
 
+/* A new state keeps FLOW_TASK_RETENTION_DEFAULT ended tasks (see flow_state_set_retention). */
 flow_state *flow_state_new(void);
 void flow_state_free(flow_state *s);
+/*
+ * Retention of ended tasks (completed, failed, cancelled): at most `n` are kept (0 = all).
+ * When an applied command leaves more, the oldest ended (by the order in which they ended)
+ * are evicted at the end of that apply — except those that ended in that very command, which
+ * stay until the next applied command, so the runtime can still read what the command's
+ * events name. Eviction depends only on the commands, so replicas fed the same commands with
+ * the same retention evict the same tasks. An evicted task is gone (lookups answer not found,
+ * a new dependency on it is refused); the swarm's ended totals keep counting it. Setting a
+ * lower value evicts at the next apply. Snapshots carry the value (and only the tasks kept).
+ */
+void flow_state_set_retention(flow_state *s, uint64_t n);
+uint64_t flow_state_retention(const flow_state *s);
+/* Ended tasks the state keeps now. */
+size_t flow_state_finished_count(const flow_state *s);
 /* Applies one command. Returns 0 or a negative FLOW_E* (then the state is unchanged and no
  * event is added). Events are appended to ev (may be NULL to drop them). err (may be NULL)
  * receives a message on refusal. */

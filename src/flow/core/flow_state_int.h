@@ -58,6 +58,8 @@ struct flow_task {
     flow_qnode qn;     /* queue link */
     flow_timer tm;     /* deadline */
     struct flow_task *prev, *next; /* all tasks, submission order */
+    uint64_t fin; /* finish order (the state's fin_seq when it ended); 0 while not ended */
+    struct flow_task *fin_prev, *fin_next; /* ended tasks, finish order (retention) */
 };
 
 struct flow_agent {
@@ -103,6 +105,10 @@ struct flow_state {
     dheap timers;               /* flow_timer nodes */
     flow_swarm *swarm_head, *swarm_tail;
     flow_task *task_head, *task_tail;
+    flow_task *fin_head, *fin_tail; /* ended tasks, oldest finish first */
+    size_t nfin;                    /* their number */
+    uint64_t fin_seq;               /* last finish order given */
+    uint64_t retention;             /* ended tasks kept (0 = all); see flow_state_set_retention */
     uint64_t now;
     uint64_t applied;
     uint64_t seq;
@@ -117,6 +123,9 @@ struct flow_state {
 flow_swarm *flow__swarm_new(const char *id, flow_topology topo, const flow_swarm_config *cfg);
 void flow__swarm_link(flow_state *s, flow_swarm *sw);
 void flow__task_link(flow_state *s, flow_task *t);
+/* Restore: puts the ended tasks into the finish list by (fin, seq); FLOW_EINVAL when an ended
+ * task's fin is 0 or repeated, or above fin_seq. */
+int flow__fin_rebuild(flow_state *s);
 void flow__task_free(flow_task *t);
 void flow__agent_free(flow_agent *a);
 int flow__swarm_add_agent(flow_swarm *sw, flow_agent *a);

@@ -710,6 +710,9 @@ static json_t *flow__task_json(const flow_task *t, bool full)
     }
     if (full) {
         json_object_set_new(o, "seq", json_integer((json_int_t)t->seq));
+        if (t->fin) {
+            json_object_set_new(o, "fin", json_integer((json_int_t)t->fin));
+        }
         json_object_set_new(o, "team", json_integer(t->team));
         json_object_set_new(o, "ran", json_boolean(t->ran));
         json_object_set_new(o, "deps_waiting", json_integer((json_int_t)t->deps_waiting));
@@ -967,9 +970,10 @@ json_t *flow_state_snapshot(const flow_state *s)
     for (const flow_task *t = s->task_head; t; t = t->next) {
         json_array_append_new(tasks, flow__task_json(t, true));
     }
-    return json_pack("{s:i, s:I, s:I, s:I, s:o, s:o}", "version", 1, "now", (json_int_t)s->now,
-                     "applied", (json_int_t)s->applied, "seq", (json_int_t)s->seq, "swarms", swarms,
-                     "tasks", tasks);
+    return json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "version", 1, "now",
+                     (json_int_t)s->now, "applied", (json_int_t)s->applied, "seq",
+                     (json_int_t)s->seq, "fin_seq", (json_int_t)s->fin_seq, "task_retention",
+                     (json_int_t)s->retention, "swarms", swarms, "tasks", tasks);
 }
 
 /* Reads a non-negative integer member (required). */
@@ -1082,6 +1086,13 @@ static int flow__restore_task(flow_state *s, const json_t *j, char *err, size_t 
         !flow__u64(j, "finished", &t->t_finished) || !flow__u64(j, "seq", &t->seq) ||
         !flow__u64(j, "deps_waiting", &u) || u > t->ndeps) {
         FLOW_BAD("times");
+    }
+    /* finish order: ended tasks only (optional in snapshots from before retention: then their
+     * order is rebuilt from seq) */
+    if (json_object_get(j, "fin") != NULL &&
+        (!flow__u64(j, "fin", &t->fin) || t->fin == 0 ||
+         !(st == FLOW_TASK_COMPLETED || st == FLOW_TASK_FAILED || st == FLOW_TASK_CANCELLED))) {
+        FLOW_BAD("fin");
     }
     t->deps_waiting = (size_t)u;
     if (!flow__i64(j, "team", -1, 2, &v)) {
@@ -1279,6 +1290,15 @@ flow_state *flow_state_restore(const json_t *snap, char *err, size_t errsize)
         flow_state_free(s);
         return NULL;
     }
+    /* retention fields are absent from snapshots made before retention existed */
+    bool legacy = json_object_get(snap, "fin_seq") == NULL;
+    if ((!legacy && !flow__u64(snap, "fin_seq", &s->fin_seq)) ||
+        (json_object_get(snap, "task_retention") != NULL &&
+         !flow__u64(snap, "task_retention", &s->retention))) {
+        flow__err(err, errsize, "snapshot: bad fin_seq or task_retention");
+        flow_state_free(s);
+        return NULL;
+    }
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < json_array_size(swarms); i++) {
         rc = flow__restore_swarm(s, json_array_get(swarms, i), err, errsize);
@@ -1308,6 +1328,18 @@ flow_state *flow_state_restore(const json_t *snap, char *err, size_t errsize)
             flow__err(err, errsize, "snapshot task %s: holder does not hold it", t->id);
             rc = FLOW_EINVAL;
         }
+    }
+    if (rc == 0 && legacy) { /* ended tasks in submission order */
+        for (flow_task *t = s->task_head; t; t = t->next) {
+            bool ended = t->state == FLOW_TASK_COMPLETED || t->state == FLOW_TASK_FAILED ||
+                         t->state == FLOW_TASK_CANCELLED;
+            if (ended && t->fin == 0) {
+                t->fin = ++s->fin_seq;
+            }
+        }
+    }
+    if (rc == 0 && (rc = flow__fin_rebuild(s)) != 0) {
+        flow__err(err, errsize, "snapshot: ended tasks without a consistent finish order");
     }
     if (rc != 0) {
         flow_state_free(s);
