@@ -243,7 +243,7 @@ static int bench_libraft(size_t total, size_t depth, size_t value)
         char err[256];
         snprintf(n->dir, sizeof n->dir, "%s/n%d", base, i);
         n->fsm = flow_fsm_new(NULL);
-        if (flow_log_store_open(&n->ls, &b->loop, n->dir, err, sizeof err) != 0 ||
+        if (flow_log_store_open(&n->ls, &b->loop, n->dir, false, err, sizeof err) != 0 ||
             raft_init(&n->raft, &n->ls.io, flow_fsm_raft(n->fsm), (raft_id)i + 1, n->addr) != 0) {
             fprintf(stderr, "bench_raft: node %d: %s\n", i, err);
             return 1;
