@@ -234,9 +234,9 @@ static int flow_fsm__apply_entry(flow_fsm *f, const json_t *e)
             json_object_set(f->members, key, api);
         }
         if (g) {
-            json_object_set_new(f->gossip, key,
-                                json_pack("{s:O, s:O}", "address", g, "node",
-                                          json_object_get(e, "node")));
+            json_object_set_new(
+                f->gossip, key,
+                json_pack("{s:O, s:O}", "address", g, "node", json_object_get(e, "node")));
         }
         return 0;
     }
@@ -278,9 +278,9 @@ static int flow_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, v
 
 static json_t *flow_fsm__snapshot_json(const flow_fsm *f)
 {
-    return json_pack("{s:i, s:o, s:O, s:O, s:I, s:I}", "v", 1, "state",
-                     flow_state_snapshot(f->fs), "members", f->members, "gossip", f->gossip,
-                     "entries", (json_int_t)f->entries, "refused", (json_int_t)f->refused);
+    return json_pack("{s:i, s:o, s:O, s:O, s:I, s:I}", "v", 1, "state", flow_state_snapshot(f->fs),
+                     "members", f->members, "gossip", f->gossip, "entries", (json_int_t)f->entries,
+                     "refused", (json_int_t)f->refused);
 }
 
 char *flow_fsm_snapshot_text(const flow_fsm *f)

@@ -38,7 +38,7 @@
 #include "flow/flow_int.h"
 
 #define RF_POLL_MS 10
-#define RF_NODE_HEX 64 /* a node id in hex */
+#define RF_NODE_HEX 64      /* a node id in hex */
 #define RF_START_RETRIES 50 /* the address may still be held by a previous instance */
 #define RF_START_RETRY_MS 100
 
@@ -158,8 +158,8 @@ static int rf__node_open(rf_state *st, sup_actor *self, char *err, size_t errsiz
     n->self = sup_self(self);
     flow_fsm_hooks hooks = {.user = n, .applied = rf__applied, .restored = rf__restored};
     n->fsm = flow_fsm_new(&hooks);
-    int rc = n->fsm ? flow_log_store_open(&n->ls, sup_rt_loop(rt), cfg->data_dir, cfg->faults,
-                                                 err, errsize)
+    int rc = n->fsm ? flow_log_store_open(&n->ls, sup_rt_loop(rt), cfg->data_dir, cfg->faults, err,
+                                          errsize)
                     : RAFT_NOMEM;
     if (rc == 0) {
         rc = raft_init(&n->raft, &n->ls.io, flow_fsm_raft(n->fsm), cfg->id, cfg->address);
@@ -428,22 +428,23 @@ static json_t *rf__status(const rf_state *st)
         const struct raft_server *s = &r->configuration.servers[i];
         const char *node = NULL;
         const char *gossip = flow_fsm_member_gossip(n->fsm, s->id, &node);
-        json_array_append_new(
-            members, json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:s?}", "id", (json_int_t)s->id,
-                               "address", s->address, "role", rf__role_name(s->role), "api",
-                               flow_fsm_member_api(n->fsm, s->id), "gossip", gossip, "node",
-                               gossip ? node : NULL));
+        json_array_append_new(members, json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:s?}", "id",
+                                                 (json_int_t)s->id, "address", s->address, "role",
+                                                 rf__role_name(s->role), "api",
+                                                 flow_fsm_member_api(n->fsm, s->id), "gossip",
+                                                 gossip, "node", gossip ? node : NULL));
     }
-    json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:b, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
-                     "mode", "raft", "id", (json_int_t)st->cfg->id, "address", st->cfg->address,
-                     "state", rf__state_name(raft_state(r)), "ready",
-                     raft_state(r) == RAFT_LEADER && n->ready_term == r->current_term, "term",
-                     (json_int_t)r->current_term, "leader", rf__leader_json(n), "commit_index",
-                     (json_int_t)r->commit_index, "last_applied", (json_int_t)raft_last_applied(r),
-                     "last_index", (json_int_t)raft_last_index(r), "members", members,
-                     "entries_applied", (json_int_t)flow_fsm_entries(n->fsm), "commands_refused",
-                     (json_int_t)flow_fsm_refused(n->fsm), "proposals", (json_int_t)st->proposals,
-                     "proposals_refused", (json_int_t)st->refusals);
+    json_t *o =
+        json_pack("{s:s, s:I, s:s, s:s, s:b, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
+                  "mode", "raft", "id", (json_int_t)st->cfg->id, "address", st->cfg->address,
+                  "state", rf__state_name(raft_state(r)), "ready",
+                  raft_state(r) == RAFT_LEADER && n->ready_term == r->current_term, "term",
+                  (json_int_t)r->current_term, "leader", rf__leader_json(n), "commit_index",
+                  (json_int_t)r->commit_index, "last_applied", (json_int_t)raft_last_applied(r),
+                  "last_index", (json_int_t)raft_last_index(r), "members", members,
+                  "entries_applied", (json_int_t)flow_fsm_entries(n->fsm), "commands_refused",
+                  (json_int_t)flow_fsm_refused(n->fsm), "proposals", (json_int_t)st->proposals,
+                  "proposals_refused", (json_int_t)st->refusals);
     json_object_set_new(o, "paused",
                         json_boolean(json_is_true(json_object_get(st->gossip_view, "paused"))));
     json_object_set_new(o, "gossip",
