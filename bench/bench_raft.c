@@ -15,6 +15,18 @@
  *       should be the leader's client URL (bench/raft.sh finds it).
  *   bench_raft entry-size [VALUE]
  *       Prints the size in bytes of the Raft entry for a VALUE-byte input.
+ *   bench_raft reelect [ROUNDS] [ELECTION_MS]
+ *       Leader re-election after a kill: three libraft servers as for `raft` (election timeout
+ *       ELECTION_MS, default 150, randomised by libraft in [t, 2t]; heartbeat t/3). Each round
+ *       waits until the cluster is settled (one leader that both others follow, 1 s after the
+ *       last restart), then kills the leader in process: raft_close, which closes its log and
+ *       its TCP connections at once and sends nothing (the followers see the connections end,
+ *       which libraft does not take as a sign; they notice the leader's death only by their
+ *       election timeout, as after kill -9). Measured from the kill: "elected" = a survivor is
+ *       RAFT_LEADER (polled every 1 ms), "ready" = it has applied a barrier of its term, which
+ *       is when flow's raft actor reports "leader" to the registry. The killed server is then
+ *       restarted from its directory. ROUNDS default 20. Prints reelect_{elected,ready}_ms_
+ *       {p50,p99,max}.
  *
  * Prints "name value" lines: <kind>_commits_per_s, <kind>_latency_us_p50 / _p99 / _max. A
  * commit's latency is from the apply / the request's first byte sent to the callback / the
@@ -26,6 +38,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,7 +256,7 @@ static int bench_libraft(size_t total, size_t depth, size_t value)
         char err[256];
         snprintf(n->dir, sizeof n->dir, "%s/n%d", base, i);
         n->fsm = flow_fsm_new(NULL);
-        if (flow_log_store_open(&n->ls, &b->loop, n->dir, err, sizeof err) != 0 ||
+        if (flow_log_store_open(&n->ls, &b->loop, n->dir, false, err, sizeof err) != 0 ||
             raft_init(&n->raft, &n->ls.io, flow_fsm_raft(n->fsm), (raft_id)i + 1, n->addr) != 0) {
             fprintf(stderr, "bench_raft: node %d: %s\n", i, err);
             return 1;
@@ -279,6 +292,221 @@ static int bench_libraft(size_t total, size_t depth, size_t value)
     }
     free(b->start);
     free(b->lat);
+    free(b);
+    return rc;
+}
+
+/* ---- leader re-election after a kill ------------------------------------------------------- */
+
+typedef struct ebench ebench;
+
+typedef struct enode {
+    struct raft raft;
+    flow_log_store ls;
+    flow_fsm *fsm;
+    ebench *b;
+    bool up, closing;
+    char addr[32];
+    char dir[300];
+} enode;
+
+enum { E_SETTLE, E_WAIT, E_RESTART, E_DONE };
+
+struct ebench {
+    uv_loop_t loop;
+    uv_timer_t timer;
+    enode n[NODES];
+    unsigned election;
+    size_t rounds, round;
+    int phase, killed, cand;
+    uint64_t t_kill, t_phase;
+    uint64_t *elected, *ready; /* ns per round */
+    bool got_elected, barrier_busy;
+    struct raft_barrier barrier;
+    int failed;
+};
+
+static void e_closed(struct raft *r)
+{
+    enode *n = r->data;
+    flow_log_store_close(&n->ls);
+    flow_fsm_free(n->fsm);
+    n->fsm = NULL;
+    n->closing = false;
+}
+
+static int e_start(enode *n, uv_loop_t *loop, raft_id id, const struct raft_configuration *conf,
+                   unsigned election)
+{
+    char err[256] = "";
+    n->fsm = flow_fsm_new(NULL);
+    if (n->fsm == NULL || flow_log_store_open(&n->ls, loop, n->dir, false, err, sizeof err) != 0 ||
+        raft_init(&n->raft, &n->ls.io, flow_fsm_raft(n->fsm), id, n->addr) != 0) {
+        fprintf(stderr, "bench_raft: node %llu: %s\n", (unsigned long long)id, err);
+        return -1;
+    }
+    n->raft.data = n;
+    raft_set_election_timeout(&n->raft, election);
+    raft_set_heartbeat_timeout(&n->raft, election / 3 ? election / 3 : 1);
+    raft_uv_set_connect_retry_delay(&n->ls.io, 50);
+    if ((conf && raft_bootstrap(&n->raft, conf) != 0) || raft_start(&n->raft) != 0) {
+        fprintf(stderr, "bench_raft: node %llu: start: %s\n", (unsigned long long)id,
+                raft_errmsg(&n->raft));
+        return -1;
+    }
+    n->up = true;
+    return 0;
+}
+
+static void e_barrier(struct raft_barrier *req, int status)
+{
+    ebench *b = req->data;
+    b->barrier_busy = false;
+    if (b->phase != E_WAIT || status != 0 || raft_state(&b->n[b->cand].raft) != RAFT_LEADER) {
+        return; /* retried from the tick */
+    }
+    b->ready[b->round] = now_ns() - b->t_kill;
+    b->round++;
+    b->phase = E_RESTART;
+}
+
+static void e_tick(uv_timer_t *t)
+{
+    ebench *b = t->data;
+    uint64_t now = now_ns();
+    if (b->phase == E_SETTLE) {
+        int leader = -1, follow = 0;
+        for (int i = 0; i < NODES; i++) {
+            if (!b->n[i].up) {
+                return;
+            }
+            if (raft_state(&b->n[i].raft) == RAFT_LEADER) {
+                leader = i;
+            }
+        }
+        for (int i = 0; leader >= 0 && i < NODES; i++) {
+            raft_id id = 0;
+            const char *addr = NULL;
+            raft_leader(&b->n[i].raft, &id, &addr);
+            follow += id == (raft_id)leader + 1;
+        }
+        if (leader < 0 || follow != NODES || now - b->t_phase < 1000000000ull) {
+            return;
+        }
+        b->killed = leader;
+        b->got_elected = false;
+        b->t_kill = now_ns();
+        b->n[leader].up = false;
+        b->n[leader].closing = true;
+        raft_close(&b->n[leader].raft, e_closed);
+        b->phase = E_WAIT;
+    } else if (b->phase == E_WAIT) {
+        for (int i = 0; i < NODES; i++) {
+            if (i == b->killed || raft_state(&b->n[i].raft) != RAFT_LEADER) {
+                continue;
+            }
+            if (!b->got_elected) {
+                b->got_elected = true;
+                b->elected[b->round] = now - b->t_kill;
+            }
+            if (!b->barrier_busy) {
+                b->cand = i;
+                b->barrier.data = b;
+                if (raft_barrier(&b->n[i].raft, &b->barrier, e_barrier) == 0) {
+                    b->barrier_busy = true;
+                }
+            }
+        }
+        if (now - b->t_kill > 30000000000ull) {
+            fprintf(stderr, "bench_raft: no new leader 30 s after the kill\n");
+            b->failed = 1;
+            b->phase = E_DONE;
+        }
+    } else if (b->phase == E_RESTART && !b->n[b->killed].closing) {
+        if (b->round == b->rounds) {
+            b->phase = E_DONE;
+        } else if (e_start(&b->n[b->killed], &b->loop, (raft_id)b->killed + 1, NULL, b->election) !=
+                   0) {
+            b->failed = 1;
+            b->phase = E_DONE;
+        } else {
+            b->t_phase = now_ns();
+            b->phase = E_SETTLE;
+        }
+    }
+    if (b->phase == E_DONE && !b->barrier_busy) {
+        uv_timer_stop(t);
+        for (int i = 0; i < NODES; i++) {
+            if (b->n[i].up) {
+                b->n[i].up = false;
+                raft_close(&b->n[i].raft, e_closed);
+            }
+        }
+        uv_close((uv_handle_t *)t, NULL);
+    }
+}
+
+static void report_ms(const char *name, uint64_t *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_u64);
+    size_t p99 = n * 99 / 100, mid = n / 2;
+    printf("reelect_%s_ms_min %.1f\n", name, (double)v[0] / 1e6);
+    printf("reelect_%s_ms_p50 %.1f\n", name, (double)v[mid] / 1e6);
+    printf("reelect_%s_ms_p99 %.1f\n", name, (double)v[p99 < n ? p99 : n - 1] / 1e6);
+    printf("reelect_%s_ms_max %.1f\n", name, (double)v[n - 1] / 1e6);
+}
+
+static int bench_reelect(size_t rounds, unsigned election)
+{
+    ebench *b = calloc(1, sizeof *b);
+    b->rounds = rounds;
+    b->election = election;
+    b->elected = calloc(rounds, sizeof *b->elected);
+    b->ready = calloc(rounds, sizeof *b->ready);
+    uv_loop_init(&b->loop);
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char base[256];
+    snprintf(base, sizeof base, "%s/bench_raft.XXXXXX", tmp);
+    if (mkdtemp(base) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    int port = 27000 + (int)(getpid() % 1000) * 3;
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (int i = 0; i < NODES; i++) {
+        snprintf(b->n[i].addr, sizeof b->n[i].addr, "127.0.0.1:%d", port + i);
+        raft_configuration_add(&conf, (raft_id)i + 1, b->n[i].addr, RAFT_VOTER);
+    }
+    int rc = 0;
+    for (int i = 0; i < NODES && rc == 0; i++) {
+        b->n[i].b = b;
+        snprintf(b->n[i].dir, sizeof b->n[i].dir, "%s/n%d", base, i);
+        rc = e_start(&b->n[i], &b->loop, (raft_id)i + 1, &conf, election);
+    }
+    raft_configuration_close(&conf);
+    if (rc != 0) {
+        return 1;
+    }
+    b->t_phase = now_ns();
+    uv_timer_init(&b->loop, &b->timer);
+    b->timer.data = b;
+    uv_timer_start(&b->timer, e_tick, 1, 1);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    rc = b->failed || b->round != rounds;
+    if (!rc) {
+        printf("reelect_rounds %zu\nreelect_election_timeout_ms %u\n", rounds, election);
+        report_ms("elected", b->elected, rounds);
+        report_ms("ready", b->ready, rounds);
+    }
+    uv_loop_close(&b->loop);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "bench_raft: could not remove %s\n", base);
+    }
+    free(b->elected);
+    free(b->ready);
     free(b);
     return rc;
 }
@@ -469,11 +697,17 @@ int main(int argc, char **argv)
         size_t value = argc > 5 ? strtoul(argv[5], NULL, 10) : entry_size(128);
         return bench_etcd(argv[2], n ? n : 1, depth ? depth : 1, value);
     }
+    if (argc >= 2 && strcmp(argv[1], "reelect") == 0) {
+        size_t rounds = argc > 2 ? strtoul(argv[2], NULL, 10) : 20;
+        unsigned election = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 10) : 150;
+        signal(SIGPIPE, SIG_IGN); /* writes to the killed server's connections */
+        return bench_reelect(rounds ? rounds : 1, election ? election : 150);
+    }
     if (argc >= 2 && strcmp(argv[1], "entry-size") == 0) {
         printf("%zu\n", entry_size(argc > 2 ? strtoul(argv[2], NULL, 10) : 128));
         return 0;
     }
     fprintf(stderr, "usage: bench_raft raft [N] [DEPTH] [VALUE] | etcd URL [N] [DEPTH] [VALUE] | "
-                    "entry-size [VALUE]\n");
+                    "entry-size [VALUE] | reelect [ROUNDS] [ELECTION_MS]\n");
     return 2;
 }

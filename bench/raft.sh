@@ -11,6 +11,10 @@
 # byte size through its v3 HTTP/JSON gateway on the leader, over keep-alive connections
 # (bench_raft etcd). Both at depth 1 (one commit in flight: latency) and depth 16 (16 in
 # flight: throughput). Without etcd only the Raft column is printed.
+# Then leader re-election after a kill (bench_raft reelect, 20 rounds, three libraft servers in
+# one process, the leader closed abruptly in process) at election timeouts 150 ms (flow's
+# default) and 50 ms: time from the kill to a new leader, and to that leader having applied a
+# barrier (when the registry sees "leader").
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -102,3 +106,13 @@ for depth in 1 16; do
     row "latency p99 µs, depth $depth" latency_us_p99 "$depth"
 done
 echo "| entry / value bytes | ${res[raft_entry_bytes@16]:-?} | ${res[etcd_value_bytes@16]:--} |"
+
+echo
+echo "| leader re-election after a kill, 20 rounds, ms | elected p50 | p99 | max | ready p50 | p99 | max |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+for e in 150 50; do
+    echo "reelect: 20 rounds, election timeout $e ms ..." >&2
+    declare -A re=()
+    while read -r k v; do re["$k"]="$v"; done < <("$bin" reelect 20 "$e")
+    echo "| election timeout $e ms ($e-$((2 * e)) ms) | ${re[reelect_elected_ms_p50]:-?} | ${re[reelect_elected_ms_p99]:-?} | ${re[reelect_elected_ms_max]:-?} | ${re[reelect_ready_ms_p50]:-?} | ${re[reelect_ready_ms_p99]:-?} | ${re[reelect_ready_ms_max]:-?} |"
+done

@@ -62,6 +62,11 @@ typedef struct flow_raft_config {
     unsigned heartbeat_ms;       /* 0 = election_ms / 3 */
     unsigned snapshot_threshold; /* entries between snapshots; 0 = 10000 */
     unsigned snapshot_trailing;  /* entries kept after a snapshot; 0 = 1000 */
+    const char *gossip;          /* gossip membership over QUIC: "host:port" (numeric) to listen
+                                    on; the node identity (key.pem, cert.pem) lives in data_dir.
+                                    NULL: no gossip (no quorum pause) */
+    bool faults;                 /* test-only fault switch (op cluster_fault); set by
+                                    `macula flow-node` when MACULA_FLOW_FAULTS=1 */
 } flow_raft_config;
 
 /* Ended tasks (completed, failed, cancelled) the flow state keeps by default; older ones are
@@ -120,9 +125,14 @@ int flow_task_cancel(sup_rt *rt, const char *task, json_t **out);
 int flow_metrics(sup_rt *rt, json_t **out);
 /* Cluster operations (flow_request ops): cluster_status {} → {"mode": "local"} or
  * {"mode": "raft", "id", "address", "state", "term", "leader", "commit_index",
- * "last_applied", "last_index", "members": [{"id", "address", "role", "api"}]};
- * cluster_join {"id", "address", "api"?} (leader only: adds the node as a voter);
- * cluster_leave {"id"} (leader only). */
+ * "last_applied", "last_index", "members": [{"id", "address", "role", "api", "gossip"?,
+ * "node"?}], "paused", "gossip": null | {"address", "node", "paused", "isolated",
+ * "members": {"id": "alive"|"suspect"|"dead"}, ...}};
+ * cluster_join {"id", "address", "api"?, "gossip"?, "node"?} (leader only: adds the node as a
+ * voter and records its API URL and gossip endpoint);
+ * cluster_leave {"id"} (leader only);
+ * cluster_fault {"isolate": bool} (test only, needs flow_raft_config.faults: drops all of this
+ * node's Raft and gossip traffic while isolated; see docs/consensus.md). */
 
 /* ---- HTTP endpoint ---------------------------------------------------------------------- */
 /* A small HTTP/1.1 endpoint on the runtime's libuv loop for the flow API: POST /flow/OP with

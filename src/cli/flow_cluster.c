@@ -4,7 +4,9 @@
  * endpoint, for tests and the cluster bench until `macula flow serve` carries the options.
  *
  * The cluster commands talk to a node's flow HTTP endpoint (flow_admin_start: POST
- * /flow/cluster_*), follow redirects to the leader (307), and print the answer's JSON.
+ * /flow/cluster_*), follow redirects to the leader (307), and print the answer's JSON. `join`
+ * records the new member's gossip endpoint (address + node id) too: given with --gossip and
+ * --node-id, or learnt from the joining node's own cluster_status at --api.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -154,6 +156,27 @@ static int fc__post_once(const char *url, const char *body, int *status, char **
     return 0;
 }
 
+static int fc__post(const char *url, const char *body, char **resp);
+
+/* The gossip endpoint a node reports in its cluster_status ({"gossip": {"address", "node"}}):
+ * new references in *gossip / *node, or NULL when the node runs without gossip. */
+static void fc__learn_gossip(const char *api, json_t **gossip, json_t **node)
+{
+    char url[600];
+    snprintf(url, sizeof url, "%s/flow/cluster_status", api);
+    char *resp = NULL;
+    int status = fc__post(url, "{}", &resp);
+    json_t *j = status == 200 && resp ? json_loads(resp, 0, NULL) : NULL;
+    free(resp);
+    const json_t *g = json_object_get(j, "gossip");
+    const json_t *a = json_object_get(g, "address"), *n = json_object_get(g, "node");
+    if (json_is_string(a) && json_is_string(n)) {
+        *gossip = json_incref((json_t *)a);
+        *node = json_incref((json_t *)n);
+    }
+    json_decref(j);
+}
+
 /* POSTs and follows up to 4 redirects. Returns the HTTP status or -1. */
 static int fc__post(const char *url, const char *body, char **resp)
 {
@@ -184,10 +207,12 @@ static void fc__usage(void)
 {
     fprintf(stderr, "usage: macula flow cluster status [--node URL]\n"
                     "       macula flow cluster join --id N --address HOST:PORT [--api URL] "
-                    "[--node URL]\n"
+                    "[--gossip HOST:PORT --node-id HEX] [--node URL]\n"
                     "       macula flow cluster leave --id N [--node URL]\n"
                     "  --node: a node's flow HTTP endpoint (default http://127.0.0.1:7480);\n"
-                    "  requests to a follower are redirected to the leader.\n");
+                    "  requests to a follower are redirected to the leader.\n"
+                    "  join without --gossip learns the new node's gossip endpoint from its\n"
+                    "  cluster_status at --api (when it runs with gossip).\n");
 }
 
 int cli_flow_cluster(int argc, char **argv)
@@ -200,12 +225,14 @@ int cli_flow_cluster(int argc, char **argv)
     const char *action = argv[1];
     const char *node =
         getenv("MACULA_FLOW_URL") ? getenv("MACULA_FLOW_URL") : "http://127.0.0.1:7480";
-    const char *address = NULL, *api = NULL;
+    const char *address = NULL, *api = NULL, *gossip = NULL, *node_id = NULL;
     long id = 0;
     static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
                                          {"id", required_argument, NULL, 'i'},
                                          {"address", required_argument, NULL, 'a'},
                                          {"api", required_argument, NULL, 'p'},
+                                         {"gossip", required_argument, NULL, 'g'},
+                                         {"node-id", required_argument, NULL, 'k'},
                                          {NULL, 0, NULL, 0}};
     optind = 2;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -214,6 +241,8 @@ int cli_flow_cluster(int argc, char **argv)
         case 'i': id = strtol(optarg, NULL, 10); break;
         case 'a': address = optarg; break;
         case 'p': api = optarg; break;
+        case 'g': gossip = optarg; break;
+        case 'k': node_id = optarg; break;
         default: fc__usage(); return 2;
         }
     }
@@ -222,9 +251,14 @@ int cli_flow_cluster(int argc, char **argv)
     if (strcmp(action, "status") == 0) {
         op = "cluster_status";
         args = json_object();
-    } else if (strcmp(action, "join") == 0 && id > 0 && address) {
+    } else if (strcmp(action, "join") == 0 && id > 0 && address && !gossip == !node_id) {
         op = "cluster_join";
-        args = json_pack("{s:I, s:s, s:s?}", "id", (json_int_t)id, "address", address, "api", api);
+        json_t *g = gossip ? json_string(gossip) : NULL, *k = node_id ? json_string(node_id) : NULL;
+        if (g == NULL && api) {
+            fc__learn_gossip(api, &g, &k);
+        }
+        args = json_pack("{s:I, s:s, s:s?, s:o?, s:o?}", "id", (json_int_t)id, "address", address,
+                         "api", api, "gossip", g, "node", k);
     } else if (strcmp(action, "leave") == 0 && id > 0) {
         op = "cluster_leave";
         args = json_pack("{s:I}", "id", (json_int_t)id);
@@ -292,6 +326,7 @@ int cli_flow_node(int argc, char **argv)
                                          {"election-ms", required_argument, NULL, 'e'},
                                          {"snapshot-threshold", required_argument, NULL, 's'},
                                          {"snapshot-trailing", required_argument, NULL, 't'},
+                                         {"gossip", required_argument, NULL, 'g'},
                                          {NULL, 0, NULL, 0}};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -305,10 +340,13 @@ int cli_flow_node(int argc, char **argv)
         case 'e': rc.election_ms = (unsigned)strtoul(optarg, NULL, 10); break;
         case 's': rc.snapshot_threshold = (unsigned)strtoul(optarg, NULL, 10); break;
         case 't': rc.snapshot_trailing = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'g': rc.gossip = optarg; break;
         default:
             fprintf(stderr, "usage: macula flow-node --id N --raft HOST:PORT --data DIR "
-                            "[--http HOST:PORT] [--join] [--election-ms MS] "
-                            "[--snapshot-threshold N] [--snapshot-trailing N] | --local\n");
+                            "[--http HOST:PORT] [--gossip HOST:PORT] [--join] [--election-ms MS] "
+                            "[--snapshot-threshold N] [--snapshot-trailing N] | --local\n"
+                            "  MACULA_FLOW_FAULTS=1 enables the test-only fault switch "
+                            "(POST /flow/cluster_fault {\"isolate\": bool})\n");
             return 2;
         }
     }
@@ -322,6 +360,8 @@ int cli_flow_node(int argc, char **argv)
     char api[128];
     snprintf(api, sizeof api, "http://%s", http);
     rc.api = api;
+    const char *faults = getenv("MACULA_FLOW_FAULTS");
+    rc.faults = faults && strcmp(faults, "1") == 0;
     signal(SIGPIPE, SIG_IGN); /* libraft and exec agents write to sockets and pipes */
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -344,8 +384,9 @@ int cli_flow_node(int argc, char **argv)
     uv_signal_init(&loop, &fc_sigint);
     uv_signal_start(&fc_sigterm, fc__on_signal, SIGTERM);
     uv_signal_start(&fc_sigint, fc__on_signal, SIGINT);
-    printf("flow-node %llu raft %s http %s\n", (unsigned long long)rc.id,
-           rc.address ? rc.address : "-", http);
+    printf("flow-node %llu raft %s http %s gossip %s%s\n", (unsigned long long)rc.id,
+           rc.address ? rc.address : "-", http, rc.gossip ? rc.gossip : "-",
+           rc.faults ? " (fault switch on)" : "");
     fflush(stdout);
     uv_run(&loop, UV_RUN_DEFAULT);
     flow_admin_stop(adm);

@@ -54,6 +54,11 @@ enum {
     FLOW_TAG_RESET,     /* cast to registry: the replica starts over from an empty state */
     FLOW_TAG_RESTORE,   /* cast to registry: a snapshot replaced the state (fsm.h format) */
     FLOW_TAG_ROLE,      /* cast to registry: {"leader": bool, "id"?, "address"?, "api"?} */
+    /* gossip (gossip_node.c ⇄ raft.c, registry.c) */
+    FLOW_TAG_PEERS,  /* cast to gossip: {"members": [{"id", "address"?, "node"?}]} (voters) */
+    FLOW_TAG_GOSSIP, /* cast to raft: the gossip view (cluster_status "gossip") */
+    FLOW_TAG_QUORUM, /* cast to registry: {"paused": bool} */
+    FLOW_TAG_FAULT,  /* cast to gossip: {"isolate": bool} (fault switch) */
 };
 
 /* ---- views (view.c): what the actors publish for the HTTP endpoints ---------------------- */
@@ -110,6 +115,11 @@ void flow__agent_id(char out[FLOW_ID_MAX]);
 #define FLOW_N_RAFT "erlmcp_flow_raft"
 int flow_raft_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
                     sup_reason *why);
+/* The gossip actor's start (consensus/gossip_node.c); arg is the const flow_raft_config *
+ * (its gossip address and data_dir). */
+#define FLOW_N_GOSSIP "erlmcp_flow_gossip"
+int flow_gossip_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                      sup_reason *why);
 /* Answers `to` with FLOW_ENOTLEADER and "leader" (borrowed; NULL: unknown). */
 void flow__reply_not_leader(sup_rt *rt, sup_from to, const json_t *leader);
 

@@ -25,6 +25,9 @@
  *    (after a barrier: its copy has every committed entry) starts the swarm actors and
  *    removes the agents it does not run (they ran on the previous leader): their tasks are
  *    requeued and the pools refilled here. A node that stops leading stops its agents.
+ *    With gossip (consensus/gossip_node.c), a leader whose gossip view has lost quorum
+ *    (FLOW_TAG_QUORUM "paused") stops acting the same way (agents, swarm actors, timers: no
+ *    TASK_RUN, no pool refill) and takes over again, as above, once quorum is back.
  * Both paths end in reg__done, which answers the request that caused the command.
  */
 #include <stdio.h>
@@ -88,6 +91,7 @@ typedef struct reg_state {
     /* the apply path */
     bool raft;           /* commands go through the Raft log */
     bool leader;         /* raft: this node leads with every committed entry applied */
+    bool paused;         /* raft + gossip: this node's gossip view has no quorum */
     json_t *leader_info; /* raft: the known leader {"id", "address", "api"}, or NULL */
     uint64_t my_id, next_cookie;
     hmap waits; /* cookie → reg_wait (raft) */
@@ -151,10 +155,11 @@ static void reg__observe(sup_actor *self, const reg_state *st, const flow_event 
     free(text);
 }
 
-/* Whether this node acts on events (runs swarm actors, agents, timers). */
+/* Whether this node acts on events (runs swarm actors, agents, timers): the ready Raft
+ * leader, unless its gossip view lost quorum. */
 static bool reg__acts(const reg_state *st)
 {
-    return !st->raft || st->leader;
+    return !st->raft || (st->leader && !st->paused);
 }
 
 /* Starts the swarm actor of a swarm of the state. */
@@ -550,20 +555,25 @@ static void reg__lead(sup_actor *self, reg_state *st)
     reg__submit(self, st, json_pack("{s:s}", "cmd", "tick"), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
 }
 
+/* Starts or stops acting after leadership or quorum changed (acted: before the change). */
+static void reg__acting(sup_actor *self, reg_state *st, bool acted)
+{
+    if (reg__acts(st) && !acted) {
+        reg__lead(self, st);
+    } else if (!reg__acts(st) && acted) {
+        reg__teardown(self, st);
+    }
+}
+
 static void reg__role(sup_actor *self, reg_state *st, const sup_msg *m)
 {
     json_t *j = flow__msg_json(m);
-    bool leader = json_is_true(json_object_get(j, "leader"));
     json_t *known = json_object_get(j, "known");
     json_decref(st->leader_info);
     st->leader_info = json_is_object(known) ? json_incref(known) : NULL;
-    if (leader && !st->leader) {
-        st->leader = true;
-        reg__lead(self, st);
-    } else if (!leader && st->leader) {
-        st->leader = false;
-        reg__teardown(self, st);
-    }
+    bool acted = reg__acts(st);
+    st->leader = json_is_true(json_object_get(j, "leader"));
+    reg__acting(self, st, acted);
     json_decref(j);
 }
 
@@ -736,6 +746,7 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
         json_object_set_new(m, "mode", json_string(st->raft ? "raft" : "local"));
         if (st->raft) {
             json_object_set_new(m, "leader", json_boolean(st->leader));
+            json_object_set_new(m, "paused", json_boolean(st->paused));
             json_object_set_new(m, "commands_committed", json_integer((json_int_t)st->committed));
         }
         flow__reply_ok(rt, from, m);
@@ -974,6 +985,14 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
     case FLOW_TAG_COMMITTED: reg__committed(self, st, m); break;
     case FLOW_TAG_REFUSED: reg__refused(self, st, m); break;
     case FLOW_TAG_ROLE: reg__role(self, st, m); break;
+    case FLOW_TAG_QUORUM: {
+        json_t *j = flow__msg_json(m);
+        bool acted = reg__acts(st);
+        st->paused = st->raft && json_is_true(json_object_get(j, "paused"));
+        reg__acting(self, st, acted);
+        json_decref(j);
+        break;
+    }
     case FLOW_TAG_RESET: reg__replace(self, st, flow_state_new()); break;
     case FLOW_TAG_RESTORE: {
         json_t *j = flow__msg_json(m);

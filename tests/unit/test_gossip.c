@@ -8,7 +8,8 @@
  *    takes a new one and is alive again;
  *  - a partition 30 | 20: the minority loses quorum and pauses, the majority does not; after
  *    healing everybody converges and resumes;
- *  - malformed messages are refused.
+ *  - malformed messages are refused;
+ *  - a member removed (it left) no longer counts for quorum.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -267,6 +268,32 @@ static void test_bad_messages(void **state)
     gossip_free(g);
 }
 
+/* A member that left is forgotten: quorum is counted without it (three members, two of them
+ * dead, then the two removed: quorum again); self cannot be removed. */
+static void test_remove(void **state)
+{
+    (void)state;
+    gossip_config cfg = {.id = 1};
+    gossip *g = gossip_new(&cfg, 0, NULL);
+    assert_non_null(g);
+    assert_int_equal(gossip_add(g, 0, 2), 0);
+    assert_int_equal(gossip_add(g, 0, 3), 0);
+    for (uint64_t t = 0; t <= 7000; t += 1000) {
+        gossip_tick(g, t);
+    }
+    assert_int_equal(gossip_member_status(g, 2), GOSSIP_DEAD);
+    assert_true(gossip_paused(g));
+    assert_int_equal(gossip_remove(g, 2), 0);
+    assert_int_equal(gossip_member_status(g, 2), -1);
+    assert_int_equal(gossip_member_status(g, 3), GOSSIP_DEAD);
+    assert_true(gossip_paused(g)); /* 1 alive of 2 */
+    assert_int_equal(gossip_remove(g, 3), 0);
+    assert_false(gossip_paused(g));
+    assert_int_equal(gossip_remove(g, 1), GOSSIP_EINVAL);
+    assert_int_equal(gossip_remove(g, 9), GOSSIP_EINVAL);
+    gossip_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_crash_suspect_dead_restart),
         cmocka_unit_test(test_partition_minority_pauses),
         cmocka_unit_test(test_bad_messages),
+        cmocka_unit_test(test_remove),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -341,6 +341,9 @@ static void entries_strict(void **state)
         "{\"t\":\"cmd\"}",
         "{\"t\":\"cmd\",\"cmd\":{},\"o\":-1,\"c\":1}",
         "{\"t\":\"member\",\"id\":1}",
+        "{\"t\":\"member\",\"id\":1,\"gossip\":\"127.0.0.1:1\"}", /* without node */
+        "{\"t\":\"member\",\"id\":1,\"gossip\":\"127.0.0.1:1\",\"node\":\"ab\"}",
+        "{\"t\":\"member\",\"id\":1,\"api\":7}",
         "{\"t\":\"nope\",\"id\":1}",
         "{\"t\":\"cmd\",\"cmd\":{},\"o\":1,\"c\":1,\"t\":\"x\"}",
     };
@@ -368,11 +371,43 @@ static void entries_strict(void **state)
     free(after);
     /* member entries and padding: a padded entry parses */
     struct raft_buffer m;
-    assert_int_equal(flow_entry_member(2, "http://127.0.0.1:1", &m), 0);
+    assert_int_equal(flow_entry_member(2, "http://127.0.0.1:1", NULL, NULL, &m), 0);
     assert_int_equal(m.len % 8, 0);
     assert_int_equal(rf->apply(rf, &m, &res), 0);
     raft_free(m.base);
     assert_string_equal(flow_fsm_member_api(f, 2), "http://127.0.0.1:1");
+    assert_null(flow_fsm_member_gossip(f, 2, NULL));
+    /* the gossip endpoint: its own entry, the API URL kept; bad node ids refused */
+    char hex[65];
+    memset(hex, 'a', 64);
+    hex[64] = '\0';
+    assert_int_equal(flow_entry_member(2, NULL, "127.0.0.1:2", "AB", &m), FLOW_EINVAL);
+    assert_int_equal(flow_entry_member(2, NULL, NULL, NULL, &m), FLOW_EINVAL);
+    assert_int_equal(flow_entry_member(2, NULL, "127.0.0.1:2", hex, &m), 0);
+    assert_int_equal(rf->apply(rf, &m, &res), 0);
+    raft_free(m.base);
+    const char *node = NULL;
+    assert_string_equal(flow_fsm_member_gossip(f, 2, &node), "127.0.0.1:2");
+    assert_string_equal(node, hex);
+    assert_string_equal(flow_fsm_member_api(f, 2), "http://127.0.0.1:1");
+    /* an older snapshot (no "gossip") restores; a bad gossip directory is refused */
+    flow_fsm *o = flow_fsm_new(NULL);
+    char *fresh = flow_fsm_snapshot_text(o);
+    json_t *js = json_loads(fresh, 0, NULL);
+    free(fresh);
+    json_object_del(js, "gossip");
+    json_object_set_new(json_object_get(js, "members"), "3", json_string("http://x"));
+    char *old = json_dumps(js, JSON_COMPACT);
+    assert_int_equal(flow_fsm_restore_text(o, old, strlen(old)), 0);
+    assert_string_equal(flow_fsm_member_api(o, 3), "http://x");
+    free(old);
+    json_object_set_new(js, "gossip",
+                        json_pack("{s:{s:s, s:s}}", "3", "address", "h:1", "node", "x"));
+    char *badg = json_dumps(js, JSON_COMPACT);
+    assert_int_equal(flow_fsm_restore_text(o, badg, strlen(badg)), FLOW_EINVAL);
+    free(badg);
+    json_decref(js);
+    flow_fsm_free(o);
     /* a bad snapshot is refused and the state kept */
     static const char *snaps[] = {"{}", "not json", "{\"v\":1,\"state\":{},\"members\":{}}",
                                   "{\"v\":2,\"state\":{},\"members\":{},\"entries\":0,"

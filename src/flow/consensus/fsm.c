@@ -10,6 +10,7 @@ struct flow_fsm {
     struct raft_fsm raft; /* first: libraft hands this pointer back */
     flow_state *fs;
     json_t *members; /* {"id": url} */
+    json_t *gossip;  /* {"id": {"address": "host:port", "node": hex node id}} */
     uint64_t entries, refused;
     flow_fsm_hooks hooks;
 };
@@ -26,7 +27,8 @@ flow_fsm *flow_fsm_new(const flow_fsm_hooks *hooks)
     }
     f->fs = flow_state_new();
     f->members = json_object();
-    if (f->fs == NULL || f->members == NULL) {
+    f->gossip = json_object();
+    if (f->fs == NULL || f->members == NULL || f->gossip == NULL) {
         flow_fsm_free(f);
         return NULL;
     }
@@ -46,6 +48,7 @@ void flow_fsm_free(flow_fsm *f)
     if (f) {
         flow_state_free(f->fs);
         json_decref(f->members);
+        json_decref(f->gossip);
         free(f);
     }
 }
@@ -80,6 +83,34 @@ const char *flow_fsm_member_api(const flow_fsm *f, uint64_t id)
 json_t *flow_fsm_members(const flow_fsm *f)
 {
     return json_deep_copy(f->members);
+}
+
+const char *flow_fsm_member_gossip(const flow_fsm *f, uint64_t id, const char **node)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%" PRIu64, id);
+    const json_t *g = json_object_get(f->gossip, key);
+    if (node) {
+        *node = json_string_value(json_object_get(g, "node"));
+    }
+    return json_string_value(json_object_get(g, "address"));
+}
+
+json_t *flow_fsm_gossip_members(const flow_fsm *f)
+{
+    return json_deep_copy(f->gossip);
+}
+
+/* A gossip endpoint: an address "host:port" shorter than FLOW_FSM_GOSSIP_MAX and a node id of
+ * 64 lowercase hex digits. */
+static bool flow_fsm__gossip_ok(const json_t *address, const json_t *node)
+{
+    const char *a = json_string_value(address), *n = json_string_value(node);
+    if (a == NULL || n == NULL || a[0] == '\0' || strlen(a) >= FLOW_FSM_GOSSIP_MAX ||
+        strchr(a, ':') == NULL || strlen(n) != 64) {
+        return false;
+    }
+    return strspn(n, "0123456789abcdef") == 64;
 }
 
 /* ---- entries ------------------------------------------------------------------------------ */
@@ -129,15 +160,23 @@ int flow_entry_cmd(const json_t *cmd, uint64_t origin, uint64_t cookie, struct r
                            out);
 }
 
-int flow_entry_member(uint64_t id, const char *api, struct raft_buffer *out)
+int flow_entry_member(uint64_t id, const char *api, const char *gossip, const char *node,
+                      struct raft_buffer *out)
 {
-    if (api == NULL || strlen(api) >= FLOW_FSM_API_MAX || id == 0) {
-        out->base = NULL;
-        out->len = 0;
+    out->base = NULL;
+    out->len = 0;
+    json_t *g = gossip ? json_string(gossip) : NULL, *n = node ? json_string(node) : NULL;
+    bool has_gossip = gossip || node;
+    bool ok = id != 0 && (api || has_gossip) && (api == NULL || strlen(api) < FLOW_FSM_API_MAX) &&
+              (!has_gossip || flow_fsm__gossip_ok(g, n));
+    if (!ok) {
+        json_decref(g);
+        json_decref(n);
         return FLOW_EINVAL;
     }
-    return flow_entry__buf(
-        json_pack("{s:s, s:I, s:s}", "t", "member", "id", (json_int_t)id, "api", api), out);
+    return flow_entry__buf(json_pack("{s:s, s:I, s:s*, s:o*, s:o*}", "t", "member", "id",
+                                     (json_int_t)id, "api", api, "gossip", g, "node", n),
+                           out);
 }
 
 int flow_entry_forget(uint64_t id, struct raft_buffer *out)
@@ -163,8 +202,14 @@ json_t *flow_entry_parse(const void *data, size_t len)
         ok = json_is_object(json_object_get(j, "cmd")) && flow_entry__id(j, "o") &&
              flow_entry__id(j, "c");
     } else if (t && strcmp(t, "member") == 0) {
-        const char *api = json_string_value(json_object_get(j, "api"));
-        ok = flow_entry__id(j, "id") && api && strlen(api) < FLOW_FSM_API_MAX;
+        /* api and (gossip, node) are each optional, not both absent (entries written before
+         * the gossip endpoint existed carry only api) */
+        const json_t *api = json_object_get(j, "api");
+        const json_t *g = json_object_get(j, "gossip"), *n = json_object_get(j, "node");
+        ok = flow_entry__id(j, "id") && (api || g || n) &&
+             (api == NULL ||
+              (json_is_string(api) && strlen(json_string_value(api)) < FLOW_FSM_API_MAX)) &&
+             ((g == NULL && n == NULL) || flow_fsm__gossip_ok(g, n));
     } else if (t && strcmp(t, "forget") == 0) {
         ok = flow_entry__id(j, "id");
     }
@@ -184,11 +229,20 @@ static int flow_fsm__apply_entry(flow_fsm *f, const json_t *e)
     snprintf(key, sizeof key, "%" JSON_INTEGER_FORMAT,
              json_integer_value(json_object_get(e, "id")));
     if (strcmp(t, "member") == 0) {
-        json_object_set(f->members, key, json_object_get(e, "api"));
+        json_t *api = json_object_get(e, "api"), *g = json_object_get(e, "gossip");
+        if (api) {
+            json_object_set(f->members, key, api);
+        }
+        if (g) {
+            json_object_set_new(
+                f->gossip, key,
+                json_pack("{s:O, s:O}", "address", g, "node", json_object_get(e, "node")));
+        }
         return 0;
     }
     if (strcmp(t, "forget") == 0) {
         json_object_del(f->members, key);
+        json_object_del(f->gossip, key);
         return 0;
     }
     flow_cmd c;
@@ -224,9 +278,9 @@ static int flow_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, v
 
 static json_t *flow_fsm__snapshot_json(const flow_fsm *f)
 {
-    return json_pack("{s:i, s:o, s:O, s:I, s:I}", "v", 1, "state", flow_state_snapshot(f->fs),
-                     "members", f->members, "entries", (json_int_t)f->entries, "refused",
-                     (json_int_t)f->refused);
+    return json_pack("{s:i, s:o, s:O, s:O, s:I, s:I}", "v", 1, "state", flow_state_snapshot(f->fs),
+                     "members", f->members, "gossip", f->gossip, "entries", (json_int_t)f->entries,
+                     "refused", (json_int_t)f->refused);
 }
 
 char *flow_fsm_snapshot_text(const flow_fsm *f)
@@ -268,6 +322,7 @@ int flow_fsm_restore_text(flow_fsm *f, const void *data, size_t len)
     }
     json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
     const json_t *members = json_object_get(j, "members");
+    const json_t *gossip = json_object_get(j, "gossip"); /* optional (older snapshots) */
     const json_t *entries = json_object_get(j, "entries");
     const json_t *refused = json_object_get(j, "refused");
     bool ok = json_integer_value(json_object_get(j, "v")) == 1 && json_is_object(members) &&
@@ -278,6 +333,12 @@ int flow_fsm_restore_text(flow_fsm *f, const void *data, size_t len)
     {
         ok = ok && json_is_string(v) && strlen(json_string_value(v)) < FLOW_FSM_API_MAX;
     }
+    ok = ok && (gossip == NULL || json_is_object(gossip));
+    json_object_foreach((json_t *)gossip, key, v)
+    {
+        ok = ok && json_object_size(v) == 2 &&
+             flow_fsm__gossip_ok(json_object_get(v, "address"), json_object_get(v, "node"));
+    }
     flow_state *fs = ok ? flow_state_restore(json_object_get(j, "state"), NULL, 0) : NULL;
     if (fs == NULL) {
         json_decref(j);
@@ -287,6 +348,8 @@ int flow_fsm_restore_text(flow_fsm *f, const void *data, size_t len)
     f->fs = fs;
     json_decref(f->members);
     f->members = json_deep_copy(members);
+    json_decref(f->gossip);
+    f->gossip = gossip ? json_deep_copy(gossip) : json_object();
     f->entries = (uint64_t)json_integer_value(entries);
     f->refused = (uint64_t)json_integer_value(refused);
     if (f->hooks.restored) {

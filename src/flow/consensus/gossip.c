@@ -166,6 +166,16 @@ int gossip_add(gossip *g, uint64_t now, uint32_t id)
     return gossip__insert(g, now, id, 0, 0, &err) ? 0 : err;
 }
 
+int gossip_remove(gossip *g, uint32_t id)
+{
+    gossip__member *m = gossip__find(g, id);
+    if (m == NULL || m == &g->m[0]) {
+        return GOSSIP_EINVAL;
+    }
+    *m = g->m[--g->n]; /* order does not matter past m[0] */
+    return 0;
+}
+
 static void gossip__put32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);

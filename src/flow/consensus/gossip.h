@@ -87,6 +87,9 @@ void gossip_free(gossip *g);
 
 /* A member to start from (a seed): ALIVE at version (0, 0) until heard of. */
 int gossip_add(gossip *g, uint64_t now, uint32_t id);
+/* Forgets a member (it left the cluster): no longer counted for quorum nor sent to; a message
+ * that names it again re-adds it. GOSSIP_EINVAL for self or an unknown id. */
+int gossip_remove(gossip *g, uint32_t id);
 /* A message from member `from` (the transport's authenticated peer). */
 int gossip_receive(gossip *g, uint64_t now, uint32_t from, const uint8_t *data, size_t len);
 /* Runs the rounds due. */

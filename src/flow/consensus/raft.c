@@ -14,8 +14,14 @@
  *    replica's, entry for entry;
  *  - the role (FLOW_TAG_ROLE): "leader": true only once a barrier of the leader's term has
  *    been applied (every earlier entry is in the registry's state), else the known leader.
- * Membership (cluster_status / cluster_join / cluster_leave) is answered here; the registry
- * forwards those requests (FLOW_TAG_FWD).
+ * Membership (cluster_status / cluster_join / cluster_leave) and the test-only fault switch
+ * (cluster_fault) are answered here; the registry forwards those requests (FLOW_TAG_FWD).
+ *
+ * With a gossip address the actor feeds the gossip actor (gossip_node.c) the voters of the
+ * Raft configuration and their gossip endpoints from the replicated member directory
+ * (FLOW_TAG_PEERS, whenever they change), keeps the gossip view it reports (FLOW_TAG_GOSSIP)
+ * for cluster_status, and, as a ready leader, records its own API URL and gossip endpoint
+ * (address + node id) in the directory when they are missing or changed.
  *
  * libraft's memory (struct raft, its I/O) must outlive the actor until raft_close's callback,
  * so it lives in a separately allocated rf_node released there. libraft has no role-change
@@ -32,6 +38,7 @@
 #include "flow/flow_int.h"
 
 #define RF_POLL_MS 10
+#define RF_NODE_HEX 64      /* a node id in hex */
 #define RF_START_RETRIES 50 /* the address may still be held by a previous instance */
 #define RF_START_RETRY_MS 100
 
@@ -58,8 +65,11 @@ typedef struct rf_state {
     raft_id sent_leader;
     bool sent_ready;
     char sent_api[FLOW_FSM_API_MAX];
-    bool member_proposed;
+    unsigned member_proposed; /* what the pending own member entry carries: 1 api, 2 gossip */
     uint64_t proposals, refusals;
+    json_t *gossip_view; /* the gossip actor's last report, or NULL */
+    sup_pid gossip_pid;  /* who sent it */
+    char *peers_sent;    /* the last FLOW_TAG_PEERS text sent */
 } rf_state;
 
 typedef struct rf_apply {
@@ -75,6 +85,8 @@ typedef struct rf_change {
     raft_id id;
     int stage; /* 0 add, 1 assign voter, 2 remove */
     char api[FLOW_FSM_API_MAX];
+    char gossip[FLOW_FSM_GOSSIP_MAX];
+    char node[RF_NODE_HEX + 1];
 } rf_change;
 
 static sup_pid rf__registry(const rf_node *n)
@@ -146,7 +158,8 @@ static int rf__node_open(rf_state *st, sup_actor *self, char *err, size_t errsiz
     n->self = sup_self(self);
     flow_fsm_hooks hooks = {.user = n, .applied = rf__applied, .restored = rf__restored};
     n->fsm = flow_fsm_new(&hooks);
-    int rc = n->fsm ? flow_log_store_open(&n->ls, sup_rt_loop(rt), cfg->data_dir, err, errsize)
+    int rc = n->fsm ? flow_log_store_open(&n->ls, sup_rt_loop(rt), cfg->data_dir, cfg->faults, err,
+                                          errsize)
                     : RAFT_NOMEM;
     if (rc == 0) {
         rc = raft_init(&n->raft, &n->ls.io, flow_fsm_raft(n->fsm), cfg->id, cfg->address);
@@ -240,27 +253,72 @@ static void rf__apply_cb(struct raft_apply *req, int status, void *result)
     free(a);
 }
 
+static bool rf__same(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
 static void rf__propose_member(rf_state *st)
 {
     rf_node *n = st->n;
     const char *api = st->cfg->api;
     const char *have = flow_fsm_member_api(n->fsm, st->cfg->id);
-    if (api == NULL || st->member_proposed || (have && strcmp(have, api) == 0)) {
+    /* the gossip endpoint, once the gossip actor told its node id */
+    const char *node = json_string_value(json_object_get(st->gossip_view, "node"));
+    const char *gossip = node ? st->cfg->gossip : NULL;
+    const char *have_node = NULL;
+    const char *have_gossip = flow_fsm_member_gossip(n->fsm, st->cfg->id, &have_node);
+    bool api_ok = api == NULL || rf__same(have, api);
+    bool gossip_ok = gossip == NULL || (rf__same(have_gossip, gossip) && rf__same(have_node, node));
+    unsigned want = (api_ok ? 0u : 1u) | (gossip_ok ? 0u : 2u);
+    if (want == 0 || (st->member_proposed & want) == want) {
         return;
     }
     rf_apply *a = calloc(1, sizeof *a);
     struct raft_buffer buf;
-    if (a == NULL || flow_entry_member(st->cfg->id, api, &buf) != 0) {
+    if (a == NULL || flow_entry_member(st->cfg->id, api, gossip, node, &buf) != 0) {
         free(a);
         return;
     }
     a->n = n;
     a->req.data = a;
-    st->member_proposed = true;
+    st->member_proposed = want;
     if (raft_apply(&n->raft, &a->req, &buf, 1, rf__apply_cb) != 0) {
         raft_free(buf.base);
         free(a);
-        st->member_proposed = false;
+        st->member_proposed = 0;
+    }
+}
+
+/* Tells the gossip actor the voters and their gossip endpoints when they changed. */
+static void rf__send_peers(sup_actor *self, rf_state *st)
+{
+    rf_node *n = st->n;
+    sup_rt *rt = sup_self_rt(self);
+    json_t *members = json_array();
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        if (s->role != RAFT_VOTER) {
+            continue;
+        }
+        const char *node = NULL;
+        const char *addr = flow_fsm_member_gossip(n->fsm, s->id, &node);
+        json_array_append_new(members, json_pack("{s:I, s:s?, s:s?}", "id", (json_int_t)s->id,
+                                                 "address", addr, "node", addr ? node : NULL));
+    }
+    json_t *j = json_pack("{s:o}", "members", members);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (text == NULL || (st->peers_sent && strcmp(text, st->peers_sent) == 0)) {
+        free(text);
+        return;
+    }
+    if (sup_cast(rt, sup_self(self), sup_whereis(rt, FLOW_N_GOSSIP), FLOW_TAG_PEERS, text,
+                 strlen(text)) == 0) {
+        free(st->peers_sent);
+        st->peers_sent = text;
+    } else {
+        free(text);
     }
 }
 
@@ -270,6 +328,9 @@ static void rf__poll(sup_actor *self, rf_state *st)
     rf_node *n = st->n;
     if (n == NULL) {
         return;
+    }
+    if (st->cfg->gossip) {
+        rf__send_peers(self, st);
     }
     int s = raft_state(&n->raft);
     bool ready = s == RAFT_LEADER && n->ready_term == n->raft.current_term;
@@ -282,7 +343,7 @@ static void rf__poll(sup_actor *self, rf_state *st)
     if (ready) {
         rf__propose_member(st);
     } else {
-        st->member_proposed = false;
+        st->member_proposed = 0;
     }
     raft_id lid = 0;
     const char *laddr = NULL;
@@ -365,21 +426,31 @@ static json_t *rf__status(const rf_state *st)
     json_t *members = json_array();
     for (unsigned i = 0; i < r->configuration.n; i++) {
         const struct raft_server *s = &r->configuration.servers[i];
-        json_array_append_new(members,
-                              json_pack("{s:I, s:s, s:s, s:s?}", "id", (json_int_t)s->id, "address",
-                                        s->address, "role", rf__role_name(s->role), "api",
-                                        flow_fsm_member_api(n->fsm, s->id)));
+        const char *node = NULL;
+        const char *gossip = flow_fsm_member_gossip(n->fsm, s->id, &node);
+        json_array_append_new(members, json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:s?}", "id",
+                                                 (json_int_t)s->id, "address", s->address, "role",
+                                                 rf__role_name(s->role), "api",
+                                                 flow_fsm_member_api(n->fsm, s->id), "gossip",
+                                                 gossip, "node", gossip ? node : NULL));
     }
-    return json_pack("{s:s, s:I, s:s, s:s, s:b, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
-                     "mode", "raft", "id", (json_int_t)st->cfg->id, "address", st->cfg->address,
-                     "state", rf__state_name(raft_state(r)), "ready",
-                     raft_state(r) == RAFT_LEADER && n->ready_term == r->current_term, "term",
-                     (json_int_t)r->current_term, "leader", rf__leader_json(n), "commit_index",
-                     (json_int_t)r->commit_index, "last_applied", (json_int_t)raft_last_applied(r),
-                     "last_index", (json_int_t)raft_last_index(r), "members", members,
-                     "entries_applied", (json_int_t)flow_fsm_entries(n->fsm), "commands_refused",
-                     (json_int_t)flow_fsm_refused(n->fsm), "proposals", (json_int_t)st->proposals,
-                     "proposals_refused", (json_int_t)st->refusals);
+    json_t *o =
+        json_pack("{s:s, s:I, s:s, s:s, s:b, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
+                  "mode", "raft", "id", (json_int_t)st->cfg->id, "address", st->cfg->address,
+                  "state", rf__state_name(raft_state(r)), "ready",
+                  raft_state(r) == RAFT_LEADER && n->ready_term == r->current_term, "term",
+                  (json_int_t)r->current_term, "leader", rf__leader_json(n), "commit_index",
+                  (json_int_t)r->commit_index, "last_applied", (json_int_t)raft_last_applied(r),
+                  "last_index", (json_int_t)raft_last_index(r), "members", members,
+                  "entries_applied", (json_int_t)flow_fsm_entries(n->fsm), "commands_refused",
+                  (json_int_t)flow_fsm_refused(n->fsm), "proposals", (json_int_t)st->proposals,
+                  "proposals_refused", (json_int_t)st->refusals);
+    json_object_set_new(o, "paused",
+                        json_boolean(json_is_true(json_object_get(st->gossip_view, "paused"))));
+    json_object_set_new(o, "gossip",
+                        st->gossip_view ? json_deep_copy(st->gossip_view) : json_null());
+    json_object_set_new(o, "isolated", json_boolean(flow_log_store_isolated(&n->ls)));
+    return o;
 }
 
 static void rf__change_reply(rf_change *c, int status)
@@ -397,10 +468,11 @@ static void rf__change_reply(rf_change *c, int status)
 }
 
 /* Appends a member/forget entry (best effort: the change itself is committed). */
-static void rf__member_entry(rf_node *n, bool forget, raft_id id, const char *api)
+static void rf__member_entry(rf_node *n, bool forget, raft_id id, const char *api,
+                             const char *gossip, const char *node)
 {
     struct raft_buffer buf;
-    int rc = forget ? flow_entry_forget(id, &buf) : flow_entry_member(id, api, &buf);
+    int rc = forget ? flow_entry_forget(id, &buf) : flow_entry_member(id, api, gossip, node, &buf);
     rf_apply *a = rc == 0 ? calloc(1, sizeof *a) : NULL;
     if (a == NULL) {
         raft_free(buf.base);
@@ -427,9 +499,29 @@ static void rf__change_cb(struct raft_change *req, int status)
         status = rc;
     }
     if (status == 0 && !sup_pid_is_null(n->self)) {
-        rf__member_entry(n, c->stage == 2, c->id, c->api[0] ? c->api : NULL);
+        rf__member_entry(n, c->stage == 2, c->id, c->api[0] ? c->api : NULL,
+                         c->gossip[0] ? c->gossip : NULL, c->node[0] ? c->node : NULL);
     }
     rf__change_reply(c, status);
+}
+
+/* The test-only fault switch: drop all Raft traffic (transport wrapper) and all gossip. */
+static void rf__fault(sup_actor *self, rf_state *st, sup_from from, const json_t *args)
+{
+    sup_rt *rt = sup_self_rt(self);
+    const json_t *iso = json_object_get(args, "isolate");
+    if (!json_is_boolean(iso)) {
+        flow__reply_err(rt, from, FLOW_EINVAL, "cluster_fault needs {\"isolate\": true|false}");
+        return;
+    }
+    if (flow_log_store_isolate(&st->n->ls, json_is_true(iso)) != 0) {
+        flow__reply_err(rt, from, FLOW_ESTATE,
+                        "the fault switch is off (start the node with MACULA_FLOW_FAULTS=1)");
+        return;
+    }
+    flow__cast_json(rt, sup_self(self), sup_whereis(rt, FLOW_N_GOSSIP), FLOW_TAG_FAULT,
+                    json_pack("{s:O}", "isolate", iso));
+    flow__reply_ok(rt, from, json_pack("{s:O}", "isolated", iso));
 }
 
 static void rf__cluster_op(sup_actor *self, rf_state *st, sup_from from, const char *op,
@@ -445,6 +537,10 @@ static void rf__cluster_op(sup_actor *self, rf_state *st, sup_from from, const c
         flow__reply_err(rt, from, FLOW_ECONSENSUS, "raft is starting");
         return;
     }
+    if (strcmp(op, "cluster_fault") == 0) {
+        rf__fault(self, st, from, args);
+        return;
+    }
     if (raft_state(&n->raft) != RAFT_LEADER) {
         json_t *l = rf__leader_json(n);
         flow__reply_not_leader(rt, from, json_is_null(l) ? NULL : l);
@@ -454,13 +550,20 @@ static void rf__cluster_op(sup_actor *self, rf_state *st, sup_from from, const c
     json_int_t id = json_integer_value(json_object_get(args, "id"));
     const char *addr = json_string_value(json_object_get(args, "address"));
     const char *api = json_string_value(json_object_get(args, "api"));
+    const char *gossip = json_string_value(json_object_get(args, "gossip"));
+    const char *node = json_string_value(json_object_get(args, "node"));
     bool join = strcmp(op, "cluster_join") == 0;
+    struct raft_buffer probe = {0};
     if (id <= 0 || (join && (addr == NULL || strlen(addr) >= 128)) ||
-        (api && strlen(api) >= FLOW_FSM_API_MAX)) {
+        (api && strlen(api) >= FLOW_FSM_API_MAX) ||
+        ((gossip || node) && flow_entry_member((uint64_t)id, NULL, gossip, node, &probe) != 0)) {
         flow__reply_err(rt, from, FLOW_EINVAL, "%s needs an id%s", op,
-                        join ? " and an address (host:port)" : "");
+                        join ? ", an address (host:port), and gossip (host:port) with node (64 "
+                               "lowercase hex digits) together or neither"
+                             : "");
         return;
     }
+    raft_free(probe.base);
     rf_change *c = calloc(1, sizeof *c);
     if (c == NULL) {
         flow__reply_err(rt, from, FLOW_ENOMEM, "out of memory");
@@ -471,6 +574,8 @@ static void rf__cluster_op(sup_actor *self, rf_state *st, sup_from from, const c
     c->id = (raft_id)id;
     c->req.data = c;
     snprintf(c->api, sizeof c->api, "%s", api ? api : "");
+    snprintf(c->gossip, sizeof c->gossip, "%s", gossip ? gossip : "");
+    snprintf(c->node, sizeof c->node, "%s", node ? node : "");
     int rc;
     if (join) {
         c->stage = 0;
@@ -539,6 +644,19 @@ static void rf_cast(sup_actor *self, void *state, const sup_msg *m)
     rf_state *st = state;
     if (m->tag == FLOW_TAG_PROPOSE) {
         rf__propose(self, st, m);
+    } else if (m->tag == FLOW_TAG_GOSSIP) {
+        if (!sup_pid_eq(m->from, st->gossip_pid)) { /* a new gossip actor: tell it all */
+            st->gossip_pid = m->from;
+            free(st->peers_sent);
+            st->peers_sent = NULL;
+        }
+        json_t *v = flow__msg_json(m);
+        if (json_is_object(v)) {
+            json_decref(st->gossip_view);
+            st->gossip_view = v;
+        } else {
+            json_decref(v);
+        }
     } else if (m->tag == FLOW_TAG_FWD && m->len > sizeof(sup_from)) {
         sup_from from;
         memcpy(&from, m->data, sizeof from);
@@ -561,6 +679,8 @@ static void rf_terminate(sup_actor *self, void *state, const sup_reason *reason)
     rf_state *st = state;
     rf__node_close(st->n);
     st->n = NULL;
+    json_decref(st->gossip_view);
+    free(st->peers_sent);
 }
 
 static const sup_behaviour rf_behaviour = {
