@@ -15,6 +15,15 @@
 #include "macula/sup.h"
 #include "macula/sup_supervisor.h"
 
+/* flow_options.task_retention as the state machine takes it (0 = keep all). Both copies of the
+ * state (the registry's and, under Raft, the FSM's) use it, so they evict the same tasks. */
+static inline uint64_t flow__retention(const flow_options *o)
+{
+    return o == NULL || o->task_retention == 0 ? FLOW_TASK_RETENTION_DEFAULT
+           : o->task_retention < 0             ? 0
+                                               : (uint64_t)o->task_retention;
+}
+
 #define FLOW_N_SUP "erlmcp_flow_sup"
 #define FLOW_N_REGISTRY "erlmcp_flow_registry"
 #define FLOW_N_CONSENSUS_SUP "erlmcp_flow_consensus_sup"

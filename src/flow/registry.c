@@ -839,9 +839,7 @@ static int reg_init(sup_actor *self, void *state, void *arg)
     st->my_id = st->raft ? o->raft->id : 0;
     hmap_init(&st->waits);
     st->fs = flow_state_new();
-    st->retention = o == NULL || o->task_retention == 0 ? FLOW_TASK_RETENTION_DEFAULT
-                    : o->task_retention < 0             ? 0
-                                                        : (uint64_t)o->task_retention;
+    st->retention = flow__retention(o);
     if (st->fs != NULL) {
         flow_state_set_retention(st->fs, st->retention);
     }

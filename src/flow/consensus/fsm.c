@@ -9,8 +9,9 @@
 struct flow_fsm {
     struct raft_fsm raft; /* first: libraft hands this pointer back */
     flow_state *fs;
-    json_t *members; /* {"id": url} */
-    json_t *gossip;  /* {"id": {"address": "host:port", "node": hex node id}} */
+    uint64_t retention; /* this node's task_retention, kept across restores */
+    json_t *members;    /* {"id": url} */
+    json_t *gossip;     /* {"id": {"address": "host:port", "node": hex node id}} */
     uint64_t entries, refused;
     flow_fsm_hooks hooks;
 };
@@ -19,6 +20,12 @@ static int flow_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, v
 static int flow_fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n);
 static int flow_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf);
 
+void flow_fsm_set_retention(flow_fsm *f, uint64_t n)
+{
+    f->retention = n;
+    flow_state_set_retention(f->fs, n);
+}
+
 flow_fsm *flow_fsm_new(const flow_fsm_hooks *hooks)
 {
     flow_fsm *f = calloc(1, sizeof *f);
@@ -26,6 +33,7 @@ flow_fsm *flow_fsm_new(const flow_fsm_hooks *hooks)
         return NULL;
     }
     f->fs = flow_state_new();
+    f->retention = FLOW_TASK_RETENTION_DEFAULT;
     f->members = json_object();
     f->gossip = json_object();
     if (f->fs == NULL || f->members == NULL || f->gossip == NULL) {
@@ -346,6 +354,7 @@ int flow_fsm_restore_text(flow_fsm *f, const void *data, size_t len)
     }
     flow_state_free(f->fs);
     f->fs = fs;
+    flow_state_set_retention(f->fs, f->retention); /* this node's setting, as the registry */
     json_decref(f->members);
     f->members = json_deep_copy(members);
     json_decref(f->gossip);

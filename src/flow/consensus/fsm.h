@@ -51,6 +51,8 @@ typedef struct flow_fsm_hooks {
 /* hooks may be NULL. NULL without memory. */
 flow_fsm *flow_fsm_new(const flow_fsm_hooks *hooks);
 void flow_fsm_free(flow_fsm *f);
+/* Ended tasks the state keeps (flow_state_set_retention; 0 = all), also after a restore. */
+void flow_fsm_set_retention(flow_fsm *f, uint64_t n);
 /* The libraft adapter (lives as long as f). */
 struct raft_fsm *flow_fsm_raft(flow_fsm *f);
 

@@ -59,6 +59,7 @@ typedef struct rf_node {
 
 typedef struct rf_state {
     const flow_raft_config *cfg;
+    uint64_t retention; /* flow_options.task_retention, for the FSM's copy of the state */
     rf_node *n;
     int attempts;
     int sent_state; /* what the registry was last told */
@@ -158,6 +159,9 @@ static int rf__node_open(rf_state *st, sup_actor *self, char *err, size_t errsiz
     n->self = sup_self(self);
     flow_fsm_hooks hooks = {.user = n, .applied = rf__applied, .restored = rf__restored};
     n->fsm = flow_fsm_new(&hooks);
+    if (n->fsm != NULL) {
+        flow_fsm_set_retention(n->fsm, st->retention);
+    }
     int rc = n->fsm ? flow_log_store_open(&n->ls, sup_rt_loop(rt), cfg->data_dir, cfg->faults, err,
                                           errsize)
                     : RAFT_NOMEM;
@@ -594,7 +598,9 @@ static void rf__cluster_op(sup_actor *self, rf_state *st, sup_from from, const c
 static int rf_init(sup_actor *self, void *state, void *arg)
 {
     rf_state *st = state;
-    st->cfg = arg;
+    const flow_options *o = arg;
+    st->cfg = o ? o->raft : NULL;
+    st->retention = flow__retention(o);
     st->sent_state = -1;
     sup_set_label(self, FLOW_N_RAFT);
     const flow_raft_config *c = st->cfg;

@@ -15,7 +15,7 @@ int flow_consensus_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra,
     sup_child_spec raft[] = {FLOW_WORKER(FLOW_N_RAFT, flow_raft_start),
                              FLOW_WORKER(FLOW_N_GOSSIP, flow_gossip_start)};
     if (o && o->raft) {
-        raft[0].arg = (void *)o->raft;
+        raft[0].arg = (void *)o; /* the raft actor also needs task_retention */
         raft[1].arg = (void *)o->raft;
         return flow__sup_start(rt, parent, SUP_ONE_FOR_ONE, 5, raft, o->raft->gossip ? 2 : 1,
                                FLOW_N_CONSENSUS_SUP, out, why);
