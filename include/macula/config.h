@@ -27,6 +27,7 @@
  *   data_dir                   --data-dir DIR               MACULA_DATA_DIR             see below
  *   mcp_port                   --mcp-port N                 MACULA_MCP_PORT             8765
  *   log_level                  --log-level LEVEL            MACULA_LOG_LEVEL            info
+ *   rpc_no_direct              --rpc-no-direct ID,...       MACULA_RPC_NO_DIRECT        (none)
  *
  * (the second environment variable is read only when the first is unset). The INI file itself
  * is named by --config FILE or MACULA_CONFIG; without either no file is read. Flags are
@@ -35,7 +36,11 @@
  * Values. Ports are integers 0..65535 (0 picks a free port); durations are milliseconds, or a
  * number with a unit `ms`, `s`, `m`, `h` ("30s"); bootstrap peers are a comma-separated list
  * of `https://` or `quic://` URLs (host name, IPv4 or [IPv6], optional :port and /path), at
- * most MACULA_CONFIG_MAX_PEERS; an empty path value means "the default".
+ * most MACULA_CONFIG_MAX_PEERS; rpc_no_direct is a comma-separated list of node ids (64 hex
+ * digits each, as `macula id` prints them), at most MACULA_CONFIG_MAX_NO_DIRECT: nodes this
+ * node never sends RPC traffic to directly (it routes through another node instead: for tests
+ * of multi-hop routing and for networks that forbid the direct path; docs/rpc.md); an empty
+ * value means none; an empty path value means "the default".
  *
  * INI file: `key = value` lines, at top level or in a `[macula]` section; `;` and `#` start
  * comments; a value may be wrapped in double quotes. An unknown key or section, a line without
@@ -79,6 +84,8 @@ const char *macula_config_strerror(int err);
 #define MACULA_CONFIG_REALM_MAX 253 /* realm characters */
 #define MACULA_CONFIG_URL_MAX 255   /* characters of one bootstrap URL */
 #define MACULA_CONFIG_MAX_PEERS 32
+#define MACULA_CONFIG_MAX_NO_DIRECT 16
+#define MACULA_CONFIG_NODE_ID_LEN 32      /* bytes of a node id */
 #define MACULA_CONFIG_MAX_FILE (1u << 20) /* larger INI files are refused */
 #define MACULA_CONFIG_FALLBACK_DATA_DIR "./macula-data"
 
@@ -101,6 +108,7 @@ typedef enum macula_config_key {
     MACULA_KEY_DATA_DIR,
     MACULA_KEY_MCP_PORT,
     MACULA_KEY_LOG_LEVEL,
+    MACULA_KEY_RPC_NO_DIRECT,
     MACULA_KEY_COUNT
 } macula_config_key;
 
@@ -130,21 +138,23 @@ typedef struct macula_config {
     char realm[MACULA_CONFIG_REALM_MAX + 1]; /* "macula.default" */
     size_t bootstrap_peer_count;             /* 0 */
     char bootstrap_peers[MACULA_CONFIG_MAX_PEERS][MACULA_CONFIG_URL_MAX + 1];
-    uint16_t health_port;                     /* 8080 */
-    char health_addr[16];                     /* "0.0.0.0" */
-    uint32_t bootstrap_health_interval_ms;    /* 60000 */
-    char cert_path[MACULA_CONFIG_PATH_MAX];   /* "": <data_dir>/cert.pem */
-    char key_path[MACULA_CONFIG_PATH_MAX];    /* "": <data_dir>/key.pem */
-    uint32_t cert_validity_days;              /* 3650, 1..36500 */
-    macula_cert_expired cert_expired;         /* renew */
-    uint32_t dht_k;                           /* 20, 1..256 */
-    uint32_t dht_alpha;                       /* 3, 1..dht_k */
-    uint32_t max_clients;                     /* 10000 */
-    uint32_t max_frame_size;                  /* 1 MiB */
-    uint32_t ping_interval_ms;                /* 30000 */
-    char data_dir[MACULA_CONFIG_PATH_MAX];    /* resolved by _finish */
-    uint16_t mcp_port;                        /* 8765 */
-    macula_log_level log_level;               /* info */
+    uint16_t health_port;                   /* 8080 */
+    char health_addr[16];                   /* "0.0.0.0" */
+    uint32_t bootstrap_health_interval_ms;  /* 60000 */
+    char cert_path[MACULA_CONFIG_PATH_MAX]; /* "": <data_dir>/cert.pem */
+    char key_path[MACULA_CONFIG_PATH_MAX];  /* "": <data_dir>/key.pem */
+    uint32_t cert_validity_days;            /* 3650, 1..36500 */
+    macula_cert_expired cert_expired;       /* renew */
+    uint32_t dht_k;                         /* 20, 1..256 */
+    uint32_t dht_alpha;                     /* 3, 1..dht_k */
+    uint32_t max_clients;                   /* 10000 */
+    uint32_t max_frame_size;                /* 1 MiB */
+    uint32_t ping_interval_ms;              /* 30000 */
+    char data_dir[MACULA_CONFIG_PATH_MAX];  /* resolved by _finish */
+    uint16_t mcp_port;                      /* 8765 */
+    macula_log_level log_level;             /* info */
+    size_t rpc_no_direct_count;             /* 0 */
+    uint8_t rpc_no_direct[MACULA_CONFIG_MAX_NO_DIRECT][MACULA_CONFIG_NODE_ID_LEN];
     char config_file[MACULA_CONFIG_PATH_MAX]; /* the INI file read, or "" */
     bool data_dir_fallback;                   /* data_dir is ./macula-data: nothing else was set */
     macula_config_source source[MACULA_KEY_COUNT]; /* where each value came from */

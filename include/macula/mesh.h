@@ -1,6 +1,15 @@
 /*
- * macula/mesh.h — the client API: a C program connects to a Macula node and publishes,
- * subscribes (and, with the RPC section, calls and serves procedures). docs/pubsub.md.
+ * macula/mesh.h — the client API, the one header a program includes: a C program connects to
+ * a Macula node and publishes, subscribes, calls and serves procedures.
+ *
+ *   connect / disconnect / node_id      macula_mesh_connect, _disconnect, _node_id (below)
+ *   publish / subscribe / unsubscribe   macula_mesh_publish, _subscribe, _unsubscribe, _run
+ *   call / cast / advertise /           macula_rpc_call, _cast, _advertise, _unadvertise,
+ *   unadvertise                         _respond (macula/mesh_rpc.h, included here), on a
+ *                                       macula_rpc connection (macula_rpc_open / _close)
+ *
+ * examples/mesh.c uses both halves; docs/pubsub.md and docs/rpc.md describe the protocols.
+ * The pub/sub half below:
  *
  * A connection runs its own event loop, driven inside the API's calls: macula_mesh_connect
  * returns once the node accepted CONNECT; macula_mesh_publish with QoS 1 returns once the
@@ -79,9 +88,15 @@ int macula_mesh_run(macula_mesh *m, uint32_t timeout_ms);
 /* From a callback: make macula_mesh_run return. */
 void macula_mesh_stop(macula_mesh *m);
 
-/* ---- RPC: call / cast / advertise / unadvertise go here (the RPC layer) ----------------- */
+/* ---- RPC: call / cast / advertise / unadvertise --------------------------------------------
+ * macula/mesh_rpc.h (prefix macula_rpc_): a macula_rpc is its own connection to a node, driven
+ * by the caller's libuv loop (uv_run) rather than by macula_mesh_run; a program may hold both
+ * (examples/mesh.c). Included here so that this header is the whole client API. */
 
 #ifdef __cplusplus
 }
 #endif
+
+#include "macula/mesh_rpc.h"
+
 #endif

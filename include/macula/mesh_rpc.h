@@ -1,7 +1,8 @@
 /*
  * include/macula/mesh_rpc.h — RPC for C programs that connect to a Macula node (prefix
- * macula_rpc_). The RPC half of the mesh client API (include/macula/mesh.h holds connect /
- * publish / subscribe); docs/rpc.md describes the protocol underneath.
+ * macula_rpc_). The RPC half of the mesh client API: include/macula/mesh.h (connect / publish /
+ * subscribe) includes this header, so a program needs only mesh.h; docs/rpc.md describes the
+ * protocol underneath.
  *
  * A macula_rpc is one connection to a node's gateway (QUIC + TLS 1.3, CONNECT in a realm)
  * with a throw-away identity of its own. Over it a program can:

@@ -40,6 +40,7 @@ int cli_advertise(int argc, char **argv);
 int cli_pub(int argc, char **argv);
 int cli_sub(int argc, char **argv);
 int cli_chaos(int argc, char **argv);
+int cli_peers(int argc, char **argv);
 /* A throw-away identity in a private temporary directory (a CLI client is not a member of the
  * mesh and must never take the id of a node on the same machine); prog prefixes messages.
  * Remove it with cli_temp_identity_remove(dir) after identity_free. */

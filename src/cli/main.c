@@ -19,6 +19,7 @@ static void usage(FILE *f)
             "  advertise PROC -- CMD ARGS...  serve a procedure by running a command\n"
             "  pub TOPIC DATA    publish to a node's realm (`--qos 1`)\n"
             "  sub PATTERN       subscribe; prints TOPIC<TAB>PAYLOAD per message\n"
+            "  peers             a node's connected peers and their per-peer state (`--json`)\n"
             "  chaos crash ACTOR kill a named actor of a node started with MACULA_CHAOS=1\n"
             "  tree              print a running node's supervision tree\n"
             "  sup-run FILE      play a supervision scenario on a virtual clock\n"
@@ -63,6 +64,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "sub") == 0) {
         return cli_sub(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "peers") == 0) {
+        return cli_peers(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "chaos") == 0) {
         return cli_chaos(argc - 1, argv + 1);

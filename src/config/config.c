@@ -29,6 +29,7 @@ typedef enum config__type {
     T_PEERS,
     T_LEVEL,
     T_EXPIRED,
+    T_NODE_IDS, /* comma list of 64-hex-digit node ids */
 } config__type;
 
 typedef struct config__def {
@@ -87,6 +88,8 @@ static const config__def config__defs[MACULA_KEY_COUNT] = {
                              OFF(mcp_port), 0, 65535, "8765"},
     [MACULA_KEY_LOG_LEVEL] = {"log_level", "--log-level", "MACULA_LOG_LEVEL", NULL, T_LEVEL,
                               OFF(log_level), 0, 0, "info"},
+    [MACULA_KEY_RPC_NO_DIRECT] = {"rpc_no_direct", "--rpc-no-direct", "MACULA_RPC_NO_DIRECT", NULL,
+                                  T_NODE_IDS, 0, 0, 0, "none"},
 };
 
 static const char *const config__levels[] = {"error", "warn", "info", "debug"};
@@ -289,6 +292,66 @@ static const char *config__peers(macula_config *cfg, const char *v, bool append,
     return NULL;
 }
 
+static int config__hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Parses a comma list of node ids (64 hex digits each; blanks around items ignored) into cfg,
+ * replacing the list. Returns NULL, or what is wrong ("too_many", "bad_id" with the item in
+ * bad). */
+static const char *config__node_ids(macula_config *cfg, const char *v, char *bad, size_t badsize)
+{
+    uint8_t ids[MACULA_CONFIG_MAX_NO_DIRECT][MACULA_CONFIG_NODE_ID_LEN];
+    size_t count = 0;
+    const char *p = v;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *s = p;
+        while (len > 0 && (*s == ' ' || *s == '\t')) {
+            s++;
+            len--;
+        }
+        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t')) {
+            len--;
+        }
+        if (len > 0) {
+            bool ok = len == (size_t)2 * MACULA_CONFIG_NODE_ID_LEN;
+            for (size_t i = 0; ok && i < MACULA_CONFIG_NODE_ID_LEN; i++) {
+                int hi = config__hex_digit(s[(size_t)2 * i]);
+                int lo = config__hex_digit(s[(size_t)2 * i + 1]);
+                ok = hi >= 0 && lo >= 0;
+                if (ok && count < MACULA_CONFIG_MAX_NO_DIRECT) {
+                    ids[count][i] = (uint8_t)(hi << 4 | lo);
+                }
+            }
+            if (!ok) {
+                snprintf(bad, badsize, "%.*s", (int)(len > 80 ? 80 : len), s);
+                return "bad_id";
+            }
+            if (count >= MACULA_CONFIG_MAX_NO_DIRECT) {
+                return "too_many";
+            }
+            count++;
+        }
+        p = end ? end + 1 : p + strlen(p);
+    }
+    memset(cfg->rpc_no_direct, 0, sizeof cfg->rpc_no_direct);
+    memcpy(cfg->rpc_no_direct, ids, count * sizeof ids[0]);
+    cfg->rpc_no_direct_count = count;
+    return NULL;
+}
+
 static bool config__realm_ok(const char *v)
 {
     size_t len = strlen(v);
@@ -330,6 +393,9 @@ static const char *config__allowed(const config__def *d, char *buf, size_t size)
                "characters)";
     case T_LEVEL: return "one of error, warn, info, debug";
     case T_EXPIRED: return "one of renew, refuse, warn";
+    case T_NODE_IDS:
+        return "a comma-separated list of at most 16 node ids of 64 hex digits each (as "
+               "`macula id` prints them), or nothing";
     }
     return "?";
 }
@@ -405,6 +471,10 @@ int macula_config_set(macula_config *cfg, macula_config_key key, const char *val
                             sizeof bad);
         ok = why == NULL;
         break;
+    case T_NODE_IDS:
+        why = config__node_ids(cfg, value, bad, sizeof bad);
+        ok = why == NULL;
+        break;
     case T_LEVEL:
     case T_EXPIRED: {
         const char *const *names = d->type == T_LEVEL ? config__levels : config__expired;
@@ -427,11 +497,19 @@ int macula_config_set(macula_config *cfg, macula_config_key key, const char *val
         char abuf[160];
         const char *allowed = config__allowed(d, abuf, sizeof abuf);
         if (why != NULL && strcmp(why, "too_many") == 0) {
+            bool ids = d->type == T_NODE_IDS;
             return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
-                               "%s: %s = \"%.200s\" is not valid: more than %d peers; allowed is "
+                               "%s: %s = \"%.200s\" is not valid: more than %d %s; allowed is "
                                "%s",
-                               where ? where : "?", d->name, value, MACULA_CONFIG_MAX_PEERS,
-                               allowed);
+                               where ? where : "?", d->name, value,
+                               ids ? MACULA_CONFIG_MAX_NO_DIRECT : MACULA_CONFIG_MAX_PEERS,
+                               ids ? "node ids" : "peers", allowed);
+        }
+        if (why != NULL && strcmp(why, "bad_id") == 0) {
+            return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,
+                               "%s: %s = \"%.200s\" is not valid: \"%s\" is not a node id; "
+                               "allowed is %s",
+                               where ? where : "?", d->name, value, bad, allowed);
         }
         if (why != NULL) {
             return errmsg_fail(err, errsize, MACULA_CONFIG_EINVAL,

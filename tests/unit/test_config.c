@@ -100,6 +100,7 @@ static void test_defaults(void **state)
     assert_false(c.data_dir_fallback);
     assert_int_equal(c.mcp_port, 8765);
     assert_int_equal(c.log_level, MACULA_LOG_INFO);
+    assert_int_equal(c.rpc_no_direct_count, 0);
     assert_string_equal(c.config_file, "");
     for (int k = 0; k < MACULA_KEY_COUNT; k++) {
         assert_int_equal(c.source[k], MACULA_SRC_DEFAULT);
@@ -249,6 +250,15 @@ static void test_flags(void **state)
 
 /* ---- every key's validation ---------------------------------------------------------------- */
 
+/* Node ids for rpc_no_direct. */
+#define ID_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define ID_B "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define ID_B_UPPER "FFEEDDCCBBAA99887766554433221100FFEEDDCCBBAA99887766554433221100"
+#define ID_63 "0112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define ID_NOT_HEX "g0112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define ID_4 ID_A "," ID_A "," ID_A "," ID_A
+#define ID_17 ID_4 "," ID_4 "," ID_4 "," ID_4 "," ID_B
+
 typedef struct kcase {
     macula_config_key key;
     const char *good[8];
@@ -309,6 +319,10 @@ static const kcase cases[] = {
      {"error", "warn", "info", "debug", NULL},
      {"trace", "INFO", "", NULL},
      "one of error, warn, info, debug"},
+    {MACULA_KEY_RPC_NO_DIRECT,
+     {"", ID_A, ID_A "," ID_B, " " ID_B_UPPER " , " ID_A " ", ",", NULL},
+     {"xyz", ID_A "0", ID_63, ID_NOT_HEX, ID_A ";" ID_B, ID_A "," ID_63, "0x" ID_63, NULL},
+     "at most 16 node ids of 64 hex digits"},
 };
 
 static void test_every_key(void **state)
@@ -413,6 +427,64 @@ static void test_values_parsed(void **state)
         MACULA_CONFIG_EINVAL);
 }
 
+/* rpc_no_direct: parsed bytes, flag > env > file, replacing (not adding), the refusals. */
+static void test_rpc_no_direct(void **state)
+{
+    (void)state;
+    macula_config c;
+    macula_config_defaults(&c);
+    assert_int_equal(macula_config_set(&c, MACULA_KEY_RPC_NO_DIRECT, " " ID_B_UPPER ", " ID_A,
+                                       MACULA_SRC_FLAG, "f", err, sizeof err),
+                     0);
+    assert_int_equal(c.rpc_no_direct_count, 2);
+    static const uint8_t b[4] = {0xff, 0xee, 0xdd, 0xcc}, a_last = 0xff;
+    assert_memory_equal(c.rpc_no_direct[0], b, sizeof b);
+    assert_int_equal(c.rpc_no_direct[1][0], 0x00);
+    assert_int_equal(c.rpc_no_direct[1][31], a_last);
+    assert_int_equal(c.rpc_no_direct[1][1], 0x11);
+    /* An empty value clears the list. */
+    assert_int_equal(
+        macula_config_set(&c, MACULA_KEY_RPC_NO_DIRECT, "", MACULA_SRC_FLAG, "f", err, sizeof err),
+        0);
+    assert_int_equal(c.rpc_no_direct_count, 0);
+    /* Sixteen fit, seventeen do not. */
+    assert_int_equal(macula_config_set(&c, MACULA_KEY_RPC_NO_DIRECT,
+                                       ID_4 "," ID_4 "," ID_4 "," ID_4, MACULA_SRC_FLAG, "f", err,
+                                       sizeof err),
+                     0);
+    assert_int_equal(c.rpc_no_direct_count, 16);
+    expect_err(
+        macula_config_set(&c, MACULA_KEY_RPC_NO_DIRECT, ID_17, MACULA_SRC_ENV,
+                          "environment MACULA_RPC_NO_DIRECT", err, sizeof err),
+        MACULA_CONFIG_EINVAL,
+        NEEDLES("environment MACULA_RPC_NO_DIRECT: rpc_no_direct =", "more than 16 node ids"));
+    assert_int_equal(c.rpc_no_direct_count, 16);
+    expect_err(macula_config_set(&c, MACULA_KEY_RPC_NO_DIRECT, ID_A ",nope", MACULA_SRC_FLAG,
+                                 "flag --rpc-no-direct", err, sizeof err),
+               MACULA_CONFIG_EINVAL,
+               NEEDLES("flag --rpc-no-direct: rpc_no_direct", "\"nope\" is not a node id"));
+    /* Precedence: flag > environment > file. */
+    char path[256];
+    write_ini("nd.ini", "rpc_no_direct = " ID_A "\n", path, sizeof path);
+    const char *env[] = {"HOME=/h", "MACULA_RPC_NO_DIRECT=" ID_B, NULL};
+    const char *file_only[] = {"--config", path, NULL};
+    const char *env_file[] = {"HOME=/h", NULL};
+    assert_int_equal(load(&c, file_only, env_file), 0);
+    assert_int_equal(c.rpc_no_direct_count, 1);
+    assert_int_equal(c.rpc_no_direct[0][0], 0x00);
+    assert_int_equal(c.source[MACULA_KEY_RPC_NO_DIRECT], MACULA_SRC_FILE);
+    assert_int_equal(load(&c, file_only, env), 0);
+    assert_int_equal(c.rpc_no_direct[0][0], 0xff);
+    assert_int_equal(c.source[MACULA_KEY_RPC_NO_DIRECT], MACULA_SRC_ENV);
+    const char *flag_over[] = {"--config", path, "--rpc-no-direct=" ID_A "," ID_B, NULL};
+    assert_int_equal(load(&c, flag_over, env), 0);
+    assert_int_equal(c.rpc_no_direct_count, 2);
+    assert_int_equal(c.source[MACULA_KEY_RPC_NO_DIRECT], MACULA_SRC_FLAG);
+    const char *bad_env[] = {"HOME=/h", "MACULA_RPC_NO_DIRECT=abc", NULL};
+    expect_err(load(&c, NULL, bad_env), MACULA_CONFIG_EINVAL,
+               NEEDLES("environment MACULA_RPC_NO_DIRECT: rpc_no_direct = \"abc\" is not valid"));
+}
+
 static void test_alpha_at_most_k(void **state)
 {
     (void)state;
@@ -460,7 +532,8 @@ static void test_ini_every_key(void **state)
                        "ping_interval = 15s\n"
                        "data_dir = /var/lib/macula\n"
                        "mcp_port = 9876\n"
-                       "  log_level = debug\n";
+                       "  log_level = debug\n"
+                       "rpc_no_direct = " ID_B "\n";
     assert_int_equal(ini(&c, text), MACULA_CONFIG_OK);
     assert_int_equal(c.quic_port, 4433);
     assert_string_equal(c.realm, "macula.arcade");
@@ -480,6 +553,8 @@ static void test_ini_every_key(void **state)
     assert_string_equal(c.data_dir, "/var/lib/macula");
     assert_int_equal(c.mcp_port, 9876);
     assert_int_equal(c.log_level, MACULA_LOG_DEBUG);
+    assert_int_equal(c.rpc_no_direct_count, 1);
+    assert_int_equal(c.rpc_no_direct[0][0], 0xff);
     for (int k = 0; k < MACULA_KEY_COUNT; k++) {
         assert_int_equal(c.source[k], MACULA_SRC_FILE);
     }
@@ -601,6 +676,7 @@ int main(void)
         cmocka_unit_test(test_values_parsed), cmocka_unit_test(test_alpha_at_most_k),
         cmocka_unit_test(test_ini_every_key), cmocka_unit_test(test_ini_errors),
         cmocka_unit_test(test_ini_files),     cmocka_unit_test(test_names_and_usage),
+        cmocka_unit_test(test_rpc_no_direct),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

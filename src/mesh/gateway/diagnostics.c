@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "macula/sup_supervisor.h"
 #include "macula/version.h"
+#include "mesh/peer/peer.h"
 
 const char *gw_diag_strerror(int err)
 {
@@ -14,6 +16,7 @@ const char *gw_diag_strerror(int err)
     case GW_DIAG_ENOPROC: return "no_handler";
     case GW_DIAG_EARGS: return "invalid_args";
     case GW_DIAG_ENOMEM: return "no_memory";
+    case GW_DIAG_EBUSY: return "busy";
     default: return "handler_error";
     }
 }
@@ -119,11 +122,208 @@ void *gw_diag_request(uint32_t clients, const uint8_t *proc, size_t proc_len, co
 
 /* ---- the actor ---------------------------------------------------------------------------- */
 
+/* com.macula.diagnostics.peers: one walk per request; the answer goes out when every worker
+ * asked has answered (or its call ended: timeout, worker gone). */
+#define GW_DIAG_WALKS_MAX 4
+#define GW_DIAG_WORKER_TIMEOUT 2000 /* ms; the gateway waits GW_DIAG_TIMEOUT (5 s) */
+
+static const char *const gw_diag__workers[4] = {"connection", "pubsub_handler", "rpc_handler",
+                                                "advertisement_manager"};
+
+typedef struct gw_diag_ask {
+    uint64_t ref;
+    uint32_t peer;
+    uint32_t worker;
+} gw_diag_ask;
+
+typedef struct gw_diag_walk {
+    sup_from from;
+    uint32_t npeers, total; /* listed, running peer systems */
+    uint32_t nasks, pending;
+    sup_pid sys[GW_DIAG_PEERS_MAX];      /* the peer systems listed */
+    json_t *peers[GW_DIAG_PEERS_MAX][4]; /* each worker's answer, or NULL */
+    gw_diag_ask asks[GW_DIAG_PEERS_MAX * 4];
+} gw_diag_walk;
+
 typedef struct gw_diag {
     const gw_diag_config *cfg;
     uint64_t started_ms;
     uint64_t served;
+    gw_diag_walk *walks[GW_DIAG_WALKS_MAX];
 } gw_diag;
+
+static void gw_diag__reply(sup_actor *self, sup_from to, int rc, const char *text)
+{
+    sup_rt *rt = sup_self_rt(self);
+    gw_diag_rep rep = {rc};
+    size_t rlen = text != NULL && rc == GW_DIAG_OK ? strlen(text) : 0;
+    uint8_t *out = sup_alloc(self, sizeof rep + rlen + 1);
+    if (out == NULL) {
+        rep.rc = GW_DIAG_ENOMEM;
+        sup_reply(rt, to, &rep, sizeof rep);
+        return;
+    }
+    memcpy(out, &rep, sizeof rep);
+    if (rlen > 0) {
+        memcpy(out + sizeof rep, text, rlen + 1); /* the NUL is not sent (length below) */
+    }
+    sup_reply(rt, to, out, sizeof rep + rlen);
+    sup_free(self, out);
+}
+
+static void gw_diag__walk_free(gw_diag_walk *w)
+{
+    for (uint32_t i = 0; i < w->npeers; i++) {
+        for (size_t k = 0; k < 4; k++) {
+            json_decref(w->peers[i][k]);
+        }
+    }
+    free(w);
+}
+
+/* Every answer is in: {"node_id", "count", "truncated", "peers": [...]}, each peer the
+ * connection's record (node_id, addr, since_ms, uptime_s, frames_in, frames_out) with each
+ * worker's object (null when it did not answer: restarting, say). */
+static void gw_diag__walk_done(gw_diag *d, sup_actor *self, gw_diag_walk *w)
+{
+    char hex[65];
+    gw_diag__hex(d->cfg->node_id, hex);
+    json_t *list = json_array();
+    for (uint32_t i = 0; i < w->npeers && list != NULL; i++) {
+        json_t *p = json_object();
+        json_t *conn = w->peers[i][0];
+        static const char *const hoist[] = {"node_id",  "addr",      "since_ms",
+                                            "uptime_s", "frames_in", "frames_out"};
+        for (size_t k = 0; k < sizeof hoist / sizeof hoist[0] && conn != NULL; k++) {
+            json_t *v = json_object_get(conn, hoist[k]);
+            if (v != NULL) {
+                json_object_set(p, hoist[k], v);
+            }
+        }
+        for (size_t k = 0; k < 4; k++) {
+            json_object_set(p, gw_diag__workers[k], w->peers[i][k] ? w->peers[i][k] : json_null());
+        }
+        json_array_append_new(list, p);
+    }
+    json_t *o = json_pack("{s:s, s:I, s:b, s:o*}", "node_id", hex, "count", (json_int_t)w->total,
+                          "truncated", w->total > w->npeers, "peers", list);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    gw_diag__reply(self, w->from, text ? GW_DIAG_OK : GW_DIAG_ENOMEM, text);
+    free(text);
+    d->served++;
+}
+
+static void gw_diag__peer_sys(const sup_child_info *ci, void *user)
+{
+    gw_diag_walk *w = user;
+    if (ci->state != SUP_CHILD_RUNNING || sup_pid_is_null(ci->pid)) {
+        return;
+    }
+    w->total++;
+    if (w->npeers < GW_DIAG_PEERS_MAX) {
+        w->sys[w->npeers++] = ci->pid;
+    }
+}
+
+typedef struct gw_diag_kids {
+    sup_pid pid[4];
+} gw_diag_kids;
+
+static void gw_diag__peer_worker(const sup_child_info *ci, void *user)
+{
+    gw_diag_kids *k = user;
+    for (size_t i = 0; i < 4; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "macula_%s", gw_diag__workers[i]);
+        if (strcmp(ci->id, id) == 0 && ci->state == SUP_CHILD_RUNNING) {
+            k->pid[i] = ci->pid;
+        }
+    }
+}
+
+/* Starts a walk over macula_peers_sup's peer systems: each worker is asked PEER_JSON. */
+static void gw_diag__peers(gw_diag *d, sup_actor *self, const sup_msg *m)
+{
+    sup_rt *rt = sup_self_rt(self);
+    size_t slot = GW_DIAG_WALKS_MAX;
+    for (size_t i = 0; i < GW_DIAG_WALKS_MAX && slot == GW_DIAG_WALKS_MAX; i++) {
+        slot = d->walks[i] == NULL ? i : slot;
+    }
+    gw_diag_walk *w = slot < GW_DIAG_WALKS_MAX ? calloc(1, sizeof *w) : NULL;
+    if (w == NULL) {
+        gw_diag__reply(self, sup_msg_from(m),
+                       slot < GW_DIAG_WALKS_MAX ? GW_DIAG_ENOMEM : GW_DIAG_EBUSY, NULL);
+        return;
+    }
+    w->from = sup_msg_from(m);
+    sup_pid ps = sup_whereis(rt, "macula_peers_sup");
+    if (!sup_pid_is_null(ps)) {
+        (void)sup_sv_inspect(rt, ps, NULL, gw_diag__peer_sys, w);
+    }
+    for (uint32_t i = 0; i < w->npeers; i++) {
+        gw_diag_kids k;
+        memset(&k, 0, sizeof k);
+        (void)sup_sv_inspect(rt, w->sys[i], NULL, gw_diag__peer_worker, &k);
+        for (uint32_t j = 0; j < 4; j++) {
+            if (sup_pid_is_null(k.pid[j])) {
+                continue;
+            }
+            uint64_t ref = sup_call(self, k.pid[j], PEER_JSON, NULL, 0, GW_DIAG_WORKER_TIMEOUT);
+            w->asks[w->nasks++] = (gw_diag_ask){.ref = ref, .peer = i, .worker = j};
+            w->pending++;
+        }
+    }
+    if (w->pending == 0) {
+        gw_diag__walk_done(d, self, w);
+        gw_diag__walk_free(w);
+        return;
+    }
+    d->walks[slot] = w;
+}
+
+/* A worker's answer (or its call's end). */
+static void gw_diag__info(sup_actor *self, void *state, const sup_msg *m)
+{
+    gw_diag *d = state;
+    if (m->kind != SUP_MSG_REPLY) {
+        return;
+    }
+    for (size_t i = 0; i < GW_DIAG_WALKS_MAX; i++) {
+        gw_diag_walk *w = d->walks[i];
+        for (uint32_t a = 0; w != NULL && a < w->nasks; a++) {
+            gw_diag_ask *q = &w->asks[a];
+            if (q->ref == 0 || q->ref != m->ref) {
+                continue;
+            }
+            q->ref = 0;
+            const char *text = m->data;
+            if (m->status == 0 && m->len > 1 && text[m->len - 1] == '\0') {
+                json_error_t jerr;
+                w->peers[q->peer][q->worker] = json_loads(text, 0, &jerr);
+            }
+            if (--w->pending == 0) {
+                gw_diag__walk_done(d, self, w);
+                gw_diag__walk_free(w);
+                d->walks[i] = NULL;
+            }
+            return;
+        }
+    }
+}
+
+static void gw_diag__terminate(sup_actor *self, void *state, const sup_reason *reason)
+{
+    (void)self;
+    (void)reason;
+    gw_diag *d = state;
+    for (size_t i = 0; i < GW_DIAG_WALKS_MAX; i++) {
+        if (d->walks[i] != NULL) {
+            gw_diag__walk_free(d->walks[i]);
+            d->walks[i] = NULL;
+        }
+    }
+}
 
 static int gw_diag__init(sup_actor *self, void *state, void *arg)
 {
@@ -154,6 +354,10 @@ static void gw_diag__call(sup_actor *self, void *state, const sup_msg *m)
         return;
     }
     const uint8_t *proc = (const uint8_t *)m->data + sizeof h;
+    if (gw_diag__is(proc, h.proc_len, "peers")) {
+        gw_diag__peers(d, self, m);
+        return;
+    }
     gw_diag_info info = {.node_id = d->cfg->node_id,
                          .realm = d->cfg->realm ? d->cfg->realm : "",
                          .version = MACULA_VERSION,
@@ -184,6 +388,8 @@ static const sup_behaviour gw_diag_behaviour = {
     .state_size = sizeof(gw_diag),
     .init = gw_diag__init,
     .handle_call = gw_diag__call,
+    .handle_info = gw_diag__info,
+    .terminate = gw_diag__terminate,
 };
 
 int gw_diag_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why)

@@ -7,6 +7,15 @@
  *                                 echo as null; anything else is GW_DIAG_EARGS)
  *   com.macula.diagnostics.info   {"node_id":"<hex>","realm":...,"version":...,
  *                                  "uptime":<seconds>,"clients":<n>}
+ *   com.macula.diagnostics.peers  {"node_id":"<hex>","count":<peer systems>,"truncated":<bool>,
+ *                                  "peers":[{"node_id","addr","since_ms","uptime_s",
+ *                                  "frames_in","frames_out","connection":{..},
+ *                                  "pubsub_handler":{..},"rpc_handler":{..},
+ *                                  "advertisement_manager":{..}}]}: the node's peer systems
+ *                                  (mesh/peer/peer.h), each worker's PEER_JSON answer (null
+ *                                  when it did not answer in 2 s: restarting, say); at most
+ *                                  GW_DIAG_PEERS_MAX peers. Actor only (the pure table
+ *                                  answers no_handler); at most 4 at once (busy beyond).
  *
  * Two layers. gw_diag_call is the pure procedure table (no I/O, no actor): the gateway core
  * uses it when no RPC hook takes a call. The actor (gw_diag_start) owns the service's state
@@ -30,8 +39,11 @@ enum {
     GW_DIAG_ENOPROC = -1, /* not one of the procedures above: answer no_handler */
     GW_DIAG_EARGS = -2,   /* echo's args are not JSON text: answer invalid_args */
     GW_DIAG_ENOMEM = -3,
+    GW_DIAG_EBUSY = -4, /* peers: too many walks at once */
 };
-/* "ok", "no_handler", "invalid_args", "no_memory"; the REPLY error code for an error. */
+#define GW_DIAG_PEERS_MAX 256
+/* "ok", "no_handler", "invalid_args", "no_memory", "busy"; the REPLY error code for an
+ * error. */
 const char *gw_diag_strerror(int err);
 
 typedef struct gw_diag_info {

@@ -10,9 +10,11 @@
 
 #include "base/hmap.h"
 #include "mesh/bootstrap/bootstrap.h"
+#include "mesh/peer/peer.h"
 #include "gateway.h"
 #include "gateway_core.h"
 #include "mesh/routing_server.h"
+#include "mesh_worker.h"
 #include "quic_server.h"
 #include "registry.h"
 
@@ -25,6 +27,8 @@
 
 enum { GW_RPC_TICK = 1 };
 
+_Static_assert(MACULA_CONFIG_NODE_ID_LEN == WIRE_NODE_ID_LEN, "node ids: config and wire agree");
+
 /* A call a client of ours made, while the caller's core works on it. */
 typedef struct gw_rpc_call {
     uint8_t id[RPCC_CALL_ID_LEN]; /* ours (the core's key) */
@@ -32,6 +36,13 @@ typedef struct gw_rpc_call {
     bool cast;
     size_t call_id_len;
     uint8_t call_id[RPCS_CALL_ID_MAX]; /* the caller's */
+    /* Per-peer accounting (mesh/peer/peer.h): the peer the current attempt went to (its
+     * macula_rpc_handler holds the call in flight) and whether the reply came back through
+     * it; the procedure for the advertisement managers (names over PEER_ADV_NAME_MAX: none). */
+    bool has_hop, hop_answered;
+    uint8_t hop[WIRE_NODE_ID_LEN];
+    uint8_t proc_len;
+    char proc[PEER_ADV_NAME_MAX];
 } gw_rpc_call;
 
 typedef struct gw_rpc_lookup {
@@ -41,8 +52,10 @@ typedef struct gw_rpc_lookup {
 
 typedef struct gw_rpc_fwd {
     uint64_t ref; /* 0: free */
+    bool track;   /* a call this node started: a failed forward fails the attempt */
     uint8_t call_id[RPCC_CALL_ID_LEN];
     uint8_t dest[WIRE_NODE_ID_LEN];
+    peer_rpc_note note; /* for the next hop's macula_rpc_handler once it is known */
 } gw_rpc_fwd;
 
 typedef struct gw_rpc {
@@ -75,12 +88,57 @@ static bool gw_rpc__is_self(const gw_rpc *g, const uint8_t *id)
 
 static bool gw_rpc__no_direct(const gw_rpc *g, const uint8_t *id)
 {
-    for (size_t i = 0; i < g->cfg.n_no_direct; i++) {
+    for (size_t i = 0; i < g->cfg.n_no_direct && i < GW_RPC_NO_DIRECT_MAX; i++) {
         if (memcmp(g->cfg.no_direct[i], id, WIRE_NODE_ID_LEN) == 0) {
             return true;
         }
     }
     return false;
+}
+
+/* The per-peer note for an RPC_ROUTE sent (out) or received: a call, a cast (a call without
+ * call id) or a reply. */
+static void gw_rpc__note(const wire_rpc_route *r, bool out, peer_rpc_note *n)
+{
+    if (r->payload_type == WIRE_RPC_PAYLOAD_CALL) {
+        bool cast = r->call.call_id.len == 0;
+        peer_rpc_kind k = cast ? (out ? PEER_RPC_CAST_OUT : PEER_RPC_CAST_IN)
+                               : (out ? PEER_RPC_CALL_OUT : PEER_RPC_CALL_IN);
+        peer_rpc_note_make(n, k, r->call.call_id.p, r->call.call_id.len,
+                           (const char *)r->call.procedure.p, r->call.procedure.len, false);
+    } else {
+        peer_rpc_note_make(n, out ? PEER_RPC_REPLY_OUT : PEER_RPC_REPLY_IN, r->reply.call_id.p,
+                           r->reply.call_id.len, NULL, 0, r->reply.is_error);
+    }
+}
+
+/* The call this node started with call id `id` (16 bytes), or NULL. */
+static gw_rpc_call *gw_rpc__own_call(gw_rpc *g, const uint8_t *id, size_t len)
+{
+    return len == RPCC_CALL_ID_LEN ? hmap_get(&g->calls, id, RPCC_CALL_ID_LEN) : NULL;
+}
+
+/* The attempt of call e went out through peer `hop`. */
+static void gw_rpc__set_hop(gw_rpc_call *e, const uint8_t *hop)
+{
+    if (e != NULL) {
+        memcpy(e->hop, hop, WIRE_NODE_ID_LEN);
+        e->has_hop = true;
+        e->hop_answered = false;
+    }
+}
+
+/* Call e ended or moves on: its hop's macula_rpc_handler drops it (unless the reply came back
+ * through that peer, which dropped it already). */
+static void gw_rpc__hop_gone(gw_rpc *g, gw_rpc_call *e, bool failed)
+{
+    if (e != NULL && e->has_hop && !e->hop_answered) {
+        (void)peer_rpc_note_send(g->rt, sup_self(g->self), e->hop, PEER_RPC_GONE, e->id,
+                                 RPCC_CALL_ID_LEN, NULL, 0, failed);
+    }
+    if (e != NULL) {
+        e->has_hop = false;
+    }
 }
 
 static void gw_rpc__send_conn(gw_rpc *g, uint64_t conn, const wire_msg *m)
@@ -215,8 +273,14 @@ static void gw_rpc__route_msg(gw_rpc *g, wire_msg *route, const uint8_t *exclude
     bool direct_ok = !gw_rpc__no_direct(g, dest);
     const gwc *core = gw_reg_get(g->rt, GW_REG_GATEWAY);
     uint64_t conn;
+    peer_rpc_note note;
+    gw_rpc__note(&route->rpc_route, true, &note);
     if (direct_ok && core != NULL && gwc_client_conn(core, dest, &conn) == GWC_OK) {
         gw_rpc__send_conn(g, conn, route);
+        (void)peer_rpc_note_post(g->rt, sup_self(g->self), dest, &note);
+        if (track_call_id != NULL) {
+            gw_rpc__set_hop(gw_rpc__own_call(g, track_call_id, RPCC_CALL_ID_LEN), dest);
+        }
         return;
     }
     sup_pid rs = sup_whereis(g->rt, "macula_routing_server");
@@ -240,11 +304,16 @@ static void gw_rpc__route_msg(gw_rpc *g, wire_msg *route, const uint8_t *exclude
         memcpy(buf + sizeof q, frame, len);
         uint64_t ref = sup_call(g->self, rs, RS_FORWARD, buf, sizeof q + len, GW_RPC_FWD_TIMEOUT);
         free(buf);
-        for (size_t i = 0; track_call_id != NULL && i < GW_RPC_FORWARD_MAX; i++) {
-            if (g->fwds[i].ref == 0) {
-                g->fwds[i].ref = ref;
-                memcpy(g->fwds[i].call_id, track_call_id, RPCC_CALL_ID_LEN);
-                memcpy(g->fwds[i].dest, dest, WIRE_NODE_ID_LEN);
+        for (size_t i = 0; ref != 0 && i < GW_RPC_FORWARD_MAX; i++) {
+            gw_rpc_fwd *f = &g->fwds[i];
+            if (f->ref == 0) {
+                f->ref = ref;
+                f->track = track_call_id != NULL;
+                if (f->track) {
+                    memcpy(f->call_id, track_call_id, RPCC_CALL_ID_LEN);
+                }
+                memcpy(f->dest, dest, WIRE_NODE_ID_LEN);
+                f->note = note;
                 break;
             }
         }
@@ -262,6 +331,11 @@ static void gw_rpc__route_in(gw_rpc *g, const wire_rpc_route *r, const uint8_t *
     bool src_ok = r->source_node_id.len == WIRE_NODE_ID_LEN;
     if (d == RPCS_ROUTE_INVALID || !src_ok) {
         return;
+    }
+    if (!gw_rpc__is_self(g, prev)) {
+        peer_rpc_note note;
+        gw_rpc__note(r, false, &note);
+        (void)peer_rpc_note_post(g->rt, sup_self(g->self), prev, &note);
     }
     if (d == RPCS_ROUTE_MAX_HOPS) {
         g->view.max_hops_exceeded++;
@@ -287,6 +361,14 @@ static void gw_rpc__route_in(gw_rpc *g, const wire_rpc_route *r, const uint8_t *
             snprintf(code, sizeof code, "%.*s",
                      (int)(p->error.code.len < 63 ? p->error.code.len : 63),
                      p->is_error ? (const char *)p->error.code.p : "");
+            gw_rpc_call *e = gw_rpc__own_call(g, p->call_id.p, p->call_id.len);
+            if (e != NULL && e->has_hop && memcmp(e->hop, prev, WIRE_NODE_ID_LEN) == 0) {
+                e->hop_answered = true; /* REPLY_IN above settled it at that peer */
+            }
+            if (e != NULL && e->proc_len > 0 && strcmp(code, "no_handler") == 0) {
+                (void)peer_adv_note_send(g->rt, sup_self(g->self), r->source_node_id.p,
+                                         PEER_ADV_NO_HANDLER, e->proc, e->proc_len);
+            }
             (void)rpcc_reply(g->caller, p->call_id.p, r->source_node_id.p, p->is_error,
                              p->is_error ? code : NULL,
                              p->is_error ? p->error.message.p : p->result.p,
@@ -373,6 +455,10 @@ static void gw_rpc__lookup_done(gw_rpc *g, gw_rpc_lookup *l, const sup_msg *m)
     } else {
         g->view.lookups_failed++;
     }
+    for (size_t i = 0; i < n; i++) {
+        (void)peer_adv_note_send(g->rt, sup_self(g->self), ids[i], PEER_ADV_LOOKUP, l->procedure,
+                                 strlen(l->procedure));
+    }
     (void)rpcc_providers(g->caller, l->procedure, (const uint8_t(*)[RPCC_NODE_ID_LEN])ids, n,
                          sup_rt_now(g->rt));
     free(ids);
@@ -389,6 +475,7 @@ static void gw_rpc__send_attempt(gw_rpc *g, const rpcc_action *a)
     r->max_hops = g->cfg.max_hops;
     r->payload_type = WIRE_RPC_PAYLOAD_CALL;
     bool cast = c != NULL && c->cast;
+    gw_rpc__hop_gone(g, c, true); /* a new attempt: the previous one failed */
     r->call.call_id = cast ? (wire_bytes){NULL, 0} : (wire_bytes){a->call_id, RPCC_CALL_ID_LEN};
     r->call.procedure = (wire_bytes){(const uint8_t *)a->procedure, strlen(a->procedure)};
     r->call.args = (wire_bytes){a->args, a->args_len};
@@ -407,6 +494,12 @@ static void gw_rpc__done(gw_rpc *g, const rpcc_action *a)
     gw_rpc_call *c = hmap_del(&g->calls, a->call_id, RPCC_CALL_ID_LEN);
     if (c == NULL) {
         return;
+    }
+    bool answered = a->status == RPCC_R_OK || a->status == RPCC_R_ERROR;
+    gw_rpc__hop_gone(g, c, !answered);
+    if (answered && c->proc_len > 0) {
+        (void)peer_adv_note_send(g->rt, sup_self(g->self), a->provider, PEER_ADV_ANSWERED, c->proc,
+                                 c->proc_len);
     }
     if (!c->cast) {
         if (a->status == RPCC_R_OK) {
@@ -613,6 +706,10 @@ static void gw_rpc__client_call(gw_rpc *g, uint64_t conn, const wire_call *c, bo
         e->cast = cast;
         e->call_id_len = o.call_id_len;
         memcpy(e->call_id, o.call_id, o.call_id_len);
+        if (c->procedure.len <= PEER_ADV_NAME_MAX) {
+            e->proc_len = (uint8_t)c->procedure.len;
+            memcpy(e->proc, c->procedure.p, c->procedure.len);
+        }
         rc = hmap_put(&g->calls, e->id, RPCC_CALL_ID_LEN, e, NULL) == HMAP_OK ? RPCC_OK
                                                                               : RPCC_ENOMEM;
     }
@@ -673,6 +770,26 @@ static void gw_rpc__frame(gw_rpc *g, const sup_msg *m)
         gw_rpc__client_call(g, h.conn, &w.cast, true);
     } else if (w.type == WIRE_REPLY) {
         gw_rpc__client_reply(g, h.conn, &w.reply);
+    }
+}
+
+/* GW_MESH_RPC_FRAME: a frame that came back on one of macula_gateway_mesh's pool connections
+ * (a node answers on whichever connection of ours it has as a client). Nodes talk RPC_ROUTE. */
+static void gw_rpc__mesh_frame(gw_rpc *g, const sup_msg *m)
+{
+    gw_mesh_hdr h;
+    if (m->len <= sizeof h) {
+        return;
+    }
+    memcpy(&h, m->data, sizeof h);
+    wire_msg w;
+    size_t used = 0;
+    if (!h.has_id || wire_decode((const uint8_t *)m->data + sizeof h, m->len - sizeof h, NULL, &w,
+                                 &used) != WIRE_OK) {
+        return;
+    }
+    if (w.type == WIRE_RPC_ROUTE) {
+        gw_rpc__route_in(g, &w.rpc_route, h.id);
     }
 }
 
@@ -774,7 +891,7 @@ static void gw_rpc__reply_msg(gw_rpc *g, const sup_msg *m)
             return;
         }
     }
-    for (size_t i = 0; i < GW_RPC_FORWARD_MAX; i++) {
+    for (size_t i = 0; i < GW_RPC_FORWARD_MAX && m->ref != 0; i++) {
         gw_rpc_fwd *f = &g->fwds[i];
         if (f->ref != m->ref) {
             continue;
@@ -786,7 +903,13 @@ static void gw_rpc__reply_msg(gw_rpc *g, const sup_msg *m)
             memcpy(&rep, m->data, sizeof rep);
             sent = rep.status == 0;
         }
-        if (!sent) { /* no way toward that provider: try the next one now */
+        if (sent) { /* the next hop is known now: its rpc_handler accounts for the route */
+            (void)peer_rpc_note_post(g->rt, sup_self(g->self), rep.next, &f->note);
+            if (f->track) {
+                gw_rpc__set_hop(gw_rpc__own_call(g, f->call_id, RPCC_CALL_ID_LEN), rep.next);
+            }
+        }
+        if (!sent && f->track) { /* no way toward that provider: try the next one now */
             g->view.no_route++;
             static const char msg[] = "no route to the provider";
             (void)rpcc_reply(g->caller, f->call_id, f->dest, true, "no_handler", msg,
@@ -809,6 +932,8 @@ static void gw_rpc__info(sup_actor *self, void *state, const sup_msg *m)
         rpcs_tick(g->server, now);
     } else if (m->kind == SUP_MSG_INFO && m->tag == GW_RPC_FRAME) {
         gw_rpc__frame(g, m);
+    } else if (m->kind == SUP_MSG_INFO && m->tag == GW_MESH_RPC_FRAME) {
+        gw_rpc__mesh_frame(g, m);
     } else if (m->kind == SUP_MSG_INFO && m->tag == GW_RPC_CLIENT_DOWN &&
                m->len == sizeof(uint64_t)) {
         uint64_t conn;
@@ -839,6 +964,14 @@ static const sup_behaviour gw_rpc_behaviour = {
     .handle_info = gw_rpc__info,
     .terminate = gw_rpc__terminate,
 };
+
+void gw_rpc_config_apply(gw_rpc_config *cfg, const macula_config *conf)
+{
+    size_t n = conf->rpc_no_direct_count < GW_RPC_NO_DIRECT_MAX ? conf->rpc_no_direct_count
+                                                                : GW_RPC_NO_DIRECT_MAX;
+    memcpy(cfg->no_direct, conf->rpc_no_direct, n * sizeof cfg->no_direct[0]);
+    cfg->n_no_direct = n;
+}
 
 int gw_rpc_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out, sup_reason *why)
 {

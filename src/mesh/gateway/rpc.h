@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "macula/config.h"
 #include "macula/sup.h"
 #include "mesh/rpc_core.h"
 #include "mesh/rpc_serve.h"
@@ -43,17 +44,22 @@
 
 #define GW_RPC_ADVERTISE_PROC "com.macula.rpc.advertise"
 #define GW_RPC_UNADVERTISE_PROC "com.macula.rpc.unadvertise"
+#define GW_RPC_NO_DIRECT_MAX MACULA_CONFIG_MAX_NO_DIRECT
 
 typedef struct gw_rpc_config {
     rpcc_config caller;      /* attempt 5 s, overall 30 s, max_attempts 3, cache 60 s, random */
     uint32_t ttl_ms;         /* advertisement TTL in the DHT [300000] */
     uint32_t readvertise_ms; /* [240000]; must be below ttl_ms */
     uint32_t max_hops;       /* RPC_ROUTE max_hops [10] */
-    /* For tests of multi-hop routing: nodes this node never sends RPC traffic to directly (it
-     * routes through another node instead). NULL / 0: none. */
-    const uint8_t (*no_direct)[WIRE_NODE_ID_LEN];
+    /* Nodes this node never sends RPC traffic to directly (it routes through another node
+     * instead): the node setting rpc_no_direct (gw_rpc_config_apply), for tests of multi-hop
+     * routing and networks that forbid the direct path. 0: none. */
     size_t n_no_direct;
+    uint8_t no_direct[GW_RPC_NO_DIRECT_MAX][WIRE_NODE_ID_LEN];
 } gw_rpc_config;
+
+/* Copies the node settings that belong to the rpc worker (rpc_no_direct) from conf. */
+void gw_rpc_config_apply(gw_rpc_config *cfg, const macula_config *conf);
 
 /* A sup_start_fn; arg is a gw_rpc_config that outlives the child spec, or NULL (defaults).
  * The realm and node id are the gateway's (macula_gateway must run). Registers as

@@ -28,7 +28,7 @@ static void pubsub_handler__info(sup_actor *self, void *state, const sup_msg *m)
 static void pubsub_handler__call(sup_actor *self, void *state, const sup_msg *m)
 {
     pubsub_handler_state *s = state;
-    peer_worker_call(self, &s->w, m);
+    peer_worker_call(self, &s->w, m, NULL, NULL);
 }
 
 static const sup_behaviour pubsub_handler_behaviour = {
