@@ -22,6 +22,7 @@
 typedef struct example {
     macula_mesh *mesh;
     macula_rpc *server, *client;
+    int ready;  /* RPC connections ready so far: work starts when both are */
     int closed; /* RPC connections closed so far */
     uv_timer_t deadline;
     char sum[32];    /* the call's result */
@@ -125,12 +126,25 @@ static void on_advertised(macula_rpc *r, const char *code, const char *text, siz
         close_both(x);
         return;
     }
-    macula_rpc_call(x->client, "example.sum", "[1,2,3]", 10000, on_sum, x);
+    int rc = macula_rpc_call(x->client, "example.sum", "[1,2,3]", 10000, on_sum, x);
+    if (rc != MACULA_RPC_OK) {
+        fprintf(stderr, "call example.sum: %s\n", macula_rpc_strerror(rc));
+        x->err = "call failed";
+        close_both(x);
+    }
 }
 
-static void server_ready(macula_rpc *r, void *ctx)
+/* Both connections' on_ready: a call is accepted only on a ready connection
+ * (MACULA_RPC_ENOTREADY before), so advertise once both are up, then call. */
+static void rpc_ready(macula_rpc *r, void *ctx)
 {
-    macula_rpc_advertise(r, "example.sum", sum_handler, ctx, on_advertised, ctx);
+    (void)r;
+    example *x = ctx;
+    if (++x->ready == 2 && macula_rpc_advertise(x->server, "example.sum", sum_handler, x,
+                                                on_advertised, x) != MACULA_RPC_OK) {
+        x->err = "advertise failed";
+        close_both(x);
+    }
 }
 
 int main(int argc, char **argv)
@@ -153,8 +167,8 @@ int main(int argc, char **argv)
     /* RPC: two connections on a libuv loop, one serving, one calling. */
     uv_loop_t loop;
     uv_loop_init(&loop);
-    macula_rpc_callbacks scb = {.on_ready = server_ready, .on_closed = on_closed};
-    macula_rpc_callbacks ccb = {.on_ready = NULL, .on_closed = on_closed};
+    macula_rpc_callbacks scb = {.on_ready = rpc_ready, .on_closed = on_closed};
+    macula_rpc_callbacks ccb = {.on_ready = rpc_ready, .on_closed = on_closed};
     uv_timer_init(&loop, &x.deadline);
     x.deadline.data = &x;
     uv_timer_start(&x.deadline, on_deadline, 20000, 0);

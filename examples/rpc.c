@@ -13,6 +13,7 @@
 #include "macula/mesh_rpc.h"
 
 static macula_rpc *server, *client;
+static int ready; /* connections ready: a call is accepted only on a ready one */
 
 static void on_closed(macula_rpc *r, const char *reason, void *ctx)
 {
@@ -52,13 +53,25 @@ static void on_advertised(macula_rpc *r, const char *code, const char *text, siz
         macula_rpc_close(client);
         return;
     }
-    macula_rpc_call(client, "example.greet", "\"world\"", 5000, on_result, NULL);
+    int rc = macula_rpc_call(client, "example.greet", "\"world\"", 5000, on_result, NULL);
+    if (rc != MACULA_RPC_OK) {
+        fprintf(stderr, "call: %s\n", macula_rpc_strerror(rc));
+        macula_rpc_close(server);
+        macula_rpc_close(client);
+    }
 }
 
-static void server_ready(macula_rpc *r, void *ctx)
+/* Both connections' on_ready: advertise once both are up, then call from on_advertised. */
+static void rpc_ready(macula_rpc *r, void *ctx)
 {
+    (void)r;
     (void)ctx;
-    macula_rpc_advertise(r, "example.greet", greet, NULL, on_advertised, NULL);
+    if (++ready == 2 && macula_rpc_advertise(server, "example.greet", greet, NULL, on_advertised,
+                                             NULL) != MACULA_RPC_OK) {
+        fprintf(stderr, "advertise failed\n");
+        macula_rpc_close(server);
+        macula_rpc_close(client);
+    }
 }
 
 int main(int argc, char **argv)
@@ -66,8 +79,8 @@ int main(int argc, char **argv)
     const char *url = argc > 1 ? argv[1] : "https://127.0.0.1:9443";
     const char *realm = argc > 2 ? argv[2] : NULL;
     uv_loop_t *loop = uv_default_loop();
-    macula_rpc_callbacks scb = {.on_ready = server_ready, .on_closed = on_closed};
-    macula_rpc_callbacks ccb = {.on_ready = NULL, .on_closed = on_closed};
+    macula_rpc_callbacks scb = {.on_ready = rpc_ready, .on_closed = on_closed};
+    macula_rpc_callbacks ccb = {.on_ready = rpc_ready, .on_closed = on_closed};
     if (macula_rpc_open(loop, url, realm, &ccb, NULL, &client) != MACULA_RPC_OK ||
         macula_rpc_open(loop, url, realm, &scb, NULL, &server) != MACULA_RPC_OK) {
         fprintf(stderr, "cannot connect to %s\n", url);
