@@ -4,8 +4,16 @@
  *   macula_routing_server    the DHT (routing_server.h)
  *   macula_bootstrap_system  bootstrap server, registry, health (bootstrap/bootstrap.h)
  *   macula_gateway_system    the gateway with the health endpoints (gateway/system.h)
- *   macula_peers_sup         one peer system per mesh connection (peer/peer.h) The root registers
- * itself as "macula_root".
+ *   macula_peers_sup         one peer system per mesh connection (peer/peer.h)
+ * The root registers itself as "macula_root".
+ *
+ * The node's one mesh connection pool (gateway/mesh.h) belongs to the root's lifetime:
+ * mesh_root_start creates it (when there is an identity and the runtime has a loop) before
+ * the children start and hands it to the two actors that use it (cfg->routing.pool,
+ * cfg->gateway.workers.mesh.pool); it is freed when macula_root ends, after every child has
+ * (or when the start fails). Its events are dispatched by frame type to the registered names
+ * (DHT frames to macula_routing_server, the rest to macula_gateway_mesh, up/down to both), so
+ * a restarted actor receives them again without re-attaching anything.
  *
  * The node's settings come from include/macula/config.h (flags, environment, INI file) and
  * its identity from mesh/identity.h; mesh_root_config_apply copies what the tree needs.
@@ -33,6 +41,10 @@ typedef struct mesh_root_config {
     char health_addr[16];
     uint8_t node_id[IDENTITY_ID_LEN];
     char peers[MACULA_CONFIG_MAX_PEERS][BS_URL_MAX];
+    /* The mesh pool's limits (0: gateway/mesh.h defaults: 1,000 connections, LRU). */
+    uint32_t pool_max_conns, pool_keepalive_ms, pool_idle_ms;
+    /* The running tree's pool (set by mesh_root_start, NULL again once the root ended). */
+    mesh_pool *pool;
     /* Extra children started after the gateway system, in order (e.g. flow and its MCP
      * gateway for `macula flow serve`); at most MESH_ROOT_MAX_EXTRA; the specs are copied. */
     const sup_child_spec *extra;

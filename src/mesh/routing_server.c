@@ -10,7 +10,6 @@
 #include "mesh/client.h"
 #include "mesh/gateway/gateway.h"
 #include "mesh/gateway/quic_server.h"
-#include "mesh/gateway/rpc.h"
 #include "mesh/rpc_serve.h"
 
 #define RS_PEND_MAX 128 /* API lookups in flight */
@@ -207,9 +206,6 @@ void rs_config_default(rs_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     dht_config_default(&cfg->dht);
-    cfg->max_conns = MESH_POOL_DEFAULT_MAX;
-    cfg->keepalive_ms = MESH_POOL_DEFAULT_KEEPALIVE_MS;
-    cfg->idle_ms = MESH_POOL_DEFAULT_IDLE_MS;
 }
 
 /* ---- helpers ------------------------------------------------------------------------------- */
@@ -504,80 +500,9 @@ static void rs__receive(rs *s, const dht_id *from, const char *seen, const wire_
     rs__drain(s, r);
 }
 
-/* ---- pool events --------------------------------------------------------------------------
- * The pool calls back from the loop, outside any actor callback: its events come back to the
- * actor as messages (RS__POOL_*), so the core is only ever touched inside the actor. */
-
-enum { RS__POOL_UP = 0x52f1, RS__POOL_FRAME, RS__POOL_DOWN };
-
-typedef struct rs__pool_msg {
-    bool has_id;
-    uint8_t id[DHT_ID_LEN];
-    char addr[MESH_POOL_ADDR_MAX];
-    int err;
-    char reason[128];
-} rs__pool_msg;
-
-static void rs__pool_up_cb(mesh_pool *p, const uint8_t id[IDENTITY_ID_LEN], const char *addr,
-                           void *ctx)
-{
-    (void)p;
-    rs *s = ctx;
-    rs__pool_msg pm = {.has_id = true};
-    memcpy(pm.id, id, DHT_ID_LEN);
-    snprintf(pm.addr, sizeof pm.addr, "%s", addr);
-    (void)sup_send(s->rt, SUP_NOPID, s->pid, RS__POOL_UP, &pm, sizeof pm);
-}
-
-static void rs__pool_frame_cb(mesh_pool *p, const uint8_t id[IDENTITY_ID_LEN], const char *addr,
-                              const wire_msg *m, void *ctx)
-{
-    (void)p;
-    rs *s = ctx;
-    if (m->type >= WIRE_CALL && m->type <= WIRE_RPC_ROUTE) { /* the RPC layer's */
-        uint8_t *rf = NULL;
-        size_t rl = 0;
-        if (wire_encode_alloc(m, &rf, &rl) == WIRE_OK) {
-            (void)gw_rpc_deliver(s->rt, SUP_NOPID, GW_RPC_VIA_POOL, 0, id, rf, rl);
-        }
-        free(rf);
-        return;
-    }
-    if (m->type < WIRE_FIND_NODE || m->type > WIRE_STORE_ACK) {
-        return;
-    }
-    uint8_t *frame = NULL;
-    size_t len = 0;
-    if (wire_encode_alloc(m, &frame, &len) != WIRE_OK) {
-        return;
-    }
-    uint8_t *buf = malloc(sizeof(rs__pool_msg) + len);
-    if (buf != NULL) {
-        rs__pool_msg pm = {.has_id = true};
-        memcpy(pm.id, id, DHT_ID_LEN);
-        snprintf(pm.addr, sizeof pm.addr, "%s", addr);
-        memcpy(buf, &pm, sizeof pm);
-        memcpy(buf + sizeof pm, frame, len);
-        (void)sup_send(s->rt, SUP_NOPID, s->pid, RS__POOL_FRAME, buf, sizeof pm + len);
-        free(buf);
-    }
-    free(frame);
-}
-
-static void rs__pool_down_cb(mesh_pool *p, const uint8_t *id, const char *addr, bool was_up,
-                             int err, const char *reason, void *ctx)
-{
-    (void)p;
-    (void)was_up;
-    rs *s = ctx;
-    rs__pool_msg pm = {.has_id = id != NULL, .err = err};
-    if (id != NULL) {
-        memcpy(pm.id, id, DHT_ID_LEN);
-    }
-    snprintf(pm.addr, sizeof pm.addr, "%s", addr);
-    snprintf(pm.reason, sizeof pm.reason, "%s", reason ? reason : "");
-    (void)sup_send(s->rt, SUP_NOPID, s->pid, RS__POOL_DOWN, &pm, sizeof pm);
-}
+/* ---- pool events ----------------------------------------------------------------------
+ * Root's dispatcher turns the pool's events into MESH_POOL_MSG_* messages (gateway/mesh.h),
+ * so the core is only ever touched inside the actor. */
 
 /* A connection came up: joins waiting for this address bootstrap through it. */
 static void rs__pool_up(rs *s, const uint8_t id[DHT_ID_LEN], const char *addr)
@@ -608,7 +533,7 @@ static void rs__pool_up(rs *s, const uint8_t id[DHT_ID_LEN], const char *addr)
 
 static void rs__pool_frame(rs *s, const sup_msg *m)
 {
-    rs__pool_msg pm;
+    mesh_pool_msg pm;
     if (m->len <= sizeof pm) {
         return;
     }
@@ -628,7 +553,7 @@ static void rs__pool_frame(rs *s, const sup_msg *m)
 }
 
 /* A connection ended without us asking: waiting joins fail; a known peer leaves the table. */
-static void rs__pool_down(rs *s, const rs__pool_msg *pm)
+static void rs__pool_down(rs *s, const mesh_pool_msg *pm)
 {
     for (size_t i = 0; i < RS_JOIN_MAX; i++) {
         rs_join *j = &s->joins[i];
@@ -902,18 +827,7 @@ static int rs__init(sup_actor *self, void *state, void *arg)
         dc.seed = (uint64_t)uv_hrtime();
     }
     int rc = dht_create(&dc, &self_id, "", sup_rt_now(s->rt), &s->d);
-    if (rc == DHT_OK && s->cfg->id != NULL && sup_rt_loop(s->rt) != NULL) {
-        mesh_pool_config pc = {.id = s->cfg->id,
-                               .realm = s->realm,
-                               .max_conns = s->cfg->max_conns,
-                               .keepalive_ms = s->cfg->keepalive_ms,
-                               .idle_ms = s->cfg->idle_ms,
-                               .cb = {.on_up = rs__pool_up_cb,
-                                      .on_frame = rs__pool_frame_cb,
-                                      .on_down = rs__pool_down_cb},
-                               .ctx = s};
-        rc = mesh_pool_new(sup_rt_loop(s->rt), &pc, &s->pool) == MESH_POOL_OK ? DHT_OK : DHT_ENOMEM;
-    }
+    s->pool = s->cfg->pool;
     if (rc != DHT_OK) {
         char text[SUP_REASON_TEXT_MAX];
         snprintf(text, sizeof text, "{routing_config,%s}", dht_strerror(rc));
@@ -935,8 +849,7 @@ static void rs__terminate(sup_actor *self, void *state, const sup_reason *reason
     (void)reason;
     rs *s = state;
     rs_slot_clear(s->rt, RS_SLOT_ROUTING, &s->view);
-    mesh_pool_free(s->pool);
-    s->pool = NULL;
+    s->pool = NULL; /* borrowed: macula_root's */
     dht_destroy(s->d);
     s->d = NULL;
 }
@@ -982,15 +895,15 @@ static void rs__info(sup_actor *self, void *state, const sup_msg *m)
         rs__drain(s, NULL);
     } else if (m->kind == SUP_MSG_INFO && m->tag == RS_FRAME) {
         rs__frame(s, m);
-    } else if (m->kind == SUP_MSG_INFO && m->tag == RS__POOL_FRAME) {
+    } else if (m->kind == SUP_MSG_INFO && m->tag == MESH_POOL_MSG_FRAME) {
         rs__pool_frame(s, m);
-    } else if (m->kind == SUP_MSG_INFO && m->len == sizeof(rs__pool_msg) &&
-               (m->tag == RS__POOL_UP || m->tag == RS__POOL_DOWN)) {
-        rs__pool_msg pm;
+    } else if (m->kind == SUP_MSG_INFO && m->len == sizeof(mesh_pool_msg) &&
+               (m->tag == MESH_POOL_MSG_UP || m->tag == MESH_POOL_MSG_DOWN)) {
+        mesh_pool_msg pm;
         memcpy(&pm, m->data, sizeof pm);
         pm.addr[sizeof pm.addr - 1] = '\0';
         pm.reason[sizeof pm.reason - 1] = '\0';
-        if (m->tag == RS__POOL_UP) {
+        if (m->tag == MESH_POOL_MSG_UP) {
             rs__pool_up(s, pm.id, pm.addr);
         } else {
             rs__pool_down(s, &pm);

@@ -4,10 +4,10 @@
  * messages between nodes (prefix rs_).
  *
  * Transport (docs/dht.md "The node"):
- *  - Outgoing: requests (and replies to frames that came over our own connections) go through
- *    the mesh connection pool (mesh/gateway/mesh.h): a QUIC connection per address with this
- *    node's identity, CONNECTed in the node's realm; the peer's TLS-proven id must be the
- *    contact's id.
+ *  - Outgoing: requests (and replies to frames that came over pool connections) go through
+ *    the node's one mesh connection pool (mesh/gateway/mesh.h, owned by macula_root and shared
+ *    with macula_gateway_mesh): a QUIC connection per address with this node's identity,
+ *    CONNECTed in the node's realm; the peer's TLS-proven id must be the contact's id.
  *  - Incoming: DHT frames that other nodes send to our gateway reach us as RS_FRAME messages
  *    (from macula_bootstrap_server, which counts them) with the gateway connection, the node
  *    id the connection proved and its remote address; replies go back on that connection
@@ -15,6 +15,8 @@
  *  - A frame whose sender_id is not the connection's proven id is refused (counted, dropped).
  *    A sender_address with an unspecified host (0.0.0.0, ::) takes the host the connection
  *    came from: a node need not know the address others reach it at.
+ *  - DHT frames arriving on pool connections, and the pool's up/down events, come from root's
+ *    dispatcher as MESH_POOL_MSG_* messages (gateway/mesh.h).
  *  - A pool connection that was up and is lost → dht_remove_contact.
  * One runtime timer is armed at dht_next_deadline; after every input the outputs and events
  * are drained.
@@ -29,9 +31,7 @@
  *            com.macula.dht.{put,get,peers} (keys are realm-scoped names: dht_key(realm, key)).
  *   RS_FORWARD rs_forward_req + frame → rs_forward_rep: RPC_ROUTE's next hop (see below).
  *   RS_UNPUT dht_id → int: stop publishing a value (copies die at their TTL).
- * RPC frames (CALL .. RPC_ROUTE) arriving on pool connections go to macula_gateway_rpc
- * (gw_rpc_deliver).
- * Info: RS_FRAME (rs_frame_hdr + frame bytes).
+ * Info: RS_FRAME (rs_frame_hdr + frame bytes); MESH_POOL_MSG_UP / DOWN / FRAME.
  *
  * Published for /metrics and /health (rs_view_get): the DHT's and the pool's counters.
  */
@@ -47,19 +47,19 @@
 #include "mesh/identity.h"
 
 typedef struct rs_config {
-    const identity *id; /* the node's identity (NULL: no pool; tests of the core path) */
+    const identity *id; /* the node's identity (NULL: tests of the core path) */
     const char *realm;  /* the node's realm */
     dht_config dht;     /* k and alpha from the node's configuration */
-    uint32_t max_conns; /* pool bound (0: 1,000) */
-    uint32_t keepalive_ms;
-    uint32_t idle_ms;
+    /* The node's mesh pool, borrowed (macula_root's; outlives this actor). NULL: no transport
+     * to other nodes (RS_JOIN answers "no transport", sends are counted as failed). */
+    mesh_pool *pool;
     /* Host written in our sender_address (NULL: "0.0.0.0": peers use the host they see). */
     const char *advertise_host;
     /* Our QUIC port; 0: ask macula_gateway_quic_server for the bound port. */
     uint16_t port;
 } rs_config;
 
-/* Defaults: dht_config_default, pool defaults, no identity. */
+/* Defaults: dht_config_default, no identity, no pool. */
 void rs_config_default(rs_config *cfg);
 
 /* A sup_start_fn; arg is an rs_config that outlives the child spec. Registers as

@@ -64,7 +64,12 @@ done
 sub_bg 5 wild 'sensor.*.temp' --count 1 --timeout 90
 check "subscriber on node 5 is subscribed" poll 20 subscribed wild
 check "node 1 finds node 5's pattern in the index (psub:sensor)" poll 60 indexed 1 psub:sensor 'sensor.*.temp'
-check "node 1 has no direct pub/sub connection to node 5 yet" test "$(metric 1 macula_gateway_mesh_ready)" = 0
+same_pool() {
+  local gw dht
+  gw=$(metric 1 macula_gateway_mesh_ready) dht=$(metric 1 macula_mesh_pool_ready)
+  [ -n "$gw" ] && [ "$gw" = "$dht" ]
+}
+check "node 1 has one mesh pool: DHT and pub/sub report the same connections" poll 10 same_pool
 check "macula pub sensor.kitchen.temp at node 1" pub 1 sensor.kitchen.temp 21.5
 check "...reaches the wildcard subscriber on node 5" waitpid "${subpid[wild]}" 30
 check "...printed TOPIC<TAB>PAYLOAD" grep -qx "$(printf 'sensor.kitchen.temp\t21.5')" "$work/wild.out"

@@ -235,7 +235,7 @@ static void metrics_gateway(sup_rt *rt, textbuf *b)
                    s.calls_no_handler);
 }
 
-/* ---- pub/sub and the gateway's mesh pool (macula_pubsub_*, macula_gateway_mesh_*) -------- */
+/* ---- pub/sub and the node's mesh pool (macula_pubsub_*, macula_gateway_mesh_*) ----------- */
 
 static void metric_gauge(textbuf *b, const char *name, const char *help, uint64_t v)
 {
@@ -290,11 +290,14 @@ static void metrics_pubsub(sup_rt *rt, textbuf *b)
     mesh_pool_stats ms;
     uint32_t peers = 0;
     if (gw_mesh_stats(rt, &ms, &peers)) {
-        metric_gauge(b, "macula_gateway_mesh_connections", "Gateway mesh pool connections.",
-                     ms.conns);
-        metric_gauge(b, "macula_gateway_mesh_ready", "Gateway mesh pool connections ready.",
+        metric_gauge(b, "macula_gateway_mesh_connections",
+                     "The node's mesh pool connections (open or opening).", ms.conns);
+        metric_gauge(b, "macula_gateway_mesh_ready", "The node's mesh pool connections ready.",
                      ms.ready);
-        metric_gauge(b, "macula_peer_systems", "Peer systems under macula_peers_sup.", peers);
+        metric_gauge(b, "macula_peer_systems",
+                     "Peer systems kept by macula_gateway_mesh (one per peer a ready pool "
+                     "connection proves).",
+                     peers);
         metric_counter(b, "macula_gateway_mesh_evicted_total", "Connections evicted (LRU).",
                        ms.evicted);
     }

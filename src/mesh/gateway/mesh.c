@@ -400,3 +400,15 @@ void mesh_pool_stats_get(const mesh_pool *p, mesh_pool_stats *out)
 {
     *out = p->st;
 }
+
+void mesh_pool_foreach_ready(const mesh_pool *p,
+                             void (*fn)(const uint8_t id[IDENTITY_ID_LEN], const char *addr,
+                                        void *ctx),
+                             void *ctx)
+{
+    for (const mp_conn *c = p->head; c != NULL; c = c->next) {
+        if (c->up) {
+            fn(c->id, c->addr, ctx);
+        }
+    }
+}

@@ -20,9 +20,16 @@
  *    that long (gateways drop silent clients after three ping intervals); a connection with no
  *    frame in either direction, other than PING/PONG, for idle_ms is closed.
  *
- * Runs on a libuv loop through callbacks (not an actor); the owner is the routing server.
- * The pool outlives mesh_pool_free until its connections and timer have closed (the loop must
- * keep running); no callback is made after mesh_pool_free.
+ * One pool per node (docs/gateway.md "The mesh pool"): macula_root creates it before its
+ * children and frees it after they have all ended (mesh/root.h), so no actor's restart closes a
+ * connection. Its callbacks go to root's dispatcher, which forwards them as MESH_POOL_MSG_*
+ * messages to the registered actors that use the pool: DHT frames to macula_routing_server,
+ * every other frame to macula_gateway_mesh, up/down to both. Both send with mesh_pool_send
+ * directly (everything runs on the loop's thread; the pool outlives both).
+ *
+ * Runs on a libuv loop through callbacks (not an actor). The pool outlives mesh_pool_free
+ * until its connections and timer have closed (the loop must keep running); no callback is
+ * made after mesh_pool_free.
  */
 #ifndef MACULA_MESH_GATEWAY_MESH_H
 #define MACULA_MESH_GATEWAY_MESH_H
@@ -50,6 +57,18 @@ const char *mesh_pool_strerror(int err);
 #define MESH_POOL_DEFAULT_IDLE_MS 300000u
 #define MESH_POOL_QUEUE_MAX 64u
 #define MESH_POOL_ADDR_MAX 64 /* "host:port" incl. NUL */
+
+/* The pool's events as messages (root's dispatcher -> the actors using the pool). FRAME is a
+ * mesh_pool_msg followed by the encoded frame; UP and DOWN are a mesh_pool_msg alone. */
+enum { MESH_POOL_MSG_UP = 0x5a01, MESH_POOL_MSG_DOWN, MESH_POOL_MSG_FRAME };
+typedef struct mesh_pool_msg {
+    bool has_id; /* DOWN: false when no id was expected nor proven */
+    uint8_t id[IDENTITY_ID_LEN];
+    char addr[MESH_POOL_ADDR_MAX];
+    bool was_up;      /* DOWN: the connection had been ready */
+    int err;          /* DOWN: MESH_CLIENT_E* (mesh/client.h) */
+    char reason[128]; /* DOWN: why */
+} mesh_pool_msg;
 
 typedef struct mesh_pool mesh_pool;
 
@@ -95,5 +114,11 @@ void mesh_pool_close(mesh_pool *p, const char *addr);
 /* True when a ready connection to addr exists; its peer's proven id goes to id (if not NULL). */
 bool mesh_pool_is_ready(const mesh_pool *p, const char *addr, uint8_t *id);
 void mesh_pool_stats_get(const mesh_pool *p, mesh_pool_stats *out);
+/* Calls fn for every ready connection (least recently used first). fn must not open or close
+ * connections of this pool. */
+void mesh_pool_foreach_ready(const mesh_pool *p,
+                             void (*fn)(const uint8_t id[IDENTITY_ID_LEN], const char *addr,
+                                        void *ctx),
+                             void *ctx);
 
 #endif

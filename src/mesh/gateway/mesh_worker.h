@@ -1,22 +1,27 @@
 /*
  * src/mesh/gateway/mesh_worker.h — macula_gateway_mesh (seed 000, last child of
- * macula_gateway_workers_sup): the mesh connection pool (mesh.h) for the gateway's business
- * traffic to other nodes — pub/sub routes now, RPC routes next — with one peer system under
- * macula_peers_sup per ready connection (mesh/peer/peer.h).
+ * macula_gateway_workers_sup): the gateway's user of the node's one mesh connection pool
+ * (mesh.h; owned by macula_root, shared with macula_routing_server), and the keeper of the
+ * peer systems under macula_peers_sup (mesh/peer/peer.h): one per peer that a ready pool
+ * connection proves, whoever opened it (DHT, pub/sub or RPC).
  *
  *  - GW_MESH_SEND (info, gw_mesh_send builds it): one encoded frame for node `id` at `addr`;
- *    the pool connects (the peer must prove `id`), CONNECTs in the realm and sends.
- *  - Frames that come back on pool connections: PUBACK → macula_gateway_pubsub
- *    (GW_PS_NODE_FRAME); REPLY / RPC_ROUTE / CALL / CAST → macula_gateway_rpc (GW_MESH_RPC_FRAME,
- *    same layout), when it runs. Each frame is also counted at the peer's workers.
- *  - A connection that becomes ready starts a peer system; one that is lost, evicted or
- *    closed for idleness stops it (the pool does not report closes it made itself, so the
- *    worker checks its peers every GW_MESH_REAP_MS). When this worker ends, its pool closes
- *    every connection and every peer system it started is stopped.
- *
- * The DHT keeps its own pool in macula_routing_server (its connections carry only DHT
- * frames, and the routing server must not restart with the gateway's workers); both pools
- * apply the seed's bound (1,000, LRU) each. Registers "macula_gateway_mesh".
+ *    the pool connects (the peer must prove `id`), CONNECTs in the realm and sends. Sent
+ *    frames are counted at the peer's workers.
+ *  - MESH_POOL_MSG_FRAME (from root's dispatcher: every frame arriving on a pool connection
+ *    that is not a DHT frame): PUBACK → macula_gateway_pubsub (GW_PS_NODE_FRAME); CALL / REPLY
+ *    / CAST / RPC_ROUTE → macula_gateway_rpc (gw_rpc_deliver, GW_RPC_VIA_POOL). Each frame is
+ *    also counted at the peer's workers.
+ *  - Peer systems follow the pool: MESH_POOL_MSG_UP starts one for the proven id (or adopts
+ *    the running one: a peer system outlives a restart of this worker, as its connection
+ *    does); MESH_POOL_MSG_DOWN stops it when no ready connection proves that id any more.
+ *    Closes the pool made itself (LRU eviction, idleness) are not reported, so every
+ *    GW_MESH_REAP_MS, and once at start, the worker reconciles: ready connections without a
+ *    peer system get one, peer systems without a ready connection (or not known to this
+ *    worker: left by a predecessor) are stopped.
+ *  - When this worker ends, the peer systems stay (their connections do); the next worker
+ *    adopts them.
+ * Registers "macula_gateway_mesh".
  */
 #ifndef MACULA_MESH_GATEWAY_MESH_WORKER_H
 #define MACULA_MESH_GATEWAY_MESH_WORKER_H
@@ -31,9 +36,9 @@
 #define GW_MESH_PEERS_MAX 1024
 
 typedef struct gw_mesh_config {
-    const identity *id; /* NULL: no pool (tests without identity): sends fail */
-    const char *realm;
-    uint32_t max_conns, keepalive_ms, idle_ms; /* 0: mesh.h defaults */
+    /* The node's mesh pool, borrowed (macula_root's, outlives this worker). NULL: no pool
+     * (a gateway without identity): sends fail, no peer systems. */
+    mesh_pool *pool;
 } gw_mesh_config;
 
 int gw_mesh_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
@@ -42,7 +47,6 @@ int gw_mesh_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *o
 enum {
     GW_MESH_SEND = 0x5401, /* info: gw_mesh_hdr + frame */
     GW_MESH_STATS,         /* call: replies mesh_pool_stats */
-    GW_MESH_RPC_FRAME,     /* info to macula_gateway_rpc: gw_mesh_hdr + frame */
 };
 
 typedef struct gw_mesh_hdr {
@@ -55,7 +59,13 @@ typedef struct gw_mesh_hdr {
  * SUP_EINVAL (address too long). */
 int gw_mesh_send(sup_rt *rt, sup_pid from, const uint8_t *id, const char *addr,
                  const uint8_t *frame, size_t len);
-/* The running worker's pool counters; false when none runs (runtime thread). */
+/* The node's pool counters and the peer systems this worker keeps; false when the worker
+ * does not run (runtime thread). */
 bool gw_mesh_stats(const sup_rt *rt, mesh_pool_stats *out, uint32_t *peers);
+
+/* Frees the start arguments of peer-system starts that were still in flight when a worker
+ * using `pool` ended (macula_peers_sup may read them until it has handled the call). Called
+ * by macula_root when it ends (after macula_peers_sup), before it frees the pool. */
+void gw_mesh_release_parked(const mesh_pool *pool);
 
 #endif

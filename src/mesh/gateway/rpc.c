@@ -773,26 +773,6 @@ static void gw_rpc__frame(gw_rpc *g, const sup_msg *m)
     }
 }
 
-/* GW_MESH_RPC_FRAME: a frame that came back on one of macula_gateway_mesh's pool connections
- * (a node answers on whichever connection of ours it has as a client). Nodes talk RPC_ROUTE. */
-static void gw_rpc__mesh_frame(gw_rpc *g, const sup_msg *m)
-{
-    gw_mesh_hdr h;
-    if (m->len <= sizeof h) {
-        return;
-    }
-    memcpy(&h, m->data, sizeof h);
-    wire_msg w;
-    size_t used = 0;
-    if (!h.has_id || wire_decode((const uint8_t *)m->data + sizeof h, m->len - sizeof h, NULL, &w,
-                                 &used) != WIRE_OK) {
-        return;
-    }
-    if (w.type == WIRE_RPC_ROUTE) {
-        gw_rpc__route_in(g, &w.rpc_route, h.id);
-    }
-}
-
 static void gw_rpc__client_down(gw_rpc *g, uint64_t conn)
 {
     uint64_t now = sup_rt_now(g->rt);
@@ -932,8 +912,6 @@ static void gw_rpc__info(sup_actor *self, void *state, const sup_msg *m)
         rpcs_tick(g->server, now);
     } else if (m->kind == SUP_MSG_INFO && m->tag == GW_RPC_FRAME) {
         gw_rpc__frame(g, m);
-    } else if (m->kind == SUP_MSG_INFO && m->tag == GW_MESH_RPC_FRAME) {
-        gw_rpc__mesh_frame(g, m);
     } else if (m->kind == SUP_MSG_INFO && m->tag == GW_RPC_CLIENT_DOWN &&
                m->len == sizeof(uint64_t)) {
         uint64_t conn;

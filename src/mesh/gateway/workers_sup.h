@@ -5,7 +5,7 @@
  *   macula_gateway_clients   the tracked-clients table (clients.h)
  *   macula_gateway_pubsub    pub/sub: local trie, subscriber index, QoS 1 (pubsub.h)
  *   macula_gateway_rpc       (the RPC layer adds it here)
- *   macula_gateway_mesh      the mesh connection pool for routes + peer systems (mesh_worker.h)
+ *   macula_gateway_mesh      gateway traffic on the node's mesh pool, peer systems (mesh_worker.h)
  *
  * A crash of pubsub restarts pubsub, rpc and mesh; clients stay connected (the gateway keeps
  * the connections and the subscription ledger).
@@ -25,7 +25,7 @@ typedef struct gw_workers_config {
 } gw_workers_config;
 
 /* A sup_start_fn; arg is a gw_workers_config that outlives the child spec (NULL: defaults,
- * no identity: the mesh worker has no pool). */
+ * no mesh pool). */
 int gw_workers_sup_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
                          sup_reason *why);
 
