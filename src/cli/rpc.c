@@ -42,6 +42,7 @@ typedef struct rpc_cli {
     bool done;
     uv_signal_t sigint, sigterm;
     bool signals;
+    struct rpc_job *jobs; /* advertise: handler processes not yet finished */
 } rpc_cli;
 
 static void rpc_cli__usage(FILE *f)
@@ -62,6 +63,8 @@ static void rpc_cli__stop_signals(rpc_cli *c)
     }
 }
 
+static void rpc_cli__stop_jobs(rpc_cli *c);
+
 static void rpc_cli__on_closed(macula_rpc *r, const char *reason, void *ctx)
 {
     rpc_cli *c = ctx;
@@ -71,7 +74,9 @@ static void rpc_cli__on_closed(macula_rpc *r, const char *reason, void *ctx)
         c->status = 1;
     }
     rpc_cli__stop_signals(c);
+    rpc_cli__stop_jobs(c); /* nobody can take their answers any more */
     macula_rpc_free(r);
+    c->r = NULL;
 }
 
 /* ---- call ------------------------------------------------------------------------------------ */
@@ -108,6 +113,7 @@ static void rpc_cli__call_ready(macula_rpc *r, void *ctx)
 
 typedef struct rpc_job {
     rpc_cli *c;
+    struct rpc_job **prev, *next; /* in c->jobs while the process runs */
     uint64_t request;
     uv_process_t proc;
     uv_pipe_t in, out, err;
@@ -141,7 +147,7 @@ static void rpc_job__finish(rpc_job *j)
     if (!j->exited || j->streams > 0) {
         return;
     }
-    if (j->request != 0) {
+    if (j->request != 0 && j->c->r != NULL) {
         if (j->exit_status == 0 && j->term_signal == 0 && !j->killed) {
             size_t n = j->olen;
             while (n > 0 && (j->obuf[n - 1] == '\n' || j->obuf[n - 1] == '\r')) {
@@ -178,6 +184,13 @@ static void rpc_job__finish(rpc_job *j)
             }
             (void)macula_rpc_respond_error(j->c->r, j->request, "handler_error", msg);
         }
+    }
+    if (j->prev != NULL) {
+        *j->prev = j->next;
+        if (j->next != NULL) {
+            j->next->prev = j->prev;
+        }
+        j->prev = NULL;
     }
     uv_timer_stop(&j->kill);
     uv_close((uv_handle_t *)&j->proc, rpc_job__closed);
@@ -251,11 +264,31 @@ static void rpc_job__written(uv_write_t *w, int status)
     }
 }
 
+/* A handler runs in its own process group (UV_PROCESS_DETACHED: setsid), so a signal reaches
+ * the processes it started too (`sh -c 'sleep 600'` leaves no orphan holding the pipes). */
+static void rpc_job__signal(rpc_job *j, int sig)
+{
+    if (j->proc.pid <= 0 || kill(-j->proc.pid, sig) != 0) {
+        (void)uv_process_kill(&j->proc, sig);
+    }
+}
+
 static void rpc_job__timeout(uv_timer_t *t)
 {
     rpc_job *j = t->data;
     j->killed = true;
-    (void)uv_process_kill(&j->proc, SIGKILL);
+    rpc_job__signal(j, SIGKILL);
+}
+
+/* On SIGINT/SIGTERM: every running handler group gets SIGTERM, and SIGKILL 2 s later. */
+static void rpc_cli__stop_jobs(rpc_cli *c)
+{
+    for (rpc_job *j = c->jobs; j != NULL; j = j->next) {
+        if (!j->exited) {
+            rpc_job__signal(j, SIGTERM);
+        }
+        uv_timer_start(&j->kill, rpc_job__timeout, 2000, 0);
+    }
 }
 
 static void rpc_cli__handler(macula_rpc *r, uint64_t request, const char *procedure,
@@ -291,6 +324,7 @@ static void rpc_cli__handler(macula_rpc *r, uint64_t request, const char *proced
     uv_process_options_t po = {.exit_cb = rpc_job__exit,
                                .file = c->argv[0],
                                .args = c->argv,
+                               .flags = UV_PROCESS_DETACHED,
                                .stdio_count = 3,
                                .stdio = io};
     int rc = uv_spawn(c->loop, &j->proc, &po);
@@ -307,6 +341,12 @@ static void rpc_cli__handler(macula_rpc *r, uint64_t request, const char *proced
         return;
     }
     j->streams = 2;
+    j->next = c->jobs;
+    if (c->jobs != NULL) {
+        c->jobs->prev = &j->next;
+    }
+    c->jobs = j;
+    j->prev = &c->jobs;
     uv_read_start((uv_stream_t *)&j->out, rpc_job__alloc, rpc_job__read);
     uv_read_start((uv_stream_t *)&j->err, rpc_job__alloc, rpc_job__read);
     uv_buf_t b = uv_buf_init(j->input, (unsigned)len);
@@ -349,6 +389,7 @@ static void rpc_cli__signal(uv_signal_t *s, int signum)
     c->status = 0;
     macula_rpc_close(c->r);
     rpc_cli__stop_signals(c);
+    rpc_cli__stop_jobs(c);
 }
 
 /* ---- entry points -----------------------------------------------------------------------------
