@@ -69,6 +69,39 @@ typedef struct flow_raft_config {
                                     `macula flow-node` when MACULA_FLOW_FAULTS=1 */
 } flow_raft_config;
 
+/* Byzantine replication (PBFT, n = 3f+1 >= 4 replicas) of the flow state machine: a static
+ * member list; messages signed with each node's Ed25519 identity key, carried over QUIC
+ * between node identities (docs/consensus.md "Byzantine mode"). */
+#define FLOW_PBFT_MAX_MEMBERS 16
+typedef struct flow_pbft_member {
+    uint32_t id;       /* 1..n (replica index id - 1); every id once */
+    char address[128]; /* its QUIC address "host:port" (numeric) */
+    char key[128];     /* its public key: the SubjectPublicKeyInfo DER in hex (Ed25519: 88
+                          digits); its node id is the SHA-256 of those bytes */
+    char api[256];     /* URL of its flow HTTP endpoint, "" if unknown (for not_leader) */
+} flow_pbft_member;
+
+typedef struct flow_pbft_config {
+    uint32_t id;          /* this node's member id */
+    const char *data_dir; /* the node identity (key.pem, cert.pem) lives here (created) */
+    const flow_pbft_member *members; /* n entries (borrowed) */
+    size_t n;                        /* 4..FLOW_PBFT_MAX_MEMBERS */
+    unsigned checkpoint;             /* sequence numbers between checkpoints; 0 = 64 */
+    unsigned view_change_ms;         /* 0 = 500 */
+    unsigned retry_ms;               /* client: resend to all replicas after; 0 = 300 */
+} flow_pbft_config;
+
+/* Parses a member list: one member per line (or per comma-separated entry), fields separated
+ * by blanks: `ID HOST:PORT KEY_HEX [API_URL]`; '#' starts a comment. The ids must be 1..n,
+ * each once, n = 4..FLOW_PBFT_MAX_MEMBERS. *out is malloc'd (free it), sorted by id. Returns 0
+ * or FLOW_EINVAL / FLOW_ENOMEM with a message in err. */
+int flow_pbft_members_parse(const char *text, flow_pbft_member **out, size_t *n, char *err,
+                            size_t errsize);
+/* The public key (SPKI DER hex, for a members line) and the node id (hex) of the identity in
+ * data_dir, created if absent. 0 or a negative code with a message in err. */
+int flow_pbft_identity(const char *data_dir, char *key_hex, size_t key_size, char node_hex[65],
+                       char *err, size_t errsize);
+
 /* Ended tasks (completed, failed, cancelled) the flow state keeps by default; older ones are
  * evicted, oldest ended first (docs/flow.md "Retention"). */
 #define FLOW_TASK_RETENTION_DEFAULT 10000
@@ -78,6 +111,7 @@ typedef struct flow_raft_config {
  * flow tree. */
 typedef struct flow_options {
     const flow_raft_config *raft; /* NULL: commands are applied locally (no durability) */
+    const flow_pbft_config *pbft; /* PBFT instead (raft must be NULL): see docs/consensus.md */
     /* Ended tasks kept: 0 = FLOW_TASK_RETENTION_DEFAULT, FLOW_TASK_RETENTION_ALL (or any
      * negative) = all, else that many. Every replica of a cluster must use the same value. */
     int64_t task_retention;
@@ -123,7 +157,9 @@ int flow_task_result(sup_rt *rt, const char *task, uint64_t wait_ms, json_t **ou
 int flow_task_list(sup_rt *rt, const char *swarm, const char *state, json_t **out);
 int flow_task_cancel(sup_rt *rt, const char *task, json_t **out);
 int flow_metrics(sup_rt *rt, json_t **out);
-/* Cluster operations (flow_request ops): cluster_status {} → {"mode": "local"} or
+/* Cluster operations (flow_request ops): cluster_status {} → {"mode": "local"}, the PBFT
+ * view {"mode": "pbft", "id", "n", "f", "view", "primary", "view_changing", "acting",
+ * "last_executed", "stable_checkpoint", "rejected", "rejected_by", "stats", "link", ...} or
  * {"mode": "raft", "id", "address", "state", "term", "leader", "commit_index",
  * "last_applied", "last_index", "members": [{"id", "address", "role", "api", "gossip"?,
  * "node"?}], "paused", "gossip": null | {"address", "node", "paused", "isolated",

@@ -1,7 +1,8 @@
 /*
  * src/cli/flow_cluster.c — `macula flow cluster status|join|leave` (cli_flow_cluster) and the
- * hidden `macula flow-node` (cli_flow_node): one flow node with Raft and the flow HTTP
- * endpoint, for tests and the cluster bench until `macula flow serve` carries the options.
+ * hidden `macula flow-node` (cli_flow_node): one flow node with Raft (or PBFT: --pbft) and the
+ * flow HTTP endpoint, for tests and the cluster bench until `macula flow serve` carries the
+ * options.
  *
  * The cluster commands talk to a node's flow HTTP endpoint (flow_admin_start: POST
  * /flow/cluster_*), follow redirects to the leader (307), and print the answer's JSON. `join`
@@ -312,9 +313,44 @@ static int fc__split(const char *hp, char *host, size_t hs, uint16_t *port)
     return 0;
 }
 
+/* The member list of --members: a file if one has that name, else the list itself. */
+static char *fc__members_text(const char *arg)
+{
+    FILE *f = fopen(arg, "r");
+    if (f == NULL) {
+        return strdup(arg);
+    }
+    char *buf = malloc(65536);
+    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+    }
+    return buf;
+}
+
+/* --show-key: what a member list needs about the identity in DIR. */
+static int fc__show_key(const char *data_dir)
+{
+    char key[256], node[65], err[512];
+    if (data_dir == NULL) {
+        fprintf(stderr, "flow-node: --show-key needs --data DIR\n");
+        return 2;
+    }
+    if (flow_pbft_identity(data_dir, key, sizeof key, node, err, sizeof err) != 0) {
+        fprintf(stderr, "flow-node: %s\n", err);
+        return 1;
+    }
+    printf("node %s\nkey %s\n", node, key);
+    return 0;
+}
+
 int cli_flow_node(int argc, char **argv)
 {
     flow_raft_config rc = {0};
+    flow_pbft_config pc = {0};
+    bool pbft = false, show_key = false;
+    const char *members = NULL;
     const char *http = "127.0.0.1:7480";
     bool local = false;
     static const struct option opts[] = {{"id", required_argument, NULL, 'i'},
@@ -327,6 +363,11 @@ int cli_flow_node(int argc, char **argv)
                                          {"snapshot-threshold", required_argument, NULL, 's'},
                                          {"snapshot-trailing", required_argument, NULL, 't'},
                                          {"gossip", required_argument, NULL, 'g'},
+                                         {"pbft", no_argument, NULL, 'p'},
+                                         {"members", required_argument, NULL, 'm'},
+                                         {"checkpoint", required_argument, NULL, 'k'},
+                                         {"view-change-ms", required_argument, NULL, 'v'},
+                                         {"show-key", no_argument, NULL, 'K'},
                                          {NULL, 0, NULL, 0}};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -341,20 +382,52 @@ int cli_flow_node(int argc, char **argv)
         case 's': rc.snapshot_threshold = (unsigned)strtoul(optarg, NULL, 10); break;
         case 't': rc.snapshot_trailing = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'g': rc.gossip = optarg; break;
+        case 'p': pbft = true; break;
+        case 'm': members = optarg; break;
+        case 'k': pc.checkpoint = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'v': pc.view_change_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'K': show_key = true; break;
         default:
             fprintf(stderr, "usage: macula flow-node --id N --raft HOST:PORT --data DIR "
                             "[--http HOST:PORT] [--gossip HOST:PORT] [--join] [--election-ms MS] "
                             "[--snapshot-threshold N] [--snapshot-trailing N] | --local\n"
+                            "       macula flow-node --pbft --id N --members FILE_OR_LIST --data "
+                            "DIR [--http HOST:PORT] [--checkpoint N] [--view-change-ms MS]\n"
+                            "       macula flow-node --show-key --data DIR\n"
+                            "  members: one per line (or comma-separated): ID HOST:PORT KEY_HEX "
+                            "[API_URL]; KEY_HEX as printed by --show-key\n"
                             "  MACULA_FLOW_FAULTS=1 enables the test-only fault switch "
                             "(POST /flow/cluster_fault {\"isolate\": bool})\n");
             return 2;
         }
     }
+    if (show_key) {
+        return fc__show_key(rc.data_dir);
+    }
     char host[64];
     uint16_t port = 0;
+    flow_pbft_member *mv = NULL;
+    if (pbft) {
+        char err[256] = "";
+        char *text = members ? fc__members_text(members) : NULL;
+        int prc = text ? flow_pbft_members_parse(text, &mv, &pc.n, err, sizeof err) : FLOW_EINVAL;
+        free(text);
+        if (prc != 0 || rc.id == 0 || rc.id > pc.n || rc.data_dir == NULL || rc.address || local) {
+            fprintf(stderr,
+                    "flow-node: --pbft needs --id N, --members FILE_OR_LIST (n >= 4) "
+                    "and --data DIR, without --raft%s%s\n",
+                    err[0] ? ": " : "", err);
+            free(mv);
+            return 2;
+        }
+        pc.id = (uint32_t)rc.id;
+        pc.data_dir = rc.data_dir;
+        pc.members = mv;
+    }
     if (fc__split(http, host, sizeof host, &port) != 0 ||
-        (!local && (rc.id == 0 || rc.address == NULL || rc.data_dir == NULL))) {
+        (!local && !pbft && (rc.id == 0 || rc.address == NULL || rc.data_dir == NULL))) {
         fprintf(stderr, "flow-node: needs --id, --raft HOST:PORT, --data DIR (or --local)\n");
+        free(mv);
         return 2;
     }
     char api[128];
@@ -366,27 +439,34 @@ int cli_flow_node(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     sup_rt *rt = sup_rt_new(&loop);
-    flow_options fo = {.raft = local ? NULL : &rc};
+    flow_options fo = {.raft = local || pbft ? NULL : &rc, .pbft = pbft ? &pc : NULL};
     sup_pid flow;
     sup_reason why;
     if (flow_start(rt, SUP_NOPID, &fo, NULL, &flow, &why) != 0) {
         char r[200];
         fprintf(stderr, "flow-node: flow did not start: %s\n", sup_reason_str(&why, r, sizeof r));
+        free(mv);
         return 1;
     }
     flow_admin *adm = NULL;
     const char *err = NULL;
     if (flow_admin_start(rt, host, port, &adm, &err) != 0) {
         fprintf(stderr, "flow-node: HTTP %s: %s\n", http, err ? err : "failed");
+        free(mv);
         return 1;
     }
     uv_signal_init(&loop, &fc_sigterm);
     uv_signal_init(&loop, &fc_sigint);
     uv_signal_start(&fc_sigterm, fc__on_signal, SIGTERM);
     uv_signal_start(&fc_sigint, fc__on_signal, SIGINT);
-    printf("flow-node %llu raft %s http %s gossip %s%s\n", (unsigned long long)rc.id,
-           rc.address ? rc.address : "-", http, rc.gossip ? rc.gossip : "-",
-           rc.faults ? " (fault switch on)" : "");
+    if (pbft) {
+        printf("flow-node %llu pbft %s (n = %zu) http %s\n", (unsigned long long)rc.id,
+               mv[rc.id - 1].address, pc.n, http);
+    } else {
+        printf("flow-node %llu raft %s http %s gossip %s%s\n", (unsigned long long)rc.id,
+               rc.address ? rc.address : "-", http, rc.gossip ? rc.gossip : "-",
+               rc.faults ? " (fault switch on)" : "");
+    }
     fflush(stdout);
     uv_run(&loop, UV_RUN_DEFAULT);
     flow_admin_stop(adm);
@@ -397,5 +477,6 @@ int cli_flow_node(int argc, char **argv)
     sup_rt_free(rt);
     uv_run(&loop, UV_RUN_DEFAULT); /* libraft and the HTTP server finish closing */
     uv_loop_close(&loop);
+    free(mv);
     return 0;
 }

@@ -68,6 +68,9 @@ enum {
     FLOW_TAG_GOSSIP, /* cast to raft: the gossip view (cluster_status "gossip") */
     FLOW_TAG_QUORUM, /* cast to registry: {"paused": bool} */
     FLOW_TAG_FAULT,  /* cast to gossip: {"isolate": bool} (fault switch) */
+    /* pbft (pbft_node.c ⇄ registry.c): PROPOSE, COMMITTED (the executed requests, sequence
+     * order), REFUSED, RESTORE (after a state transfer), ROLE ("leader": primary and settled)
+     * and FWD (cluster_*) as with Raft, sent to / by FLOW_N_PBFT */
 };
 
 /* ---- views (view.c): what the actors publish for the HTTP endpoints ---------------------- */
@@ -129,6 +132,11 @@ int flow_raft_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid 
 #define FLOW_N_GOSSIP "erlmcp_flow_gossip"
 int flow_gossip_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
                       sup_reason *why);
+/* The PBFT actor's start (consensus/pbft_node.c); arg is the const flow_options * (its pbft
+ * configuration and task_retention). */
+#define FLOW_N_PBFT "erlmcp_flow_pbft"
+int flow_pbft_start(sup_rt *rt, sup_pid parent, void *arg, void *extra, sup_pid *out,
+                    sup_reason *why);
 /* Answers `to` with FLOW_ENOTLEADER and "leader" (borrowed; NULL: unknown). */
 void flow__reply_not_leader(sup_rt *rt, sup_from to, const json_t *leader);
 

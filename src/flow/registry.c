@@ -28,7 +28,12 @@
  *    With gossip (consensus/gossip_node.c), a leader whose gossip view has lost quorum
  *    (FLOW_TAG_QUORUM "paused") stops acting the same way (agents, swarm actors, timers: no
  *    TASK_RUN, no pool refill) and takes over again, as above, once quorum is back.
- * Both paths end in reg__done, which answers the request that caused the command.
+ *  - pbft (consensus/pbft_node.c): every node submits its commands to its PBFT actor
+ *    (reg__pbft_submit), whose client gets them ordered; every node applies the executed
+ *    requests in sequence order (FLOW_TAG_COMMITTED, as above) and answers its own callers
+ *    then. The acting node is the primary of the current view once settled (FLOW_TAG_ROLE, as
+ *    the Raft leader); an agent another node added is removed by it (reg__pbft_foreign_agent).
+ * All paths end in reg__done, which answers the request that caused the command.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +95,7 @@ typedef struct reg_state {
     uint64_t refused_queue_full, commands_refused;
     /* the apply path */
     bool raft;           /* commands go through the Raft log */
+    bool pbft;           /* commands go through PBFT (reg__pbft_*; leader = acting primary) */
     bool leader;         /* raft: this node leads with every committed entry applied */
     bool paused;         /* raft + gossip: this node's gossip view has no quorum */
     json_t *leader_info; /* raft: the known leader {"id", "address", "api"}, or NULL */
@@ -159,7 +165,7 @@ static void reg__observe(sup_actor *self, const reg_state *st, const flow_event 
  * leader, unless its gossip view lost quorum. */
 static bool reg__acts(const reg_state *st)
 {
-    return !st->raft || (st->leader && !st->paused);
+    return (!st->raft && !st->pbft) || (st->leader && !st->paused);
 }
 
 /* Starts the swarm actor of a swarm of the state. */
@@ -392,6 +398,31 @@ static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc,
     }
 }
 
+/* PBFT: every node submits its commands (borrowed) to its PBFT actor, whose client orders them;
+ * the outcome is answered when this node's replica executed the command (reg__committed). */
+static void reg__pbft_submit(sup_actor *self, reg_state *st, const json_t *cmd, sup_from from,
+                             reg_kind kind)
+{
+    sup_rt *rt = sup_self_rt(self);
+    reg_wait *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        reg__done(self, st, cmd, FLOW_ENOMEM, "out of memory", from, kind);
+        return;
+    }
+    w->cookie = ++st->next_cookie;
+    w->from = from;
+    w->kind = kind;
+    snprintf(w->agent, sizeof w->agent, "%s", reg__str(cmd, "agent") ?: "");
+    hmap_put(&st->waits, &w->cookie, sizeof w->cookie, w, NULL);
+    json_t *p = json_pack("{s:I, s:O}", "c", (json_int_t)w->cookie, "cmd", cmd);
+    if (flow__cast_json(rt, sup_self(self), sup_whereis(rt, FLOW_N_PBFT), FLOW_TAG_PROPOSE, p) !=
+        0) {
+        hmap_del(&st->waits, &w->cookie, sizeof w->cookie);
+        free(w);
+        reg__done(self, st, cmd, FLOW_ECONSENSUS, "pbft is not running", from, kind);
+    }
+}
+
 /* Submits a command (stolen) through the apply path; its outcome goes to reg__done. */
 static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from from, reg_kind kind)
 {
@@ -401,7 +432,9 @@ static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from fr
         return;
     }
     json_object_set_new(cmd, "now", json_integer((json_int_t)sup_rt_now(sup_self_rt(self))));
-    if (!st->raft) {
+    if (st->pbft) {
+        reg__pbft_submit(self, st, cmd, from, kind);
+    } else if (!st->raft) {
         int rc = reg__apply_json(self, st, cmd, err, sizeof err);
         reg__done(self, st, cmd, rc, err, from, kind);
     } else if (!st->leader) {
@@ -430,13 +463,28 @@ static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from fr
     json_decref(cmd);
 }
 
-/* Raft: a committed command, in log order. */
+/* PBFT: an agent added by another node (an old primary's agent_add executed after this node
+ * took over) runs nowhere this node knows: the acting primary removes it (its tasks requeue). */
+static void reg__pbft_foreign_agent(sup_actor *self, reg_state *st, const json_t *cmd, int rc)
+{
+    const char *c = reg__str(cmd, "cmd"), *agent = reg__str(cmd, "agent");
+    if (st->pbft && rc == 0 && reg__acts(st) && c && strcmp(c, "agent_add") == 0 && agent &&
+        flow_hget(&st->agents, agent) == NULL) {
+        reg__submit(self, st,
+                    json_pack("{s:s, s:s, s:s}", "cmd", "agent_remove", "agent", agent, "text",
+                              "added by a node that is not the primary"),
+                    (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+    }
+}
+
+/* Raft: a committed command, in log order (PBFT: an executed one, in sequence order). */
 static void reg__committed(sup_actor *self, reg_state *st, const sup_msg *m)
 {
     json_t *e = flow__msg_json(m);
     const json_t *cmd = json_object_get(e, "cmd");
     char err[256] = "";
     int rc = cmd ? reg__apply_json(self, st, cmd, err, sizeof err) : FLOW_EINVAL;
+    reg__pbft_foreign_agent(self, st, cmd, rc);
     st->committed++;
     uint64_t origin = (uint64_t)json_integer_value(json_object_get(e, "o"));
     uint64_t cookie = (uint64_t)json_integer_value(json_object_get(e, "c"));
@@ -582,7 +630,7 @@ static void reg__cluster(sup_actor *self, reg_state *st, sup_from from, const ch
                          const json_t *args)
 {
     sup_rt *rt = sup_self_rt(self);
-    if (!st->raft) {
+    if (!st->raft && !st->pbft) {
         if (strcmp(op, "cluster_status") == 0) {
             flow__reply_ok(rt, from, json_pack("{s:s}", "mode", "local"));
         } else {
@@ -599,9 +647,10 @@ static void reg__cluster(sup_actor *self, reg_state *st, sup_from from, const ch
         memcpy(buf, &from, sizeof from);
         memcpy(buf + sizeof from, text, len);
     }
-    if (buf == NULL || sup_cast(rt, sup_self(self), sup_whereis(rt, FLOW_N_RAFT), FLOW_TAG_FWD, buf,
-                                sizeof from + len) != 0) {
-        flow__reply_err(rt, from, FLOW_ECONSENSUS, "raft is not running");
+    if (buf == NULL ||
+        sup_cast(rt, sup_self(self), sup_whereis(rt, st->pbft ? FLOW_N_PBFT : FLOW_N_RAFT),
+                 FLOW_TAG_FWD, buf, sizeof from + len) != 0) {
+        flow__reply_err(rt, from, FLOW_ECONSENSUS, "consensus is not running");
     }
     free(buf);
     free(text);
@@ -743,8 +792,11 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
                             json_pack("{s:I, s:I, s:I}", "completed", (json_int_t)ended[0],
                                       "failed", (json_int_t)ended[1], "cancelled",
                                       (json_int_t)ended[2]));
-        json_object_set_new(m, "mode", json_string(st->raft ? "raft" : "local"));
-        if (st->raft) {
+        json_object_set_new(m, "mode",
+                            json_string(st->raft   ? "raft"
+                                        : st->pbft ? "pbft"
+                                                   : "local"));
+        if (st->raft || st->pbft) {
             json_object_set_new(m, "leader", json_boolean(st->leader));
             json_object_set_new(m, "paused", json_boolean(st->paused));
             json_object_set_new(m, "commands_committed", json_integer((json_int_t)st->committed));
@@ -831,12 +883,24 @@ static void reg__request(sup_actor *self, reg_state *st, sup_from from, const ch
 
 /* ---- behaviour ---------------------------------------------------------------------------- */
 
+/* PBFT: commands of this node carry origin = its member id and cookies that differ from any of
+ * an earlier life's (requests of a previous run may still execute). */
+static void reg__pbft_init(sup_actor *self, reg_state *st, const flow_options *o)
+{
+    st->pbft = o && !o->raft && o->pbft;
+    if (st->pbft) {
+        st->my_id = o->pbft->id;
+        st->next_cookie = sup_rt_now(sup_self_rt(self)) << 20;
+    }
+}
+
 static int reg_init(sup_actor *self, void *state, void *arg)
 {
     const flow_options *o = arg;
     reg_state *st = state;
     st->raft = o && o->raft;
     st->my_id = st->raft ? o->raft->id : 0;
+    reg__pbft_init(self, st, o);
     hmap_init(&st->waits);
     st->fs = flow_state_new();
     st->retention = flow__retention(o);

@@ -27,6 +27,7 @@
 #include <gnutls/gnutls.h>
 
 #include "flow/consensus/byzantine.h"
+#include "macula/flow.h"
 #include "mesh/sim/netsim.h"
 
 #define N 4
@@ -577,6 +578,50 @@ static void test_config_checks(void **state)
     assert_string_equal(pbft_strerror(PBFT_EBADSIG), "bad or missing signature");
 }
 
+/* The member list of `macula flow-node --pbft --members`: lines or comma-separated entries,
+ * comments, ids 1..n each once, n >= 4, keys in hex, an optional API URL. */
+static void test_members_parse(void **state)
+{
+    (void)state;
+    flow_pbft_member *m = NULL;
+    size_t n = 0;
+    char err[256];
+    const char *good = "# four replicas\n"
+                       "2 127.0.0.1:7002 302a300506032b6570032100aa http://127.0.0.1:7482\n"
+                       "\n1 127.0.0.1:7001 302a30 # a comment\n"
+                       "3 127.0.0.1:7003 0A0b,4 [::1]:7004 ff\n";
+    assert_int_equal(flow_pbft_members_parse(good, &m, &n, err, sizeof err), 0);
+    assert_int_equal(n, 4);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(m[i].id, i + 1); /* sorted by id */
+    }
+    assert_string_equal(m[0].address, "127.0.0.1:7001");
+    assert_string_equal(m[0].api, "");
+    assert_string_equal(m[1].api, "http://127.0.0.1:7482");
+    assert_string_equal(m[2].key, "0A0b");
+    assert_string_equal(m[3].address, "[::1]:7004");
+    free(m);
+    static const char *const bad[] = {
+        "1 a:1 00,2 a:2 00,3 a:3 00",                     /* n < 4 */
+        "1 a:1 00,2 a:2 00,3 a:3 00,3 a:4 00",            /* id twice */
+        "1 a:1 00,2 a:2 00,3 a:3 00,5 a:5 00",            /* ids not 1..n */
+        "1 a:1 00,2 a:2 00,3 a:3 00,4 a:4 0g",            /* key not hex */
+        "1 a:1 00,2 a:2 00,3 a:3 00,4 a:4 000",           /* odd hex */
+        "1 a:1 00,2 a:2 00,3 a:3 00,4 a4 00",             /* no port */
+        "1 a:1 00,2 a:2 00,3 a:3 00,4 a:4 00 http://x y", /* a fifth field */
+        "0 a:1 00,2 a:2 00,3 a:3 00,4 a:4 00",            /* id 0 */
+        "x a:1 00,2 a:2 00,3 a:3 00,4 a:4 00",            /* id not a number */
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m = (flow_pbft_member *)&n; /* must be reset */
+        err[0] = '\0';
+        assert_int_equal(flow_pbft_members_parse(bad[i], &m, &n, err, sizeof err), FLOW_EINVAL);
+        assert_null(m);
+        assert_true(err[0] != '\0');
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_garbage_replica),   cmocka_unit_test(test_f_crashed_backup),
         cmocka_unit_test(test_f_crashed_primary), cmocka_unit_test(test_f_plus_one_crashed),
         cmocka_unit_test(test_determinism),       cmocka_unit_test(test_config_checks),
+        cmocka_unit_test(test_members_parse),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

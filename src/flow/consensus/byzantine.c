@@ -508,6 +508,12 @@ struct pbft_replica {
     pbft_outbox out;
     pbft_stats st;
     uint64_t rej[PBFT_MAX_N + 1];
+    pbft_config hooks; /* retention and the owner's hooks (the rest unused) */
+    uint64_t nv_max;   /* highest sequence number the installed NEW-VIEW carried */
+    bool exec_in_view; /* executed a sequence number since the view was installed */
+    uint8_t *nv_msg;   /* the NEW-VIEW of the installed view (sent along with a STATE) */
+    size_t nv_len;
+    uint64_t beyond; /* highest seq of a current-view pre-prepare seen above the window */
 };
 
 static uint32_t pbft__primary(const pbft_replica *r, uint64_t view)
@@ -645,6 +651,9 @@ static int pbft__state_install(pbft_replica *r, const uint8_t *data, size_t len)
              id >= 0 && (uint64_t)id < r->keys.nclients;
     }
     flow_fsm *f = ok ? flow_fsm_new(NULL) : NULL;
+    if (f && r->hooks.retention_set) {
+        flow_fsm_set_retention(f, r->hooks.retention);
+    }
     if (f == NULL || flow_fsm_restore_text(f, data, a) != 0) {
         flow_fsm_free(f);
         json_decref(cl);
@@ -704,7 +713,11 @@ pbft_replica *pbft_replica_new(const pbft_config *cfg, int *err)
     r->key = cfg->key;
     r->keys = (pbft__keys){cfg->n, cfg->nclients, cfg->replicas, cfg->clients};
     r->timer = PBFT__OFF;
+    r->hooks = *cfg;
     r->fsm = flow_fsm_new(NULL);
+    if (r->fsm && cfg->retention_set) {
+        flow_fsm_set_retention(r->fsm, cfg->retention);
+    }
     r->slots = calloc(L, sizeof *r->slots);
     r->clients = calloc(cfg->nclients, sizeof *r->clients);
     r->future = calloc(PBFT__FUTURE_MAX, sizeof *r->future);
@@ -742,6 +755,7 @@ void pbft_replica_free(pbft_replica *r)
     free(r->clients);
     free(r->h_proof.p);
     free(r->h_state);
+    free(r->nv_msg);
     flow_fsm_free(r->fsm);
     pbft__outbox_free(&r->out);
     free(r);
@@ -756,6 +770,14 @@ uint64_t pbft_replica_view(const pbft_replica *r)
 bool pbft_replica_view_changing(const pbft_replica *r)
 {
     return r->vc_active;
+}
+uint32_t pbft_replica_primary(const pbft_replica *r)
+{
+    return pbft__primary(r, r->view);
+}
+bool pbft_replica_settled(const pbft_replica *r)
+{
+    return !r->vc_active && r->last_exec >= r->nv_max && r->exec_in_view;
 }
 uint64_t pbft_replica_last_executed(const pbft_replica *r)
 {
@@ -959,6 +981,10 @@ static void pbft__execute(pbft_replica *r, pbft__slot *s)
         cr->last_ts = m.ts;
         cr->executed = true;
         r->st.applied++;
+        if (r->hooks.executed) {
+            r->hooks.executed(r->hooks.user, s->seq, m.client, m.ts, m.data, m.len,
+                              cr->last_result);
+        }
         if (cr->pending && cr->pending_ts <= m.ts) {
             free(cr->pending);
             cr->pending = NULL;
@@ -1027,6 +1053,7 @@ static void pbft__execute_ready(pbft_replica *r, uint64_t now)
         pbft__execute(r, s);
         r->last_exec++;
         progress = true;
+        r->exec_in_view = true;
         if (r->last_exec % r->K == 0) {
             pbft__make_checkpoint(r, now, r->last_exec);
         }
@@ -1103,6 +1130,9 @@ static int pbft__on_preprepare(pbft_replica *r, uint64_t now, uint32_t from, con
     int rc = pbft__pp_request(&r->keys, m, &req);
     if (rc != 0) {
         return rc;
+    }
+    if (m->view == r->view && !r->vc_active && m->seq > r->h + r->L && m->seq > r->beyond) {
+        r->beyond = m->seq; /* the view's primary is ahead of this replica's window */
     }
     if (m->view < r->view || !pbft__in_window(r, m->seq) || m->sender == r->id) {
         return 0;
@@ -1277,6 +1307,12 @@ static int pbft__on_fetch(pbft_replica *r, const pbft__msg *m)
     if (state) {
         pbft_wire w = {.type = PBFT_STATE, .seq = m->seq, .data = state, .len = len};
         pbft__send(r, PBFT_TO_REPLICA, m->sender, &w);
+        /* a replica that fetches may have missed view changes too (it restarted): the NEW-VIEW
+         * of the current view (signed by its primary) lets it join the view */
+        uint8_t *nv = r->nv_msg ? pbft__dup(r->nv_msg, r->nv_len) : NULL;
+        if (nv) {
+            pbft__emit(&r->out, PBFT_TO_REPLICA, m->sender, nv, r->nv_len);
+        }
     }
     return 0;
 }
@@ -1297,6 +1333,9 @@ static int pbft__on_state(pbft_replica *r, uint64_t now, const pbft__msg *m)
     r->fetching = 0;
     r->last_exec = m->seq;
     r->st.transfers++;
+    if (r->hooks.installed) {
+        r->hooks.installed(r->hooks.user, m->seq);
+    }
     pbft__cpslot *c = pbft__cp_get(r, m->seq, true);
     free(c->state);
     c->state = pbft__dup(m->data, m->len);
@@ -1541,6 +1580,14 @@ static int pbft__on_newview(pbft_replica *r, uint64_t now, const pbft__msg *m)
     r->vc_active = true;
     r->attempt = 0;
     r->timer = PBFT__OFF;
+    r->nv_max = max_s;
+    r->exec_in_view = false;
+    uint8_t *nv = pbft__dup(m->raw, m->raw_len);
+    if (nv) {
+        free(r->nv_msg);
+        r->nv_msg = nv;
+        r->nv_len = m->raw_len;
+    }
     /* the checkpoint proof of min_s: may stabilize it here or start a state transfer */
     if (min_s > r->h) {
         pbft__rd cps = vcs[min_i].cps;
@@ -1833,12 +1880,42 @@ int pbft_replica_receive(pbft_replica *r, uint64_t now, uint32_t from, const uin
     return rc;
 }
 
+/* Whether this replica, rather than the primary, is behind: it is fetching a state, the
+ * view's primary proposed beyond its window, or a sequence number above the next one to
+ * execute is committed (2f+1 replicas went on) while the next one misses its pre-prepare.
+ * It then waits for the next stable checkpoint instead of starting a view change alone (which
+ * would leave it in a view nobody else is in). */
+static bool pbft__lagging(const pbft_replica *r)
+{
+    if (r->vc_active) {
+        return false;
+    }
+    if (r->fetching || r->beyond > r->h + r->L) {
+        return true;
+    }
+    const pbft__slot *next = &r->slots[pbft__idx(r, r->last_exec + 1)];
+    if (next->used && next->seq == r->last_exec + 1 && next->has_pp) {
+        return false;
+    }
+    for (uint64_t s = r->last_exec + 2; s <= r->h + r->L; s++) {
+        const pbft__slot *sl = &r->slots[pbft__idx(r, s)];
+        if (sl->used && sl->seq == s && sl->committed) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void pbft_replica_tick(pbft_replica *r, uint64_t now)
 {
     if (r->timer == PBFT__OFF || now < r->timer) {
         return;
     }
     r->timer = PBFT__OFF;
+    if (pbft__lagging(r)) {
+        r->timer = now + r->T;
+        return;
+    }
     if (r->vc_active) {
         r->attempt++;
     }

@@ -130,6 +130,20 @@ typedef struct pbft_config {
     uint32_t checkpoint;             /* K: sequence numbers between checkpoints; 0: 64 */
     uint32_t window;                 /* log window L (multiple of K, >= 2K); 0: 2K */
     uint64_t view_change_ms;         /* 0: 500 */
+    /* Ended tasks the replica's state keeps (flow_fsm_set_retention, also after a state
+     * transfer) when retention_set; else the state machine's default. */
+    bool retention_set;
+    uint64_t retention;
+    /* Optional hooks for the owner (pbft_node.c), run inside pbft_replica_receive / _tick; they
+     * must not call the replica. executed: a request was applied to the state machine (in
+     * sequence order; op is its operation, result its outcome) — not called for null requests
+     * nor for a request whose timestamp was already executed. installed: a state transfer
+     * replaced the state; the replica has executed up to seq (pbft_replica_fsm is the new
+     * state). */
+    void (*executed)(void *user, uint64_t seq, uint32_t client, uint64_t ts, const uint8_t *op,
+                     size_t len, int32_t result);
+    void (*installed)(void *user, uint64_t seq);
+    void *user;
 } pbft_config;
 
 typedef struct pbft_replica pbft_replica;
@@ -164,6 +178,13 @@ uint64_t pbft_replica_view(const pbft_replica *r);
 bool pbft_replica_view_changing(const pbft_replica *r);
 uint64_t pbft_replica_last_executed(const pbft_replica *r);
 uint64_t pbft_replica_stable(const pbft_replica *r); /* stable checkpoint h */
+/* The primary of the current view (a replica id). */
+uint32_t pbft_replica_primary(const pbft_replica *r);
+/* The current view is installed and this replica has executed every sequence number its
+ * NEW-VIEW carried (view 0: always), and it has executed at least one sequence number since
+ * the view was installed (or, in view 0, since it started). A primary that is settled has
+ * every request of earlier views that can still commit in its state: it may act. */
+bool pbft_replica_settled(const pbft_replica *r);
 const flow_fsm *pbft_replica_fsm(const pbft_replica *r);
 void pbft_replica_get_stats(const pbft_replica *r, pbft_stats *st);
 /* Messages refused from transport peer `from` (a replica id or PBFT_FROM_CLIENT). */

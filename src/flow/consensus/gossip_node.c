@@ -3,18 +3,18 @@
  * carried over QUIC between node identities (docs/consensus.md "Gossip membership").
  *
  * The actor owns one gossip core, the node identity (mesh/identity.h: key.pem and cert.pem in
- * the flow node's data_dir; node id = SHA-256 of the SPKI) and one QUIC endpoint (mesh/quic.h,
- * the mesh's ngtcp2 + GnuTLS transport, ALPN "macula", certificates both ways) listening on
- * the configured gossip address. Gossip member id = Raft id.
+ * the flow node's data_dir; node id = SHA-256 of the SPKI) and one peer_link (peer_link.h: a
+ * QUIC endpoint of the mesh's transport between node identities) listening on the configured
+ * gossip address. Gossip member id = Raft id.
  *
  * Peers come from the raft actor (FLOW_TAG_PEERS): the voters of the Raft configuration with
  * the gossip endpoint the replicated member directory records for each (address + node id).
- * A message to a member goes on one stream (written with FIN) of this node's outgoing
- * connection to it, opened with that member's node id pinned (quic_connect's expected id: a
- * server proving another key is refused). A message is accepted only from a connection whose
- * TLS-proven node id is the directory's node id of some member, and it is handed to the core
- * as coming from that member (the core refuses a message whose sender field names anyone
- * else), so a member cannot speak for another; anything else is counted as rejected.
+ * The members with an endpoint are the link's members: a message to one goes on one stream of
+ * this node's connection to it, opened with its node id pinned (only the latest message waits
+ * for a handshake); a message is accepted only from a connection whose TLS-proven node id is a
+ * member's, and it is handed to the core as coming from that member (the core refuses a
+ * message whose sender field names anyone else), so a member cannot speak for another;
+ * anything else is counted as rejected.
  *
  * The actor ticks the core from a timer at its next deadline (rounds of 1 s), reports its view
  * to the raft actor (FLOW_TAG_GOSSIP, shown by cluster_status) and its quorum flag to the
@@ -22,8 +22,8 @@
  * every change. Fault switch (FLOW_TAG_FAULT, tests only): while isolated nothing is sent and
  * everything received is dropped.
  *
- * QUIC callbacks run on the loop outside the actor's callbacks; they use only the actor's
- * state and casts. terminate closes the endpoint, after which no callback runs.
+ * Link callbacks run on the loop outside the actor's callbacks; they use only the actor's
+ * state and casts. terminate closes the link, after which no callback runs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,9 +31,9 @@
 
 #include "flow/consensus/fsm.h"
 #include "flow/consensus/gossip.h"
+#include "flow/consensus/peer_link.h"
 #include "flow/flow_int.h"
 #include "mesh/identity.h"
-#include "mesh/quic.h"
 
 #define GN_MSG_MAX (12u + (size_t)GOSSIP_MAX_MEMBERS * 17u)
 #define GN_START_RETRIES 50
@@ -47,37 +47,24 @@ typedef struct gn_peer {
     uint32_t id;
     char addr[FLOW_FSM_GOSSIP_MAX];
     uint8_t node[IDENTITY_ID_LEN];
-    bool has_ep;      /* address and node id known */
-    quic_conn *out;   /* this node's connection to it, NULL if none */
-    bool connected;   /* out's handshake completed */
-    uint8_t *pending; /* the last message waiting for out's handshake */
-    size_t pending_len;
+    bool has_ep; /* address and node id known: a member of the link */
 } gn_peer;
-
-typedef struct gn_rx { /* a message being received on one stream */
-    quic_conn *c;
-    int64_t sid;
-    uint8_t *buf;
-    size_t len;
-    struct gn_rx *next;
-} gn_rx;
 
 typedef struct gn_state {
     const flow_raft_config *cfg;
     sup_rt *rt;
     sup_pid self;
     identity *id;
-    quic_endpoint *ep;
+    peer_link *link; /* NULL until opened */
     gossip *g;
     char node_hex[IDENTITY_ID_HEX_LEN + 1];
-    gn_peer **peers; /* each malloc'd: connections name them by id, the array moves */
+    gn_peer *peers;
     size_t npeers;
-    gn_rx *rx;
     bool isolated;
     bool dirty; /* a member's status changed since the last report */
     int sent_paused;
     int attempts;
-    uint64_t sent, received, rejected, dropped;
+    uint64_t dropped; /* sent before the link opened */
 } gn_state;
 
 /* ---- peers ------------------------------------------------------------------------------- */
@@ -85,36 +72,24 @@ typedef struct gn_state {
 static gn_peer *gn__peer(gn_state *st, uint32_t id)
 {
     for (size_t i = 0; i < st->npeers; i++) {
-        if (st->peers[i]->id == id) {
-            return st->peers[i];
+        if (st->peers[i].id == id) {
+            return &st->peers[i];
         }
     }
     return NULL;
 }
 
-/* The member whose directory node id is the connection's TLS-proven one (0: none). */
-static uint32_t gn__member_of(const gn_state *st, const quic_conn *c)
+/* The link's members are the peers with an endpoint. */
+static void gn__link_member(gn_state *st, const gn_peer *p)
 {
-    const uint8_t *pid = quic_conn_peer_id(c);
-    for (size_t i = 0; pid && i < st->npeers; i++) {
-        if (st->peers[i]->has_ep && memcmp(st->peers[i]->node, pid, IDENTITY_ID_LEN) == 0) {
-            return st->peers[i]->id;
-        }
+    if (st->link == NULL) {
+        return;
     }
-    return 0;
-}
-
-static void gn__peer_disconnect(gn_peer *p)
-{
-    if (p->out) {
-        quic_conn_set_user(p->out, (void *)(uintptr_t)0);
-        quic_conn_close(p->out, 0, "member changed");
+    if (p->has_ep) {
+        (void)peer_link_set(st->link, p->id, p->addr, p->node);
+    } else {
+        peer_link_remove(st->link, p->id);
     }
-    p->out = NULL;
-    p->connected = false;
-    free(p->pending);
-    p->pending = NULL;
-    p->pending_len = 0;
 }
 
 /* ---- reports ----------------------------------------------------------------------------- */
@@ -124,20 +99,24 @@ static json_t *gn__view(const gn_state *st)
     json_t *members = json_object();
     for (size_t i = 0; i < st->npeers; i++) {
         char key[16];
-        snprintf(key, sizeof key, "%u", st->peers[i]->id);
-        int s = gossip_member_status(st->g, st->peers[i]->id);
+        snprintf(key, sizeof key, "%u", st->peers[i].id);
+        int s = gossip_member_status(st->g, st->peers[i].id);
         json_object_set_new(members, key,
                             json_string(s < 0 ? "unknown" : gossip_status_name((gossip_status)s)));
     }
     char self[16];
     snprintf(self, sizeof self, "%u", (unsigned)st->cfg->id);
     json_object_set_new(members, self, json_string("alive"));
+    peer_link_stats ls = {0};
+    if (st->link) {
+        peer_link_get_stats(st->link, &ls);
+    }
     return json_pack("{s:s, s:s, s:b, s:b, s:I, s:o, s:I, s:I, s:I, s:I}", "address",
                      st->cfg->gossip, "node", st->node_hex, "paused", gossip_paused(st->g),
                      "isolated", st->isolated, "incarnation", (json_int_t)gossip_incarnation(st->g),
-                     "members", members, "sent", (json_int_t)st->sent, "received",
-                     (json_int_t)st->received, "rejected", (json_int_t)st->rejected, "dropped",
-                     (json_int_t)st->dropped);
+                     "members", members, "sent", (json_int_t)ls.sent, "received",
+                     (json_int_t)ls.received, "rejected", (json_int_t)ls.rejected, "dropped",
+                     (json_int_t)ls.dropped + (json_int_t)st->dropped);
 }
 
 static void gn__report(gn_state *st, bool always)
@@ -162,199 +141,31 @@ static void gn__changed(void *user, uint32_t id, int old, gossip_status now)
     ((gn_state *)user)->dirty = true;
 }
 
-/* ---- sending ----------------------------------------------------------------------------- */
-
-static void gn__write(gn_state *st, gn_peer *p, const uint8_t *data, size_t len)
-{
-    int64_t sid;
-    if (quic_stream_open(p->out, &sid) != 0 ||
-        quic_stream_write(p->out, sid, data, len, true) != 0) {
-        st->dropped++;
-        return;
-    }
-    st->sent++;
-}
-
-static void gn__connect(gn_state *st, gn_peer *p)
-{
-    char host[FLOW_FSM_GOSSIP_MAX];
-    snprintf(host, sizeof host, "%s", p->addr);
-    char *colon = strrchr(host, ':');
-    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
-    if (colon == NULL || port <= 0 || port > 65535) {
-        return;
-    }
-    *colon = '\0';
-    /* the connection names its member by id: the peers array moves when it grows */
-    if (quic_connect(st->ep, host, (uint16_t)port, p->node, (void *)(uintptr_t)p->id, &p->out) !=
-        0) {
-        p->out = NULL;
-    }
-}
-
-static void gn__send(gn_state *st, uint32_t to, const uint8_t *data, size_t len)
-{
-    gn_peer *p = gn__peer(st, to);
-    if (p == NULL || !p->has_ep || st->isolated || st->ep == NULL) {
-        st->dropped++;
-        return;
-    }
-    if (p->out && p->connected) {
-        gn__write(st, p, data, len);
-        return;
-    }
-    /* keep the latest message for when the handshake completes (older ones are stale) */
-    uint8_t *copy = malloc(len);
-    if (copy == NULL) {
-        st->dropped++;
-        return;
-    }
-    memcpy(copy, data, len);
-    if (p->pending) {
-        st->dropped++;
-    }
-    free(p->pending);
-    p->pending = copy;
-    p->pending_len = len;
-    if (p->out == NULL) {
-        gn__connect(st, p);
-    }
-}
+/* ---- messages ---------------------------------------------------------------------------- */
 
 static void gn__flush(gn_state *st)
 {
     gossip_outbox *ob = gossip_get_outbox(st->g);
     for (size_t i = 0; i < ob->n; i++) {
-        gn__send(st, ob->v[i].to, ob->v[i].data, ob->v[i].len);
+        if (st->link) {
+            (void)peer_link_send(st->link, ob->v[i].to, ob->v[i].data, ob->v[i].len);
+        } else {
+            st->dropped++;
+        }
     }
     gossip_outbox_clear(ob);
 }
 
-/* ---- QUIC callbacks ---------------------------------------------------------------------- */
-
-static void gn__on_connected(quic_conn *c, void *ctx)
+/* A message the link proved comes from member `from`. */
+static int gn__recv(void *user, uint32_t from, const uint8_t *data, size_t len)
 {
-    gn_state *st = ctx;
-    gn_peer *p =
-        quic_conn_is_server(c) ? NULL : gn__peer(st, (uint32_t)(uintptr_t)quic_conn_user(c));
-    if (p == NULL || p->out != c) {
-        return;
+    gn_state *st = user;
+    if (gossip_receive(st->g, sup_rt_now(st->rt), from, data, len) != 0) {
+        return -1;
     }
-    p->connected = true;
-    if (p->pending && !st->isolated) {
-        gn__write(st, p, p->pending, p->pending_len);
-    }
-    free(p->pending);
-    p->pending = NULL;
-    p->pending_len = 0;
-}
-
-static void gn__rx_drop(gn_state *st, const quic_conn *c, int64_t sid, bool all)
-{
-    for (gn_rx **pp = &st->rx; *pp;) {
-        gn_rx *r = *pp;
-        if (r->c == c && (all || r->sid == sid)) {
-            *pp = r->next;
-            free(r->buf);
-            free(r);
-        } else {
-            pp = &r->next;
-        }
-    }
-}
-
-static void gn__on_closed(quic_conn *c, const quic_close_info *info, void *ctx)
-{
-    (void)info;
-    gn_state *st = ctx;
-    gn__rx_drop(st, c, 0, true);
-    for (size_t i = 0; i < st->npeers; i++) {
-        gn_peer *p = st->peers[i];
-        if (p->out == c) {
-            p->out = NULL;
-            p->connected = false;
-            free(p->pending);
-            p->pending = NULL;
-        }
-    }
-}
-
-static void gn__deliver(gn_state *st, quic_conn *c, const uint8_t *data, size_t len)
-{
-    uint32_t from = gn__member_of(st, c);
-    if (st->isolated) {
-        st->dropped++;
-        return;
-    }
-    if (from == 0 || gossip_receive(st->g, sup_rt_now(st->rt), from, data, len) != 0) {
-        st->rejected++;
-        return;
-    }
-    st->received++;
     gn__flush(st);
     gn__report(st, false);
-}
-
-static void gn__on_stream_data(quic_conn *c, int64_t sid, const uint8_t *data, size_t len, bool fin,
-                               void *ctx)
-{
-    gn_state *st = ctx;
-    bool mine = (sid & 1) == (quic_conn_is_server(c) ? 1 : 0);
-    if (mine) { /* the peer's FIN on a stream this node opened: nothing to read */
-        return;
-    }
-    gn_rx *r = st->rx;
-    while (r && !(r->c == c && r->sid == sid)) {
-        r = r->next;
-    }
-    if (r == NULL) {
-        r = calloc(1, sizeof *r);
-        if (r == NULL) {
-            quic_stream_reset(c, sid, 1);
-            return;
-        }
-        r->c = c;
-        r->sid = sid;
-        r->next = st->rx;
-        st->rx = r;
-    }
-    if (r->len + len > GN_MSG_MAX) {
-        st->rejected++;
-        gn__rx_drop(st, c, sid, false);
-        quic_stream_reset(c, sid, 2);
-        return;
-    }
-    if (len > 0) {
-        uint8_t *b = realloc(r->buf, r->len + len);
-        if (b == NULL) {
-            gn__rx_drop(st, c, sid, false);
-            quic_stream_reset(c, sid, 1);
-            return;
-        }
-        memcpy(b + r->len, data, len);
-        r->buf = b;
-        r->len += len;
-    }
-    if (fin) {
-        uint8_t *buf = r->buf;
-        size_t n = r->len;
-        r->buf = NULL;
-        gn__rx_drop(st, c, sid, false);
-        quic_stream_write(c, sid, NULL, 0, true); /* close our direction: the stream ends */
-        gn__deliver(st, c, buf, n);
-        free(buf);
-    }
-}
-
-static void gn__on_stream_gone(quic_conn *c, int64_t sid, void *ctx)
-{
-    gn__rx_drop(ctx, c, sid, false);
-}
-
-static void gn__on_stream_reset(quic_conn *c, int64_t sid, uint64_t code, void *ctx)
-{
-    (void)code;
-    gn__rx_drop(ctx, c, sid, false);
+    return 0;
 }
 
 /* ---- directory --------------------------------------------------------------------------- */
@@ -370,15 +181,16 @@ static void gn__peers(gn_state *st, const json_t *members)
         const json_t *m;
         json_array_foreach(members, k, m)
         {
-            keep = keep ||
-                   json_integer_value(json_object_get(m, "id")) == (json_int_t)st->peers[i]->id;
+            keep =
+                keep || json_integer_value(json_object_get(m, "id")) == (json_int_t)st->peers[i].id;
         }
         if (keep) {
             st->peers[kept++] = st->peers[i];
         } else {
-            gossip_remove(st->g, st->peers[i]->id);
-            gn__peer_disconnect(st->peers[i]);
-            free(st->peers[i]);
+            gossip_remove(st->g, st->peers[i].id);
+            if (st->link) {
+                peer_link_remove(st->link, st->peers[i].id);
+            }
             st->dirty = true;
         }
     }
@@ -395,18 +207,17 @@ static void gn__peers(gn_state *st, const json_t *members)
         }
         gn_peer *p = gn__peer(st, (uint32_t)id);
         if (p == NULL) {
-            gn_peer **v = realloc(st->peers, (st->npeers + 1) * sizeof *v);
+            gn_peer *v = realloc(st->peers, (st->npeers + 1) * sizeof *v);
             if (v == NULL) {
                 continue;
             }
             st->peers = v;
-            p = calloc(1, sizeof *p);
-            if (p == NULL || gossip_add(st->g, now, (uint32_t)id) != 0) {
-                free(p);
+            if (gossip_add(st->g, now, (uint32_t)id) != 0) {
                 continue;
             }
+            p = &st->peers[st->npeers++];
+            memset(p, 0, sizeof *p);
             p->id = (uint32_t)id;
-            st->peers[st->npeers++] = p;
             st->dirty = true;
         }
         uint8_t raw[IDENTITY_ID_LEN];
@@ -414,26 +225,18 @@ static void gn__peers(gn_state *st, const json_t *members)
                    identity_hex_to_id(node, raw) == IDENTITY_OK;
         if (has != p->has_ep ||
             (has && (strcmp(addr, p->addr) != 0 || memcmp(raw, p->node, sizeof raw) != 0))) {
-            gn__peer_disconnect(p);
             p->has_ep = has;
             snprintf(p->addr, sizeof p->addr, "%s", has ? addr : "");
             if (has) {
                 memcpy(p->node, raw, sizeof raw);
             }
+            gn__link_member(st, p);
         }
     }
     gn__report(st, false);
 }
 
 /* ---- behaviour --------------------------------------------------------------------------- */
-
-static void gn__log(void *ctx, int level, const char *msg)
-{
-    (void)ctx;
-    if (level <= QUIC_LOG_WARN) {
-        fprintf(stderr, "macula: flow gossip: %s\n", msg);
-    }
-}
 
 static int gn__open(gn_state *st, char *err, size_t errsize)
 {
@@ -445,34 +248,23 @@ static int gn__open(gn_state *st, char *err, size_t errsize)
         }
         identity_node_id_hex(st->id, st->node_hex);
     }
-    char host[FLOW_FSM_GOSSIP_MAX];
-    snprintf(host, sizeof host, "%s", st->cfg->gossip);
-    char *colon = strrchr(host, ':');
-    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
-    if (colon == NULL || port <= 0 || port > 65535) {
-        snprintf(err, errsize, "gossip address %s: expected HOST:PORT", st->cfg->gossip);
-        return QUIC_EINVAL;
-    }
-    *colon = '\0';
-    quic_config qc = {
+    peer_link_config lc = {
         .id = st->id,
-        .listen = true,
-        .bind_host = host,
-        .bind_port = (uint16_t)port,
+        .listen = st->cfg->gossip,
+        .msg_max = GN_MSG_MAX,
+        .pending_max = 1, /* only the latest table is worth sending */
         .idle_timeout_ms = GN_IDLE_MS,
         .handshake_timeout_ms = GN_HANDSHAKE_MS,
-        .cb = {.on_connected = gn__on_connected,
-               .on_closed = gn__on_closed,
-               .on_stream_data = gn__on_stream_data,
-               .on_stream_reset = gn__on_stream_reset,
-               .on_stream_closed = gn__on_stream_gone},
-        .ctx = st,
-        .log = gn__log,
-        .log_level = QUIC_LOG_WARN,
+        .recv = gn__recv,
+        .user = st,
+        .name = "flow gossip",
     };
-    int rc = quic_endpoint_new(sup_rt_loop(st->rt), &qc, &st->ep);
-    if (rc != QUIC_OK) {
-        snprintf(err, errsize, "gossip QUIC endpoint %s: %s", st->cfg->gossip, quic_strerror(rc));
+    int rc = peer_link_open(sup_rt_loop(st->rt), &lc, &st->link, err, errsize);
+    if (rc == 0) {
+        peer_link_isolate(st->link, st->isolated);
+        for (size_t i = 0; i < st->npeers; i++) {
+            gn__link_member(st, &st->peers[i]);
+        }
     }
     return rc;
 }
@@ -554,9 +346,8 @@ static void gn_cast(sup_actor *self, void *state, const sup_msg *m)
         }
     } else if (m->tag == FLOW_TAG_FAULT) {
         st->isolated = json_is_true(json_object_get(j, "isolate"));
-        for (size_t i = 0; st->isolated && i < st->npeers; i++) {
-            free(st->peers[i]->pending);
-            st->peers[i]->pending = NULL;
+        if (st->link) {
+            peer_link_isolate(st->link, st->isolated);
         }
         gn__report(st, true);
     }
@@ -568,18 +359,8 @@ static void gn_terminate(sup_actor *self, void *state, const sup_reason *reason)
     (void)self;
     (void)reason;
     gn_state *st = state;
-    quic_endpoint_close(st->ep); /* every connection's on_closed runs here */
-    st->ep = NULL;
-    while (st->rx) { /* on_closed dropped them; this is for safety */
-        gn_rx *n = st->rx->next;
-        free(st->rx->buf);
-        free(st->rx);
-        st->rx = n;
-    }
-    for (size_t i = 0; i < st->npeers; i++) {
-        free(st->peers[i]->pending);
-        free(st->peers[i]);
-    }
+    peer_link_close(st->link); /* no link callback runs afterwards */
+    st->link = NULL;
     free(st->peers);
     gossip_free(st->g);
     identity_free(st->id);
