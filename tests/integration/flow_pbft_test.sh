@@ -21,7 +21,7 @@ command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
 command -v python3 >/dev/null || { echo "python3 is required (scripts/setup.sh test installs it)"; exit 1; }
 
 DIR=$(mktemp -d /tmp/macula-flow-pbft.XXXXXX)
-BASE=$((31000 + ($$ % 300) * 20))
+BASE=$((15000 + ($$ % 300) * 20)) # below the ephemeral range (32768-)
 declare -A PID
 post() { # node op json → body on stdout, HTTP status in $DIR/status
     curl -s -m "${4:-10}" -o "$DIR/body" -w '%{http_code}' -H 'Content-Type: application/json' \
