@@ -22,6 +22,7 @@
  *   dht_k                      --dht-k N                    MACULA_DHT_K                20
  *   dht_alpha                  --dht-alpha N                MACULA_DHT_ALPHA            3
  *   max_clients                --max-clients N              MACULA_MAX_CLIENTS          10000
+ *   mesh_pool_max              --mesh-pool-max N            MACULA_MESH_POOL_MAX        1000
  *   max_frame_size             --max-frame-size BYTES       MACULA_MAX_FRAME_SIZE       1048576
  *   ping_interval              --ping-interval DURATION     MACULA_PING_INTERVAL        30000 (ms)
  *   data_dir                   --data-dir DIR               MACULA_DATA_DIR             see below
@@ -109,6 +110,7 @@ typedef enum macula_config_key {
     MACULA_KEY_MCP_PORT,
     MACULA_KEY_LOG_LEVEL,
     MACULA_KEY_RPC_NO_DIRECT,
+    MACULA_KEY_MESH_POOL_MAX,
     MACULA_KEY_COUNT
 } macula_config_key;
 
@@ -148,12 +150,13 @@ typedef struct macula_config {
     uint32_t dht_k;                         /* 20, 1..256 */
     uint32_t dht_alpha;                     /* 3, 1..dht_k */
     uint32_t max_clients;                   /* 10000 */
-    uint32_t max_frame_size;                /* 1 MiB */
-    uint32_t ping_interval_ms;              /* 30000 */
-    char data_dir[MACULA_CONFIG_PATH_MAX];  /* resolved by _finish */
-    uint16_t mcp_port;                      /* 8765 */
-    macula_log_level log_level;             /* info */
-    size_t rpc_no_direct_count;             /* 0 */
+    uint32_t mesh_pool_max;    /* 1000: outgoing mesh connections (one pool per node, LRU) */
+    uint32_t max_frame_size;   /* 1 MiB */
+    uint32_t ping_interval_ms; /* 30000 */
+    char data_dir[MACULA_CONFIG_PATH_MAX]; /* resolved by _finish */
+    uint16_t mcp_port;                     /* 8765 */
+    macula_log_level log_level;            /* info */
+    size_t rpc_no_direct_count;            /* 0 */
     uint8_t rpc_no_direct[MACULA_CONFIG_MAX_NO_DIRECT][MACULA_CONFIG_NODE_ID_LEN];
     char config_file[MACULA_CONFIG_PATH_MAX]; /* the INI file read, or "" */
     bool data_dir_fallback;                   /* data_dir is ./macula-data: nothing else was set */

@@ -90,6 +90,8 @@ static const config__def config__defs[MACULA_KEY_COUNT] = {
                               OFF(log_level), 0, 0, "info"},
     [MACULA_KEY_RPC_NO_DIRECT] = {"rpc_no_direct", "--rpc-no-direct", "MACULA_RPC_NO_DIRECT", NULL,
                                   T_NODE_IDS, 0, 0, 0, "none"},
+    [MACULA_KEY_MESH_POOL_MAX] = {"mesh_pool_max", "--mesh-pool-max", "MACULA_MESH_POOL_MAX", NULL,
+                                  T_UINT, OFF(mesh_pool_max), 1, 100000, "1000"},
 };
 
 static const char *const config__levels[] = {"error", "warn", "info", "debug"};
@@ -151,6 +153,7 @@ void macula_config_defaults(macula_config *cfg)
     cfg->dht_k = 20;
     cfg->dht_alpha = 3;
     cfg->max_clients = 10000;
+    cfg->mesh_pool_max = 1000;
     cfg->max_frame_size = 1u << 20;
     cfg->ping_interval_ms = 30000;
     cfg->mcp_port = 8765;

@@ -180,6 +180,7 @@ void mesh_root_config_apply(mesh_root_config *cfg, const macula_config *conf, co
     cfg->gateway.workers.pubsub.node_id = cfg->node_id;
     cfg->gateway.workers.pubsub.port = conf->quic_port;
     gw_rpc_config_apply(&cfg->gateway.workers.rpc, conf);
+    cfg->pool_max_conns = conf->mesh_pool_max;
     /* Start-up is the one moment the environment is read (docs/layers.md). */
     const char *chaos = getenv("MACULA_CHAOS");
     cfg->gateway.gateway.chaos = chaos != NULL && strcmp(chaos, "1") == 0;

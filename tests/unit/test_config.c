@@ -94,6 +94,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.dht_k, 20);
     assert_int_equal(c.dht_alpha, 3);
     assert_int_equal(c.max_clients, 10000);
+    assert_int_equal(c.mesh_pool_max, 1000);
     assert_int_equal(c.max_frame_size, 1048576);
     assert_int_equal(c.ping_interval_ms, 30000);
     assert_string_equal(c.data_dir, "/home/test/.local/share/macula");
@@ -323,6 +324,10 @@ static const kcase cases[] = {
      {"", ID_A, ID_A "," ID_B, " " ID_B_UPPER " , " ID_A " ", ",", NULL},
      {"xyz", ID_A "0", ID_63, ID_NOT_HEX, ID_A ";" ID_B, ID_A "," ID_63, "0x" ID_63, NULL},
      "at most 16 node ids of 64 hex digits"},
+    {MACULA_KEY_MESH_POOL_MAX,
+     {"1", "1000", "100000", NULL},
+     {"0", "100001", "-1", "lots", NULL},
+     "from 1 to 100000"},
 };
 
 static void test_every_key(void **state)
@@ -533,7 +538,8 @@ static void test_ini_every_key(void **state)
                        "data_dir = /var/lib/macula\n"
                        "mcp_port = 9876\n"
                        "  log_level = debug\n"
-                       "rpc_no_direct = " ID_B "\n";
+                       "rpc_no_direct = " ID_B "\n"
+                       "mesh_pool_max = 250\n";
     assert_int_equal(ini(&c, text), MACULA_CONFIG_OK);
     assert_int_equal(c.quic_port, 4433);
     assert_string_equal(c.realm, "macula.arcade");
@@ -555,6 +561,7 @@ static void test_ini_every_key(void **state)
     assert_int_equal(c.log_level, MACULA_LOG_DEBUG);
     assert_int_equal(c.rpc_no_direct_count, 1);
     assert_int_equal(c.rpc_no_direct[0][0], 0xff);
+    assert_int_equal(c.mesh_pool_max, 250);
     for (int k = 0; k < MACULA_KEY_COUNT; k++) {
         assert_int_equal(c.source[k], MACULA_SRC_FILE);
     }

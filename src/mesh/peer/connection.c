@@ -1,8 +1,9 @@
 /*
  * src/mesh/peer/connection.c — macula_connection (peer.h): the connection's record: the peer's node
- * id and address, when it became ready, every frame sent to and received from the peer on the mesh
- * pool connection (macula_gateway_mesh reports them). It is the peer system's significant child:
- * PEER_STOP (the connection is gone) ends it normally, and the peer system shuts down with it.
+ * id and address, when it became ready, the frames sent to and received from the peer on the
+ * gateway path (macula_gateway_mesh reports them; DHT frames are not counted here). It is the peer
+ * system's significant child: PEER_STOP (the connection is gone) ends it normally, and the peer
+ * system shuts down with it.
  */
 #include <jansson.h>
 #include <string.h>

@@ -18,8 +18,10 @@
  *                                      at the advertisement TTL or when it answers no_handler
  *                                      (advertisement_manager.c; PEER_ADV_NOTE)
  *
- * macula_gateway_mesh starts a peer system when one of its pool connections becomes ready
- * (mesh_peers_start) and stops it when the connection goes (peer_stop). Each worker
+ * macula_gateway_mesh keeps one peer system per peer that a ready connection of the node's one
+ * mesh pool proves (DHT, pub/sub or RPC alike): it starts it on MESH_POOL_MSG_UP
+ * (mesh_peers_start), adopts running ones after its own restart, and stops it on DOWN and in
+ * its 5 s reconcile (also orphans); it does not stop them when it ends. Each worker
  * registers "NAME:PEERHEX16" (the first 16 hex digits of the peer's node id), so tests and
  * the chaos procedure can find one peer's worker.
  *
