@@ -28,12 +28,16 @@
  *    With gossip (consensus/gossip_node.c), a leader whose gossip view has lost quorum
  *    (FLOW_TAG_QUORUM "paused") stops acting the same way (agents, swarm actors, timers: no
  *    TASK_RUN, no pool refill) and takes over again, as above, once quorum is back.
+ *    The leader acts on a swarm only while it holds the swarm's lease (election.c), claimed
+ *    through the log at each take-over, and stamps every command it issues for the swarm
+ *    with the lease's fencing token (the reg__coord_* functions).
  * Both paths end in reg__done, which answers the request that caused the command.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "flow/consensus/election.h"
 #include "flow/flow_int.h"
 
 typedef struct reg_agent {
@@ -70,6 +74,7 @@ typedef enum reg_kind {
     REG_K_SWARM,    /* swarm_create: the swarm */
     REG_K_VIEW,     /* the task, agent or swarm the command names */
     REG_K_AGENT_UP, /* an agent's agent_add: drop the agent if refused */
+    REG_K_CLAIM,    /* raft: this node's swarm_lease claim (election.c) */
 } reg_kind;
 
 typedef struct reg_wait { /* raft: a proposed command waiting to be committed */
@@ -77,6 +82,7 @@ typedef struct reg_wait { /* raft: a proposed command waiting to be committed */
     sup_from from;
     reg_kind kind;
     char agent[FLOW_ID_MAX]; /* REG_K_AGENT_UP */
+    char swarm[FLOW_ID_MAX]; /* REG_K_CLAIM */
 } reg_wait;
 
 typedef struct reg_state {
@@ -97,6 +103,9 @@ typedef struct reg_state {
     hmap waits; /* cookie → reg_wait (raft) */
     uint64_t committed;
     uint64_t retention; /* ended tasks the state keeps (flow_options.task_retention; 0 = all) */
+    /* swarm coordination (raft; election.c, the reg__coord_* functions) */
+    char me[FLOW_ID_MAX]; /* this node's lease name (its Raft id) */
+    json_t *claiming;     /* swarm → token of this node's claim not yet committed */
 } reg_state;
 
 static void reg__drop_agent(sup_actor *self, reg_state *st, reg_agent *ra, bool stop)
@@ -162,20 +171,37 @@ static bool reg__acts(const reg_state *st)
     return !st->raft || (st->leader && !st->paused);
 }
 
-/* Starts the swarm actor of a swarm of the state. */
-static void reg__swarm_add(sup_actor *self, reg_state *st, const char *swarm)
+/* The local record of a swarm of the state, its actor not started yet (it collects the pool
+ * needs meanwhile). */
+static reg_swarm *reg__swarm_new(reg_state *st, const char *swarm)
 {
     reg_swarm *rs = calloc(1, sizeof *rs);
     if (rs == NULL) {
-        return;
+        return NULL;
     }
     snprintf(rs->arg.id, sizeof rs->arg.id, "%s", swarm);
     const flow_swarm_config *cfg = flow_state_swarm_config(st->fs, swarm);
     rs->executor = cfg && cfg->executor ? json_deep_copy(cfg->executor) : NULL;
     flow_hput(&st->swarms, rs->arg.id, rs);
+    return rs;
+}
+
+static void reg__swarm_start(sup_actor *self, reg_swarm *rs)
+{
     rs->start_ref = sup_sv_start_child(self, sup_whereis(sup_self_rt(self), FLOW_N_SWARM_SUP), NULL,
                                        &rs->arg, 0);
 }
+
+/* Starts the swarm actor of a swarm of the state. */
+static void reg__swarm_add(sup_actor *self, reg_state *st, const char *swarm)
+{
+    reg_swarm *rs = reg__swarm_new(st, swarm);
+    if (rs) {
+        reg__swarm_start(self, rs);
+    }
+}
+
+static void reg__coord_created(sup_actor *self, reg_state *st, const char *swarm);
 
 /* Stops a swarm actor and forgets it (freed now, or when its start is answered). */
 static void reg__swarm_drop(sup_actor *self, reg_state *st, reg_swarm *rs)
@@ -208,7 +234,7 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
         switch (e->type) {
         case FLOW_EV_SWARM_CREATED:
             if (reg__acts(st) && rs == NULL) {
-                reg__swarm_add(self, st, e->swarm);
+                reg__coord_created(self, st, e->swarm);
             }
             reg__observe(self, st, e, swarm_obs, 2);
             break;
@@ -354,6 +380,8 @@ static void reg__agent_added(sup_actor *self, reg_state *st, const char *id, int
     }
 }
 
+static void reg__coord_claim_done(sup_actor *self, reg_state *st, const char *swarm, int rc);
+
 /* The outcome of a command is known: answer whoever waits for it. */
 static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc, const char *err,
                       sup_from from, reg_kind kind)
@@ -364,6 +392,7 @@ static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc,
     switch (kind) {
     case REG_K_NONE: break;
     case REG_K_AGENT_UP: reg__agent_added(self, st, agent ? agent : "", rc, err); break;
+    case REG_K_CLAIM: reg__coord_claim_done(self, st, swarm ? swarm : "", rc); break;
     case REG_K_SWARM:
         if (rc == 0) {
             flow__reply_ok(rt, from, flow_state_swarm_json(st->fs, swarm ? swarm : ""));
@@ -392,6 +421,8 @@ static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc,
     }
 }
 
+static void reg__coord_committed(sup_actor *self, reg_state *st, const json_t *cmd, int rc);
+
 /* Submits a command (stolen) through the apply path; its outcome goes to reg__done. */
 static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from from, reg_kind kind)
 {
@@ -418,6 +449,7 @@ static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from fr
         w->from = from;
         w->kind = kind;
         snprintf(w->agent, sizeof w->agent, "%s", reg__str(cmd, "agent") ?: "");
+        snprintf(w->swarm, sizeof w->swarm, "%s", reg__str(cmd, "swarm") ?: "");
         hmap_put(&st->waits, &w->cookie, sizeof w->cookie, w, NULL);
         json_t *p = json_pack("{s:I, s:O}", "c", (json_int_t)w->cookie, "cmd", cmd);
         if (flow__cast_json(rt, sup_self(self), sup_whereis(rt, FLOW_N_RAFT), FLOW_TAG_PROPOSE,
@@ -445,6 +477,7 @@ static void reg__committed(sup_actor *self, reg_state *st, const sup_msg *m)
         reg__done(self, st, cmd, rc, err, w->from, w->kind);
         free(w);
     }
+    reg__coord_committed(self, st, cmd, rc);
     json_decref(e);
 }
 
@@ -456,7 +489,7 @@ static void reg__refused(sup_actor *self, reg_state *st, const sup_msg *m)
     reg_wait *w = hmap_del(&st->waits, &cookie, sizeof cookie);
     if (w) {
         int code = (int)json_integer_value(json_object_get(j, "code"));
-        json_t *cmd = json_pack("{s:s}", "agent", w->agent);
+        json_t *cmd = json_pack("{s:s, s:s}", "agent", w->agent, "swarm", w->swarm);
         reg__done(self, st, cmd, code ? code : FLOW_ECONSENSUS, reg__str(j, "message") ?: "",
                   w->from, w->kind);
         json_decref(cmd);
@@ -481,6 +514,7 @@ static void reg__teardown(sup_actor *self, reg_state *st)
         st->tick_ref = 0;
         st->tick_at = 0;
     }
+    json_object_clear(st->claiming); /* their outcomes may still come: they find nothing */
 }
 
 /* Replaces the state (RESET: empty; RESTORE: a snapshot's). */
@@ -498,60 +532,197 @@ static void reg__replace(sup_actor *self, reg_state *st, flow_state *fs)
     st->leader = false;
 }
 
-typedef struct reg_ids {
-    json_t *swarms;
-} reg_ids;
+/* ---- swarm coordination (election.c) -------------------------------------------------------
+ * With Raft, a node acts on a swarm (runs its swarm actor and agents, carries out RUN/ABORT)
+ * only while it holds the swarm's lease, and only once its claim (swarm_lease, token + 1) is
+ * committed. Every command it issues as the swarm's coordinator (its agents' agent_add and
+ * reports, their monitors' agent_remove / agent_crashed, pool spawn failures, the take-over's
+ * removals) carries its token, so a command of a deposed coordinator that commits after the
+ * next claim is refused by every replica. Coordinator of every swarm: the ready Raft leader
+ * that is not paused (reg__coord_alive). */
 
-static void reg__collect_swarm(const flow_swarm_stats *sst, void *user)
+/* Whether this node acts on swarm (without Raft: always). */
+static bool reg__coord_acts(const reg_state *st, const char *swarm)
 {
-    json_array_append_new(((reg_ids *)user)->swarms, json_string(sst->id));
+    return !st->raft || (reg__acts(st) && election_holds(st->fs, swarm, st->me, NULL));
 }
 
-/* Raft: this node leads now: start the swarm actors, remove the agents it does not run,
- * report the previous leader's agent starts as failed, and tick (pools refill). */
-static void reg__lead(sup_actor *self, reg_state *st)
+/* The members among which each swarm's coordinator is chosen, as this node sees them: the
+ * acting leader coordinates every swarm, so it is the only candidate, and a node that does
+ * not act has none (it claims nothing). */
+static size_t reg__coord_alive(const reg_state *st, const char **alive, size_t max)
 {
-    reg_ids ids = {json_array()};
-    flow_state_each_swarm(st->fs, reg__collect_swarm, &ids);
+    if (reg__acts(st) && max > 0) {
+        alive[0] = st->me;
+        return 1;
+    }
+    return 0;
+}
+
+/* Submits a command this node issues as its swarm's coordinator, stamped with its token
+ * (election_stamp); refused at once (FLOW_ESTATE) when the node does not hold the lease. */
+static void reg__submit_fenced(sup_actor *self, reg_state *st, json_t *cmd, sup_from from,
+                               reg_kind kind)
+{
+    if (st->raft && json_is_object(cmd) && election_stamp(st->fs, cmd, st->me) == FLOW_ESTATE) {
+        char err[160];
+        snprintf(err, sizeof err, "this node does not coordinate swarm %s",
+                 election_cmd_swarm(st->fs, cmd));
+        reg__done(self, st, cmd, FLOW_ESTATE, err, from, kind);
+        json_decref(cmd);
+        return;
+    }
+    reg__submit(self, st, cmd, from, kind);
+}
+
+/* Proposes the claims this node should make (renew: a take-over claims anew every swarm it
+ * coordinates, so that its earlier commands are fenced off); one pending claim per swarm. */
+static void reg__coord_claim(sup_actor *self, reg_state *st, bool renew)
+{
+    const char *alive[1];
+    size_t n = reg__coord_alive(st, alive, 1);
+    if (!st->raft || n == 0) {
+        return;
+    }
+    json_t *claims = election_claims(st->fs, st->me, alive, n, renew, 0);
     size_t i;
-    json_t *v;
-    json_array_foreach(ids.swarms, i, v)
+    json_t *c;
+    json_array_foreach(claims, i, c)
     {
-        const char *swarm = json_string_value(v);
-        if (flow_hget(&st->swarms, swarm) == NULL) {
-            reg__swarm_add(self, st, swarm);
+        const char *swarm = reg__str(c, "swarm");
+        if (swarm == NULL || json_object_get(st->claiming, swarm)) {
+            continue;
         }
-        size_t n = flow_state_swarm_agents(st->fs, swarm, NULL, 0);
-        const char **agents = n ? calloc(n, sizeof *agents) : NULL;
-        n = agents ? flow_state_swarm_agents(st->fs, swarm, agents, n) : 0;
-        json_t *gone = json_array();
-        for (size_t k = 0; k < n; k++) {
-            if (flow_hget(&st->agents, agents[k]) == NULL) {
-                json_array_append_new(gone, json_string(agents[k]));
-            }
-        }
-        free(agents);
-        size_t kk;
-        json_t *a;
-        json_array_foreach(gone, kk, a)
-        {
-            reg__submit(self, st,
-                        json_pack("{s:s, s:O, s:s}", "cmd", "agent_remove", "agent", a, "text",
-                                  "its node no longer leads the cluster"),
-                        (sup_from){SUP_NOPID, 0}, REG_K_NONE);
-        }
-        json_decref(gone);
-        for (int r = 0; r < FLOW_ROLES; r++) {
-            for (int k = flow_state_swarm_spawning(st->fs, swarm, r); k > 0; k--) {
-                reg__submit(self, st,
-                            json_pack("{s:s, s:s, s:s, s:s}", "cmd", "agent_spawn_failed", "swarm",
-                                      swarm, "role", flow_role_name(r), "text",
-                                      "started by a previous leader"),
-                            (sup_from){SUP_NOPID, 0}, REG_K_NONE);
-            }
+        json_object_set(st->claiming, swarm, json_object_get(c, "token"));
+        reg__submit(self, st, json_incref(c), (sup_from){SUP_NOPID, 0}, REG_K_CLAIM);
+    }
+    json_decref(claims);
+}
+
+/* A claim's outcome: refused as stale (another claim came first) → claim again from the
+ * state as it is now. */
+static void reg__coord_claim_done(sup_actor *self, reg_state *st, const char *swarm, int rc)
+{
+    json_object_del(st->claiming, swarm);
+    if (rc == FLOW_ESTATE) {
+        reg__coord_claim(self, st, false);
+    }
+}
+
+/* A swarm was created: its coordinator-to-be keeps the pool needs until its claim commits. */
+static void reg__coord_created(sup_actor *self, reg_state *st, const char *swarm)
+{
+    if (!st->raft) {
+        reg__swarm_add(self, st, swarm);
+        return;
+    }
+    const char *alive[1];
+    size_t n = reg__coord_alive(st, alive, 1);
+    if (election_wants(swarm, st->me, alive, n)) {
+        (void)reg__swarm_new(st, swarm);
+        reg__coord_claim(self, st, false);
+    }
+}
+
+/* This node's claim of swarm is committed: start its swarm actor, remove the agents it does
+ * not run (they ran under the previous coordinator: their tasks are requeued without counting
+ * a retry), report the previous coordinator's in-flight agent starts as failed, tick (the
+ * pools refill here). The removals carry the new token. */
+static void reg__coord_takeover(sup_actor *self, reg_state *st, const char *swarm)
+{
+    reg_swarm *rs = flow_hget(&st->swarms, swarm);
+    bool running = rs && (rs->start_ref || !sup_pid_is_null(rs->pid));
+    size_t n = flow_state_swarm_agents(st->fs, swarm, NULL, 0);
+    const char **agents = n ? calloc(n, sizeof *agents) : NULL;
+    n = agents ? flow_state_swarm_agents(st->fs, swarm, agents, n) : 0;
+    json_t *gone = json_array();
+    for (size_t k = 0; k < n; k++) {
+        if (flow_hget(&st->agents, agents[k]) == NULL) {
+            json_array_append_new(gone, json_string(agents[k]));
         }
     }
-    json_decref(ids.swarms);
+    free(agents);
+    size_t i;
+    json_t *a;
+    json_array_foreach(gone, i, a)
+    {
+        reg__submit_fenced(self, st,
+                           json_pack("{s:s, s:O, s:s}", "cmd", "agent_remove", "agent", a, "text",
+                                     "its node no longer coordinates the swarm"),
+                           (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+    }
+    json_decref(gone);
+    for (int r = 0; r < FLOW_ROLES && !running; r++) {
+        /* needs this node collected are its own starts-to-be, the rest were the previous
+         * coordinator's */
+        int k = flow_state_swarm_spawning(st->fs, swarm, r) - (rs ? rs->needs[r] : 0);
+        for (; k > 0; k--) {
+            reg__submit_fenced(self, st,
+                               json_pack("{s:s, s:s, s:s, s:s}", "cmd", "agent_spawn_failed",
+                                         "swarm", swarm, "role", flow_role_name(r), "text",
+                                         "started by a previous coordinator"),
+                               (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+        }
+    }
+    if (rs == NULL) {
+        reg__swarm_add(self, st, swarm);
+    } else if (!running) {
+        reg__swarm_start(self, rs);
+    }
+    reg__submit(self, st, json_pack("{s:s}", "cmd", "tick"), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+}
+
+/* Another node holds swarm now: stop its swarm actor and the local agents (no commands: the
+ * new coordinator removes them under its token). */
+static void reg__coord_release(sup_actor *self, reg_state *st, const char *swarm)
+{
+    json_t *mine = json_array();
+    size_t it = 0;
+    for (const hmap_slot *e; (e = hmap_next(&st->agents, &it)) != NULL;) {
+        const reg_agent *ra = e->val;
+        const flow_agent *a = flow_state_agent(st->fs, ra->id);
+        if (a && strcmp(flow_agent_get_swarm(a), swarm) == 0) {
+            json_array_append_new(mine, json_string(ra->id));
+        }
+    }
+    size_t i;
+    json_t *id;
+    json_array_foreach(mine, i, id)
+    {
+        reg_agent *ra = flow_hget(&st->agents, json_string_value(id));
+        if (ra) {
+            reg__drop_agent(self, st, ra, true);
+        }
+    }
+    json_decref(mine);
+    reg_swarm *rs = flow_hget(&st->swarms, swarm);
+    if (rs) {
+        reg__swarm_drop(self, st, rs);
+    }
+}
+
+/* A committed command: a lease that names this node (acting) → take over the swarm; one that
+ * names another node → let go of it. */
+static void reg__coord_committed(sup_actor *self, reg_state *st, const json_t *cmd, int rc)
+{
+    const char *type = reg__str(cmd, "cmd"), *swarm = reg__str(cmd, "swarm");
+    const char *node = reg__str(cmd, "node");
+    if (!st->raft || rc != 0 || type == NULL || strcmp(type, "swarm_lease") != 0 || !swarm ||
+        !node) {
+        return;
+    }
+    if (strcmp(node, st->me) == 0 && reg__acts(st)) {
+        reg__coord_takeover(self, st, swarm);
+    } else {
+        reg__coord_release(self, st, swarm);
+    }
+}
+
+/* Raft: this node acts now (leader with quorum): claim every swarm it coordinates (the
+ * take-over of each runs when its claim commits, reg__coord_takeover) and tick. */
+static void reg__lead(sup_actor *self, reg_state *st)
+{
+    reg__coord_claim(self, st, true);
     reg__submit(self, st, json_pack("{s:s}", "cmd", "tick"), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
 }
 
@@ -761,7 +932,9 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
         return;
     }
     if (strcmp(op, "agent_spawn") == 0) {
-        if (!reg__acts(st)) {
+        const char *sw = reg__str(args, "swarm");
+        if (!reg__acts(st) ||
+            (sw && flow_state_has_swarm(st->fs, sw) && !reg__coord_acts(st, sw))) {
             flow__reply_not_leader(rt, from, st->leader_info);
         } else {
             reg__agent_spawn(self, st, from, args);
@@ -837,6 +1010,8 @@ static int reg_init(sup_actor *self, void *state, void *arg)
     reg_state *st = state;
     st->raft = o && o->raft;
     st->my_id = st->raft ? o->raft->id : 0;
+    election_node_name(st->my_id, st->me);
+    st->claiming = json_object();
     hmap_init(&st->waits);
     st->fs = flow_state_new();
     st->retention = flow__retention(o);
@@ -873,7 +1048,7 @@ static void reg__agent_up(sup_actor *self, reg_state *st, const sup_msg *m)
             ra->mref = sup_monitor(self, m->from);
             flow_hput(&st->agents, ra->id, ra);
             hmap_put(&st->mrefs, &ra->mref, sizeof ra->mref, ra, NULL);
-            reg__submit(self, st, json_incref(j), (sup_from){SUP_NOPID, 0}, REG_K_AGENT_UP);
+            reg__submit_fenced(self, st, json_incref(j), (sup_from){SUP_NOPID, 0}, REG_K_AGENT_UP);
         } else {
             reg__agent_added(self, st, id, FLOW_ENOMEM, "out of memory");
         }
@@ -978,7 +1153,7 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
         }
         break;
     case FLOW_TAG_CMD: /* stale reports are refused by the state machine */
-        reg__submit(self, st, flow__msg_json(m), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+        reg__submit_fenced(self, st, flow__msg_json(m), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
         break;
     case FLOW_TAG_COMMITTED: reg__committed(self, st, m); break;
     case FLOW_TAG_REFUSED: reg__refused(self, st, m); break;
@@ -1054,7 +1229,7 @@ static void reg_info(sup_actor *self, void *state, const sup_msg *m)
         snprintf(c.agent, sizeof c.agent, "%s", ra->id);
         sup_reason_str(&m->reason, c.text, sizeof c.text);
         reg__drop_agent(self, st, ra, false);
-        reg__submit(self, st, flow_cmd_to_json(&c), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+        reg__submit_fenced(self, st, flow_cmd_to_json(&c), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
         flow_cmd_clear(&c);
     } else if (m->kind == SUP_MSG_REPLY) {
         reg__start_reply(self, st, m);
@@ -1081,6 +1256,7 @@ static void reg_terminate(sup_actor *self, void *state, const sup_reason *reason
     hmap_free(&st->mrefs);
     flow__hmap_free_values(&st->waits, free);
     json_decref(st->leader_info);
+    json_decref(st->claiming);
     flow_state_free(st->fs);
 }
 

@@ -419,6 +419,31 @@ static const char *rf__state_name(int s)
     }
 }
 
+typedef struct rf_leases {
+    const flow_state *fs;
+    json_t *out;
+} rf_leases;
+
+static void rf__lease_each(const flow_swarm_stats *sst, void *user)
+{
+    rf_leases *l = user;
+    uint64_t token = 0;
+    const char *node = flow_state_swarm_lease(l->fs, sst->id, &token);
+    json_object_set_new(l->out, sst->id,
+                        node ? json_pack("{s:s, s:I}", "node", node, "token", (json_int_t)token)
+                             : json_null());
+}
+
+/* Each swarm's coordinator lease in the replica: {swarm: {"node", "token"} | null}. */
+static json_t *rf__leases(const flow_state *fs)
+{
+    rf_leases l = {fs, json_object()};
+    if (fs) {
+        flow_state_each_swarm(fs, rf__lease_each, &l);
+    }
+    return l.out;
+}
+
 static json_t *rf__status(const rf_state *st)
 {
     rf_node *n = st->n;
@@ -454,6 +479,7 @@ static json_t *rf__status(const rf_state *st)
     json_object_set_new(o, "gossip",
                         st->gossip_view ? json_deep_copy(st->gossip_view) : json_null());
     json_object_set_new(o, "isolated", json_boolean(flow_log_store_isolated(&n->ls)));
+    json_object_set_new(o, "leases", rf__leases(flow_fsm_state(n->fsm)));
     return o;
 }
 
