@@ -68,6 +68,9 @@ enum {
     FLOW_TAG_GOSSIP, /* cast to raft: the gossip view (cluster_status "gossip") */
     FLOW_TAG_QUORUM, /* cast to registry: {"paused": bool} */
     FLOW_TAG_FAULT,  /* cast to gossip: {"isolate": bool} (fault switch) */
+    /* swarm coordination (raft.c → registry.c; election.c) */
+    FLOW_TAG_MEMBERS,   /* cast to registry: {"alive": [lease names]} (gossip view ∩ voters) */
+    FLOW_TAG_FORWARDED, /* to raft from fwd_http: a flow_http_result (forwarded proposals) */
 };
 
 /* ---- views (view.c): what the actors publish for the HTTP endpoints ---------------------- */

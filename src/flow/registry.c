@@ -28,9 +28,12 @@
  *    With gossip (consensus/gossip_node.c), a leader whose gossip view has lost quorum
  *    (FLOW_TAG_QUORUM "paused") stops acting the same way (agents, swarm actors, timers: no
  *    TASK_RUN, no pool refill) and takes over again, as above, once quorum is back.
- *    The leader acts on a swarm only while it holds the swarm's lease (election.c), claimed
- *    through the log at each take-over, and stamps every command it issues for the swarm
- *    with the lease's fencing token (the reg__coord_* functions).
+ *    Per swarm (the reg__coord_* functions, election.c): a node acts on a swarm only while
+ *    it holds the swarm's lease, claimed through the log, and stamps every command it issues
+ *    for the swarm with the lease's fencing token. Without gossip the acting leader holds
+ *    every lease (claimed at each take-over, the take-over work done per swarm when its claim
+ *    commits); with gossip the swarms are spread over the live members by rendezvous hashing
+ *    and a follower's coordinator commands are forwarded to the leader by the raft actor.
  * Both paths end in reg__done, which answers the request that caused the command.
  */
 #include <stdio.h>
@@ -106,6 +109,9 @@ typedef struct reg_state {
     /* swarm coordination (raft; election.c, the reg__coord_* functions) */
     char me[FLOW_ID_MAX]; /* this node's lease name (its Raft id) */
     json_t *claiming;     /* swarm → token of this node's claim not yet committed */
+    json_t *alive;        /* with gossip: the live members' lease names (FLOW_TAG_MEMBERS) */
+    bool coordinating;    /* reg__coordinates when last looked at (reg__acting) */
+    bool synced;          /* raft: a leader was known since the replica started over */
 } reg_state;
 
 static void reg__drop_agent(sup_actor *self, reg_state *st, reg_agent *ra, bool stop)
@@ -192,6 +198,8 @@ static void reg__swarm_start(sup_actor *self, reg_swarm *rs)
                                        &rs->arg, 0);
 }
 
+static bool reg__coordinates(const reg_state *st);
+
 /* Starts the swarm actor of a swarm of the state. */
 static void reg__swarm_add(sup_actor *self, reg_state *st, const char *swarm)
 {
@@ -233,7 +241,7 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
         reg_swarm *rs = e->swarm[0] ? flow_hget(&st->swarms, e->swarm) : NULL;
         switch (e->type) {
         case FLOW_EV_SWARM_CREATED:
-            if (reg__acts(st) && rs == NULL) {
+            if (reg__coordinates(st) && rs == NULL) {
                 reg__coord_created(self, st, e->swarm);
             }
             reg__observe(self, st, e, swarm_obs, 2);
@@ -422,6 +430,7 @@ static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc,
 }
 
 static void reg__coord_committed(sup_actor *self, reg_state *st, const json_t *cmd, int rc);
+static bool reg__coord_forwards(const reg_state *st, reg_kind kind);
 
 /* Submits a command (stolen) through the apply path; its outcome goes to reg__done. */
 static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from from, reg_kind kind)
@@ -435,7 +444,7 @@ static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from fr
     if (!st->raft) {
         int rc = reg__apply_json(self, st, cmd, err, sizeof err);
         reg__done(self, st, cmd, rc, err, from, kind);
-    } else if (!st->leader) {
+    } else if (!st->leader && !reg__coord_forwards(st, kind)) {
         reg__done(self, st, cmd, FLOW_ENOTLEADER, "not the leader", from, kind);
     } else {
         reg_wait *w = calloc(1, sizeof *w);
@@ -530,6 +539,7 @@ static void reg__replace(sup_actor *self, reg_state *st, flow_state *fs)
     flow_state_set_retention(st->fs, st->retention); /* this node's setting */
     flow_view_set(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
     st->leader = false;
+    st->coordinating = false;
 }
 
 /* ---- swarm coordination (election.c) -------------------------------------------------------
@@ -538,25 +548,64 @@ static void reg__replace(sup_actor *self, reg_state *st, flow_state *fs)
  * committed. Every command it issues as the swarm's coordinator (its agents' agent_add and
  * reports, their monitors' agent_remove / agent_crashed, pool spawn failures, the take-over's
  * removals) carries its token, so a command of a deposed coordinator that commits after the
- * next claim is refused by every replica. Coordinator of every swarm: the ready Raft leader
- * that is not paused (reg__coord_alive). */
+ * next claim is refused by every replica.
+ * Who coordinates (reg__coord_alive): with gossip, each swarm's rendezvous choice among the
+ * live members (gossip view ∩ Raft voters, FLOW_TAG_MEMBERS), so swarms are spread over the
+ * nodes and a follower proposes its commands too (the raft actor forwards them to the
+ * leader); without gossip (no liveness view), the acting leader coordinates every swarm. */
+
+/* Whether this node coordinates swarms at all: without Raft always; with gossip any replica
+ * not paused that has known a leader since it started over (an election in between does not
+ * stop it); without gossip the acting leader. */
+static bool reg__coordinates(const reg_state *st)
+{
+    if (!st->raft) {
+        return true;
+    }
+    if (st->alive) {
+        return !st->paused && st->synced;
+    }
+    return reg__acts(st);
+}
+
+/* Whether a command of this kind goes to the log from a follower (forwarded to the leader by
+ * the raft actor): the coordinator's own commands, when coordinators are spread (gossip).
+ * Client requests are redirected instead. */
+static bool reg__coord_forwards(const reg_state *st, reg_kind kind)
+{
+    return st->alive && reg__coordinates(st) && kind != REG_K_SWARM && kind != REG_K_VIEW;
+}
 
 /* Whether this node acts on swarm (without Raft: always). */
 static bool reg__coord_acts(const reg_state *st, const char *swarm)
 {
-    return !st->raft || (reg__acts(st) && election_holds(st->fs, swarm, st->me, NULL));
+    return !st->raft || (reg__coordinates(st) && election_holds(st->fs, swarm, st->me, NULL));
 }
 
-/* The members among which each swarm's coordinator is chosen, as this node sees them: the
- * acting leader coordinates every swarm, so it is the only candidate, and a node that does
- * not act has none (it claims nothing). */
-static size_t reg__coord_alive(const reg_state *st, const char **alive, size_t max)
+/* The candidates for coordinating a swarm, as this node sees them (malloc'd array of *n
+ * borrowed names, or NULL): nobody when this node does not coordinate; with gossip the live
+ * members; without, this node (the acting leader coordinates every swarm). */
+static const char **reg__coord_alive(const reg_state *st, size_t *n)
 {
-    if (reg__acts(st) && max > 0) {
-        alive[0] = st->me;
-        return 1;
+    *n = 0;
+    if (!reg__coordinates(st)) {
+        return NULL;
     }
-    return 0;
+    size_t k = st->alive ? json_array_size(st->alive) : 1;
+    const char **v = calloc(k ? k : 1, sizeof *v);
+    if (v == NULL) {
+        return NULL;
+    }
+    if (st->alive == NULL) {
+        v[(*n)++] = st->me;
+    }
+    for (size_t i = 0; st->alive && i < k; i++) {
+        const char *name = json_string_value(json_array_get(st->alive, i));
+        if (name) {
+            v[(*n)++] = name;
+        }
+    }
+    return v;
 }
 
 /* Submits a command this node issues as its swarm's coordinator, stamped with its token
@@ -579,12 +628,14 @@ static void reg__submit_fenced(sup_actor *self, reg_state *st, json_t *cmd, sup_
  * coordinates, so that its earlier commands are fenced off); one pending claim per swarm. */
 static void reg__coord_claim(sup_actor *self, reg_state *st, bool renew)
 {
-    const char *alive[1];
-    size_t n = reg__coord_alive(st, alive, 1);
-    if (!st->raft || n == 0) {
+    size_t n = 0;
+    const char **alive = st->raft ? reg__coord_alive(st, &n) : NULL;
+    if (alive == NULL || n == 0) {
+        free(alive);
         return;
     }
     json_t *claims = election_claims(st->fs, st->me, alive, n, renew, 0);
+    free(alive);
     size_t i;
     json_t *c;
     json_array_foreach(claims, i, c)
@@ -616,9 +667,11 @@ static void reg__coord_created(sup_actor *self, reg_state *st, const char *swarm
         reg__swarm_add(self, st, swarm);
         return;
     }
-    const char *alive[1];
-    size_t n = reg__coord_alive(st, alive, 1);
-    if (election_wants(swarm, st->me, alive, n)) {
+    size_t n;
+    const char **alive = reg__coord_alive(st, &n);
+    bool wants = alive && election_wants(swarm, st->me, alive, n);
+    free(alive);
+    if (wants) {
         (void)reg__swarm_new(st, swarm);
         reg__coord_claim(self, st, false);
     }
@@ -711,29 +764,53 @@ static void reg__coord_committed(sup_actor *self, reg_state *st, const json_t *c
         !node) {
         return;
     }
-    if (strcmp(node, st->me) == 0 && reg__acts(st)) {
+    if (strcmp(node, st->me) == 0 && reg__coordinates(st)) {
         reg__coord_takeover(self, st, swarm);
     } else {
         reg__coord_release(self, st, swarm);
     }
 }
 
-/* Raft: this node acts now (leader with quorum): claim every swarm it coordinates (the
- * take-over of each runs when its claim commits, reg__coord_takeover) and tick. */
+/* Raft: this node leads now (with quorum): the cluster's timers run here. */
 static void reg__lead(sup_actor *self, reg_state *st)
 {
-    reg__coord_claim(self, st, true);
     reg__submit(self, st, json_pack("{s:s}", "cmd", "tick"), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
 }
 
-/* Starts or stops acting after leadership or quorum changed (acted: before the change). */
+/* Starts or stops coordinating and leading after leadership, quorum or the live members
+ * changed (acted: reg__acts before the change). A node that starts coordinating claims anew
+ * every swarm it is preferred for (their take-overs run when the claims commit, in
+ * reg__coord_takeover); one that stops lets all its swarms go. */
 static void reg__acting(sup_actor *self, reg_state *st, bool acted)
 {
+    bool coord = reg__coordinates(st);
+    if (coord && !st->coordinating) {
+        st->coordinating = true;
+        reg__coord_claim(self, st, true);
+    } else if (!coord && st->coordinating) {
+        st->coordinating = false;
+        reg__teardown(self, st);
+    }
     if (reg__acts(st) && !acted) {
         reg__lead(self, st);
     } else if (!reg__acts(st) && acted) {
-        reg__teardown(self, st);
+        reg__rearm(self, st); /* the cluster's timers stop here */
     }
+}
+
+/* The live members changed (gossip): claim the swarms this node is now preferred for. */
+static void reg__coord_members(sup_actor *self, reg_state *st, const sup_msg *m)
+{
+    json_t *j = flow__msg_json(m);
+    json_t *alive = json_object_get(j, "alive");
+    if (st->raft && json_is_array(alive)) {
+        bool acted = reg__acts(st);
+        json_decref(st->alive);
+        st->alive = json_incref(alive);
+        reg__acting(self, st, acted);
+        reg__coord_claim(self, st, false);
+    }
+    json_decref(j);
 }
 
 static void reg__role(sup_actor *self, reg_state *st, const sup_msg *m)
@@ -744,6 +821,7 @@ static void reg__role(sup_actor *self, reg_state *st, const sup_msg *m)
     st->leader_info = json_is_object(known) ? json_incref(known) : NULL;
     bool acted = reg__acts(st);
     st->leader = json_is_true(json_object_get(j, "leader"));
+    st->synced = st->synced || st->leader || st->leader_info != NULL;
     reg__acting(self, st, acted);
     json_decref(j);
 }
@@ -933,8 +1011,12 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
     }
     if (strcmp(op, "agent_spawn") == 0) {
         const char *sw = reg__str(args, "swarm");
-        if (!reg__acts(st) ||
-            (sw && flow_state_has_swarm(st->fs, sw) && !reg__coord_acts(st, sw))) {
+        if (st->alive && sw && flow_state_has_swarm(st->fs, sw) && !reg__coord_acts(st, sw)) {
+            const char *holder = flow_state_swarm_lease(st->fs, sw, NULL);
+            flow__reply_err(rt, from, FLOW_ESTATE, "swarm %s is coordinated by node %s", sw,
+                            holder ? holder : "(none yet)");
+        } else if (!reg__coordinates(st) ||
+                   (sw && flow_state_has_swarm(st->fs, sw) && !reg__coord_acts(st, sw))) {
             flow__reply_not_leader(rt, from, st->leader_info);
         } else {
             reg__agent_spawn(self, st, from, args);
@@ -1040,7 +1122,7 @@ static void reg__agent_up(sup_actor *self, reg_state *st, const sup_msg *m)
 {
     json_t *j = flow__msg_json(m);
     const char *id = reg__str(j, "agent");
-    if (id && flow_id_valid(id) && flow_hget(&st->agents, id) == NULL && reg__acts(st)) {
+    if (id && flow_id_valid(id) && flow_hget(&st->agents, id) == NULL && reg__coordinates(st)) {
         reg_agent *ra = calloc(1, sizeof *ra);
         if (ra) {
             snprintf(ra->id, sizeof ra->id, "%s", id);
@@ -1056,8 +1138,8 @@ static void reg__agent_up(sup_actor *self, reg_state *st, const sup_msg *m)
         sup_reason r = sup_reason_shutdown();
         sup_exit(sup_self_rt(self), sup_self(self), m->from, &r);
         if (id) {
-            reg__agent_added(self, st, id, reg__acts(st) ? FLOW_EINVAL : FLOW_ENOTLEADER,
-                             reg__acts(st) ? "agent id taken" : "not the leader");
+            reg__agent_added(self, st, id, reg__coordinates(st) ? FLOW_EINVAL : FLOW_ENOTLEADER,
+                             reg__coordinates(st) ? "agent id taken" : "not the leader");
         }
     }
     json_decref(j);
@@ -1166,7 +1248,10 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
         json_decref(j);
         break;
     }
-    case FLOW_TAG_RESET: reg__replace(self, st, flow_state_new()); break;
+    case FLOW_TAG_RESET:
+        reg__replace(self, st, flow_state_new());
+        st->synced = false;
+        break;
     case FLOW_TAG_RESTORE: {
         json_t *j = flow__msg_json(m);
         flow_state *fs = j ? flow_state_restore(j, err, sizeof err) : NULL;
@@ -1178,6 +1263,7 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
         break;
     }
     case FLOW_TAG_AGENT_UP: reg__agent_up(self, st, m); break;
+    case FLOW_TAG_MEMBERS: reg__coord_members(self, st, m); break;
     case FLOW_TAG_SWARM_UP: {
         char id[FLOW_ID_MAX];
         snprintf(id, sizeof id, "%.*s", (int)(m->len < FLOW_ID_MAX ? m->len : FLOW_ID_MAX - 1),
@@ -1257,6 +1343,7 @@ static void reg_terminate(sup_actor *self, void *state, const sup_reason *reason
     flow__hmap_free_values(&st->waits, free);
     json_decref(st->leader_info);
     json_decref(st->claiming);
+    json_decref(st->alive);
     flow_state_free(st->fs);
 }
 

@@ -18,7 +18,11 @@
  *    replica (the old leader's included, once it is back);
  *  - an old leader's entry that the new leader commits (it was in the new leader's log) is
  *    ordered before the new claims, so it is applied under the old lease, and the next command
- *    of the old coordinator is refused.
+ *    of the old coordinator is refused;
+ *  - with gossip (coordinators spread by rendezvous over the live members, followers' claims
+ *    forwarded to the leader): 12 swarms are spread over the 3 nodes, each held by its
+ *    preferred node; a coordinator's death moves only its swarms (higher tokens), its late
+ *    command is refused; back alive, it claims exactly its swarms back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -542,6 +546,131 @@ static void old_entry_before_new_claims(void **state)
     assert_int_equal(settle_alive(c, propose_on(c, f1, &cmd), alive_mask), FLOW_ESTATE);
 }
 
+/* Every node claims what it is preferred for among `alive` (a bit mask of nodes), as its
+ * registry does on a membership change; proposed through the leader (forwarding). Returns how
+ * many claims node i made in claims[i]. */
+static void spread_claims(cluster *c, unsigned alive, size_t claims[N])
+{
+    char names[N][FLOW_ID_MAX];
+    const char *live[N];
+    size_t n = 0;
+    for (unsigned i = 0; i < N; i++) {
+        node_name(i, names[i]);
+        if (alive & (1u << i)) {
+            live[n++] = names[i];
+        }
+    }
+    unsigned l = raft_fixture_leader_index(&c->f);
+    for (unsigned i = 0; i < N; i++) {
+        claims[i] = 0;
+        if (!(alive & (1u << i))) {
+            continue;
+        }
+        json_t *js = election_claims(flow_fsm_state(c->fsm[i]), names[i], live, n, false, 5);
+        claims[i] = json_array_size(js);
+        for (size_t k = 0; k < claims[i]; k++) {
+            flow_cmd cmd;
+            char err[128];
+            assert_int_equal(flow_cmd_from_json(&cmd, json_array_get(js, k), err, sizeof err), 0);
+            (void)propose_on(c, l, &cmd);
+        }
+        json_decref(js);
+    }
+    settle_alive(c, c->cookie, alive);
+}
+
+static void spread_and_failover(void **state)
+{
+    cluster *c = *state;
+    enum { SW = 12 };
+    make_swarms(c, SW);
+    char names[N][FLOW_ID_MAX];
+    const char *all[N];
+    for (unsigned i = 0; i < N; i++) {
+        node_name(i, names[i]);
+        all[i] = names[i];
+    }
+    size_t claims[N];
+    spread_claims(c, (1u << N) - 1, claims);
+    int holder[SW + 1];
+    size_t held[N] = {0};
+    char sw[16];
+    for (int k = 1; k <= SW; k++) {
+        snprintf(sw, sizeof sw, "s%d", k);
+        holder[k] = election_preferred(sw, all, N);
+        held[holder[k]]++;
+        for (unsigned i = 0; i < N; i++) {
+            uint64_t t = 0;
+            assert_true(election_holds(flow_fsm_state(c->fsm[i]), sw, names[holder[k]], &t));
+            assert_int_equal(t, 1);
+        }
+    }
+    for (unsigned i = 0; i < N; i++) {
+        assert_true(held[i] > 0); /* spread: every node coordinates some swarms */
+        assert_int_equal(claims[i], held[i]);
+    }
+
+    /* a follower coordinator dies (the leader stays, so no election is involved) */
+    unsigned l = raft_fixture_leader_index(&c->f);
+    unsigned x = (l + 1) % N;
+    int xs = 0; /* one of x's swarms */
+    for (int k = SW; k >= 1; k--) {
+        xs = holder[k] == (int)x ? k : xs;
+    }
+    /* x's agent joins its swarm; x's report of it is issued but delayed */
+    flow_cmd cmd, late;
+    flow_cmd_init(&cmd, FLOW_CMD_AGENT_ADD, 6);
+    snprintf(cmd.swarm, sizeof cmd.swarm, "s%d", xs);
+    snprintf(cmd.agent, sizeof cmd.agent, "wx");
+    cmd.role = FLOW_ROLE_WORKER;
+    assert_int_equal(stamped(c, x, &cmd), 0);
+    assert_int_equal(settle(c, propose(c, &cmd)), 0);
+    flow_cmd_init(&late, FLOW_CMD_AGENT_DRAIN, 7);
+    snprintf(late.agent, sizeof late.agent, "wx");
+    assert_int_equal(stamped(c, x, &late), 0);
+    raft_fixture_kill(&c->f, x);
+    unsigned alive = ((1u << N) - 1) & ~(1u << x);
+    spread_claims(c, alive, claims);
+    assert_int_equal(claims[x], 0);
+    assert_int_equal(claims[0] + claims[1] + claims[2], held[x]); /* only x's swarms move */
+    const char *live[N - 1];
+    size_t nl = 0;
+    for (unsigned i = 0; i < N; i++) {
+        if (i != x) {
+            live[nl++] = names[i];
+        }
+    }
+    for (int k = 1; k <= SW; k++) {
+        snprintf(sw, sizeof sw, "s%d", k);
+        uint64_t t = 0;
+        const char *h = flow_state_swarm_lease(flow_fsm_state(c->fsm[l]), sw, &t);
+        if (holder[k] == (int)x) {
+            assert_string_equal(h, live[election_preferred(sw, live, nl)]);
+            assert_int_equal(t, 2);
+        } else {
+            assert_string_equal(h, names[holder[k]]);
+            assert_int_equal(t, 1);
+        }
+    }
+    uint64_t kl = propose_on(c, l, &late);
+    assert_int_equal(settle_alive(c, kl, alive), FLOW_ESTATE);
+
+    /* x is back (alive again in every view): it alone claims, and exactly its swarms */
+    raft_fixture_revive(&c->f, x);
+    settle(c, kl);
+    assert_int_equal(c->rc[x][kl], FLOW_ESTATE);
+    spread_claims(c, (1u << N) - 1, claims);
+    assert_int_equal(claims[x], held[x]);
+    assert_int_equal(claims[0] + claims[1] + claims[2], held[x]);
+    for (int k = 1; k <= SW; k++) {
+        snprintf(sw, sizeof sw, "s%d", k);
+        uint64_t t = 0;
+        assert_true(election_holds(flow_fsm_state(c->fsm[x]), sw, names[holder[k]], &t));
+        assert_int_equal(t, holder[k] == (int)x ? 3u : 1u);
+    }
+    assert_same_snapshots(c);
+}
+
 static void lease_decoding(void **state)
 {
     (void)state;
@@ -626,6 +755,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(two_coordinators_fenced, setup, teardown),
         cmocka_unit_test_setup_teardown(leader_change_moves_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(old_entry_before_new_claims, setup, teardown),
+        cmocka_unit_test_setup_teardown(spread_and_failover, setup, teardown),
         cmocka_unit_test(lease_decoding),
         cmocka_unit_test(rendezvous),
     };
