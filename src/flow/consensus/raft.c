@@ -65,6 +65,9 @@ typedef struct rf_node {
     uint64_t ready_term;
     struct raft_barrier barrier;
     bool barrier_busy;
+    bool nudges; /* with gossip: followers coordinate swarms, tell them commits at once */
+    struct raft_barrier nudge;
+    bool nudge_busy, nudge_again;
     char err[RAFT_ERRMSG_BUF_SIZE];
 } rf_node;
 
@@ -133,6 +136,36 @@ static sup_pid rf__registry(const rf_node *n)
 
 /* ---- FSM hooks: what the registry must apply --------------------------------------------- */
 
+/* The leader's nudge: libraft 0.15 tells followers the commit index only with the next
+ * AppendEntries (a new entry or a heartbeat), so a follower that coordinates a swarm would see
+ * a task submitted to the leader only a heartbeat or two later. After applying commands the
+ * leader appends a barrier (an empty entry, not applied to the FSM): its AppendEntries carries
+ * the new commit index at once. One at a time; commands applied meanwhile get one more. */
+static void rf__nudge(rf_node *n);
+
+static void rf__nudge_cb(struct raft_barrier *req, int status)
+{
+    rf_node *n = req->data;
+    n->nudge_busy = false;
+    if (status == 0 && n->nudge_again && !sup_pid_is_null(n->self)) {
+        rf__nudge(n);
+    }
+}
+
+static void rf__nudge(rf_node *n)
+{
+    if (!n->nudges || raft_state(&n->raft) != RAFT_LEADER) {
+        return;
+    }
+    if (n->nudge_busy) {
+        n->nudge_again = true;
+        return;
+    }
+    n->nudge_again = false;
+    n->nudge.data = n;
+    n->nudge_busy = raft_barrier(&n->raft, &n->nudge, rf__nudge_cb) == 0;
+}
+
 static void rf__applied(void *user, uint64_t index, const json_t *entry, int rc)
 {
     (void)index;
@@ -144,6 +177,7 @@ static void rf__applied(void *user, uint64_t index, const json_t *entry, int rc)
     }
     flow__cast_json(n->rt, n->self, rf__registry(n), FLOW_TAG_COMMITTED,
                     json_incref((json_t *)entry));
+    rf__nudge(n);
 }
 
 static void rf__restored(void *user, const json_t *snap)
@@ -193,6 +227,7 @@ static int rf__node_open(rf_state *st, sup_actor *self, char *err, size_t errsiz
     }
     n->rt = rt;
     n->self = sup_self(self);
+    n->nudges = cfg->gossip != NULL;
     flow_fsm_hooks hooks = {.user = n, .applied = rf__applied, .restored = rf__restored};
     n->fsm = flow_fsm_new(&hooks);
     if (n->fsm != NULL) {
