@@ -28,6 +28,12 @@
  *    With gossip (consensus/gossip_node.c), a leader whose gossip view has lost quorum
  *    (FLOW_TAG_QUORUM "paused") stops acting the same way (agents, swarm actors, timers: no
  *    TASK_RUN, no pool refill) and takes over again, as above, once quorum is back.
+ *    Per swarm (the reg__coord_* functions, election.c): a node acts on a swarm only while
+ *    it holds the swarm's lease, claimed through the log, and stamps every command it issues
+ *    for the swarm with the lease's fencing token. Without gossip the acting leader holds
+ *    every lease (claimed at each take-over, the take-over work done per swarm when its claim
+ *    commits); with gossip the swarms are spread over the live members by rendezvous hashing
+ *    and a follower's coordinator commands are forwarded to the leader by the raft actor.
  *  - pbft (consensus/pbft_node.c): every node submits its commands to its PBFT actor
  *    (reg__pbft_submit), whose client gets them ordered; every node applies the executed
  *    requests in sequence order (FLOW_TAG_COMMITTED, as above) and answers its own callers
@@ -39,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flow/consensus/election.h"
 #include "flow/flow_int.h"
 
 typedef struct reg_agent {
@@ -75,6 +82,7 @@ typedef enum reg_kind {
     REG_K_SWARM,    /* swarm_create: the swarm */
     REG_K_VIEW,     /* the task, agent or swarm the command names */
     REG_K_AGENT_UP, /* an agent's agent_add: drop the agent if refused */
+    REG_K_CLAIM,    /* raft: this node's swarm_lease claim (election.c) */
 } reg_kind;
 
 typedef struct reg_wait { /* raft: a proposed command waiting to be committed */
@@ -82,6 +90,7 @@ typedef struct reg_wait { /* raft: a proposed command waiting to be committed */
     sup_from from;
     reg_kind kind;
     char agent[FLOW_ID_MAX]; /* REG_K_AGENT_UP */
+    char swarm[FLOW_ID_MAX]; /* REG_K_CLAIM */
 } reg_wait;
 
 typedef struct reg_state {
@@ -103,6 +112,12 @@ typedef struct reg_state {
     hmap waits; /* cookie → reg_wait (raft) */
     uint64_t committed;
     uint64_t retention; /* ended tasks the state keeps (flow_options.task_retention; 0 = all) */
+    /* swarm coordination (raft; election.c, the reg__coord_* functions) */
+    char me[FLOW_ID_MAX]; /* this node's lease name (its Raft id) */
+    json_t *claiming;     /* swarm → token of this node's claim not yet committed */
+    json_t *alive;        /* with gossip: the live members' lease names (FLOW_TAG_MEMBERS) */
+    bool coordinating;    /* reg__coordinates when last looked at (reg__acting) */
+    bool synced;          /* raft: a leader was known since the replica started over */
 } reg_state;
 
 static void reg__drop_agent(sup_actor *self, reg_state *st, reg_agent *ra, bool stop)
@@ -168,20 +183,46 @@ static bool reg__acts(const reg_state *st)
     return (!st->raft && !st->pbft) || (st->leader && !st->paused);
 }
 
-/* Starts the swarm actor of a swarm of the state. */
-static void reg__swarm_add(sup_actor *self, reg_state *st, const char *swarm)
+/* The local record of a swarm of the state, its actor not started yet (it collects the pool
+ * needs meanwhile). */
+static reg_swarm *reg__swarm_new(reg_state *st, const char *swarm)
 {
     reg_swarm *rs = calloc(1, sizeof *rs);
     if (rs == NULL) {
-        return;
+        return NULL;
     }
     snprintf(rs->arg.id, sizeof rs->arg.id, "%s", swarm);
     const flow_swarm_config *cfg = flow_state_swarm_config(st->fs, swarm);
     rs->executor = cfg && cfg->executor ? json_deep_copy(cfg->executor) : NULL;
     flow_hput(&st->swarms, rs->arg.id, rs);
+    return rs;
+}
+
+static void reg__swarm_start(sup_actor *self, reg_swarm *rs)
+{
     rs->start_ref = sup_sv_start_child(self, sup_whereis(sup_self_rt(self), FLOW_N_SWARM_SUP), NULL,
                                        &rs->arg, 0);
 }
+
+static bool reg__coordinates(const reg_state *st);
+
+/* Raft or PBFT: commands go through a replicated log, swarms are coordinated under leases
+ * (without gossip the acting leader / settled primary holds every lease). */
+static bool reg__replicated(const reg_state *st)
+{
+    return st->raft || st->pbft;
+}
+
+/* Starts the swarm actor of a swarm of the state. */
+static void reg__swarm_add(sup_actor *self, reg_state *st, const char *swarm)
+{
+    reg_swarm *rs = reg__swarm_new(st, swarm);
+    if (rs) {
+        reg__swarm_start(self, rs);
+    }
+}
+
+static void reg__coord_created(sup_actor *self, reg_state *st, const char *swarm);
 
 /* Stops a swarm actor and forgets it (freed now, or when its start is answered). */
 static void reg__swarm_drop(sup_actor *self, reg_state *st, reg_swarm *rs)
@@ -213,8 +254,8 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
         reg_swarm *rs = e->swarm[0] ? flow_hget(&st->swarms, e->swarm) : NULL;
         switch (e->type) {
         case FLOW_EV_SWARM_CREATED:
-            if (reg__acts(st) && rs == NULL) {
-                reg__swarm_add(self, st, e->swarm);
+            if (reg__coordinates(st) && rs == NULL) {
+                reg__coord_created(self, st, e->swarm);
             }
             reg__observe(self, st, e, swarm_obs, 2);
             break;
@@ -360,6 +401,8 @@ static void reg__agent_added(sup_actor *self, reg_state *st, const char *id, int
     }
 }
 
+static void reg__coord_claim_done(sup_actor *self, reg_state *st, const char *swarm, int rc);
+
 /* The outcome of a command is known: answer whoever waits for it. */
 static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc, const char *err,
                       sup_from from, reg_kind kind)
@@ -370,6 +413,7 @@ static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc,
     switch (kind) {
     case REG_K_NONE: break;
     case REG_K_AGENT_UP: reg__agent_added(self, st, agent ? agent : "", rc, err); break;
+    case REG_K_CLAIM: reg__coord_claim_done(self, st, swarm ? swarm : "", rc); break;
     case REG_K_SWARM:
         if (rc == 0) {
             flow__reply_ok(rt, from, flow_state_swarm_json(st->fs, swarm ? swarm : ""));
@@ -423,6 +467,9 @@ static void reg__pbft_submit(sup_actor *self, reg_state *st, const json_t *cmd, 
     }
 }
 
+static void reg__coord_committed(sup_actor *self, reg_state *st, const json_t *cmd, int rc);
+static bool reg__coord_forwards(const reg_state *st, reg_kind kind);
+
 /* Submits a command (stolen) through the apply path; its outcome goes to reg__done. */
 static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from from, reg_kind kind)
 {
@@ -437,7 +484,7 @@ static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from fr
     } else if (!st->raft) {
         int rc = reg__apply_json(self, st, cmd, err, sizeof err);
         reg__done(self, st, cmd, rc, err, from, kind);
-    } else if (!st->leader) {
+    } else if (!st->leader && !reg__coord_forwards(st, kind)) {
         reg__done(self, st, cmd, FLOW_ENOTLEADER, "not the leader", from, kind);
     } else {
         reg_wait *w = calloc(1, sizeof *w);
@@ -451,6 +498,7 @@ static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from fr
         w->from = from;
         w->kind = kind;
         snprintf(w->agent, sizeof w->agent, "%s", reg__str(cmd, "agent") ?: "");
+        snprintf(w->swarm, sizeof w->swarm, "%s", reg__str(cmd, "swarm") ?: "");
         hmap_put(&st->waits, &w->cookie, sizeof w->cookie, w, NULL);
         json_t *p = json_pack("{s:I, s:O}", "c", (json_int_t)w->cookie, "cmd", cmd);
         if (flow__cast_json(rt, sup_self(self), sup_whereis(rt, FLOW_N_RAFT), FLOW_TAG_PROPOSE,
@@ -493,6 +541,7 @@ static void reg__committed(sup_actor *self, reg_state *st, const sup_msg *m)
         reg__done(self, st, cmd, rc, err, w->from, w->kind);
         free(w);
     }
+    reg__coord_committed(self, st, cmd, rc);
     json_decref(e);
 }
 
@@ -504,7 +553,7 @@ static void reg__refused(sup_actor *self, reg_state *st, const sup_msg *m)
     reg_wait *w = hmap_del(&st->waits, &cookie, sizeof cookie);
     if (w) {
         int code = (int)json_integer_value(json_object_get(j, "code"));
-        json_t *cmd = json_pack("{s:s}", "agent", w->agent);
+        json_t *cmd = json_pack("{s:s, s:s}", "agent", w->agent, "swarm", w->swarm);
         reg__done(self, st, cmd, code ? code : FLOW_ECONSENSUS, reg__str(j, "message") ?: "",
                   w->from, w->kind);
         json_decref(cmd);
@@ -529,6 +578,7 @@ static void reg__teardown(sup_actor *self, reg_state *st)
         st->tick_ref = 0;
         st->tick_at = 0;
     }
+    json_object_clear(st->claiming); /* their outcomes may still come: they find nothing */
 }
 
 /* Replaces the state (RESET: empty; RESTORE: a snapshot's). */
@@ -544,73 +594,280 @@ static void reg__replace(sup_actor *self, reg_state *st, flow_state *fs)
     flow_state_set_retention(st->fs, st->retention); /* this node's setting */
     flow_view_set(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
     st->leader = false;
+    st->coordinating = false;
 }
 
-typedef struct reg_ids {
-    json_t *swarms;
-} reg_ids;
+/* ---- swarm coordination (election.c) -------------------------------------------------------
+ * With Raft, a node acts on a swarm (runs its swarm actor and agents, carries out RUN/ABORT)
+ * only while it holds the swarm's lease, and only once its claim (swarm_lease, token + 1) is
+ * committed. Every command it issues as the swarm's coordinator (its agents' agent_add and
+ * reports, their monitors' agent_remove / agent_crashed, pool spawn failures, the take-over's
+ * removals) carries its token, so a command of a deposed coordinator that commits after the
+ * next claim is refused by every replica.
+ * Who coordinates (reg__coord_alive): with gossip, each swarm's rendezvous choice among the
+ * live members (gossip view ∩ Raft voters, FLOW_TAG_MEMBERS), so swarms are spread over the
+ * nodes and a follower proposes its commands too (the raft actor forwards them to the
+ * leader); without gossip (no liveness view), the acting leader coordinates every swarm. */
 
-static void reg__collect_swarm(const flow_swarm_stats *sst, void *user)
+/* Whether this node coordinates swarms at all: without Raft always; with gossip any replica
+ * not paused that has known a leader since it started over (an election in between does not
+ * stop it); without gossip the acting leader. */
+static bool reg__coordinates(const reg_state *st)
 {
-    json_array_append_new(((reg_ids *)user)->swarms, json_string(sst->id));
+    if (!reg__replicated(st)) {
+        return true;
+    }
+    if (st->alive) {
+        return !st->paused && st->synced;
+    }
+    return reg__acts(st);
 }
 
-/* Raft: this node leads now: start the swarm actors, remove the agents it does not run,
- * report the previous leader's agent starts as failed, and tick (pools refill). */
-static void reg__lead(sup_actor *self, reg_state *st)
+/* Whether a command of this kind goes to the log from a follower (forwarded to the leader by
+ * the raft actor): the coordinator's own commands, when coordinators are spread (gossip).
+ * Client requests are redirected instead. */
+static bool reg__coord_forwards(const reg_state *st, reg_kind kind)
 {
-    reg_ids ids = {json_array()};
-    flow_state_each_swarm(st->fs, reg__collect_swarm, &ids);
-    size_t i;
-    json_t *v;
-    json_array_foreach(ids.swarms, i, v)
-    {
-        const char *swarm = json_string_value(v);
-        if (flow_hget(&st->swarms, swarm) == NULL) {
-            reg__swarm_add(self, st, swarm);
-        }
-        size_t n = flow_state_swarm_agents(st->fs, swarm, NULL, 0);
-        const char **agents = n ? calloc(n, sizeof *agents) : NULL;
-        n = agents ? flow_state_swarm_agents(st->fs, swarm, agents, n) : 0;
-        json_t *gone = json_array();
-        for (size_t k = 0; k < n; k++) {
-            if (flow_hget(&st->agents, agents[k]) == NULL) {
-                json_array_append_new(gone, json_string(agents[k]));
-            }
-        }
-        free(agents);
-        size_t kk;
-        json_t *a;
-        json_array_foreach(gone, kk, a)
-        {
-            reg__submit(self, st,
-                        json_pack("{s:s, s:O, s:s}", "cmd", "agent_remove", "agent", a, "text",
-                                  "its node no longer leads the cluster"),
-                        (sup_from){SUP_NOPID, 0}, REG_K_NONE);
-        }
-        json_decref(gone);
-        for (int r = 0; r < FLOW_ROLES; r++) {
-            for (int k = flow_state_swarm_spawning(st->fs, swarm, r); k > 0; k--) {
-                reg__submit(self, st,
-                            json_pack("{s:s, s:s, s:s, s:s}", "cmd", "agent_spawn_failed", "swarm",
-                                      swarm, "role", flow_role_name(r), "text",
-                                      "started by a previous leader"),
-                            (sup_from){SUP_NOPID, 0}, REG_K_NONE);
-            }
+    return st->alive && reg__coordinates(st) && kind != REG_K_SWARM && kind != REG_K_VIEW;
+}
+
+/* Whether this node acts on swarm (without Raft: always). */
+static bool reg__coord_acts(const reg_state *st, const char *swarm)
+{
+    return !reg__replicated(st) ||
+           (reg__coordinates(st) && election_holds(st->fs, swarm, st->me, NULL));
+}
+
+/* The candidates for coordinating a swarm, as this node sees them (malloc'd array of *n
+ * borrowed names, or NULL): nobody when this node does not coordinate; with gossip the live
+ * members; without, this node (the acting leader coordinates every swarm). */
+static const char **reg__coord_alive(const reg_state *st, size_t *n)
+{
+    *n = 0;
+    if (!reg__coordinates(st)) {
+        return NULL;
+    }
+    size_t k = st->alive ? json_array_size(st->alive) : 1;
+    const char **v = calloc(k ? k : 1, sizeof *v);
+    if (v == NULL) {
+        return NULL;
+    }
+    if (st->alive == NULL) {
+        v[(*n)++] = st->me;
+    }
+    for (size_t i = 0; st->alive && i < k; i++) {
+        const char *name = json_string_value(json_array_get(st->alive, i));
+        if (name) {
+            v[(*n)++] = name;
         }
     }
-    json_decref(ids.swarms);
+    return v;
+}
+
+/* Submits a command this node issues as its swarm's coordinator, stamped with its token
+ * (election_stamp); refused at once (FLOW_ESTATE) when the node does not hold the lease. */
+static void reg__submit_fenced(sup_actor *self, reg_state *st, json_t *cmd, sup_from from,
+                               reg_kind kind)
+{
+    if (reg__replicated(st) && json_is_object(cmd) &&
+        election_stamp(st->fs, cmd, st->me) == FLOW_ESTATE) {
+        char err[160];
+        snprintf(err, sizeof err, "this node does not coordinate swarm %s",
+                 election_cmd_swarm(st->fs, cmd));
+        reg__done(self, st, cmd, FLOW_ESTATE, err, from, kind);
+        json_decref(cmd);
+        return;
+    }
+    reg__submit(self, st, cmd, from, kind);
+}
+
+/* Proposes the claims this node should make (renew: a take-over claims anew every swarm it
+ * coordinates, so that its earlier commands are fenced off); one pending claim per swarm. */
+static void reg__coord_claim(sup_actor *self, reg_state *st, bool renew)
+{
+    size_t n = 0;
+    const char **alive = reg__replicated(st) ? reg__coord_alive(st, &n) : NULL;
+    if (alive == NULL || n == 0) {
+        free(alive);
+        return;
+    }
+    json_t *claims = election_claims(st->fs, st->me, alive, n, renew, 0);
+    free(alive);
+    size_t i;
+    json_t *c;
+    json_array_foreach(claims, i, c)
+    {
+        const char *swarm = reg__str(c, "swarm");
+        if (swarm == NULL || json_object_get(st->claiming, swarm)) {
+            continue;
+        }
+        json_object_set(st->claiming, swarm, json_object_get(c, "token"));
+        reg__submit(self, st, json_incref(c), (sup_from){SUP_NOPID, 0}, REG_K_CLAIM);
+    }
+    json_decref(claims);
+}
+
+/* A claim's outcome: refused as stale (another claim came first) → claim again from the
+ * state as it is now. */
+static void reg__coord_claim_done(sup_actor *self, reg_state *st, const char *swarm, int rc)
+{
+    json_object_del(st->claiming, swarm);
+    if (rc == FLOW_ESTATE) {
+        reg__coord_claim(self, st, false);
+    }
+}
+
+/* A swarm was created: its coordinator-to-be keeps the pool needs until its claim commits. */
+static void reg__coord_created(sup_actor *self, reg_state *st, const char *swarm)
+{
+    if (!reg__replicated(st)) {
+        reg__swarm_add(self, st, swarm);
+        return;
+    }
+    size_t n;
+    const char **alive = reg__coord_alive(st, &n);
+    bool wants = alive && election_wants(swarm, st->me, alive, n);
+    free(alive);
+    if (wants) {
+        (void)reg__swarm_new(st, swarm);
+        reg__coord_claim(self, st, false);
+    }
+}
+
+/* This node's claim of swarm is committed: start its swarm actor, remove the agents it does
+ * not run (they ran under the previous coordinator: their tasks are requeued without counting
+ * a retry), report the previous coordinator's in-flight agent starts as failed, tick (the
+ * pools refill here). The removals carry the new token. */
+static void reg__coord_takeover(sup_actor *self, reg_state *st, const char *swarm)
+{
+    reg_swarm *rs = flow_hget(&st->swarms, swarm);
+    bool running = rs && (rs->start_ref || !sup_pid_is_null(rs->pid));
+    size_t n = flow_state_swarm_agents(st->fs, swarm, NULL, 0);
+    const char **agents = n ? calloc(n, sizeof *agents) : NULL;
+    n = agents ? flow_state_swarm_agents(st->fs, swarm, agents, n) : 0;
+    json_t *gone = json_array();
+    for (size_t k = 0; k < n; k++) {
+        if (flow_hget(&st->agents, agents[k]) == NULL) {
+            json_array_append_new(gone, json_string(agents[k]));
+        }
+    }
+    free(agents);
+    size_t i;
+    json_t *a;
+    json_array_foreach(gone, i, a)
+    {
+        reg__submit_fenced(self, st,
+                           json_pack("{s:s, s:O, s:s}", "cmd", "agent_remove", "agent", a, "text",
+                                     "its node no longer coordinates the swarm"),
+                           (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+    }
+    json_decref(gone);
+    for (int r = 0; r < FLOW_ROLES && !running; r++) {
+        /* needs this node collected are its own starts-to-be, the rest were the previous
+         * coordinator's */
+        int k = flow_state_swarm_spawning(st->fs, swarm, r) - (rs ? rs->needs[r] : 0);
+        for (; k > 0; k--) {
+            reg__submit_fenced(self, st,
+                               json_pack("{s:s, s:s, s:s, s:s}", "cmd", "agent_spawn_failed",
+                                         "swarm", swarm, "role", flow_role_name(r), "text",
+                                         "started by a previous coordinator"),
+                               (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+        }
+    }
+    if (rs == NULL) {
+        reg__swarm_add(self, st, swarm);
+    } else if (!running) {
+        reg__swarm_start(self, rs);
+    }
     reg__submit(self, st, json_pack("{s:s}", "cmd", "tick"), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
 }
 
-/* Starts or stops acting after leadership or quorum changed (acted: before the change). */
+/* Another node holds swarm now: stop its swarm actor and the local agents (no commands: the
+ * new coordinator removes them under its token). */
+static void reg__coord_release(sup_actor *self, reg_state *st, const char *swarm)
+{
+    json_t *mine = json_array();
+    size_t it = 0;
+    for (const hmap_slot *e; (e = hmap_next(&st->agents, &it)) != NULL;) {
+        const reg_agent *ra = e->val;
+        const flow_agent *a = flow_state_agent(st->fs, ra->id);
+        if (a && strcmp(flow_agent_get_swarm(a), swarm) == 0) {
+            json_array_append_new(mine, json_string(ra->id));
+        }
+    }
+    size_t i;
+    json_t *id;
+    json_array_foreach(mine, i, id)
+    {
+        reg_agent *ra = flow_hget(&st->agents, json_string_value(id));
+        if (ra) {
+            reg__drop_agent(self, st, ra, true);
+        }
+    }
+    json_decref(mine);
+    reg_swarm *rs = flow_hget(&st->swarms, swarm);
+    if (rs) {
+        reg__swarm_drop(self, st, rs);
+    }
+}
+
+/* A committed command: a lease that names this node (acting) → take over the swarm; one that
+ * names another node → let go of it. */
+static void reg__coord_committed(sup_actor *self, reg_state *st, const json_t *cmd, int rc)
+{
+    const char *type = reg__str(cmd, "cmd"), *swarm = reg__str(cmd, "swarm");
+    const char *node = reg__str(cmd, "node");
+    if (!reg__replicated(st) || rc != 0 || type == NULL || strcmp(type, "swarm_lease") != 0 ||
+        !swarm || !node) {
+        return;
+    }
+    if (strcmp(node, st->me) == 0 && reg__coordinates(st)) {
+        reg__coord_takeover(self, st, swarm);
+    } else {
+        reg__coord_release(self, st, swarm);
+    }
+}
+
+/* Raft: this node leads now (with quorum): the cluster's timers run here. */
+static void reg__lead(sup_actor *self, reg_state *st)
+{
+    reg__submit(self, st, json_pack("{s:s}", "cmd", "tick"), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+}
+
+/* Starts or stops coordinating and leading after leadership, quorum or the live members
+ * changed (acted: reg__acts before the change). A node that starts coordinating claims anew
+ * every swarm it is preferred for (their take-overs run when the claims commit, in
+ * reg__coord_takeover); one that stops lets all its swarms go. */
 static void reg__acting(sup_actor *self, reg_state *st, bool acted)
 {
+    bool coord = reg__coordinates(st);
+    if (coord && !st->coordinating) {
+        st->coordinating = true;
+        reg__coord_claim(self, st, true);
+    } else if (!coord && st->coordinating) {
+        st->coordinating = false;
+        reg__teardown(self, st);
+    }
     if (reg__acts(st) && !acted) {
         reg__lead(self, st);
     } else if (!reg__acts(st) && acted) {
-        reg__teardown(self, st);
+        reg__rearm(self, st); /* the cluster's timers stop here */
     }
+}
+
+/* The live members changed (gossip): claim the swarms this node is now preferred for. */
+static void reg__coord_members(sup_actor *self, reg_state *st, const sup_msg *m)
+{
+    json_t *j = flow__msg_json(m);
+    json_t *alive = json_object_get(j, "alive");
+    if (st->raft && json_is_array(alive)) {
+        bool acted = reg__acts(st);
+        json_decref(st->alive);
+        st->alive = json_incref(alive);
+        reg__acting(self, st, acted);
+        reg__coord_claim(self, st, false);
+    }
+    json_decref(j);
 }
 
 static void reg__role(sup_actor *self, reg_state *st, const sup_msg *m)
@@ -621,6 +878,7 @@ static void reg__role(sup_actor *self, reg_state *st, const sup_msg *m)
     st->leader_info = json_is_object(known) ? json_incref(known) : NULL;
     bool acted = reg__acts(st);
     st->leader = json_is_true(json_object_get(j, "leader"));
+    st->synced = st->synced || st->leader || st->leader_info != NULL;
     reg__acting(self, st, acted);
     json_decref(j);
 }
@@ -813,7 +1071,13 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
         return;
     }
     if (strcmp(op, "agent_spawn") == 0) {
-        if (!reg__acts(st)) {
+        const char *sw = reg__str(args, "swarm");
+        if (st->alive && sw && flow_state_has_swarm(st->fs, sw) && !reg__coord_acts(st, sw)) {
+            const char *holder = flow_state_swarm_lease(st->fs, sw, NULL);
+            flow__reply_err(rt, from, FLOW_ESTATE, "swarm %s is coordinated by node %s", sw,
+                            holder ? holder : "(none yet)");
+        } else if (!reg__coordinates(st) ||
+                   (sw && flow_state_has_swarm(st->fs, sw) && !reg__coord_acts(st, sw))) {
             flow__reply_not_leader(rt, from, st->leader_info);
         } else {
             reg__agent_spawn(self, st, from, args);
@@ -901,6 +1165,8 @@ static int reg_init(sup_actor *self, void *state, void *arg)
     st->raft = o && o->raft;
     st->my_id = st->raft ? o->raft->id : 0;
     reg__pbft_init(self, st, o);
+    election_node_name(st->my_id, st->me);
+    st->claiming = json_object();
     hmap_init(&st->waits);
     st->fs = flow_state_new();
     st->retention = flow__retention(o);
@@ -929,7 +1195,7 @@ static void reg__agent_up(sup_actor *self, reg_state *st, const sup_msg *m)
 {
     json_t *j = flow__msg_json(m);
     const char *id = reg__str(j, "agent");
-    if (id && flow_id_valid(id) && flow_hget(&st->agents, id) == NULL && reg__acts(st)) {
+    if (id && flow_id_valid(id) && flow_hget(&st->agents, id) == NULL && reg__coordinates(st)) {
         reg_agent *ra = calloc(1, sizeof *ra);
         if (ra) {
             snprintf(ra->id, sizeof ra->id, "%s", id);
@@ -937,7 +1203,7 @@ static void reg__agent_up(sup_actor *self, reg_state *st, const sup_msg *m)
             ra->mref = sup_monitor(self, m->from);
             flow_hput(&st->agents, ra->id, ra);
             hmap_put(&st->mrefs, &ra->mref, sizeof ra->mref, ra, NULL);
-            reg__submit(self, st, json_incref(j), (sup_from){SUP_NOPID, 0}, REG_K_AGENT_UP);
+            reg__submit_fenced(self, st, json_incref(j), (sup_from){SUP_NOPID, 0}, REG_K_AGENT_UP);
         } else {
             reg__agent_added(self, st, id, FLOW_ENOMEM, "out of memory");
         }
@@ -945,8 +1211,8 @@ static void reg__agent_up(sup_actor *self, reg_state *st, const sup_msg *m)
         sup_reason r = sup_reason_shutdown();
         sup_exit(sup_self_rt(self), sup_self(self), m->from, &r);
         if (id) {
-            reg__agent_added(self, st, id, reg__acts(st) ? FLOW_EINVAL : FLOW_ENOTLEADER,
-                             reg__acts(st) ? "agent id taken" : "not the leader");
+            reg__agent_added(self, st, id, reg__coordinates(st) ? FLOW_EINVAL : FLOW_ENOTLEADER,
+                             reg__coordinates(st) ? "agent id taken" : "not the leader");
         }
     }
     json_decref(j);
@@ -1042,7 +1308,7 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
         }
         break;
     case FLOW_TAG_CMD: /* stale reports are refused by the state machine */
-        reg__submit(self, st, flow__msg_json(m), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+        reg__submit_fenced(self, st, flow__msg_json(m), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
         break;
     case FLOW_TAG_COMMITTED: reg__committed(self, st, m); break;
     case FLOW_TAG_REFUSED: reg__refused(self, st, m); break;
@@ -1055,7 +1321,10 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
         json_decref(j);
         break;
     }
-    case FLOW_TAG_RESET: reg__replace(self, st, flow_state_new()); break;
+    case FLOW_TAG_RESET:
+        reg__replace(self, st, flow_state_new());
+        st->synced = false;
+        break;
     case FLOW_TAG_RESTORE: {
         json_t *j = flow__msg_json(m);
         flow_state *fs = j ? flow_state_restore(j, err, sizeof err) : NULL;
@@ -1067,6 +1336,7 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
         break;
     }
     case FLOW_TAG_AGENT_UP: reg__agent_up(self, st, m); break;
+    case FLOW_TAG_MEMBERS: reg__coord_members(self, st, m); break;
     case FLOW_TAG_SWARM_UP: {
         char id[FLOW_ID_MAX];
         snprintf(id, sizeof id, "%.*s", (int)(m->len < FLOW_ID_MAX ? m->len : FLOW_ID_MAX - 1),
@@ -1118,7 +1388,7 @@ static void reg_info(sup_actor *self, void *state, const sup_msg *m)
         snprintf(c.agent, sizeof c.agent, "%s", ra->id);
         sup_reason_str(&m->reason, c.text, sizeof c.text);
         reg__drop_agent(self, st, ra, false);
-        reg__submit(self, st, flow_cmd_to_json(&c), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
+        reg__submit_fenced(self, st, flow_cmd_to_json(&c), (sup_from){SUP_NOPID, 0}, REG_K_NONE);
         flow_cmd_clear(&c);
     } else if (m->kind == SUP_MSG_REPLY) {
         reg__start_reply(self, st, m);
@@ -1145,6 +1415,8 @@ static void reg_terminate(sup_actor *self, void *state, const sup_reason *reason
     hmap_free(&st->mrefs);
     flow__hmap_free_values(&st->waits, free);
     json_decref(st->leader_info);
+    json_decref(st->claiming);
+    json_decref(st->alive);
     flow_state_free(st->fs);
 }
 

@@ -5,6 +5,7 @@
 #  2. a stream of task submissions; the leader is killed with SIGKILL in the middle of it →
 #     a new leader is elected, every acknowledged task is present and completed, and the
 #     monotonic completed counter equals the number of completed tasks (none completed twice);
+#     every swarm's coordinator lease moves to the new leader with a higher fencing token;
 #  3. the killed node restarts from its data directory and catches up;
 #  4. all three nodes are killed and restarted → the state (swarm, every task) is recovered.
 # Snapshots every 64 entries (16 kept), so recovery and catch-up go through snapshots too.
@@ -59,6 +60,28 @@ for k in sys.argv[1].split('.'):
     d = d.get(k) if isinstance(d, dict) else None
 print('' if d is None else (json.dumps(d) if isinstance(d,(dict,list)) else d))" "$1"; }
 
+leases_held() { # node holder "swarm=token ..." → every named swarm is leased to holder with a
+    # greater token than given, as node sees it (cluster_status "leases"); prints the tokens
+    post "$1" cluster_status '{}' | python3 -c "
+import json, sys
+holder, want = sys.argv[1], dict(kv.split('=') for kv in sys.argv[2].split())
+leases = json.load(sys.stdin).get('leases') or {}
+got = []
+for sw, tok in want.items():
+    l = leases.get(sw)
+    if not l or l['node'] != holder or l['token'] <= int(tok):
+        sys.exit(1)
+    got.append(f\"{sw}={l['token']}\")
+print(' '.join(got))" "$2" "$3" 2>/dev/null
+}
+wait_leases() { # node holder "swarm=token ..." → polls leases_held; prints the tokens
+    for _ in $(seq 1 100); do
+        leases_held "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 leader_of() { # node → leader id as the node sees it ("" if none or not ready)
     post "$1" cluster_status '{}' | jget leader.id
 }
@@ -109,6 +132,12 @@ echo "ok 1 - 3-node cluster formed (node 1 bootstrapped, 2 and 3 joined)"
 # ---- 2. kill -9 the leader during a stream of submissions ---------------------------------
 post 2 swarm_create '{"id":"s1","topology":"star","config":{"pool_min":{"worker":3,"specialist":0,"scout":0}}}' >/dev/null
 [ "$(cat "$DIR/status")" = 200 ] || fail "swarm_create through a follower (redirect): $(cat "$DIR/body")"
+post 3 swarm_create '{"id":"s2","topology":"star","config":{"pool_min":{"worker":2,"specialist":0,"scout":0}}}' >/dev/null
+[ "$(cat "$DIR/status")" = 200 ] || fail "swarm_create s2: $(cat "$DIR/body")"
+for i in 1 2 3; do # the leader claims each swarm's lease; every replica sees it
+    TOKENS=$(wait_leases "$i" "$L" "s1=0 s2=0") || fail "node $i: swarms not leased to leader $L"
+done
+echo "# leases before the kill: $TOKENS (holder $L)"
 : >"$DIR/acked"
 N=80
 for k in $(seq 1 $N); do
@@ -120,7 +149,7 @@ for k in $(seq 1 $N); do
     for _ in $(seq 1 40); do # retried while there is no leader (a retry is a new task)
         for i in 1 2 3; do
             [ -z "${PID[$i]:-}" ] && continue
-            body=$(post "$i" task_submit "{\"swarm\":\"s1\",\"input\":{\"op\":\"sleep\",\"ms\":20,\"k\":$k}}")
+            body=$(post "$i" task_submit "{\"swarm\":\"s$((k % 2 + 1))\",\"input\":{\"op\":\"sleep\",\"ms\":20,\"k\":$k}}")
             if [ "$(cat "$DIR/status")" = 200 ]; then
                 echo "$body" | jget id >>"$DIR/acked"
                 acked=1
@@ -136,6 +165,11 @@ ACKED=$(wc -l <"$DIR/acked")
 L2=$(wait_leader) || fail "no new leader after the kill"
 [ "$L2" != "$L" ] || fail "the killed node is still the leader"
 echo "ok 2 - new leader $L2 after kill -9 of $L; $ACKED of $N submissions acknowledged"
+for i in 1 2 3; do
+    [ -z "${PID[$i]:-}" ] && continue
+    NEW=$(wait_leases "$i" "$L2" "$TOKENS") || fail "node $i: swarms not re-leased to $L2 above $TOKENS"
+done
+echo "ok 3 - every swarm's lease moved to the new leader $L2 with a higher token ($TOKENS -> $NEW)"
 
 check_tasks() { # node → checks every acknowledged task completed, counters consistent
     local node=$1
@@ -169,7 +203,7 @@ print(f"node {node}: {len(ids)} acknowledged tasks completed, {done} completed i
 EOF
 }
 check_tasks "$L2" || fail "tasks after leader loss"
-echo "ok 3 - every acknowledged task present and completed exactly once on the new leader"
+echo "ok 4 - every acknowledged task present and completed exactly once on the new leader"
 
 # ---- 3. the killed node comes back and catches up -----------------------------------------
 start_node "$L"
@@ -178,7 +212,7 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 check_tasks "$L" || fail "restarted node $L did not catch up"
-echo "ok 4 - restarted node $L caught up from its log and the leader"
+echo "ok 5 - restarted node $L caught up from its log and the leader"
 
 # ---- 4. restart of all nodes --------------------------------------------------------------
 ls "$DIR"/d*/raft/snapshot-* >/dev/null 2>&1 || fail "no snapshot was taken"
@@ -188,5 +222,5 @@ L3=$(wait_leader) || fail "no leader after restarting all nodes"
 for i in 1 2 3; do check_tasks "$i" || fail "node $i after full restart"; done
 post "$L3" swarm_status '{"swarm":"s1"}' >/dev/null
 [ "$(cat "$DIR/status")" = 200 ] || fail "swarm s1 lost after restart"
-echo "ok 5 - all nodes restarted (kill -9): swarm and every acknowledged task recovered (leader $L3)"
+echo "ok 6 - all nodes restarted (kill -9): swarm and every acknowledged task recovered (leader $L3)"
 echo "PASS"

@@ -72,3 +72,78 @@ bool election_should_claim(const flow_state *s, const char *swarm, const char *n
     return p >= 0 && strcmp(alive[p], node) == 0 && flow_state_has_swarm(s, swarm) &&
            !election_holds(s, swarm, node, NULL);
 }
+
+bool election_wants(const char *swarm, const char *node, const char *const *alive, size_t n)
+{
+    int p = election_preferred(swarm, alive, n);
+    return p >= 0 && node && strcmp(alive[p], node) == 0;
+}
+
+void election_node_name(uint64_t id, char out[FLOW_ID_MAX])
+{
+    snprintf(out, FLOW_ID_MAX, "%llu", (unsigned long long)id);
+}
+
+const char *election_cmd_swarm(const flow_state *s, const json_t *cmd)
+{
+    const char *swarm = json_string_value(json_object_get(cmd, "swarm"));
+    if (swarm && flow_state_has_swarm(s, swarm)) {
+        return swarm;
+    }
+    const char *task = json_string_value(json_object_get(cmd, "task"));
+    const flow_task *t = task ? flow_state_task(s, task) : NULL;
+    if (t) {
+        return flow_task_get_swarm(t);
+    }
+    const char *agent = json_string_value(json_object_get(cmd, "agent"));
+    const flow_agent *a = agent ? flow_state_agent(s, agent) : NULL;
+    return a ? flow_agent_get_swarm(a) : NULL;
+}
+
+int election_stamp(const flow_state *s, json_t *cmd, const char *node)
+{
+    const char *swarm = election_cmd_swarm(s, cmd);
+    if (swarm == NULL) {
+        return 1;
+    }
+    uint64_t token = 0;
+    if (!election_holds(s, swarm, node, &token)) {
+        return FLOW_ESTATE;
+    }
+    json_object_set_new(cmd, "token", json_integer((json_int_t)token));
+    return 0;
+}
+
+typedef struct election__walk {
+    const flow_state *s;
+    const char *node;
+    const char *const *alive;
+    size_t n;
+    bool renew;
+    uint64_t now;
+    json_t *out;
+} election__walk;
+
+static void election__each(const flow_swarm_stats *sst, void *user)
+{
+    election__walk *w = user;
+    if (!election_wants(sst->id, w->node, w->alive, w->n) ||
+        (!w->renew && election_holds(w->s, sst->id, w->node, NULL))) {
+        return;
+    }
+    flow_cmd c;
+    if (election_claim(w->s, sst->id, w->node, w->now, &c) == 0) {
+        json_array_append_new(w->out, flow_cmd_to_json(&c));
+    }
+    flow_cmd_clear(&c);
+}
+
+json_t *election_claims(const flow_state *s, const char *node, const char *const *alive, size_t n,
+                        bool renew, uint64_t now)
+{
+    election__walk w = {s, node, alive, n, renew, now, json_array()};
+    if (w.out && node && flow_id_valid(node)) {
+        flow_state_each_swarm(s, election__each, &w);
+    }
+    return w.out;
+}

@@ -45,6 +45,31 @@ bool election_holds(const flow_state *s, const char *swarm, const char *node, ui
 bool election_should_claim(const flow_state *s, const char *swarm, const char *node,
                            const char *const *alive, size_t n);
 
+/* Whether node is the swarm's preferred coordinator among the alive nodes (it must be one of
+ * them). */
+bool election_wants(const char *swarm, const char *node, const char *const *alive, size_t n);
+
+/* The lease name of a cluster member: its Raft id in decimal ("1", "2", ...). */
+void election_node_name(uint64_t id, char out[FLOW_ID_MAX]);
+
+/* The swarm a JSON command concerns in state s: its "swarm", else its task's swarm, else its
+ * agent's (the rule the state machine's fence uses); NULL when it names none that s knows. */
+const char *election_cmd_swarm(const flow_state *s, const json_t *cmd);
+
+/* Stamps a coordinator's JSON command with node's token for the command's swarm (key "token").
+ * 0: stamped; 1: the command names no swarm s knows (left unstamped: the state machine refuses
+ * or ignores it alike on every replica); FLOW_ESTATE: node does not hold that swarm's lease, so
+ * it must not propose the command. */
+int election_stamp(const flow_state *s, json_t *cmd, const char *node);
+
+/* The claims node should make now: for every swarm of s whose preferred coordinator among
+ * alive (n names) is node, a swarm_lease command (JSON, as the log carries it) with the swarm's
+ * token + 1 — for the swarms node does not hold, or, with renew (a fresh take-over: the node's
+ * earlier agents and in-flight commands are gone), for all of them. A JSON array (new
+ * reference; empty when there is nothing to claim), in the state's swarm order. */
+json_t *election_claims(const flow_state *s, const char *node, const char *const *alive, size_t n,
+                        bool renew, uint64_t now);
+
 /* Stamps a coordinator's command with its token. */
 static inline void election_fence(flow_cmd *c, uint64_t token)
 {

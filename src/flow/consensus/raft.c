@@ -16,10 +16,14 @@
  *    been applied (every earlier entry is in the registry's state), else the known leader.
  * Membership (cluster_status / cluster_join / cluster_leave) and the test-only fault switch
  * (cluster_fault) are answered here; the registry forwards those requests (FLOW_TAG_FWD).
+ * Proposals made while this node does not lead (a follower that coordinates swarms) are
+ * forwarded in order to the leader's cluster_propose, which this actor answers on the leader
+ * (see "forwarding" below).
  *
  * With a gossip address the actor feeds the gossip actor (gossip_node.c) the voters of the
  * Raft configuration and their gossip endpoints from the replicated member directory
- * (FLOW_TAG_PEERS, whenever they change), keeps the gossip view it reports (FLOW_TAG_GOSSIP)
+ * (FLOW_TAG_PEERS, whenever they change), tells the registry the live members for the swarm
+ * coordinators (FLOW_TAG_MEMBERS), keeps the gossip view it reports (FLOW_TAG_GOSSIP)
  * for cluster_status, and, as a ready leader, records its own API URL and gossip endpoint
  * (address + node id) in the directory when they are missing or changed.
  *
@@ -34,6 +38,7 @@
 #include <uv.h>
 
 #include "flow/consensus/fsm.h"
+#include "flow/consensus/fwd_http.h"
 #include "flow/consensus/log_store.h"
 #include "flow/flow_int.h"
 
@@ -41,6 +46,12 @@
 #define RF_NODE_HEX 64      /* a node id in hex */
 #define RF_START_RETRIES 50 /* the address may still be held by a previous instance */
 #define RF_START_RETRY_MS 100
+#define RF_FWD_BATCH 64          /* proposals per forwarded request */
+#define RF_FWD_BYTES (256 << 10) /* at most this much JSON per forwarded request */
+#define RF_FWD_TIMEOUT_MS 5000   /* one forwarded request, connect to answer */
+#define RF_FWD_RETRY_MS 100      /* after a failed request */
+#define RF_FWD_MAX_MS 30000      /* a proposal not taken by a leader by then is refused */
+#define RF_PROPOSE_MAX 256       /* entries of one cluster_propose */
 
 enum { RF_T_START = 1, RF_T_POLL };
 
@@ -54,8 +65,19 @@ typedef struct rf_node {
     uint64_t ready_term;
     struct raft_barrier barrier;
     bool barrier_busy;
+    bool nudges; /* with gossip: followers coordinate swarms, tell them commits at once */
+    struct raft_barrier nudge;
+    bool nudge_busy, nudge_again;
     char err[RAFT_ERRMSG_BUF_SIZE];
 } rf_node;
+
+/* A proposal of this node's registry waiting to be forwarded to the leader. */
+typedef struct rf_fwd {
+    uint64_t cookie;
+    json_t *cmd;
+    uint64_t since; /* when it was proposed (runtime ms) */
+    struct rf_fwd *next;
+} rf_fwd;
 
 typedef struct rf_state {
     const flow_raft_config *cfg;
@@ -71,12 +93,29 @@ typedef struct rf_state {
     json_t *gossip_view; /* the gossip actor's last report, or NULL */
     sup_pid gossip_pid;  /* who sent it */
     char *peers_sent;    /* the last FLOW_TAG_PEERS text sent */
+    char *alive_sent;    /* the last FLOW_TAG_MEMBERS text sent */
+    /* forwarding (a follower's proposals go to the leader's cluster_propose, in order) */
+    rf_fwd *fwd;           /* waiting, oldest first */
+    rf_fwd *fwd_inflight;  /* sent in the request fwd_id, in order */
+    uint64_t fwd_id;       /* the request in flight (0: none) */
+    fwd_http *fwd_req;     /* its I/O, held until its answer is taken or the actor ends */
+    uint64_t fwd_seq;      /* request ids */
+    uint64_t fwd_retry_at; /* no request before (runtime ms) */
+    uint64_t forwarded, forward_failures;
 } rf_state;
+
+/* A forwarded batch (cluster_propose) on the leader: answered once every entry is done. */
+typedef struct rf_batch {
+    sup_from from;
+    size_t pending;
+    int status; /* the first failure, or 0 */
+} rf_batch;
 
 typedef struct rf_apply {
     struct raft_apply req;
     rf_node *n;
     uint64_t cookie;
+    rf_batch *batch; /* a forwarded entry: its batch (cookie 0) */
 } rf_apply;
 
 typedef struct rf_change {
@@ -97,6 +136,36 @@ static sup_pid rf__registry(const rf_node *n)
 
 /* ---- FSM hooks: what the registry must apply --------------------------------------------- */
 
+/* The leader's nudge: libraft 0.15 tells followers the commit index only with the next
+ * AppendEntries (a new entry or a heartbeat), so a follower that coordinates a swarm would see
+ * a task submitted to the leader only a heartbeat or two later. After applying commands the
+ * leader appends a barrier (an empty entry, not applied to the FSM): its AppendEntries carries
+ * the new commit index at once. One at a time; commands applied meanwhile get one more. */
+static void rf__nudge(rf_node *n);
+
+static void rf__nudge_cb(struct raft_barrier *req, int status)
+{
+    rf_node *n = req->data;
+    n->nudge_busy = false;
+    if (status == 0 && n->nudge_again && !sup_pid_is_null(n->self)) {
+        rf__nudge(n);
+    }
+}
+
+static void rf__nudge(rf_node *n)
+{
+    if (!n->nudges || raft_state(&n->raft) != RAFT_LEADER) {
+        return;
+    }
+    if (n->nudge_busy) {
+        n->nudge_again = true;
+        return;
+    }
+    n->nudge_again = false;
+    n->nudge.data = n;
+    n->nudge_busy = raft_barrier(&n->raft, &n->nudge, rf__nudge_cb) == 0;
+}
+
 static void rf__applied(void *user, uint64_t index, const json_t *entry, int rc)
 {
     (void)index;
@@ -108,6 +177,7 @@ static void rf__applied(void *user, uint64_t index, const json_t *entry, int rc)
     }
     flow__cast_json(n->rt, n->self, rf__registry(n), FLOW_TAG_COMMITTED,
                     json_incref((json_t *)entry));
+    rf__nudge(n);
 }
 
 static void rf__restored(void *user, const json_t *snap)
@@ -157,6 +227,7 @@ static int rf__node_open(rf_state *st, sup_actor *self, char *err, size_t errsiz
     }
     n->rt = rt;
     n->self = sup_self(self);
+    n->nudges = cfg->gossip != NULL;
     flow_fsm_hooks hooks = {.user = n, .applied = rf__applied, .restored = rf__restored};
     n->fsm = flow_fsm_new(&hooks);
     if (n->fsm != NULL) {
@@ -247,11 +318,31 @@ static void rf__refused(sup_rt *rt, sup_pid self, uint64_t cookie, int code, con
         json_pack("{s:I, s:i, s:s}", "c", (json_int_t)cookie, "code", code, "message", msg));
 }
 
+static void rf__batch_done(rf_node *n, rf_batch *b)
+{
+    if (!sup_pid_is_null(n->self)) {
+        if (b->status == 0) {
+            flow__reply_ok(n->rt, b->from, json_pack("{s:b}", "committed", 1));
+        } else {
+            flow__reply_err(n->rt, b->from, FLOW_ECONSENSUS, "not committed: %s",
+                            raft_strerror(b->status));
+        }
+    }
+    free(b);
+}
+
 static void rf__apply_cb(struct raft_apply *req, int status, void *result)
 {
     (void)result;
     rf_apply *a = req->data;
-    if (status != 0) {
+    if (a->batch) {
+        if (status != 0 && a->batch->status == 0) {
+            a->batch->status = status;
+        }
+        if (--a->batch->pending == 0) {
+            rf__batch_done(a->n, a->batch);
+        }
+    } else if (status != 0) {
         rf__refused(a->n->rt, a->n->self, a->cookie, FLOW_ECONSENSUS, raft_strerror(status));
     }
     free(a);
@@ -326,6 +417,43 @@ static void rf__send_peers(sup_actor *self, rf_state *st)
     }
 }
 
+/* With gossip: tells the registry the live members (lease names of the voters the gossip view
+ * holds alive or suspect; this node is always in its own view) when they changed. */
+static void rf__send_alive(sup_actor *self, rf_state *st)
+{
+    rf_node *n = st->n;
+    const json_t *view = json_object_get(st->gossip_view, "members");
+    if (!json_is_object(view)) {
+        return;
+    }
+    json_t *alive = json_array();
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        char key[24];
+        snprintf(key, sizeof key, "%llu", (unsigned long long)s->id);
+        const char *g = json_string_value(json_object_get(view, key));
+        if (s->role == RAFT_VOTER && g && (strcmp(g, "alive") == 0 || strcmp(g, "suspect") == 0)) {
+            json_array_append_new(alive, json_string(key));
+        }
+    }
+    json_t *j = json_pack("{s:o}", "alive", alive);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (text == NULL || (st->alive_sent && strcmp(text, st->alive_sent) == 0)) {
+        free(text);
+        return;
+    }
+    sup_rt *rt = sup_self_rt(self);
+    if (sup_cast(rt, sup_self(self), rf__registry(n), FLOW_TAG_MEMBERS, text, strlen(text)) == 0) {
+        free(st->alive_sent);
+        st->alive_sent = text;
+    } else {
+        free(text);
+    }
+}
+
+static void rf__fwd_pump(sup_actor *self, rf_state *st);
+
 /* Tells the registry when the role, the leader or its URL changed. */
 static void rf__poll(sup_actor *self, rf_state *st)
 {
@@ -335,7 +463,9 @@ static void rf__poll(sup_actor *self, rf_state *st)
     }
     if (st->cfg->gossip) {
         rf__send_peers(self, st);
+        rf__send_alive(self, st);
     }
+    rf__fwd_pump(self, st);
     int s = raft_state(&n->raft);
     bool ready = s == RAFT_LEADER && n->ready_term == n->raft.current_term;
     if (s == RAFT_LEADER && !ready && !n->barrier_busy) {
@@ -367,37 +497,257 @@ static void rf__poll(sup_actor *self, rf_state *st)
 
 /* ---- proposals --------------------------------------------------------------------------- */
 
+/* ---- forwarding: a follower's proposals go to the leader ---------------------------------
+ * The registry of a follower that coordinates swarms proposes its commands like a leader's
+ * (FLOW_TAG_PROPOSE). They queue here and go, in order and one request at a time, to the
+ * leader's flow HTTP endpoint (POST <api>/flow/cluster_propose {"entries": [{"o", "c",
+ * "cmd"}]}, the API URL from the replicated member directory). The leader appends them with
+ * this node as origin and the registry's cookies and answers once all are committed (or one
+ * failed); the outcome reaches the registry through the log, as for the leader's own
+ * proposals. A failed request (no leader, a redirect, leadership lost, a timeout) is sent
+ * again, from its first entry, after RF_FWD_RETRY_MS: entries it did commit are then applied
+ * twice in order, which the state machine refuses or which leaves the same end state (a
+ * completion, a start, a removal, a claim of the same token are refused; an agent added
+ * again is removed again by the next entry). A proposal no leader took within RF_FWD_MAX_MS
+ * is refused (FLOW_TAG_REFUSED, consensus_unavailable). */
+
+static void rf__fwd_free(rf_fwd *f)
+{
+    while (f) {
+        rf_fwd *next = f->next;
+        json_decref(f->cmd);
+        free(f);
+        f = next;
+    }
+}
+
+/* Appends a proposal to libraft as this node (the leader); 0 or FLOW_E*. */
+static int rf__append(rf_state *st, uint64_t origin, uint64_t cookie, const json_t *cmd,
+                      rf_batch *batch, const char **why)
+{
+    rf_node *n = st->n;
+    struct raft_buffer buf = {0};
+    *why = "command too large";
+    int rc = n == NULL ? FLOW_ECONSENSUS : flow_entry_cmd(cmd, origin, cookie, &buf);
+    rf_apply *a = rc == 0 ? calloc(1, sizeof *a) : NULL;
+    if (rc == 0 && a == NULL) {
+        rc = FLOW_ENOMEM;
+        *why = "out of memory";
+    }
+    if (rc == 0) {
+        a->n = n;
+        a->cookie = batch ? 0 : cookie;
+        a->batch = batch;
+        a->req.data = a;
+        int rr = raft_apply(&n->raft, &a->req, &buf, 1, rf__apply_cb);
+        if (rr != 0) {
+            free(a);
+            rc = rr == RAFT_NOTLEADER ? FLOW_ENOTLEADER : FLOW_ECONSENSUS;
+            *why = raft_strerror(rr);
+        }
+    }
+    if (rc != 0) {
+        raft_free(buf.base);
+        st->refusals++;
+    } else {
+        st->proposals++;
+        if (batch) {
+            batch->pending++;
+        }
+    }
+    return rc;
+}
+
+/* Sends the next batch of waiting proposals to the leader, or appends them here when this
+ * node leads now; refuses those waiting too long. */
+static void rf__fwd_pump(sup_actor *self, rf_state *st)
+{
+    sup_rt *rt = sup_self_rt(self);
+    rf_node *n = st->n;
+    uint64_t now = sup_rt_now(rt);
+    for (rf_fwd **pp = &st->fwd; *pp;) {
+        rf_fwd *f = *pp;
+        if (now - f->since > RF_FWD_MAX_MS) {
+            *pp = f->next;
+            f->next = NULL;
+            rf__refused(rt, sup_self(self), f->cookie, FLOW_ECONSENSUS,
+                        "no leader took the proposal in time");
+            rf__fwd_free(f);
+        } else {
+            pp = &f->next;
+        }
+    }
+    if (n == NULL || st->fwd == NULL || st->fwd_id != 0 || now < st->fwd_retry_at) {
+        return;
+    }
+    if (raft_state(&n->raft) == RAFT_LEADER) {
+        while (st->fwd) {
+            rf_fwd *f = st->fwd;
+            st->fwd = f->next;
+            f->next = NULL;
+            const char *why = NULL;
+            int rc = rf__append(st, st->cfg->id, f->cookie, f->cmd, NULL, &why);
+            if (rc != 0) {
+                rf__refused(rt, sup_self(self), f->cookie, rc, why);
+            }
+            rf__fwd_free(f);
+        }
+        return;
+    }
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&n->raft, &lid, &laddr);
+    const char *api = lid && lid != st->cfg->id ? flow_fsm_member_api(n->fsm, lid) : NULL;
+    flow_http_url url;
+    char err[128], target[FLOW_FSM_API_MAX + 32];
+    snprintf(target, sizeof target, "%s/flow/cluster_propose", api ? api : "");
+    if (api == NULL || flow_http_url_parse(target, &url, err, sizeof err) != 0) {
+        return; /* no leader known (yet): the poll tries again */
+    }
+    json_t *entries = json_array();
+    size_t bytes = 0, k = 0;
+    rf_fwd **end = &st->fwd;
+    while (*end && k < RF_FWD_BATCH && bytes < RF_FWD_BYTES) {
+        char *one = json_dumps((*end)->cmd, JSON_COMPACT);
+        bytes += one ? strlen(one) : 0;
+        free(one);
+        json_array_append_new(entries,
+                              json_pack("{s:I, s:I, s:O}", "o", (json_int_t)st->cfg->id, "c",
+                                        (json_int_t)(*end)->cookie, "cmd", (*end)->cmd));
+        end = &(*end)->next;
+        k++;
+    }
+    json_t *body = json_pack("{s:o}", "entries", entries);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL) {
+        return;
+    }
+    /* the first k move in flight, in order */
+    st->fwd_inflight = st->fwd;
+    st->fwd = *end;
+    *end = NULL;
+    st->fwd_id = ++st->fwd_seq;
+    st->fwd_req = fwd_http_post(sup_rt_loop(rt), rt, sup_self(self), FLOW_TAG_FORWARDED, st->fwd_id,
+                                &url, text, strlen(text), RF_FWD_TIMEOUT_MS);
+    if (st->fwd_req == NULL) {
+        *end = st->fwd; /* put them back */
+        st->fwd = st->fwd_inflight;
+        st->fwd_inflight = NULL;
+        st->fwd_id = 0;
+        st->fwd_retry_at = now + RF_FWD_RETRY_MS;
+        st->forward_failures++;
+    }
+}
+
+/* The leader's answer to a forwarded request: all committed, or send them again. */
+static void rf__fwd_answer(sup_actor *self, rf_state *st, const sup_msg *m)
+{
+    flow_http_result res;
+    if (m->len != sizeof res) {
+        return;
+    }
+    memcpy(&res, m->data, sizeof res);
+    if (res.id != st->fwd_id || st->fwd_id == 0) {
+        return;
+    }
+    st->fwd_id = 0;
+    fwd_http_release(st->fwd_req);
+    st->fwd_req = NULL;
+    if (res.status == 200) {
+        rf__fwd_free(st->fwd_inflight);
+        st->forwarded++;
+    } else {
+        rf_fwd **end = &st->fwd_inflight;
+        while (*end) {
+            end = &(*end)->next;
+        }
+        *end = st->fwd;
+        st->fwd = st->fwd_inflight;
+        st->fwd_retry_at = sup_rt_now(sup_self_rt(self)) + RF_FWD_RETRY_MS;
+        st->forward_failures++;
+    }
+    st->fwd_inflight = NULL;
+    rf__fwd_pump(self, st);
+}
+
+/* The leader: a follower's forwarded proposals (cluster_propose), appended in order with
+ * their origin and cookies; answered when all are committed or one failed. */
+static void rf__cluster_propose(rf_state *st, sup_from from, const json_t *args)
+{
+    rf_node *n = st->n;
+    const json_t *entries = json_object_get(args, "entries");
+    size_t count = json_array_size(entries);
+    bool ok = json_is_array(entries) && count > 0 && count <= RF_PROPOSE_MAX;
+    for (size_t i = 0; ok && i < count; i++) {
+        const json_t *e = json_array_get(entries, i);
+        json_int_t o = json_integer_value(json_object_get(e, "o"));
+        json_int_t c = json_integer_value(json_object_get(e, "c"));
+        ok = o > 0 && c > 0 && json_is_object(json_object_get(e, "cmd"));
+    }
+    if (!ok) {
+        flow__reply_err(n->rt, from, FLOW_EINVAL,
+                        "cluster_propose needs entries: 1 to %d of {\"o\": origin id, \"c\": "
+                        "cookie, \"cmd\": command}",
+                        RF_PROPOSE_MAX);
+        return;
+    }
+    rf_batch *b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        flow__reply_err(n->rt, from, FLOW_ENOMEM, "out of memory");
+        return;
+    }
+    b->from = from;
+    b->pending = 1; /* held until every entry went to libraft */
+    for (size_t i = 0; i < count; i++) {
+        const json_t *e = json_array_get(entries, i);
+        const char *why = NULL;
+        int rc = rf__append(st, (uint64_t)json_integer_value(json_object_get(e, "o")),
+                            (uint64_t)json_integer_value(json_object_get(e, "c")),
+                            json_object_get(e, "cmd"), b, &why);
+        if (rc != 0) { /* the rest would commit out of order: stop here */
+            b->status = rc == FLOW_ENOTLEADER ? RAFT_NOTLEADER : RAFT_CANCELED;
+            break;
+        }
+    }
+    if (--b->pending == 0) {
+        rf__batch_done(n, b);
+    }
+}
+
 static void rf__propose(sup_actor *self, rf_state *st, const sup_msg *m)
 {
     json_t *j = flow__msg_json(m);
     uint64_t cookie = (uint64_t)json_integer_value(json_object_get(j, "c"));
     rf_node *n = st->n;
-    struct raft_buffer buf = {0};
-    int rc = n == NULL ? FLOW_ECONSENSUS
-                       : flow_entry_cmd(json_object_get(j, "cmd"), st->cfg->id, cookie, &buf);
-    rf_apply *a = rc == 0 ? calloc(1, sizeof *a) : NULL;
-    if (rc == 0 && a == NULL) {
-        rc = FLOW_ENOMEM;
-    }
-    if (rc == 0) {
-        a->n = n;
-        a->cookie = cookie;
-        a->req.data = a;
-        int rr = raft_apply(&n->raft, &a->req, &buf, 1, rf__apply_cb);
-        if (rr != 0) {
-            raft_free(buf.base);
-            free(a);
-            rc = rr == RAFT_NOTLEADER ? FLOW_ENOTLEADER : FLOW_ECONSENSUS;
-            st->refusals++;
-            rf__refused(sup_self_rt(self), sup_self(self), cookie, rc, raft_strerror(rr));
+    if (n && (raft_state(&n->raft) != RAFT_LEADER || st->fwd || st->fwd_inflight) &&
+        json_is_object(json_object_get(j, "cmd"))) {
+        /* a follower's (or proposals still queued behind those): forwarded, in order */
+        rf_fwd *f = calloc(1, sizeof *f);
+        if (f) {
+            f->cookie = cookie;
+            f->cmd = json_incref(json_object_get(j, "cmd"));
+            f->since = sup_rt_now(sup_self_rt(self));
+            rf_fwd **end = &st->fwd;
+            while (*end) {
+                end = &(*end)->next;
+            }
+            *end = f;
+            rf__fwd_pump(self, st);
         } else {
-            st->proposals++;
+            rf__refused(sup_self_rt(self), sup_self(self), cookie, FLOW_ENOMEM, "out of memory");
         }
-    } else {
-        raft_free(buf.base);
-        st->refusals++;
-        rf__refused(sup_self_rt(self), sup_self(self), cookie, rc,
-                    rc == FLOW_EINVAL ? "command too large" : "raft is not started");
+        json_decref(j);
+        return;
+    }
+    const char *why = "raft is not started";
+    int rc = n == NULL ? FLOW_ECONSENSUS
+                       : rf__append(st, st->cfg->id, cookie, json_object_get(j, "cmd"), NULL, &why);
+    if (rc != 0) {
+        if (n == NULL) {
+            st->refusals++;
+        }
+        rf__refused(sup_self_rt(self), sup_self(self), cookie, rc, why);
     }
     json_decref(j);
 }
@@ -417,6 +767,31 @@ static const char *rf__state_name(int s)
     case RAFT_LEADER: return "leader";
     default: return "unavailable";
     }
+}
+
+typedef struct rf_leases {
+    const flow_state *fs;
+    json_t *out;
+} rf_leases;
+
+static void rf__lease_each(const flow_swarm_stats *sst, void *user)
+{
+    rf_leases *l = user;
+    uint64_t token = 0;
+    const char *node = flow_state_swarm_lease(l->fs, sst->id, &token);
+    json_object_set_new(l->out, sst->id,
+                        node ? json_pack("{s:s, s:I}", "node", node, "token", (json_int_t)token)
+                             : json_null());
+}
+
+/* Each swarm's coordinator lease in the replica: {swarm: {"node", "token"} | null}. */
+static json_t *rf__leases(const flow_state *fs)
+{
+    rf_leases l = {fs, json_object()};
+    if (fs) {
+        flow_state_each_swarm(fs, rf__lease_each, &l);
+    }
+    return l.out;
 }
 
 static json_t *rf__status(const rf_state *st)
@@ -454,6 +829,11 @@ static json_t *rf__status(const rf_state *st)
     json_object_set_new(o, "gossip",
                         st->gossip_view ? json_deep_copy(st->gossip_view) : json_null());
     json_object_set_new(o, "isolated", json_boolean(flow_log_store_isolated(&n->ls)));
+    json_object_set_new(o, "leases", rf__leases(flow_fsm_state(n->fsm)));
+    json_object_set_new(o, "forwarding",
+                        json_pack("{s:I, s:I, s:b}", "forwarded", (json_int_t)st->forwarded,
+                                  "failures", (json_int_t)st->forward_failures, "in_flight",
+                                  st->fwd_id != 0));
     return o;
 }
 
@@ -551,6 +931,10 @@ static void rf__cluster_op(sup_actor *self, rf_state *st, sup_from from, const c
         json_decref(l);
         return;
     }
+    if (strcmp(op, "cluster_propose") == 0) {
+        rf__cluster_propose(st, from, args);
+        return;
+    }
     json_int_t id = json_integer_value(json_object_get(args, "id"));
     const char *addr = json_string_value(json_object_get(args, "address"));
     const char *api = json_string_value(json_object_get(args, "api"));
@@ -623,6 +1007,10 @@ static int rf_init(sup_actor *self, void *state, void *arg)
 static void rf_info(sup_actor *self, void *state, const sup_msg *m)
 {
     rf_state *st = state;
+    if (m->kind == SUP_MSG_INFO && m->tag == FLOW_TAG_FORWARDED) {
+        rf__fwd_answer(self, st, m);
+        return;
+    }
     if (m->kind != SUP_MSG_TIMER || m->tag != FLOW_TAG_INTERNAL || m->len != sizeof(int)) {
         return;
     }
@@ -687,6 +1075,10 @@ static void rf_terminate(sup_actor *self, void *state, const sup_reason *reason)
     st->n = NULL;
     json_decref(st->gossip_view);
     free(st->peers_sent);
+    free(st->alive_sent);
+    rf__fwd_free(st->fwd);
+    rf__fwd_free(st->fwd_inflight);
+    fwd_http_release(st->fwd_req); /* a request in flight sends nothing any more */
 }
 
 static const sup_behaviour rf_behaviour = {

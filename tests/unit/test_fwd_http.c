@@ -1,0 +1,226 @@
+/*
+ * test_fwd_http.c — the raft actor's cancellable HTTP POST (consensus/fwd_http.h) against the
+ * project's HTTP server on a real libuv loop (127.0.0.1, any free port):
+ *  - an answered POST: the server sees the path and the body, the owner gets the status;
+ *  - nothing listening: the owner gets status 0 and a connect error;
+ *  - released while the server holds the answer back: nothing reaches the owner, everything
+ *    is freed (LSan) once the loop has closed the handles;
+ *  - released, then the runtime freed before the loop closes the handles (a node's shutdown):
+ *    nothing touches the runtime again (ASan).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "flow/consensus/fwd_http.h"
+#include "http/server.h"
+#include "macula/sup.h"
+
+#define TAG 0x7e57
+
+typedef struct fixture {
+    uv_loop_t loop;
+    sup_rt *rt;
+    sup_pid owner;
+    http_server *srv;
+    uint16_t port;
+    /* what the server saw */
+    int requests;
+    char path[128];
+    char body[256];
+    bool hold;          /* do not answer */
+    http_request *held; /* the request held back (until its close) */
+    /* what the owner got */
+    int results;
+    flow_http_result last;
+} fixture;
+
+static fixture *the; /* the owner actor's view of the fixture */
+
+static void owner_info(sup_actor *self, void *state, const sup_msg *m)
+{
+    (void)self;
+    (void)state;
+    if (m->kind == SUP_MSG_INFO && m->tag == TAG && m->len == sizeof(flow_http_result)) {
+        memcpy(&the->last, m->data, sizeof the->last);
+        the->results++;
+    }
+}
+
+static const sup_behaviour owner_behaviour = {
+    .name = "fwd_http_owner",
+    .handle_info = owner_info,
+};
+
+static void held_closed(void *arg)
+{
+    ((fixture *)arg)->held = NULL;
+}
+
+static void on_request(void *user, http_request *r)
+{
+    fixture *f = user;
+    f->requests++;
+    size_t len = 0;
+    const char *body = http_request_body(r, &len);
+    snprintf(f->path, sizeof f->path, "%s", http_request_path(r));
+    snprintf(f->body, sizeof f->body, "%.*s", (int)len, body ? body : "");
+    if (f->hold) {
+        f->held = r;
+        http_request_on_close(r, held_closed, f);
+        return;
+    }
+    http_request_respond(r, 200, "application/json", NULL, "{\"ok\":1}", 8);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    the = f;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->rt = sup_rt_new(&f->loop);
+    assert_non_null(f->rt);
+    sup_reason why;
+    assert_int_equal(sup_spawn(f->rt, SUP_NOPID, &owner_behaviour, NULL, 0, &f->owner, &why), 0);
+    http_server_options o = {.addr = "127.0.0.1", .request_handler = on_request, .user = f};
+    const char *err = NULL;
+    assert_int_equal(http_server_start_opts(&f->loop, &o, &f->srv, &err), 0);
+    f->port = http_server_port(f->srv);
+    assert_true(f->port > 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->srv) {
+        http_server_stop(f->srv);
+    }
+    if (f->rt) {
+        sup_rt_free(f->rt);
+    }
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&f->loop);
+    free(f);
+    return rc;
+}
+
+/* Runs the loop until *flag becomes true (bounded by a number of turns, not by time). */
+static void run_until(fixture *f, const int *counter, int want)
+{
+    for (int i = 0; i < 200000 && *counter < want; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (*counter < want) {
+            uv_sleep(1);
+        }
+    }
+    assert_true(*counter >= want);
+}
+
+static void url_of(const fixture *f, uint16_t port, flow_http_url *u)
+{
+    char text[96], err[64];
+    snprintf(text, sizeof text, "http://127.0.0.1:%u/flow/cluster_propose", (unsigned)port);
+    assert_int_equal(flow_http_url_parse(text, u, err, sizeof err), 0);
+    (void)f;
+}
+
+static void answered(void **state)
+{
+    fixture *f = *state;
+    flow_http_url u;
+    url_of(f, f->port, &u);
+    const char *json = "{\"entries\":[]}";
+    fwd_http *r =
+        fwd_http_post(&f->loop, f->rt, f->owner, TAG, 42, &u, strdup(json), strlen(json), 10000);
+    assert_non_null(r);
+    run_until(f, &f->results, 1);
+    assert_int_equal(f->last.status, 200);
+    assert_int_equal(f->last.id, 42);
+    assert_string_equal(f->last.error, "");
+    assert_int_equal(f->requests, 1);
+    assert_string_equal(f->path, "/flow/cluster_propose");
+    assert_string_equal(f->body, json);
+    fwd_http_release(r); /* the owner took the answer */
+}
+
+static void nothing_listening(void **state)
+{
+    fixture *f = *state;
+    /* a port that was free a moment ago: bind it, note it, close it */
+    uv_tcp_t probe;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&f->loop, &probe);
+    assert_int_equal(uv_tcp_bind(&probe, (const struct sockaddr *)&a, 0), 0);
+    struct sockaddr_in got;
+    int len = sizeof got;
+    uv_tcp_getsockname(&probe, (struct sockaddr *)&got, &len);
+    uint16_t port = ntohs(got.sin_port);
+    uv_close((uv_handle_t *)&probe, NULL);
+    flow_http_url u;
+    url_of(f, port, &u);
+    fwd_http *r = fwd_http_post(&f->loop, f->rt, f->owner, TAG, 7, &u, strdup("{}"), 2, 10000);
+    assert_non_null(r);
+    run_until(f, &f->results, 1);
+    assert_int_equal(f->last.status, 0);
+    assert_int_equal(f->last.id, 7);
+    assert_non_null(strstr(f->last.error, "connect"));
+    fwd_http_release(r);
+}
+
+static void released_in_flight(void **state)
+{
+    fixture *f = *state;
+    f->hold = true;
+    flow_http_url u;
+    url_of(f, f->port, &u);
+    fwd_http *r = fwd_http_post(&f->loop, f->rt, f->owner, TAG, 9, &u, strdup("{}"), 2, 10000);
+    assert_non_null(r);
+    run_until(f, &f->requests, 1); /* the server has it and holds the answer */
+    fwd_http_release(r);
+    for (int i = 0; i < 100; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(f->results, 0); /* nothing reached the owner */
+    if (f->held) {
+        http_request_respond(f->held, 200, "application/json", NULL, "{}", 2);
+    }
+}
+
+static void released_then_runtime_freed(void **state)
+{
+    fixture *f = *state;
+    f->hold = true;
+    flow_http_url u;
+    url_of(f, f->port, &u);
+    fwd_http *r = fwd_http_post(&f->loop, f->rt, f->owner, TAG, 11, &u, strdup("{}"), 2, 10000);
+    assert_non_null(r);
+    /* the owner ends (shutdown) before the request got anywhere: release, free the runtime,
+     * then let the loop close the handles (teardown's uv_run) */
+    fwd_http_release(r);
+    sup_rt_free(f->rt);
+    f->rt = NULL;
+    http_server_stop(f->srv);
+    f->srv = NULL;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(answered, setup, teardown),
+        cmocka_unit_test_setup_teardown(nothing_listening, setup, teardown),
+        cmocka_unit_test_setup_teardown(released_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(released_then_runtime_freed, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
