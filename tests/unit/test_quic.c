@@ -808,7 +808,12 @@ static void test_300_concurrent(void **state)
     RUN_UNTIL(f, f->srv.connected == N);
     quic_endpoint_stats st;
     quic_endpoint_stats_get(f->srv.ep, &st);
-    assert_int_equal(st.connections, N);
+    /* Exactly N handshakes completed on the server (srv.connected). The endpoint may hold a few
+     * more half-open connections on a loaded machine: a client Initial retransmitted before
+     * the server's Retry arrived can reach the server once it is below the Retry threshold and
+     * open a connection the client (already following the Retry) never completes; it ends at
+     * the handshake timeout. */
+    assert_true(st.connections >= N);
     uint8_t msg[1024];
     for (int i = 0; i < N; i++) {
         int64_t sid;

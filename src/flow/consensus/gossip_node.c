@@ -111,11 +111,12 @@ static json_t *gn__view(const gn_state *st)
     if (st->link) {
         peer_link_get_stats(st->link, &ls);
     }
-    return json_pack("{s:s, s:s, s:b, s:b, s:I, s:o, s:I, s:I, s:I, s:I}", "address",
+    return json_pack("{s:s, s:s, s:b, s:b, s:I, s:o, s:I, s:I, s:I, s:I, s:I}", "address",
                      st->cfg->gossip, "node", st->node_hex, "paused", gossip_paused(st->g),
                      "isolated", st->isolated, "incarnation", (json_int_t)gossip_incarnation(st->g),
                      "members", members, "sent", (json_int_t)ls.sent, "received",
-                     (json_int_t)ls.received, "rejected", (json_int_t)ls.rejected, "dropped",
+                     (json_int_t)ls.received, "unknown", (json_int_t)ls.unknown, "rejected",
+                     (json_int_t)ls.rejected, "dropped",
                      (json_int_t)ls.dropped + (json_int_t)st->dropped);
 }
 

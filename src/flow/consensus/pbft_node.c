@@ -551,9 +551,10 @@ static json_t *pn__status(const pn_state *st)
                   "applied", (json_int_t)s.applied, "view_changes", (json_int_t)s.view_changes,
                   "checkpoints", (json_int_t)s.checkpoints, "transfers", (json_int_t)s.transfers,
                   "rejected", (json_int_t)s.rejected, "conflicts", (json_int_t)s.conflicts);
-    json_t *link = json_pack("{s:I, s:I, s:I, s:I}", "sent", (json_int_t)ls.sent, "received",
-                             (json_int_t)ls.received, "rejected", (json_int_t)ls.rejected,
-                             "dropped", (json_int_t)ls.dropped + (json_int_t)st->local_dropped);
+    json_t *link = json_pack("{s:I, s:I, s:I, s:I, s:I}", "sent", (json_int_t)ls.sent, "received",
+                             (json_int_t)ls.received, "unknown", (json_int_t)ls.unknown, "rejected",
+                             (json_int_t)ls.rejected, "dropped",
+                             (json_int_t)ls.dropped + (json_int_t)st->local_dropped);
     json_t *client =
         json_pack("{s:b, s:I, s:I, s:I, s:I}", "busy", pbft_client_busy(st->c), "view",
                   (json_int_t)pbft_client_view(st->c), "queued", (json_int_t)st->qlen, "submitted",

@@ -272,7 +272,11 @@ static void pl__deliver(peer_link *l, const quic_conn *c, const uint8_t *data, s
         return;
     }
     const pl_peer *p = pl__member_of(l, c);
-    if (p == NULL || l->cfg.recv(l->cfg.user, p->id, data, len) != 0) {
+    if (p == NULL) {
+        l->st.unknown++;
+        return;
+    }
+    if (l->cfg.recv(l->cfg.user, p->id, data, len) != 0) {
         l->st.rejected++;
         return;
     }

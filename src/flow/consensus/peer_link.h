@@ -16,13 +16,15 @@
  *    connection ends the waiting messages are dropped; the next send reconnects.
  *  - Receiving: a message is accepted only on a connection whose TLS-proven node id is a
  *    member's, and is handed to `recv` as coming from that member; a message on any other
- *    connection, longer than `msg_max` (the stream is reset), or refused by `recv` (non-zero
- *    return) is counted `rejected`. A stream carries exactly one message.
+ *    connection is counted `unknown` (a peer not, or not yet, in the member list: normal
+ *    while a member's join is still being applied here); one longer than `msg_max` (the
+ *    stream is reset) or refused by `recv` (non-zero return) is counted `rejected`. A stream
+ *    carries exactly one message.
  *  - Isolation (the test-only fault switch): nothing is sent, everything received is dropped.
  *
  * Everything runs on the loop's thread. `recv` runs inside QUIC callbacks, outside any actor
  * callback; it may call peer_link_send. Counters: sent (messages written), received (accepted
- * by recv), rejected, dropped (not sent: no endpoint, queue overflow, connection lost,
+ * by recv), unknown, rejected, dropped (not sent: no endpoint, queue overflow, connection lost,
  * isolated; or received while isolated).
  */
 #ifndef MACULA_FLOW_PEER_LINK_H
@@ -52,7 +54,7 @@ typedef struct peer_link_config {
 } peer_link_config;
 
 typedef struct peer_link_stats {
-    uint64_t sent, received, rejected, dropped;
+    uint64_t sent, received, unknown, rejected, dropped;
 } peer_link_stats;
 
 /* Opens the endpoint. QUIC_* error (negative) with a message in err on failure. */
