@@ -8,18 +8,25 @@
  *     through a keyed hash table (SipHash, random key per endpoint) of cid_entry objects;
  *   - one uv_timer_t per endpoint over a binary min-heap of connections ordered by
  *     ngtcp2_conn_get_expiry (or the end of the closing/draining period);
- *   - one uv_idle_t per endpoint, active only while connections are "dirty" (writes queued,
- *     close requested, new client connection): it services them on the next loop iteration,
- *     before the loop blocks; packets read are answered at once;
+ *   - one uv_idle_t and one uv_check_t per endpoint, active only while connections are
+ *     "dirty" (writes queued, packets read, close requested, new client connection): the idle
+ *     handle services them before the loop polls (and keeps the poll from blocking), the
+ *     check handle right after the poll, so every packet read in one poll and every write made
+ *     in one loop turn is answered by one write pass per connection;
+ *   - packets written in one pass leave in batches: one sendmmsg(2) per QUIC__TX_BATCH
+ *     datagrams;
  *   - ngtcp2 never sees application calls made from inside its callbacks: those only queue.
  */
+#define _GNU_SOURCE /* sendmmsg */
 #include "mesh/quic.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <gnutls/crypto.h>
@@ -36,6 +43,8 @@
 #define QUIC__RECV_BUF 65536      /* one datagram at a time */
 #define QUIC__MAX_PKTS_PER_RUN 64 /* packets one service run writes before yielding */
 #define QUIC__MAX_VECS 16         /* chunks gathered into one STREAM frame */
+#define QUIC__TX_BATCH 32         /* datagrams per sendmmsg(2) */
+#define QUIC__CHUNK_MIN 4096      /* small writes share chunks of this size (bytes, with header) */
 #define QUIC__INITIAL_BUCKETS 1024
 #define QUIC__SOCKBUF (4 * 1024 * 1024) /* requested SO_RCVBUF/SO_SNDBUF (kernel may cap) */
 #define QUIC__PRIORITY                                                                             \
@@ -71,11 +80,14 @@ typedef struct qtable {
     size_t nbuckets, n;
 } qtable;
 
-/* Queued send data: one allocation per write, kept until acknowledged. */
+/* Queued send data, kept until acknowledged. Small writes are appended to the tail chunk while
+ * it has room (bytes already handed to ngtcp2 never move: a chunk is never reallocated), so a
+ * stream of small messages costs one allocation per QUIC__CHUNK_MIN bytes, not one per write. */
 typedef struct qchunk {
     struct qchunk *next;
     uint64_t off; /* stream offset of data[0] */
     size_t len;
+    size_t cap; /* bytes data[] can hold */
     uint8_t data[];
 } qchunk;
 
@@ -137,6 +149,7 @@ struct quic_endpoint {
     uv_udp_t udp;
     uv_timer_t timer;
     uv_idle_t idle;
+    uv_check_t check; /* services the dirty list after the poll (packets just read) */
     quic_config cfg;
     char *bind_host;
     char *alpn;
@@ -167,6 +180,11 @@ struct quic_endpoint {
     ngtcp2_mem mem; /* counts what ngtcp2 holds (stats.ngtcp2_bytes) */
     uint8_t sendbuf[QUIC__MAX_PKT];
     uint8_t recvbuf[QUIC__RECV_BUF];
+    /* datagrams written and not yet handed to the kernel (quic__tx_flush) */
+    size_t ntx;
+    size_t txlen[QUIC__TX_BATCH];
+    struct sockaddr_storage txaddr[QUIC__TX_BATCH];
+    uint8_t txbuf[QUIC__TX_BATCH][QUIC__MAX_PKT];
 };
 
 /* ---- errors and logging ------------------------------------------------------------------ */
@@ -528,11 +546,13 @@ static void quic__timer_rearm(quic_endpoint *ep)
 /* ---- dirty list (serviced by the idle handle) -------------------------------------------- */
 
 static void quic__on_idle(uv_idle_t *h);
+static void quic__on_check(uv_check_t *h);
 
 static void quic__idle_kick(quic_endpoint *ep)
 {
     if (!ep->idle_on && ep->dhead && ep->sends_pending == 0 && !ep->closing) {
         uv_idle_start(&ep->idle, quic__on_idle);
+        uv_check_start(&ep->check, quic__on_check);
         ep->idle_on = true;
     }
 }
@@ -582,20 +602,10 @@ static void quic__on_sent(uv_udp_send_t *req, int status)
     quic__idle_kick(ep);
 }
 
-/* Sends one datagram now, or queues it behind earlier ones when the socket is full. */
-static void quic__send(quic_endpoint *ep, const struct sockaddr *to, const uint8_t *buf, size_t len)
+/* Queues one datagram behind earlier ones in libuv (a copy): the socket is full. */
+static void quic__send_queued(quic_endpoint *ep, const struct sockaddr *to, const uint8_t *buf,
+                              size_t len)
 {
-    ep->stats.packets_out++;
-    if (ep->sends_pending == 0) {
-        uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-        int r = uv_udp_try_send(&ep->udp, &b, 1, to);
-        if (r >= 0)
-            return;
-        if (r != UV_EAGAIN) {
-            quic__log(ep, QUIC_LOG_DEBUG, "quic: send: %s", uv_strerror(r));
-            return;
-        }
-    }
     send_req *r = malloc(sizeof *r + len);
     if (!r)
         return; /* dropped: QUIC retransmits */
@@ -607,6 +617,75 @@ static void quic__send(quic_endpoint *ep, const struct sockaddr *to, const uint8
         return;
     }
     ep->sends_pending++;
+}
+
+static socklen_t quic__sa_len(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* Hands the batched datagrams to the kernel: sendmmsg(2) while the socket takes them; what it
+ * does not take (EAGAIN) is queued in libuv, which sends it when the socket drains (the
+ * endpoint stops writing until then). Any other error drops that datagram (QUIC retransmits). */
+static void quic__tx_flush(quic_endpoint *ep)
+{
+    size_t i = 0, n = ep->ntx;
+    ep->ntx = 0;
+    uv_os_fd_t fd = -1;
+    if (n > 0 && ep->sends_pending == 0 && uv_fileno((const uv_handle_t *)&ep->udp, &fd) == 0) {
+        struct mmsghdr mm[QUIC__TX_BATCH];
+        struct iovec iov[QUIC__TX_BATCH];
+        memset(mm, 0, sizeof mm[0] * n);
+        for (size_t k = 0; k < n; k++) {
+            iov[k].iov_base = ep->txbuf[k];
+            iov[k].iov_len = ep->txlen[k];
+            mm[k].msg_hdr.msg_name = &ep->txaddr[k];
+            mm[k].msg_hdr.msg_namelen = quic__sa_len((const struct sockaddr *)&ep->txaddr[k]);
+            mm[k].msg_hdr.msg_iov = &iov[k];
+            mm[k].msg_hdr.msg_iovlen = 1;
+        }
+        while (i < n) {
+            int r = sendmmsg(fd, mm + i, (unsigned)(n - i), 0);
+            if (r > 0) {
+                i += (size_t)r;
+                continue;
+            }
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            quic__log(ep, QUIC_LOG_DEBUG, "quic: send: %s", strerror(errno));
+            i++; /* this one is lost; QUIC retransmits */
+        }
+    }
+    for (; i < n; i++)
+        quic__send_queued(ep, (const struct sockaddr *)&ep->txaddr[i], ep->txbuf[i], ep->txlen[i]);
+}
+
+/* The slot the next datagram is written into (flushes a full batch first). */
+static uint8_t *quic__tx_slot(quic_endpoint *ep)
+{
+    if (ep->ntx == QUIC__TX_BATCH)
+        quic__tx_flush(ep);
+    return ep->txbuf[ep->ntx];
+}
+
+/* Commits the datagram written into quic__tx_slot. */
+static void quic__tx_commit(quic_endpoint *ep, const struct sockaddr *to, size_t len)
+{
+    ep->stats.packets_out++;
+    memcpy(&ep->txaddr[ep->ntx], to, quic__sa_len(to));
+    ep->txlen[ep->ntx] = len;
+    ep->ntx++;
+}
+
+/* Sends one datagram: into the batch, which the callback that caused it flushes before it
+ * returns to the loop. */
+static void quic__send(quic_endpoint *ep, const struct sockaddr *to, const uint8_t *buf, size_t len)
+{
+    uint8_t *slot = quic__tx_slot(ep);
+    memcpy(slot, buf, len);
+    quic__tx_commit(ep, to, len);
 }
 
 /* ---- streams ----------------------------------------------------------------------------- */
@@ -938,10 +1017,11 @@ static void quic__conn_write(quic_conn *c)
                 flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
         }
         ngtcp2_ssize ndatalen = -1;
+        uint8_t *slot = quic__tx_slot(ep);
         c->busy++;
         ngtcp2_ssize n =
-            ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, ep->sendbuf, sizeof ep->sendbuf,
-                                      &ndatalen, flags, sid, nvec ? vec : NULL, nvec, now);
+            ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, slot, QUIC__MAX_PKT, &ndatalen, flags,
+                                      sid, nvec ? vec : NULL, nvec, now);
         c->busy--;
         if (s && ndatalen >= 0) {
             quic__stream_advance(s, (size_t)ndatalen);
@@ -969,9 +1049,10 @@ static void quic__conn_write(quic_conn *c)
         }
         if (n == 0)
             break;
-        quic__send(ep, (const struct sockaddr *)ps.path.remote.addr, ep->sendbuf, (size_t)n);
+        quic__tx_commit(ep, (const struct sockaddr *)ps.path.remote.addr, (size_t)n);
         pkts++;
     }
+    quic__tx_flush(ep);
     /* Pacing work-around (docs/quic.md): ngtcp2 0.12 paces from cwnd / initial RTT (333 ms)
      * until the first RTT sample, which holds back the first application data by ~20 ms.
      * Skip the pacing update while there is no RTT sample yet. */
@@ -1052,7 +1133,12 @@ static void quic__conn_service(quic_conn *c)
             gnutls_deinit(c->tls);
             c->tls = NULL;
         }
-        if (c->close_req) {
+        if (c->close_req && c->send_head != NULL) {
+            /* what the application queued before closing goes first (as far as congestion
+             * control allows now), then CONNECTION_CLOSE */
+            quic__conn_write(c);
+        }
+        if (c->close_req && (c->state == ST_HANDSHAKE || c->state == ST_OPEN)) {
             ngtcp2_connection_close_error ccerr;
             const char *r = c->close_reason ? c->close_reason : "";
             ngtcp2_connection_close_error_set_application_error(&ccerr, c->close_code,
@@ -1060,7 +1146,7 @@ static void quic__conn_service(quic_conn *c)
             bool was_open = c->state == ST_OPEN;
             quic__conn_enter_closing(c, &ccerr);
             quic__report_closed(c, QUIC_OK, false, was_open, c->close_code, r);
-        } else {
+        } else if (!c->close_req) {
             quic__conn_write(c);
         }
     }
@@ -1654,7 +1740,9 @@ static void quic__conn_recv(quic_conn *c, const struct sockaddr *from, const uin
     } else {
         c->got_packet = true;
     }
-    quic__conn_service(c);
+    /* Serviced after the poll (quic__on_check) with every other packet read in this loop
+     * turn: one write pass (ACKs, replies) for all of them instead of one per datagram. */
+    quic__mark_dirty(c);
 }
 
 static void quic__send_version_negotiation(quic_endpoint *ep, const struct sockaddr *to,
@@ -1734,10 +1822,9 @@ static void quic__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)ep->recvbuf, sizeof ep->recvbuf);
 }
 
-static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
-                          const struct sockaddr *from, unsigned flags)
+static void quic__recv_one(quic_endpoint *ep, ssize_t nread, const uv_buf_t *buf,
+                           const struct sockaddr *from, unsigned flags)
 {
-    quic_endpoint *ep = udp->data;
     if (nread <= 0 || !from || ep->closing)
         return;
     ep->stats.packets_in++;
@@ -1818,6 +1905,14 @@ static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
     quic__conn_recv(c, from, pkt, len);
 }
 
+static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
+                          const struct sockaddr *from, unsigned flags)
+{
+    quic_endpoint *ep = udp->data;
+    quic__recv_one(ep, nread, buf, from, flags);
+    quic__tx_flush(ep); /* replies that need no service pass (resets, Retry, close) */
+}
+
 /* ---- ngtcp2 allocator: the system's, counted per endpoint ------------------------------- */
 
 static void quic__mem_count(void *user, void *p, bool add)
@@ -1885,14 +1980,15 @@ static void quic__on_timer(uv_timer_t *t)
         }
         quic__conn_service(c);
     }
+    quic__tx_flush(ep);
     quic__timer_rearm(ep);
 }
 
-static void quic__on_idle(uv_idle_t *h)
+/* One pass over the connections dirty now; one that re-marks itself (packet budget) waits for
+ * the next pass, so a bulk sender cannot starve the loop. Runs before the poll (idle) and after
+ * it (check). */
+static void quic__service_dirty(quic_endpoint *ep)
 {
-    quic_endpoint *ep = h->data;
-    /* one pass over the connections dirty now; one that re-marks itself (packet budget) waits
-     * for the next pass, so a bulk sender cannot starve the loop */
     quic_conn *last = ep->dtail;
     while (ep->dhead && ep->sends_pending == 0 && !ep->closing) {
         quic_conn *c = ep->dhead; /* pop the head */
@@ -1908,10 +2004,22 @@ static void quic__on_idle(uv_idle_t *h)
         if (end)
             break;
     }
+    quic__tx_flush(ep);
     if (!ep->dhead || ep->sends_pending > 0 || ep->closing) {
         uv_idle_stop(&ep->idle);
+        uv_check_stop(&ep->check);
         ep->idle_on = false;
     }
+}
+
+static void quic__on_idle(uv_idle_t *h)
+{
+    quic__service_dirty(h->data);
+}
+
+static void quic__on_check(uv_check_t *h)
+{
+    quic__service_dirty(h->data);
 }
 
 /* ---- endpoint ---------------------------------------------------------------------------- */
@@ -2040,8 +2148,9 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
     uv_udp_init(loop, &ep->udp);
     uv_timer_init(loop, &ep->timer);
     uv_idle_init(loop, &ep->idle);
-    ep->udp.data = ep->timer.data = ep->idle.data = ep;
-    ep->handles = 3;
+    uv_check_init(loop, &ep->check);
+    ep->udp.data = ep->timer.data = ep->idle.data = ep->check.data = ep;
+    ep->handles = 4;
     int r = uv_udp_bind(&ep->udp, (const struct sockaddr *)&bind_addr, 0);
     int namelen = sizeof ep->local;
     if (r == 0)
@@ -2056,6 +2165,7 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
         uv_close((uv_handle_t *)&ep->udp, quic__on_handle_closed);
         uv_close((uv_handle_t *)&ep->timer, quic__on_handle_closed);
         uv_close((uv_handle_t *)&ep->idle, quic__on_handle_closed);
+        uv_close((uv_handle_t *)&ep->check, quic__on_handle_closed);
         return QUIC_EIO;
     }
     ep->locallen = (ngtcp2_socklen)namelen;
@@ -2111,10 +2221,12 @@ void quic_endpoint_close(quic_endpoint *ep)
         quic__conn_free(c);
         c = next;
     }
+    quic__tx_flush(ep); /* the CONNECTION_CLOSEs */
     quic__endpoint_release(ep);
     uv_close((uv_handle_t *)&ep->udp, quic__on_handle_closed);
     uv_close((uv_handle_t *)&ep->timer, quic__on_handle_closed);
     uv_close((uv_handle_t *)&ep->idle, quic__on_handle_closed);
+    uv_close((uv_handle_t *)&ep->check, quic__on_handle_closed);
 }
 
 /* ---- connection API ---------------------------------------------------------------------- */
@@ -2201,18 +2313,27 @@ int quic_stream_write(quic_conn *c, int64_t sid, const uint8_t *data, size_t len
             s->want_writable = true;
             return QUIC_EAGAIN;
         }
-        qchunk *k = malloc(sizeof *k + len);
-        if (!k)
-            return QUIC_ENOMEM;
-        k->next = NULL;
-        k->off = s->written;
-        k->len = len;
-        memcpy(k->data, data, len);
-        if (s->tail)
-            s->tail->next = k;
-        else
-            s->head = k;
-        s->tail = k;
+        qchunk *k = s->tail;
+        if (k && k->cap - k->len >= len) {
+            /* append: the bytes before k->len may be in ngtcp2's hands, they do not move */
+            memcpy(k->data + k->len, data, len);
+            k->len += len;
+        } else {
+            size_t cap = len < QUIC__CHUNK_MIN / 2 ? QUIC__CHUNK_MIN - sizeof *k : len;
+            k = malloc(sizeof *k + cap);
+            if (!k)
+                return QUIC_ENOMEM;
+            k->next = NULL;
+            k->off = s->written;
+            k->len = len;
+            k->cap = cap;
+            memcpy(k->data, data, len);
+            if (s->tail)
+                s->tail->next = k;
+            else
+                s->head = k;
+            s->tail = k;
+        }
         if (!s->cur)
             s->cur = k;
         s->written += len;

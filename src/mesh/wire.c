@@ -451,7 +451,13 @@ static bool wire__is_strbin(const char *p)
 
 static bool wire__eq(const char *s, uint32_t len, const char *lit)
 {
-    return strlen(lit) == len && memcmp(s, lit, len) == 0;
+    /* no strlen: most comparisons fail on the first byte (field look-up by name) */
+    for (uint32_t i = 0; i < len; i++) {
+        if (lit[i] != s[i] || lit[i] == '\0') {
+            return false;
+        }
+    }
+    return lit[len] == '\0';
 }
 
 /* An integer of either msgpack family: *neg says whether *v is negative (then *iv is it). */
