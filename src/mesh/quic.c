@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -44,6 +46,7 @@
 #define QUIC__MAX_PKTS_PER_RUN 64 /* packets one service run writes before yielding */
 #define QUIC__MAX_VECS 16         /* chunks gathered into one STREAM frame */
 #define QUIC__TX_BATCH 32         /* datagrams per sendmmsg(2) */
+#define QUIC__GSO_MAX 16          /* datagrams per UDP GSO message (the kernel allows 64) */
 #define QUIC__CHUNK_MIN 4096      /* small writes share chunks of this size (bytes, with header) */
 #define QUIC__INITIAL_BUCKETS 1024
 #define QUIC__SOCKBUF (4 * 1024 * 1024) /* requested SO_RCVBUF/SO_SNDBUF (kernel may cap) */
@@ -175,6 +178,7 @@ struct quic_endpoint {
     size_t sends_pending;
     int handles;
     bool closing, idle_on;
+    bool no_gso; /* the kernel refused UDP_SEGMENT once: plain datagrams from then on */
     quic_endpoint_stats stats;
     ngtcp2_callbacks cb_client, cb_server;
     ngtcp2_mem mem; /* counts what ngtcp2 holds (stats.ngtcp2_bytes) */
@@ -624,38 +628,89 @@ static socklen_t quic__sa_len(const struct sockaddr *sa)
     return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
-/* Hands the batched datagrams to the kernel: sendmmsg(2) while the socket takes them; what it
- * does not take (EAGAIN) is queued in libuv, which sends it when the socket drains (the
- * endpoint stops writing until then). Any other error drops that datagram (QUIC retransmits). */
+/* Whether datagram j may join the UDP GSO message that starts at datagram `first`: same
+ * destination, and every segment but the last exactly as long as the first. */
+static bool quic__gso_joins(const quic_endpoint *ep, size_t first, size_t j)
+{
+    return j - first < QUIC__GSO_MAX && ep->txlen[j - 1] == ep->txlen[first] &&
+           ep->txlen[j] <= ep->txlen[first] &&
+           memcmp(&ep->txaddr[j], &ep->txaddr[first],
+                  quic__sa_len((const struct sockaddr *)&ep->txaddr[first])) == 0;
+}
+
+/* Hands the batched datagrams to the kernel: one sendmmsg(2) for the batch, where runs of
+ * equal-sized datagrams to one peer go as one UDP GSO message (UDP_SEGMENT: the kernel cuts
+ * it into the same datagrams, at a fraction of the per-datagram cost). What the socket does
+ * not take (EAGAIN) is queued in libuv, which sends it when the socket drains (the endpoint
+ * stops writing until then). Any other error drops that message (QUIC retransmits); a GSO
+ * message the kernel refuses turns GSO off for the endpoint and is sent again without. */
 static void quic__tx_flush(quic_endpoint *ep)
 {
-    size_t i = 0, n = ep->ntx;
+    size_t n = ep->ntx, i = 0; /* i: first datagram not yet sent */
     ep->ntx = 0;
     uv_os_fd_t fd = -1;
     if (n > 0 && ep->sends_pending == 0 && uv_fileno((const uv_handle_t *)&ep->udp, &fd) == 0) {
         struct mmsghdr mm[QUIC__TX_BATCH];
         struct iovec iov[QUIC__TX_BATCH];
-        memset(mm, 0, sizeof mm[0] * n);
-        for (size_t k = 0; k < n; k++) {
-            iov[k].iov_base = ep->txbuf[k];
-            iov[k].iov_len = ep->txlen[k];
-            mm[k].msg_hdr.msg_name = &ep->txaddr[k];
-            mm[k].msg_hdr.msg_namelen = quic__sa_len((const struct sockaddr *)&ep->txaddr[k]);
-            mm[k].msg_hdr.msg_iov = &iov[k];
-            mm[k].msg_hdr.msg_iovlen = 1;
-        }
-        while (i < n) {
-            int r = sendmmsg(fd, mm + i, (unsigned)(n - i), 0);
-            if (r > 0) {
-                i += (size_t)r;
-                continue;
+        size_t first[QUIC__TX_BATCH]; /* message -> its first datagram */
+        union {
+            char buf[CMSG_SPACE(sizeof(uint16_t))];
+            struct cmsghdr align;
+        } ctl[QUIC__TX_BATCH];
+        for (;;) {
+            size_t nm = 0;
+            memset(mm, 0, sizeof mm);
+            for (size_t j = i; j < n;) {
+                size_t k = j + 1;
+                while (!ep->no_gso && k < n && quic__gso_joins(ep, j, k))
+                    k++;
+                struct msghdr *h = &mm[nm].msg_hdr;
+                for (size_t x = j; x < k; x++) {
+                    iov[x].iov_base = ep->txbuf[x];
+                    iov[x].iov_len = ep->txlen[x];
+                }
+                h->msg_name = &ep->txaddr[j];
+                h->msg_namelen = quic__sa_len((const struct sockaddr *)&ep->txaddr[j]);
+                h->msg_iov = &iov[j];
+                h->msg_iovlen = k - j;
+                if (k - j > 1) {
+                    h->msg_control = ctl[nm].buf;
+                    h->msg_controllen = sizeof ctl[nm].buf;
+                    struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+                    cm->cmsg_level = SOL_UDP;
+                    cm->cmsg_type = UDP_SEGMENT;
+                    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                    uint16_t seg = (uint16_t)ep->txlen[j];
+                    memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+                }
+                first[nm++] = j;
+                j = k;
             }
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            size_t m = 0; /* messages sent */
+            bool again = false;
+            while (m < nm) {
+                int r = sendmmsg(fd, mm + m, (unsigned)(nm - m), 0);
+                if (r > 0) {
+                    m += (size_t)r;
+                    continue;
+                }
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                    break;
+                if (mm[m].msg_hdr.msg_iovlen > 1) {
+                    quic__log(ep, QUIC_LOG_DEBUG, "quic: UDP GSO refused (%s): turned off",
+                              strerror(errno));
+                    ep->no_gso = true;
+                    again = true; /* the rest again, one datagram per message */
+                    break;
+                }
+                quic__log(ep, QUIC_LOG_DEBUG, "quic: send: %s", strerror(errno));
+                m++; /* lost; QUIC retransmits */
+            }
+            i = m < nm ? first[m] : n;
+            if (!again)
                 break;
-            quic__log(ep, QUIC_LOG_DEBUG, "quic: send: %s", strerror(errno));
-            i++; /* this one is lost; QUIC retransmits */
         }
     }
     for (; i < n; i++)
