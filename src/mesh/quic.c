@@ -657,6 +657,7 @@ static void quic__tx_flush(quic_endpoint *ep)
             char buf[CMSG_SPACE(sizeof(uint16_t))];
             struct cmsghdr align;
         } ctl[QUIC__TX_BATCH];
+        memset(ctl, 0, sizeof ctl);
         for (;;) {
             size_t nm = 0;
             memset(mm, 0, sizeof mm);
