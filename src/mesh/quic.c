@@ -42,7 +42,8 @@
 
 #define QUIC__CID_LEN 16          /* our source connection IDs */
 #define QUIC__MAX_PKT 1452        /* largest UDP payload we write (ngtcp2's PMTUD ceiling) */
-#define QUIC__RECV_BUF 65536      /* one datagram at a time */
+#define QUIC__RECV_BUF 65536      /* one datagram (libuv's recvmmsg chunk size) */
+#define QUIC__RECV_CHUNKS 8       /* datagrams per recvmmsg(2) (a receive buffer of 512 KiB) */
 #define QUIC__MAX_PKTS_PER_RUN 64 /* packets one service run writes before yielding */
 #define QUIC__MAX_VECS 16         /* chunks gathered into one STREAM frame */
 #define QUIC__TX_BATCH 32         /* datagrams per sendmmsg(2) */
@@ -183,7 +184,7 @@ struct quic_endpoint {
     ngtcp2_callbacks cb_client, cb_server;
     ngtcp2_mem mem; /* counts what ngtcp2 holds (stats.ngtcp2_bytes) */
     uint8_t sendbuf[QUIC__MAX_PKT];
-    uint8_t recvbuf[QUIC__RECV_BUF];
+    uint8_t *recvbuf; /* QUIC__RECV_CHUNKS * QUIC__RECV_BUF: libuv reads with recvmmsg(2) */
     /* datagrams written and not yet handed to the kernel (quic__tx_flush) */
     size_t ntx;
     size_t txlen[QUIC__TX_BATCH];
@@ -1875,7 +1876,7 @@ static void quic__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     quic_endpoint *ep = h->data;
     (void)suggested;
-    *buf = uv_buf_init((char *)ep->recvbuf, sizeof ep->recvbuf);
+    *buf = uv_buf_init((char *)ep->recvbuf, QUIC__RECV_CHUNKS * QUIC__RECV_BUF);
 }
 
 static void quic__recv_one(quic_endpoint *ep, ssize_t nread, const uv_buf_t *buf,
@@ -2089,6 +2090,7 @@ static void quic__on_handle_closed(uv_handle_t *h)
         free(ep->heap);
         free(ep->alpn);
         free(ep->bind_host);
+        free(ep->recvbuf);
         free(ep);
     }
 }
@@ -2129,8 +2131,12 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
     if (strlen(alpn) == 0 || strlen(alpn) > 255)
         return QUIC_EINVAL;
     quic_endpoint *ep = calloc(1, sizeof *ep);
-    if (!ep)
+    uint8_t *rbuf = ep ? malloc((size_t)QUIC__RECV_CHUNKS * QUIC__RECV_BUF) : NULL;
+    if (!rbuf) {
+        free(ep);
         return QUIC_ENOMEM;
+    }
+    ep->recvbuf = rbuf;
     ep->loop = loop;
     ep->cfg = *cfg;
     quic_config *c = &ep->cfg;
@@ -2201,7 +2207,7 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
     quic__callbacks_init(&ep->cb_server, true);
 
     /* from here on the handles exist and the memory goes through quic__on_handle_closed */
-    uv_udp_init(loop, &ep->udp);
+    uv_udp_init_ex(loop, &ep->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
     uv_timer_init(loop, &ep->timer);
     uv_idle_init(loop, &ep->idle);
     uv_check_init(loop, &ep->check);
@@ -2237,6 +2243,7 @@ fail_mem:
     free(ep->tokt.buckets);
     free(ep->alpn);
     free(ep->bind_host);
+    free(ep->recvbuf);
     free(ep);
     return rc;
 }
