@@ -70,7 +70,8 @@ typedef void (*macula_mesh_message_fn)(void *ctx, const char *topic, size_t topi
  * loop next turns (macula_mesh_flush, macula_mesh_run, any call that waits), and the call
  * itself turns the loop once 16 KiB have piled up, so a burst of publishes shares packets.
  * Call macula_mesh_flush after the last publish of a burst when nothing else runs the loop
- * soon. Backpressure: when 1 MiB is queued and not yet acknowledged by the node, the call
+ * soon; macula_mesh_disconnect first waits (at most 2 s) until the node has acknowledged what
+ * is queued. Backpressure: when 1 MiB is queued and not yet acknowledged by the node, the call
  * runs the loop (deliveries go on) until the queue drains; MACULA_MESH_ETIMEDOUT if it stays
  * full for timeout_ms (nothing is dropped silently on this side). */
 int macula_mesh_publish(macula_mesh *m, const char *topic, const void *payload, size_t len,

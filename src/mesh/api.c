@@ -18,6 +18,7 @@
 
 #define API_PING_MS 25000u
 #define API_TIMEOUT_MS 10000u
+#define API_DRAIN_MS 2000u     /* disconnect waits at most this for queued publishes */
 #define API_FLUSH_BYTES 16384u /* QoS 0 publishes queued before the API turns the loop itself */
 
 typedef struct api_sub {
@@ -266,6 +267,13 @@ static void api__close_cb(uv_handle_t *h)
 static void api__free(macula_mesh *m)
 {
     if (m->client != NULL) {
+        /* QoS 0 publishes may still be queued (or unacknowledged): let them reach the node
+         * first, bounded (the node acknowledges within its ACK delay) */
+        uint64_t until = uv_now(&m->loop) + API_DRAIN_MS;
+        while (m->ready && !m->closed && mesh_client_queued(m->client) > 0 &&
+               uv_now(&m->loop) < until) {
+            api__spin(m, 5);
+        }
         if (!m->closed) {
             mesh_client_close(m->client, "bye");
             api__spin(m, 2000);
