@@ -1797,6 +1797,10 @@ static void quic__conn_recv(quic_conn *c, const struct sockaddr *from, const uin
     } else {
         c->got_packet = true;
     }
+    if (c->state != ST_HANDSHAKE && c->state != ST_OPEN) {
+        quic__conn_service(c); /* failed, closing or draining: settled (or freed) now */
+        return;
+    }
     /* Serviced after the poll (quic__on_check) with every other packet read in this loop
      * turn: one write pass (ACKs, replies) for all of them instead of one per datagram. */
     quic__mark_dirty(c);
