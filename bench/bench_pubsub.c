@@ -22,7 +22,8 @@
  *             control for every system; without it a subscriber that falls behind is cut off
  *             (macula: send queue full, redis: output buffer limit, NATS: slow consumer).
  *             The peers' publisher buffers writes (flushed at 16 KiB or when it must wait), as
- *             their own client libraries do; macula's publisher calls macula_mesh_publish.
+ *             their own client libraries do; macula's publisher calls macula_mesh_publish
+ *             (QoS 0 queues; the API sends at 16 KiB) and macula_mesh_flush when it must wait.
  *             -> deliveries_per_s (messages received by all subscribers / time from the first
  *                publish to the last delivery), publishes_per_s, lost
  *   latency   LATCOUNT messages, one in flight: publish, wait until every subscriber has it.
@@ -864,7 +865,11 @@ static void bus_pub(bus *b, const char *topic, const char *reply, const void *p,
 static void bus_flush(bus *b)
 {
     switch (b->kind) {
-    case SYS_MACULA: break;
+    case SYS_MACULA:
+        if (macula_mesh_flush(b->m) != MACULA_MESH_OK) {
+            die("macula_mesh_flush", macula_mesh_last_error(b->m));
+        }
+        break;
     case SYS_REDIS:
         t_flush(&b->cmd);
         redis_drain(b, false);

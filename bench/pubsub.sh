@@ -11,6 +11,10 @@
 #   BENCH_RPC_MS         measuring time per RPC cell (default 3000, after 1 s of warm-up)
 #   BENCH_RPC_INFLIGHT   the "N in flight" of the RPC rows (default 32)
 #   BENCH_RUNS           runs per cell, the median is printed (default 1)
+#   BENCH_SYSTEMS        which columns to run (default "macula macula1 nats natss redis rediss
+#                        mqtt mqtts"; ratios of columns not run print as –)
+#   BENCH_CASES          pub/sub cells as NSUBS:SIZE (default "1:16 1:1024 10:16 10:1024")
+#   BENCH_RPC_CELLS      0: no RPC cells (default 1)
 #
 # Servers, all on 127.0.0.1, on free ports asked from the kernel, started here and killed on
 # any exit (trap): two macula nodes (realm bench; B bootstraps from A), nats-server plain and
@@ -178,13 +182,16 @@ cell() {
 }
 
 systems=(macula macula1 nats natss redis rediss mqtt mqtts)
-cases=("1 16" "1 1024" "10 16" "10 1024")
-for s in "${systems[@]}"; do
+read -r -a run_systems <<<"${BENCH_SYSTEMS:-${systems[*]}}"
+cases=()
+for c in ${BENCH_CASES:-1:16 1:1024 10:16 10:1024}; do cases+=("${c/:/ }"); done
+for s in "${run_systems[@]}"; do
   read -r pa sa <<<"$(addr "$s")"
   for c in "${cases[@]}"; do
     read -r ns sz <<<"$c"
     cell "ps.$s.$ns.$sz" "$bin" pubsub "$(kind "$s")" "$pa" "$sa" "$ns" "$sz" "$count" "$latn"
   done
+  [[ "${BENCH_RPC_CELLS:-1}" == 0 ]] && continue
   for n in 1 "$inflight"; do
     cell "rpc.$s.$n" "$bin" rpc "$(kind "$s")" "$pa" "$sa" "$n" "$rpcms"
   done

@@ -74,9 +74,20 @@ typedef void (*macula_mesh_message_fn)(void *ctx, const char *topic, size_t topi
                                        const char *pattern, const uint8_t *payload,
                                        size_t payload_len);
 
-/* Publishes; qos 0 returns once sent, qos 1 once the node acknowledged. */
+/* Publishes. qos 1 returns once the node acknowledged (MACULA_MESH_ETIMEDOUT after
+ * timeout_ms). qos 0 returns once the message is queued on the connection: it is sent when the
+ * loop next turns (macula_mesh_flush, macula_mesh_run, any call that waits), and the call
+ * itself turns the loop once 16 KiB have piled up, so a burst of publishes shares packets.
+ * Call macula_mesh_flush after the last publish of a burst when nothing else runs the loop
+ * soon; macula_mesh_disconnect first waits (at most 2 s) until the node has acknowledged what
+ * is queued. Backpressure: when 1 MiB is queued and not yet acknowledged by the node, the call
+ * runs the loop (deliveries go on) until the queue drains; MACULA_MESH_ETIMEDOUT if it stays
+ * full for timeout_ms (nothing is dropped silently on this side). */
 int macula_mesh_publish(macula_mesh *m, const char *topic, const void *payload, size_t len,
                         int qos);
+/* Sends what is queued now (one turn of the loop, without blocking; congestion control may
+ * hold back part of a large backlog, which then leaves as the loop runs). */
+int macula_mesh_flush(macula_mesh *m);
 /* Subscribes to a pattern (`*` one segment, `**` any number); qos 0 or 1. */
 int macula_mesh_subscribe(macula_mesh *m, const char *pattern, int qos, macula_mesh_message_fn fn,
                           void *ctx);

@@ -18,6 +18,8 @@
 
 #define API_PING_MS 25000u
 #define API_TIMEOUT_MS 10000u
+#define API_DRAIN_MS 2000u     /* disconnect waits at most this for queued publishes */
+#define API_FLUSH_BYTES 16384u /* QoS 0 publishes queued before the API turns the loop itself */
 
 typedef struct api_sub {
     char *pattern;
@@ -32,6 +34,7 @@ struct macula_mesh {
     uv_timer_t timer; /* run / wait deadline */
     uv_timer_t ping;  /* keep-alive */
     uv_timer_t retry; /* QoS 1 outbox */
+    uv_timer_t wait;  /* bounds the wait for a full send queue */
     mesh_client *client;
     identity *id;
     char dir[512];
@@ -47,6 +50,10 @@ struct macula_mesh {
     qos_dedup *dedup;
     uint8_t waiting_id[QOS_ID_LEN]; /* the QoS 1 publish macula_mesh_publish waits for */
     bool waiting, acked;
+    bool writable;        /* the send queue drained (on_writable) */
+    size_t unflushed;     /* bytes queued since the loop last turned */
+    uint8_t id_prefix[8]; /* message ids: this random prefix and a counter */
+    uint64_t id_next;
 };
 
 const char *macula_mesh_strerror(int err)
@@ -108,9 +115,17 @@ static void api__ping_cb(uv_timer_t *t)
     }
 }
 
+/* One turn of the loop without blocking: what is queued goes out, what arrived is handled. */
+static void api__turn(macula_mesh *m)
+{
+    m->unflushed = 0;
+    (void)uv_run(&m->loop, UV_RUN_NOWAIT);
+}
+
 /* Runs the loop until stop / timeout / close. */
 static void api__spin(macula_mesh *m, uint32_t timeout_ms)
 {
+    m->unflushed = 0;
     m->stop = false;
     m->timed_out = false;
     if (timeout_ms > 0) {
@@ -177,6 +192,49 @@ static void api__on_frame(mesh_client *c, const wire_msg *w, void *ctx)
     }
 }
 
+static void api__on_writable(mesh_client *c, void *ctx)
+{
+    (void)c;
+    macula_mesh *m = ctx;
+    m->writable = true;
+}
+
+static void api__wait_cb(uv_timer_t *t)
+{
+    (void)t; /* only wakes the loop */
+}
+
+/* Queues a frame. While the send queue is full (the node has not acknowledged 1 MiB) the loop
+ * runs (deliveries, acknowledgements) until it drains to half, for at most timeout_ms:
+ * backpressure, never a silent drop. */
+static int api__send_frame(macula_mesh *m, const uint8_t *frame, size_t len)
+{
+    int rc = mesh_client_send_frame(m->client, frame, len);
+    if (rc == MESH_CLIENT_EAGAIN) {
+        uint64_t until = uv_now(&m->loop) + m->timeout_ms;
+        while (rc == MESH_CLIENT_EAGAIN && !m->closed) {
+            uint64_t now = uv_now(&m->loop);
+            if (now >= until) {
+                return MACULA_MESH_ETIMEDOUT;
+            }
+            m->writable = false;
+            uv_timer_start(&m->wait, api__wait_cb, until - now, 0);
+            while (!m->writable && !m->closed && uv_now(&m->loop) < until) {
+                (void)uv_run(&m->loop, UV_RUN_ONCE);
+            }
+            uv_timer_stop(&m->wait);
+            m->unflushed = 0;
+            rc = m->closed ? MESH_CLIENT_ECLOSED : mesh_client_send_frame(m->client, frame, len);
+        }
+    }
+    switch (rc) {
+    case MESH_CLIENT_OK: m->unflushed += len; return MACULA_MESH_OK;
+    case MESH_CLIENT_ENOMEM: return MACULA_MESH_ENOMEM;
+    case MESH_CLIENT_EAGAIN: return MACULA_MESH_ETIMEDOUT;
+    default: return MACULA_MESH_ECLOSED;
+    }
+}
+
 static void api__on_closed(mesh_client *c, int err, const char *reason, void *ctx)
 {
     (void)c;
@@ -209,6 +267,13 @@ static void api__close_cb(uv_handle_t *h)
 static void api__free(macula_mesh *m)
 {
     if (m->client != NULL) {
+        /* QoS 0 publishes may still be queued (or unacknowledged): let them reach the node
+         * first, bounded (the node acknowledges within its ACK delay) */
+        uint64_t until = uv_now(&m->loop) + API_DRAIN_MS;
+        while (m->ready && !m->closed && mesh_client_queued(m->client) > 0 &&
+               uv_now(&m->loop) < until) {
+            api__spin(m, 5);
+        }
         if (!m->closed) {
             mesh_client_close(m->client, "bye");
             api__spin(m, 2000);
@@ -218,6 +283,7 @@ static void api__free(macula_mesh *m)
     uv_close((uv_handle_t *)&m->timer, api__close_cb);
     uv_close((uv_handle_t *)&m->ping, api__close_cb);
     uv_close((uv_handle_t *)&m->retry, api__close_cb);
+    uv_close((uv_handle_t *)&m->wait, api__close_cb);
     while (uv_run(&m->loop, UV_RUN_DEFAULT) != 0) {
     }
     (void)uv_loop_close(&m->loop);
@@ -259,8 +325,10 @@ int macula_mesh_connect(const char *url, const macula_mesh_options *opts, macula
     uv_timer_init(&m->loop, &m->timer);
     uv_timer_init(&m->loop, &m->ping);
     uv_timer_init(&m->loop, &m->retry);
-    m->timer.data = m->ping.data = m->retry.data = m;
-    if (m->outbox == NULL || m->dedup == NULL) {
+    uv_timer_init(&m->loop, &m->wait);
+    m->timer.data = m->ping.data = m->retry.data = m->wait.data = m;
+    if (m->outbox == NULL || m->dedup == NULL ||
+        gnutls_rnd(GNUTLS_RND_NONCE, m->id_prefix, sizeof m->id_prefix) != 0) {
         api__free(m);
         return MACULA_MESH_ENOMEM;
     }
@@ -277,8 +345,10 @@ int macula_mesh_connect(const char *url, const macula_mesh_options *opts, macula
         api__free(m);
         return MACULA_MESH_ECONNECT;
     }
-    mesh_client_callbacks cb = {
-        .on_ready = api__on_ready, .on_frame = api__on_frame, .on_closed = api__on_closed};
+    mesh_client_callbacks cb = {.on_ready = api__on_ready,
+                                .on_frame = api__on_frame,
+                                .on_closed = api__on_closed,
+                                .on_writable = api__on_writable};
     int rc = mesh_client_open(&m->loop, m->id, url, m->realm, NULL, &cb, m, &m->client);
     if (rc != MESH_CLIENT_OK) {
         m->client = NULL;
@@ -327,29 +397,45 @@ int macula_mesh_publish(macula_mesh *m, const char *topic, const void *payload, 
     if (m->closed) {
         return MACULA_MESH_ECLOSED;
     }
+    /* unique per connection (counter), and across connections (random prefix): the node's
+     * QoS 1 de-duplication window is keyed by it */
     uint8_t id[QOS_ID_LEN];
-    if (gnutls_rnd(GNUTLS_RND_NONCE, id, sizeof id) != 0) {
-        return MACULA_MESH_ENOMEM;
+    memcpy(id, m->id_prefix, sizeof m->id_prefix);
+    uint64_t n = ++m->id_next;
+    for (size_t i = 0; i < 8; i++) {
+        id[8 + i] = (uint8_t)(n >> (8 * i));
     }
     wire_msg w = {.type = WIRE_PUBLISH};
     w.publish.topic = (wire_bytes){(const uint8_t *)topic, strlen(topic)};
     w.publish.payload = (wire_bytes){payload, len};
     w.publish.qos = (uint8_t)qos;
     w.publish.message_id = (wire_bytes){id, sizeof id};
-    uint8_t *frame = NULL;
+    uint8_t small[2048]; /* small messages: no allocation */
+    uint8_t *frame = small;
     size_t flen = 0;
-    if (wire_encode_alloc(&w, &frame, &flen) != WIRE_OK) {
-        return MACULA_MESH_ENOMEM;
+    int rc = wire_encode(&w, small, sizeof small, &flen);
+    if (rc == WIRE_ENOBUF) {
+        rc = wire_encode_alloc(&w, &frame, &flen);
     }
-    int rc = mesh_client_send_frame(m->client, frame, flen);
-    if (rc != MESH_CLIENT_OK || qos == 0) {
-        free(frame);
-        /* Let the bytes go out before a caller that exits at once. */
-        (void)uv_run(&m->loop, UV_RUN_NOWAIT);
-        return rc == MESH_CLIENT_OK ? MACULA_MESH_OK : MACULA_MESH_ECLOSED;
+    if (rc != WIRE_OK) {
+        return rc == WIRE_ENOMEM ? MACULA_MESH_ENOMEM : MACULA_MESH_EINVAL;
+    }
+    rc = api__send_frame(m, frame, flen);
+    if (rc != MACULA_MESH_OK || qos == 0) {
+        if (frame != small) {
+            free(frame);
+        }
+        /* QoS 0: queued; the loop turns here only once API_FLUSH_BYTES have piled up, so a
+         * burst of publishes shares packets (macula_mesh_flush / _run send the rest). */
+        if (rc == MACULA_MESH_OK && m->unflushed >= API_FLUSH_BYTES) {
+            api__turn(m);
+        }
+        return rc;
     }
     rc = qos_outbox_add(m->outbox, id, 0, frame, flen, uv_now(&m->loop));
-    free(frame);
+    if (frame != small) {
+        free(frame);
+    }
     if (rc != QOS_OK) {
         return MACULA_MESH_ENOMEM;
     }
@@ -380,7 +466,7 @@ static int api__sub_frame(macula_mesh *m, bool sub, const char *pattern, int qos
         w.unsubscribe.topics = (wire_bytes_list){.count = 1, .items = &t};
     }
     int rc = mesh_client_send(m->client, &w);
-    (void)uv_run(&m->loop, UV_RUN_NOWAIT);
+    api__turn(m);
     return rc == MESH_CLIENT_OK ? MACULA_MESH_OK : MACULA_MESH_ECLOSED;
 }
 
@@ -429,6 +515,18 @@ int macula_mesh_unsubscribe(macula_mesh *m, const char *pattern)
         }
     }
     return MACULA_MESH_ENOENT;
+}
+
+int macula_mesh_flush(macula_mesh *m)
+{
+    if (m == NULL) {
+        return MACULA_MESH_EINVAL;
+    }
+    if (m->closed) {
+        return MACULA_MESH_ECLOSED;
+    }
+    api__turn(m);
+    return m->closed ? MACULA_MESH_ECLOSED : MACULA_MESH_OK;
 }
 
 int macula_mesh_run(macula_mesh *m, uint32_t timeout_ms)

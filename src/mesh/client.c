@@ -37,6 +37,7 @@ const char *mesh_client_strerror(int err)
     case MESH_CLIENT_EPROTO: return "protocol error";
     case MESH_CLIENT_ECLOSED: return "closed";
     case MESH_CLIENT_ENOTREADY: return "not connected yet";
+    case MESH_CLIENT_EAGAIN: return "send queue full";
     default: return "unknown error";
     }
 }
@@ -120,16 +121,33 @@ static void client__abort(mesh_client *c, int err, const char *reason)
     quic_conn_close(c->qc, 0, reason);
 }
 
+static int client__write_rc(int rc)
+{
+    switch (rc) {
+    case QUIC_OK: return MESH_CLIENT_OK;
+    case QUIC_EAGAIN: return MESH_CLIENT_EAGAIN;
+    case QUIC_ENOMEM: return MESH_CLIENT_ENOMEM;
+    default: return MESH_CLIENT_ETRANSPORT;
+    }
+}
+
 static int client__send_msg(mesh_client *c, const wire_msg *m)
 {
-    uint8_t *buf;
+    uint8_t small[1024]; /* most frames: no allocation */
+    uint8_t *buf = small;
     size_t len;
-    if (wire_encode_alloc(m, &buf, &len) != WIRE_OK) {
-        return MESH_CLIENT_EINVAL;
+    int rc = wire_encode(m, small, sizeof small, &len);
+    if (rc == WIRE_ENOBUF) {
+        rc = wire_encode_alloc(m, &buf, &len);
     }
-    int rc = quic_stream_write(c->qc, c->sid, buf, len, false);
-    free(buf);
-    return rc == QUIC_OK ? MESH_CLIENT_OK : MESH_CLIENT_ETRANSPORT;
+    if (rc != WIRE_OK) {
+        return rc == WIRE_ENOMEM ? MESH_CLIENT_ENOMEM : MESH_CLIENT_EINVAL;
+    }
+    rc = quic_stream_write(c->qc, c->sid, buf, len, false);
+    if (buf != small) {
+        free(buf);
+    }
+    return client__write_rc(rc);
 }
 
 static void client__on_connected(quic_conn *qc, void *ctx)
@@ -209,6 +227,15 @@ static void client__on_stream_data(quic_conn *qc, int64_t sid, const uint8_t *da
     }
 }
 
+static void client__on_writable(quic_conn *qc, int64_t sid, void *ctx)
+{
+    (void)qc;
+    mesh_client *c = ctx;
+    if (sid == c->sid && !c->closed && c->cb.on_writable != NULL) {
+        c->cb.on_writable(c, c->ctx);
+    }
+}
+
 static void client__on_closed(quic_conn *qc, const quic_close_info *info, void *ctx)
 {
     (void)qc;
@@ -263,7 +290,8 @@ int mesh_client_open(uv_loop_t *loop, const identity *id, const char *url, const
         .bind_host = strchr(host, ':') ? "::" : "0.0.0.0",
         .cb = {.on_connected = client__on_connected,
                .on_closed = client__on_closed,
-               .on_stream_data = client__on_stream_data},
+               .on_stream_data = client__on_stream_data,
+               .on_stream_writable = client__on_writable},
         .ctx = c,
         .log = client__log,
         .log_level = getenv("MACULA_DEBUG") ? QUIC_LOG_DEBUG : QUIC_LOG_WARN,
@@ -302,8 +330,12 @@ int mesh_client_send_frame(mesh_client *c, const uint8_t *frame, size_t len)
     if (!c->ready || c->closed || c->qc == NULL) {
         return MESH_CLIENT_ENOTREADY;
     }
-    int rc = quic_stream_write(c->qc, c->sid, frame, len, false);
-    return rc == QUIC_OK ? MESH_CLIENT_OK : MESH_CLIENT_ETRANSPORT;
+    return client__write_rc(quic_stream_write(c->qc, c->sid, frame, len, false));
+}
+
+size_t mesh_client_queued(const mesh_client *c)
+{
+    return c->qc != NULL && c->sid >= 0 ? quic_stream_queued(c->qc, c->sid) : 0;
 }
 
 void mesh_client_close(mesh_client *c, const char *reason)

@@ -35,6 +35,8 @@ enum {
     MESH_CLIENT_EPROTO = -5,     /* the gateway sent something that is not the protocol */
     MESH_CLIENT_ECLOSED = -6,    /* closed by this side (mesh_client_close) */
     MESH_CLIENT_ENOTREADY = -7,  /* mesh_client_send before on_ready */
+    MESH_CLIENT_EAGAIN = -8,     /* the send queue is full (nothing queued): wait for
+                                    on_writable, or drop */
 };
 const char *mesh_client_strerror(int err);
 
@@ -48,6 +50,9 @@ typedef struct mesh_client_callbacks {
     /* The end: err is MESH_CLIENT_E* and reason a short text (the gateway's DISCONNECT
      * reason for MESH_CLIENT_EREFUSED). */
     void (*on_closed)(mesh_client *c, int err, const char *reason, void *ctx);
+    /* A send returned MESH_CLIENT_EAGAIN earlier and the queue has drained to half. May be
+     * NULL. */
+    void (*on_writable)(mesh_client *c, void *ctx);
 } mesh_client_callbacks;
 
 /* Splits "https://HOST:PORT" or "quic://HOST:PORT" (HOST a name, IPv4 or [IPv6]; PORT
@@ -60,12 +65,19 @@ int mesh_client_open(uv_loop_t *loop, const identity *id, const char *url, const
                      const uint8_t *expected, const mesh_client_callbacks *cb, void *ctx,
                      mesh_client **out);
 
-/* Sends one frame (after on_ready). */
+/* Sends one frame (after on_ready). Sending queues the bytes on the QUIC stream; they leave
+ * when the loop next turns (every frame queued in one turn shares packets). The queue holds up
+ * to 1 MiB not yet acknowledged by the node: beyond that MESH_CLIENT_EAGAIN, nothing queued,
+ * and on_writable follows once it has drained to half. */
 int mesh_client_send(mesh_client *c, const wire_msg *m);
 
 /* Sends one already encoded frame (header + payload, e.g. from dht_msg_encode) after on_ready.
- * MESH_CLIENT_EINVAL if the bytes are not one whole frame of a known type. */
+ * MESH_CLIENT_EINVAL if the bytes are not one whole frame of a known type; MESH_CLIENT_EAGAIN
+ * as mesh_client_send. */
 int mesh_client_send_frame(mesh_client *c, const uint8_t *frame, size_t len);
+
+/* Bytes queued on the stream and not yet acknowledged by the node (0 before on_ready). */
+size_t mesh_client_queued(const mesh_client *c);
 
 /* Sends DISCONNECT (when ready) and closes; on_closed follows with MESH_CLIENT_ECLOSED. */
 void mesh_client_close(mesh_client *c, const char *reason);

@@ -235,6 +235,23 @@ static void psc__act_free(psc *p, psc_act *r)
     psc__release(p, r, sizeof *r);
 }
 
+/* wire_encode_alloc in one pass: a buffer of `guess` bytes first (the caller's estimate from
+ * the variable fields), the exact size only when that was short. */
+static int psc__encode(const wire_msg *m, size_t guess, uint8_t **out, size_t *len)
+{
+    *out = malloc(guess);
+    if (*out == NULL) {
+        return WIRE_ENOMEM;
+    }
+    int rc = wire_encode(m, *out, guess, len);
+    if (rc == WIRE_OK) {
+        return rc;
+    }
+    free(*out);
+    *out = NULL;
+    return rc == WIRE_ENOBUF ? wire_encode_alloc(m, out, len) : rc;
+}
+
 static int psc__send_frame(psc *p, bool to_node, uint64_t conn, const psc_node *n,
                            const wire_msg *m)
 {
@@ -822,16 +839,21 @@ typedef struct psc_hit {
 typedef struct psc_match_ctx {
     psc *p;
     psc_hit *hits;
+    psc_hit *local; /* the caller's initial array (not freed) */
     size_t n, cap;
+    uint8_t qos; /* the message's: a QoS 0 message is QoS 0 for every subscriber */
     bool nomem;
 } psc_match_ctx;
 
 static void psc__match_cb(void *ctx, uint64_t sub, const char *pattern, size_t plen)
 {
     psc_match_ctx *m = ctx;
-    psc_conn *c = hmap_get(&m->p->conns, &sub, sizeof sub);
-    psc_sub *s = c ? hmap_get(&c->subs, pattern, plen) : NULL;
-    uint8_t q = s ? s->qos : 0;
+    uint8_t q = 0;
+    if (m->qos > 0) {
+        psc_conn *c = hmap_get(&m->p->conns, &sub, sizeof sub);
+        psc_sub *s = c ? hmap_get(&c->subs, pattern, plen) : NULL;
+        q = s ? s->qos : 0;
+    }
     for (size_t i = 0; i < m->n; i++) {
         if (m->hits[i].conn == sub) {
             if (q > m->hits[i].qos) {
@@ -842,10 +864,14 @@ static void psc__match_cb(void *ctx, uint64_t sub, const char *pattern, size_t p
     }
     if (m->n == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 16;
-        psc_hit *nh = realloc(m->hits, nc * sizeof *nh);
+        bool on_stack = m->hits == m->local;
+        psc_hit *nh = on_stack ? malloc(nc * sizeof *nh) : realloc(m->hits, nc * sizeof *nh);
         if (nh == NULL) {
             m->nomem = true;
             return;
+        }
+        if (on_stack) {
+            memcpy(nh, m->local, m->n * sizeof *nh);
         }
         m->hits = nh;
         m->cap = nc;
@@ -858,14 +884,21 @@ static void psc__match_cb(void *ctx, uint64_t sub, const char *pattern, size_t p
 static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint8_t *payload,
                               size_t plen, uint8_t qos, const uint8_t *id, uint64_t now, psc_up *up)
 {
-    psc_match_ctx m = {.p = p};
+    psc_hit local[16]; /* most messages: no allocation for the hit list */
+    psc_match_ctx m = {
+        .p = p, .hits = local, .local = local, .cap = sizeof local / sizeof *local, .qos = qos};
     int rc = topic_trie_match(p->trie, topic, tlen, psc__match_cb, &m);
     if (rc < 0) {
-        free(m.hits);
+        if (m.hits != local) {
+            free(m.hits);
+        }
         return PSC_EINVAL;
     }
+    /* One encoding per delivery QoS, shared by every subscriber's action; the last action
+     * that uses it owns it (actions are carried out in order). */
     uint8_t *frames[2] = {NULL, NULL};
     size_t flen[2] = {0, 0};
+    psc_act *owner[2] = {NULL, NULL};
     for (size_t i = 0; i < m.n; i++) {
         uint8_t q = qos < m.hits[i].qos ? qos : m.hits[i].qos;
         if (frames[q] == NULL) {
@@ -874,7 +907,8 @@ static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint
             w.publish.payload = (wire_bytes){payload, plen};
             w.publish.qos = q;
             w.publish.message_id = (wire_bytes){id, id ? QOS_ID_LEN : 0};
-            if (wire_encode_alloc(&w, &frames[q], &flen[q]) != WIRE_OK) {
+            if (psc__encode(&w, WIRE_HEADER_LEN + 96 + tlen + plen, &frames[q], &flen[q]) !=
+                WIRE_OK) {
                 continue;
             }
         }
@@ -886,13 +920,24 @@ static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint
                 up->wait[up->nwait++] = m.hits[i].conn;
             }
         }
-        if (psc__send_raw(p, false, m.hits[i].conn, NULL, frames[q], flen[q]) == PSC_OK) {
+        psc_action a = {
+            .kind = PSC_ACT_SEND_CONN, .conn = m.hits[i].conn, .data = frames[q], .len = flen[q]};
+        if (psc__push(p, &a, NULL, 0, NULL, 0) == PSC_OK) {
+            owner[q] = p->tail;
             p->st.delivered++;
         }
     }
-    free(frames[0]);
-    free(frames[1]);
-    free(m.hits);
+    for (int q = 0; q < 2; q++) {
+        if (owner[q] != NULL) {
+            owner[q]->own1 = frames[q];
+            p->mem += flen[q];
+        } else {
+            free(frames[q]);
+        }
+    }
+    if (m.hits != local) {
+        free(m.hits);
+    }
     return (int)m.n;
 }
 
@@ -976,7 +1021,8 @@ static void psc__route_out(psc *p, const psc_cache *const *keys, size_t nkeys, c
             r->payload.message_id = (wire_bytes){id, id ? QOS_ID_LEN : 0};
             uint8_t *frame = NULL;
             size_t flen = 0;
-            if (wire_encode_alloc(&w, &frame, &flen) != WIRE_OK) {
+            if (psc__encode(&w, WIRE_HEADER_LEN + 192 + 2 * tlen + plen, &frame, &flen) !=
+                WIRE_OK) {
                 continue;
             }
             if (qos == 1) {

@@ -8,18 +8,27 @@
  *     through a keyed hash table (SipHash, random key per endpoint) of cid_entry objects;
  *   - one uv_timer_t per endpoint over a binary min-heap of connections ordered by
  *     ngtcp2_conn_get_expiry (or the end of the closing/draining period);
- *   - one uv_idle_t per endpoint, active only while connections are "dirty" (writes queued,
- *     close requested, new client connection): it services them on the next loop iteration,
- *     before the loop blocks; packets read are answered at once;
+ *   - one uv_idle_t and one uv_check_t per endpoint, active only while connections are
+ *     "dirty" (writes queued, packets read, close requested, new client connection): the idle
+ *     handle services them before the loop polls (and keeps the poll from blocking), the
+ *     check handle right after the poll, so every packet read in one poll and every write made
+ *     in one loop turn is answered by one write pass per connection;
+ *   - packets written in one pass leave in batches: one sendmmsg(2) per QUIC__TX_BATCH
+ *     datagrams;
  *   - ngtcp2 never sees application calls made from inside its callbacks: those only queue.
  */
+#define _GNU_SOURCE /* sendmmsg */
 #include "mesh/quic.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <gnutls/crypto.h>
@@ -33,9 +42,13 @@
 
 #define QUIC__CID_LEN 16          /* our source connection IDs */
 #define QUIC__MAX_PKT 1452        /* largest UDP payload we write (ngtcp2's PMTUD ceiling) */
-#define QUIC__RECV_BUF 65536      /* one datagram at a time */
+#define QUIC__RECV_BUF 65536      /* one datagram (libuv's recvmmsg chunk size) */
+#define QUIC__RECV_CHUNKS 8       /* datagrams per recvmmsg(2) (a receive buffer of 512 KiB) */
 #define QUIC__MAX_PKTS_PER_RUN 64 /* packets one service run writes before yielding */
 #define QUIC__MAX_VECS 16         /* chunks gathered into one STREAM frame */
+#define QUIC__TX_BATCH 32         /* datagrams per sendmmsg(2) */
+#define QUIC__GSO_MAX 16          /* datagrams per UDP GSO message (the kernel allows 64) */
+#define QUIC__CHUNK_MIN 4096      /* small writes share chunks of this size (bytes, with header) */
 #define QUIC__INITIAL_BUCKETS 1024
 #define QUIC__SOCKBUF (4 * 1024 * 1024) /* requested SO_RCVBUF/SO_SNDBUF (kernel may cap) */
 #define QUIC__PRIORITY                                                                             \
@@ -71,11 +84,14 @@ typedef struct qtable {
     size_t nbuckets, n;
 } qtable;
 
-/* Queued send data: one allocation per write, kept until acknowledged. */
+/* Queued send data, kept until acknowledged. Small writes are appended to the tail chunk while
+ * it has room (bytes already handed to ngtcp2 never move: a chunk is never reallocated), so a
+ * stream of small messages costs one allocation per QUIC__CHUNK_MIN bytes, not one per write. */
 typedef struct qchunk {
     struct qchunk *next;
     uint64_t off; /* stream offset of data[0] */
     size_t len;
+    size_t cap; /* bytes data[] can hold */
     uint8_t data[];
 } qchunk;
 
@@ -137,6 +153,7 @@ struct quic_endpoint {
     uv_udp_t udp;
     uv_timer_t timer;
     uv_idle_t idle;
+    uv_check_t check; /* services the dirty list after the poll (packets just read) */
     quic_config cfg;
     char *bind_host;
     char *alpn;
@@ -162,11 +179,17 @@ struct quic_endpoint {
     size_t sends_pending;
     int handles;
     bool closing, idle_on;
+    bool no_gso; /* the kernel refused UDP_SEGMENT once: plain datagrams from then on */
     quic_endpoint_stats stats;
     ngtcp2_callbacks cb_client, cb_server;
     ngtcp2_mem mem; /* counts what ngtcp2 holds (stats.ngtcp2_bytes) */
     uint8_t sendbuf[QUIC__MAX_PKT];
-    uint8_t recvbuf[QUIC__RECV_BUF];
+    uint8_t *recvbuf; /* QUIC__RECV_CHUNKS * QUIC__RECV_BUF: libuv reads with recvmmsg(2) */
+    /* datagrams written and not yet handed to the kernel (quic__tx_flush) */
+    size_t ntx;
+    size_t txlen[QUIC__TX_BATCH];
+    struct sockaddr_storage txaddr[QUIC__TX_BATCH];
+    uint8_t txbuf[QUIC__TX_BATCH][QUIC__MAX_PKT];
 };
 
 /* ---- errors and logging ------------------------------------------------------------------ */
@@ -528,11 +551,13 @@ static void quic__timer_rearm(quic_endpoint *ep)
 /* ---- dirty list (serviced by the idle handle) -------------------------------------------- */
 
 static void quic__on_idle(uv_idle_t *h);
+static void quic__on_check(uv_check_t *h);
 
 static void quic__idle_kick(quic_endpoint *ep)
 {
     if (!ep->idle_on && ep->dhead && ep->sends_pending == 0 && !ep->closing) {
         uv_idle_start(&ep->idle, quic__on_idle);
+        uv_check_start(&ep->check, quic__on_check);
         ep->idle_on = true;
     }
 }
@@ -582,20 +607,10 @@ static void quic__on_sent(uv_udp_send_t *req, int status)
     quic__idle_kick(ep);
 }
 
-/* Sends one datagram now, or queues it behind earlier ones when the socket is full. */
-static void quic__send(quic_endpoint *ep, const struct sockaddr *to, const uint8_t *buf, size_t len)
+/* Queues one datagram behind earlier ones in libuv (a copy): the socket is full. */
+static void quic__send_queued(quic_endpoint *ep, const struct sockaddr *to, const uint8_t *buf,
+                              size_t len)
 {
-    ep->stats.packets_out++;
-    if (ep->sends_pending == 0) {
-        uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-        int r = uv_udp_try_send(&ep->udp, &b, 1, to);
-        if (r >= 0)
-            return;
-        if (r != UV_EAGAIN) {
-            quic__log(ep, QUIC_LOG_DEBUG, "quic: send: %s", uv_strerror(r));
-            return;
-        }
-    }
     send_req *r = malloc(sizeof *r + len);
     if (!r)
         return; /* dropped: QUIC retransmits */
@@ -607,6 +622,127 @@ static void quic__send(quic_endpoint *ep, const struct sockaddr *to, const uint8
         return;
     }
     ep->sends_pending++;
+}
+
+static socklen_t quic__sa_len(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* Whether datagram j may join the UDP GSO message that starts at datagram `first`: same
+ * destination, and every segment but the last exactly as long as the first. */
+static bool quic__gso_joins(const quic_endpoint *ep, size_t first, size_t j)
+{
+    return j - first < QUIC__GSO_MAX && ep->txlen[j - 1] == ep->txlen[first] &&
+           ep->txlen[j] <= ep->txlen[first] &&
+           memcmp(&ep->txaddr[j], &ep->txaddr[first],
+                  quic__sa_len((const struct sockaddr *)&ep->txaddr[first])) == 0;
+}
+
+/* Hands the batched datagrams to the kernel: one sendmmsg(2) for the batch, where runs of
+ * equal-sized datagrams to one peer go as one UDP GSO message (UDP_SEGMENT: the kernel cuts
+ * it into the same datagrams, at a fraction of the per-datagram cost). What the socket does
+ * not take (EAGAIN) is queued in libuv, which sends it when the socket drains (the endpoint
+ * stops writing until then). Any other error drops that message (QUIC retransmits); a GSO
+ * message the kernel refuses turns GSO off for the endpoint and is sent again without. */
+static void quic__tx_flush(quic_endpoint *ep)
+{
+    size_t n = ep->ntx, i = 0; /* i: first datagram not yet sent */
+    ep->ntx = 0;
+    uv_os_fd_t fd = -1;
+    if (n > 0 && ep->sends_pending == 0 && uv_fileno((const uv_handle_t *)&ep->udp, &fd) == 0) {
+        struct mmsghdr mm[QUIC__TX_BATCH];
+        struct iovec iov[QUIC__TX_BATCH];
+        size_t first[QUIC__TX_BATCH]; /* message -> its first datagram */
+        union {
+            char buf[CMSG_SPACE(sizeof(uint16_t))];
+            struct cmsghdr align;
+        } ctl[QUIC__TX_BATCH];
+        memset(ctl, 0, sizeof ctl);
+        for (;;) {
+            size_t nm = 0;
+            memset(mm, 0, sizeof mm);
+            for (size_t j = i; j < n;) {
+                size_t k = j + 1;
+                while (!ep->no_gso && k < n && quic__gso_joins(ep, j, k))
+                    k++;
+                struct msghdr *h = &mm[nm].msg_hdr;
+                for (size_t x = j; x < k; x++) {
+                    iov[x].iov_base = ep->txbuf[x];
+                    iov[x].iov_len = ep->txlen[x];
+                }
+                h->msg_name = &ep->txaddr[j];
+                h->msg_namelen = quic__sa_len((const struct sockaddr *)&ep->txaddr[j]);
+                h->msg_iov = &iov[j];
+                h->msg_iovlen = k - j;
+                if (k - j > 1) {
+                    h->msg_control = ctl[nm].buf;
+                    h->msg_controllen = sizeof ctl[nm].buf;
+                    struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+                    cm->cmsg_level = SOL_UDP;
+                    cm->cmsg_type = UDP_SEGMENT;
+                    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                    uint16_t seg = (uint16_t)ep->txlen[j];
+                    memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+                }
+                first[nm++] = j;
+                j = k;
+            }
+            size_t m = 0; /* messages sent */
+            bool again = false;
+            while (m < nm) {
+                int r = sendmmsg(fd, mm + m, (unsigned)(nm - m), 0);
+                if (r > 0) {
+                    m += (size_t)r;
+                    continue;
+                }
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                    break;
+                if (mm[m].msg_hdr.msg_iovlen > 1) {
+                    quic__log(ep, QUIC_LOG_DEBUG, "quic: UDP GSO refused (%s): turned off",
+                              strerror(errno));
+                    ep->no_gso = true;
+                    again = true; /* the rest again, one datagram per message */
+                    break;
+                }
+                quic__log(ep, QUIC_LOG_DEBUG, "quic: send: %s", strerror(errno));
+                m++; /* lost; QUIC retransmits */
+            }
+            i = m < nm ? first[m] : n;
+            if (!again)
+                break;
+        }
+    }
+    for (; i < n; i++)
+        quic__send_queued(ep, (const struct sockaddr *)&ep->txaddr[i], ep->txbuf[i], ep->txlen[i]);
+}
+
+/* The slot the next datagram is written into (flushes a full batch first). */
+static uint8_t *quic__tx_slot(quic_endpoint *ep)
+{
+    if (ep->ntx == QUIC__TX_BATCH)
+        quic__tx_flush(ep);
+    return ep->txbuf[ep->ntx];
+}
+
+/* Commits the datagram written into quic__tx_slot. */
+static void quic__tx_commit(quic_endpoint *ep, const struct sockaddr *to, size_t len)
+{
+    ep->stats.packets_out++;
+    memcpy(&ep->txaddr[ep->ntx], to, quic__sa_len(to));
+    ep->txlen[ep->ntx] = len;
+    ep->ntx++;
+}
+
+/* Sends one datagram: into the batch, which the callback that caused it flushes before it
+ * returns to the loop. */
+static void quic__send(quic_endpoint *ep, const struct sockaddr *to, const uint8_t *buf, size_t len)
+{
+    uint8_t *slot = quic__tx_slot(ep);
+    memcpy(slot, buf, len);
+    quic__tx_commit(ep, to, len);
 }
 
 /* ---- streams ----------------------------------------------------------------------------- */
@@ -938,10 +1074,11 @@ static void quic__conn_write(quic_conn *c)
                 flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
         }
         ngtcp2_ssize ndatalen = -1;
+        uint8_t *slot = quic__tx_slot(ep);
         c->busy++;
         ngtcp2_ssize n =
-            ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, ep->sendbuf, sizeof ep->sendbuf,
-                                      &ndatalen, flags, sid, nvec ? vec : NULL, nvec, now);
+            ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, slot, QUIC__MAX_PKT, &ndatalen, flags,
+                                      sid, nvec ? vec : NULL, nvec, now);
         c->busy--;
         if (s && ndatalen >= 0) {
             quic__stream_advance(s, (size_t)ndatalen);
@@ -969,9 +1106,10 @@ static void quic__conn_write(quic_conn *c)
         }
         if (n == 0)
             break;
-        quic__send(ep, (const struct sockaddr *)ps.path.remote.addr, ep->sendbuf, (size_t)n);
+        quic__tx_commit(ep, (const struct sockaddr *)ps.path.remote.addr, (size_t)n);
         pkts++;
     }
+    quic__tx_flush(ep);
     /* Pacing work-around (docs/quic.md): ngtcp2 0.12 paces from cwnd / initial RTT (333 ms)
      * until the first RTT sample, which holds back the first application data by ~20 ms.
      * Skip the pacing update while there is no RTT sample yet. */
@@ -1052,7 +1190,12 @@ static void quic__conn_service(quic_conn *c)
             gnutls_deinit(c->tls);
             c->tls = NULL;
         }
-        if (c->close_req) {
+        if (c->close_req && c->send_head != NULL) {
+            /* what the application queued before closing goes first (as far as congestion
+             * control allows now), then CONNECTION_CLOSE */
+            quic__conn_write(c);
+        }
+        if (c->close_req && (c->state == ST_HANDSHAKE || c->state == ST_OPEN)) {
             ngtcp2_connection_close_error ccerr;
             const char *r = c->close_reason ? c->close_reason : "";
             ngtcp2_connection_close_error_set_application_error(&ccerr, c->close_code,
@@ -1060,7 +1203,7 @@ static void quic__conn_service(quic_conn *c)
             bool was_open = c->state == ST_OPEN;
             quic__conn_enter_closing(c, &ccerr);
             quic__report_closed(c, QUIC_OK, false, was_open, c->close_code, r);
-        } else {
+        } else if (!c->close_req) {
             quic__conn_write(c);
         }
     }
@@ -1654,7 +1797,13 @@ static void quic__conn_recv(quic_conn *c, const struct sockaddr *from, const uin
     } else {
         c->got_packet = true;
     }
-    quic__conn_service(c);
+    if (c->state != ST_HANDSHAKE && c->state != ST_OPEN) {
+        quic__conn_service(c); /* failed, closing or draining: settled (or freed) now */
+        return;
+    }
+    /* Serviced after the poll (quic__on_check) with every other packet read in this loop
+     * turn: one write pass (ACKs, replies) for all of them instead of one per datagram. */
+    quic__mark_dirty(c);
 }
 
 static void quic__send_version_negotiation(quic_endpoint *ep, const struct sockaddr *to,
@@ -1731,13 +1880,12 @@ static void quic__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     quic_endpoint *ep = h->data;
     (void)suggested;
-    *buf = uv_buf_init((char *)ep->recvbuf, sizeof ep->recvbuf);
+    *buf = uv_buf_init((char *)ep->recvbuf, QUIC__RECV_CHUNKS * QUIC__RECV_BUF);
 }
 
-static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
-                          const struct sockaddr *from, unsigned flags)
+static void quic__recv_one(quic_endpoint *ep, ssize_t nread, const uv_buf_t *buf,
+                           const struct sockaddr *from, unsigned flags)
 {
-    quic_endpoint *ep = udp->data;
     if (nread <= 0 || !from || ep->closing)
         return;
     ep->stats.packets_in++;
@@ -1818,6 +1966,14 @@ static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
     quic__conn_recv(c, from, pkt, len);
 }
 
+static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
+                          const struct sockaddr *from, unsigned flags)
+{
+    quic_endpoint *ep = udp->data;
+    quic__recv_one(ep, nread, buf, from, flags);
+    quic__tx_flush(ep); /* replies that need no service pass (resets, Retry, close) */
+}
+
 /* ---- ngtcp2 allocator: the system's, counted per endpoint ------------------------------- */
 
 static void quic__mem_count(void *user, void *p, bool add)
@@ -1885,14 +2041,15 @@ static void quic__on_timer(uv_timer_t *t)
         }
         quic__conn_service(c);
     }
+    quic__tx_flush(ep);
     quic__timer_rearm(ep);
 }
 
-static void quic__on_idle(uv_idle_t *h)
+/* One pass over the connections dirty now; one that re-marks itself (packet budget) waits for
+ * the next pass, so a bulk sender cannot starve the loop. Runs before the poll (idle) and after
+ * it (check). */
+static void quic__service_dirty(quic_endpoint *ep)
 {
-    quic_endpoint *ep = h->data;
-    /* one pass over the connections dirty now; one that re-marks itself (packet budget) waits
-     * for the next pass, so a bulk sender cannot starve the loop */
     quic_conn *last = ep->dtail;
     while (ep->dhead && ep->sends_pending == 0 && !ep->closing) {
         quic_conn *c = ep->dhead; /* pop the head */
@@ -1908,10 +2065,22 @@ static void quic__on_idle(uv_idle_t *h)
         if (end)
             break;
     }
+    quic__tx_flush(ep);
     if (!ep->dhead || ep->sends_pending > 0 || ep->closing) {
         uv_idle_stop(&ep->idle);
+        uv_check_stop(&ep->check);
         ep->idle_on = false;
     }
+}
+
+static void quic__on_idle(uv_idle_t *h)
+{
+    quic__service_dirty(h->data);
+}
+
+static void quic__on_check(uv_check_t *h)
+{
+    quic__service_dirty(h->data);
 }
 
 /* ---- endpoint ---------------------------------------------------------------------------- */
@@ -1925,6 +2094,7 @@ static void quic__on_handle_closed(uv_handle_t *h)
         free(ep->heap);
         free(ep->alpn);
         free(ep->bind_host);
+        free(ep->recvbuf);
         free(ep);
     }
 }
@@ -1965,8 +2135,12 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
     if (strlen(alpn) == 0 || strlen(alpn) > 255)
         return QUIC_EINVAL;
     quic_endpoint *ep = calloc(1, sizeof *ep);
-    if (!ep)
+    uint8_t *rbuf = ep ? malloc((size_t)QUIC__RECV_CHUNKS * QUIC__RECV_BUF) : NULL;
+    if (!rbuf) {
+        free(ep);
         return QUIC_ENOMEM;
+    }
+    ep->recvbuf = rbuf;
     ep->loop = loop;
     ep->cfg = *cfg;
     quic_config *c = &ep->cfg;
@@ -2037,11 +2211,12 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
     quic__callbacks_init(&ep->cb_server, true);
 
     /* from here on the handles exist and the memory goes through quic__on_handle_closed */
-    uv_udp_init(loop, &ep->udp);
+    uv_udp_init_ex(loop, &ep->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
     uv_timer_init(loop, &ep->timer);
     uv_idle_init(loop, &ep->idle);
-    ep->udp.data = ep->timer.data = ep->idle.data = ep;
-    ep->handles = 3;
+    uv_check_init(loop, &ep->check);
+    ep->udp.data = ep->timer.data = ep->idle.data = ep->check.data = ep;
+    ep->handles = 4;
     int r = uv_udp_bind(&ep->udp, (const struct sockaddr *)&bind_addr, 0);
     int namelen = sizeof ep->local;
     if (r == 0)
@@ -2056,6 +2231,7 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
         uv_close((uv_handle_t *)&ep->udp, quic__on_handle_closed);
         uv_close((uv_handle_t *)&ep->timer, quic__on_handle_closed);
         uv_close((uv_handle_t *)&ep->idle, quic__on_handle_closed);
+        uv_close((uv_handle_t *)&ep->check, quic__on_handle_closed);
         return QUIC_EIO;
     }
     ep->locallen = (ngtcp2_socklen)namelen;
@@ -2071,6 +2247,7 @@ fail_mem:
     free(ep->tokt.buckets);
     free(ep->alpn);
     free(ep->bind_host);
+    free(ep->recvbuf);
     free(ep);
     return rc;
 }
@@ -2111,10 +2288,12 @@ void quic_endpoint_close(quic_endpoint *ep)
         quic__conn_free(c);
         c = next;
     }
+    quic__tx_flush(ep); /* the CONNECTION_CLOSEs */
     quic__endpoint_release(ep);
     uv_close((uv_handle_t *)&ep->udp, quic__on_handle_closed);
     uv_close((uv_handle_t *)&ep->timer, quic__on_handle_closed);
     uv_close((uv_handle_t *)&ep->idle, quic__on_handle_closed);
+    uv_close((uv_handle_t *)&ep->check, quic__on_handle_closed);
 }
 
 /* ---- connection API ---------------------------------------------------------------------- */
@@ -2201,18 +2380,27 @@ int quic_stream_write(quic_conn *c, int64_t sid, const uint8_t *data, size_t len
             s->want_writable = true;
             return QUIC_EAGAIN;
         }
-        qchunk *k = malloc(sizeof *k + len);
-        if (!k)
-            return QUIC_ENOMEM;
-        k->next = NULL;
-        k->off = s->written;
-        k->len = len;
-        memcpy(k->data, data, len);
-        if (s->tail)
-            s->tail->next = k;
-        else
-            s->head = k;
-        s->tail = k;
+        qchunk *k = s->tail;
+        if (k && k->cap - k->len >= len) {
+            /* append: the bytes before k->len may be in ngtcp2's hands, they do not move */
+            memcpy(k->data + k->len, data, len);
+            k->len += len;
+        } else {
+            size_t cap = len < QUIC__CHUNK_MIN / 2 ? QUIC__CHUNK_MIN - sizeof *k : len;
+            k = malloc(sizeof *k + cap);
+            if (!k)
+                return QUIC_ENOMEM;
+            k->next = NULL;
+            k->off = s->written;
+            k->len = len;
+            k->cap = cap;
+            memcpy(k->data, data, len);
+            if (s->tail)
+                s->tail->next = k;
+            else
+                s->head = k;
+            s->tail = k;
+        }
         if (!s->cur)
             s->cur = k;
         s->written += len;

@@ -451,7 +451,13 @@ static bool wire__is_strbin(const char *p)
 
 static bool wire__eq(const char *s, uint32_t len, const char *lit)
 {
-    return strlen(lit) == len && memcmp(s, lit, len) == 0;
+    /* no strlen: most comparisons fail on the first byte (field look-up by name) */
+    for (uint32_t i = 0; i < len; i++) {
+        if (lit[i] != s[i] || lit[i] == '\0') {
+            return false;
+        }
+    }
+    return lit[len] == '\0';
 }
 
 /* An integer of either msgpack family: *neg says whether *v is negative (then *iv is it). */
@@ -622,6 +628,7 @@ static int wire__decode_map(const wire__table *t, const char **pp, void *base, u
     }
     uint32_t n = mp_decode_map(&p);
     uint32_t seen = 0, present = 0;
+    uint32_t hint = 0; /* encoders write the fields in table order: look there first */
     for (uint32_t k = 0; k < n; k++) {
         if (!wire__is_strbin(p)) { /* a key that is no string: not ours, skip the pair */
             mp_next(&p);
@@ -630,14 +637,16 @@ static int wire__decode_map(const wire__table *t, const char **pp, void *base, u
         }
         uint32_t klen;
         const char *key = mp_decode_strbin(&p, &klen);
-        uint32_t fi = 0;
-        while (fi < t->n && !wire__eq(key, klen, t->f[fi].name)) {
-            fi++;
+        uint32_t fi = hint, tries = 0;
+        while (tries < t->n && !wire__eq(key, klen, t->f[fi].name)) {
+            fi = fi + 1 == t->n ? 0 : fi + 1;
+            tries++;
         }
-        if (fi == t->n) { /* unknown key: forward compatibility */
+        if (tries == t->n) { /* unknown key: forward compatibility */
             mp_next(&p);
             continue;
         }
+        hint = fi + 1 == t->n ? 0 : fi + 1;
         if (seen & (1u << fi)) {
             return WIRE_EMALFORMED; /* duplicate key: ambiguous, refuse */
         }

@@ -61,6 +61,9 @@ typedef struct ps {
     uint64_t peers_ref; /* a com.macula.dht.peers call in flight */
     uint64_t hosts_at;  /* when the hosts were last learned */
     hmap hosts;         /* node id -> ps_host */
+    sup_pid gw;         /* macula_gateway, looked up once per flush */
+    uint8_t *obuf;      /* GW_SEND_FRAME message being built (grows, reused) */
+    size_t obuf_cap;
 } ps;
 
 /* ---- the published view ------------------------------------------------------------------ */
@@ -114,19 +117,26 @@ bool gw_pubsub_stats(const sup_rt *rt, gw_pubsub_view *out)
 
 static void ps__send_conn(ps *s, uint64_t conn, const uint8_t *frame, size_t len)
 {
-    sup_pid gw = sup_whereis(s->rt, "macula_gateway");
-    uint8_t *buf = malloc(sizeof conn + len);
-    if (buf == NULL || sup_pid_is_null(gw)) {
-        free(buf);
+    size_t need = sizeof conn + len;
+    if (need > s->obuf_cap) {
+        size_t cap = need < 4096 ? 4096 : need;
+        uint8_t *nb = realloc(s->obuf, cap);
+        if (nb == NULL) {
+            s->view.send_failed++;
+            return;
+        }
+        s->obuf = nb;
+        s->obuf_cap = cap;
+    }
+    if (sup_pid_is_null(s->gw)) {
         s->view.send_failed++;
         return;
     }
-    memcpy(buf, &conn, sizeof conn);
-    memcpy(buf + sizeof conn, frame, len);
-    if (sup_send(s->rt, sup_self(s->self), gw, GW_SEND_FRAME, buf, sizeof conn + len) != 0) {
+    memcpy(s->obuf, &conn, sizeof conn);
+    memcpy(s->obuf + sizeof conn, frame, len);
+    if (sup_send(s->rt, sup_self(s->self), s->gw, GW_SEND_FRAME, s->obuf, need) != 0) {
         s->view.send_failed++;
     }
-    free(buf);
 }
 
 static void ps__send_node(ps *s, const uint8_t *id, const char *addr, const uint8_t *frame,
@@ -211,6 +221,7 @@ static void ps__rearm(ps *s)
 static void ps__flush(ps *s)
 {
     psc_action a;
+    s->gw = sup_whereis(s->rt, "macula_gateway");
     while (psc_next_action(s->core, &a)) {
         switch (a.kind) {
         case PSC_ACT_SEND_CONN: ps__send_conn(s, a.conn, a.data, a.len); break;
@@ -594,6 +605,8 @@ static void ps__terminate(sup_actor *self, void *state, const sup_reason *reason
         free(sl->val);
     }
     hmap_free(&s->hosts);
+    free(s->obuf);
+    s->obuf = NULL;
 }
 
 static void ps__info(sup_actor *self, void *state, const sup_msg *m)
