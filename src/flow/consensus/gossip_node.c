@@ -253,7 +253,8 @@ static int gn__open(gn_state *st, char *err, size_t errsize)
         .id = st->id,
         .listen = st->cfg->gossip,
         .msg_max = GN_MSG_MAX,
-        .pending_max = 1, /* only the latest table is worth sending */
+        .pending_max = 1,       /* only the latest table is worth sending */
+        .pending_ttl_ms = 2000, /* a table older than two rounds is superseded anyway */
         .idle_timeout_ms = GN_IDLE_MS,
         .handshake_timeout_ms = GN_HANDSHAKE_MS,
         .recv = gn__recv,

@@ -52,6 +52,7 @@
 #define PN_HANDSHAKE_MS 2000
 #define PN_MAX_STREAMS 1024
 #define PN_PENDING_MAX 1024
+#define PN_PENDING_TTL_MS 5000 /* a member down longer is left to view changes / checkpoints */
 #define PN_KEY_DER_MAX 64
 
 enum { PN_T_START = 1 };
@@ -551,10 +552,11 @@ static json_t *pn__status(const pn_state *st)
                   "applied", (json_int_t)s.applied, "view_changes", (json_int_t)s.view_changes,
                   "checkpoints", (json_int_t)s.checkpoints, "transfers", (json_int_t)s.transfers,
                   "rejected", (json_int_t)s.rejected, "conflicts", (json_int_t)s.conflicts);
-    json_t *link = json_pack("{s:I, s:I, s:I, s:I, s:I}", "sent", (json_int_t)ls.sent, "received",
-                             (json_int_t)ls.received, "unknown", (json_int_t)ls.unknown, "rejected",
-                             (json_int_t)ls.rejected, "dropped",
-                             (json_int_t)ls.dropped + (json_int_t)st->local_dropped);
+    json_t *link = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent", (json_int_t)ls.sent,
+                             "received", (json_int_t)ls.received, "unknown", (json_int_t)ls.unknown,
+                             "rejected", (json_int_t)ls.rejected, "dropped",
+                             (json_int_t)ls.dropped + (json_int_t)st->local_dropped, "retries",
+                             (json_int_t)ls.retries, "requeued", (json_int_t)ls.requeued);
     json_t *client =
         json_pack("{s:b, s:I, s:I, s:I, s:I}", "busy", pbft_client_busy(st->c), "view",
                   (json_int_t)pbft_client_view(st->c), "queued", (json_int_t)st->qlen, "submitted",
@@ -663,6 +665,7 @@ static int pn__open(pn_state *st, char *err, size_t errsize)
         .listen = st->cfg->members[st->me].address,
         .msg_max = PBFT_MSG_MAX,
         .pending_max = PN_PENDING_MAX,
+        .pending_ttl_ms = PN_PENDING_TTL_MS,
         .idle_timeout_ms = PN_IDLE_MS,
         .handshake_timeout_ms = PN_HANDSHAKE_MS,
         .max_streams = PN_MAX_STREAMS,
