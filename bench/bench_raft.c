@@ -15,18 +15,22 @@
  *       should be the leader's client URL (bench/raft.sh finds it).
  *   bench_raft entry-size [VALUE]
  *       Prints the size in bytes of the Raft entry for a VALUE-byte input.
- *   bench_raft reelect [ROUNDS] [ELECTION_MS]
+ *   bench_raft reelect [ROUNDS] [ELECTION_MS] [MODE]
  *       Leader re-election after a kill: three libraft servers as for `raft` (election timeout
  *       ELECTION_MS, default 150, randomised by libraft in [t, 2t]; heartbeat t/3). Each round
  *       waits until the cluster is settled (one leader that both others follow, 1 s after the
  *       last restart), then kills the leader in process: raft_close, which closes its log and
- *       its TCP connections at once and sends nothing (the followers see the connections end,
- *       which libraft does not take as a sign; they notice the leader's death only by their
- *       election timeout, as after kill -9). Measured from the kill: "elected" = a survivor is
- *       RAFT_LEADER (polled every 1 ms), "ready" = it has applied a barrier of its term, which
- *       is when flow's raft actor reports "leader" to the registry. The killed server is then
- *       restarted from its directory. ROUNDS default 20. Prints reelect_{elected,ready}_ms_
- *       {p50,p99,max}.
+ *       its TCP connections at once and sends nothing — what the followers see of a kill -9:
+ *       the connections from the leader end (EOF). MODE: "on" (default, what flow's raft actor
+ *       does): pre-vote, and each follower whose connection from its leader ends cuts its
+ *       election timer (flow_raft_leader_gone, log_store.h); "off": neither (libraft alone:
+ *       the followers notice only by their election timeout); "watch": the cut without
+ *       pre-vote; "prevote": pre-vote without the cut. Measured from the kill: "elected" = a
+ *       survivor is RAFT_LEADER (polled every 1 ms), "ready" = it has applied a barrier of its
+ *       term, which is when flow's raft actor reports "leader" to the registry. The killed
+ *       server is then restarted from its directory. ROUNDS default 20. Prints
+ *       reelect_{elected,ready}_ms_{min,p50,p99,max} and reelect_timer_cuts (followers that
+ *       cut their timer, over all rounds).
  *
  * Prints "name value" lines: <kind>_commits_per_s, <kind>_latency_us_p50 / _p99 / _max. A
  * commit's latency is from the apply / the request's first byte sent to the callback / the
@@ -310,6 +314,8 @@ typedef struct enode {
     char dir[300];
 } enode;
 
+enum { E_MODE_OFF = 0, E_MODE_WATCH = 1, E_MODE_PREVOTE = 2, E_MODE_ON = 3 };
+
 enum { E_SETTLE, E_WAIT, E_RESTART, E_DONE };
 
 struct ebench {
@@ -317,6 +323,8 @@ struct ebench {
     uv_timer_t timer;
     enode n[NODES];
     unsigned election;
+    int mode; /* E_MODE_*: bit 1 the cut, bit 2 pre-vote */
+    uint64_t cuts;
     size_t rounds, round;
     int phase, killed, cand;
     uint64_t t_kill, t_phase;
@@ -335,6 +343,15 @@ static void e_closed(struct raft *r)
     n->closing = false;
 }
 
+/* The killed leader's connection to this follower ended (log_store.c's watch). */
+static void e_lost(void *user, raft_id id)
+{
+    enode *n = user;
+    if (n->up && flow_raft_leader_gone(&n->raft, id, flow_raft_lost_leader_ms(n->b->election))) {
+        n->b->cuts++;
+    }
+}
+
 static int e_start(enode *n, uv_loop_t *loop, raft_id id, const struct raft_configuration *conf,
                    unsigned election)
 {
@@ -349,6 +366,10 @@ static int e_start(enode *n, uv_loop_t *loop, raft_id id, const struct raft_conf
     raft_set_election_timeout(&n->raft, election);
     raft_set_heartbeat_timeout(&n->raft, election / 3 ? election / 3 : 1);
     raft_uv_set_connect_retry_delay(&n->ls.io, 50);
+    raft_set_pre_vote(&n->raft, (n->b->mode & E_MODE_PREVOTE) != 0);
+    if (n->b->mode & E_MODE_WATCH) {
+        flow_log_store_on_peer_lost(&n->ls, e_lost, n);
+    }
     if ((conf && raft_bootstrap(&n->raft, conf) != 0) || raft_start(&n->raft) != 0) {
         fprintf(stderr, "bench_raft: node %llu: start: %s\n", (unsigned long long)id,
                 raft_errmsg(&n->raft));
@@ -456,11 +477,12 @@ static void report_ms(const char *name, uint64_t *v, size_t n)
     printf("reelect_%s_ms_max %.1f\n", name, (double)v[n - 1] / 1e6);
 }
 
-static int bench_reelect(size_t rounds, unsigned election)
+static int bench_reelect(size_t rounds, unsigned election, int mode)
 {
     ebench *b = calloc(1, sizeof *b);
     b->rounds = rounds;
     b->election = election;
+    b->mode = mode;
     b->elected = calloc(rounds, sizeof *b->elected);
     b->ready = calloc(rounds, sizeof *b->ready);
     uv_loop_init(&b->loop);
@@ -495,9 +517,12 @@ static int bench_reelect(size_t rounds, unsigned election)
     uv_run(&b->loop, UV_RUN_DEFAULT);
     rc = b->failed || b->round != rounds;
     if (!rc) {
-        printf("reelect_rounds %zu\nreelect_election_timeout_ms %u\n", rounds, election);
+        static const char *const names[] = {"off", "watch", "prevote", "on"};
+        printf("reelect_rounds %zu\nreelect_election_timeout_ms %u\nreelect_mode %s\n", rounds,
+               election, names[mode & 3]);
         report_ms("elected", b->elected, rounds);
         report_ms("ready", b->ready, rounds);
+        printf("reelect_timer_cuts %llu\n", (unsigned long long)b->cuts);
     }
     uv_loop_close(&b->loop);
     char cmd[600];
@@ -700,14 +725,24 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "reelect") == 0) {
         size_t rounds = argc > 2 ? strtoul(argv[2], NULL, 10) : 20;
         unsigned election = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 10) : 150;
+        const char *m = argc > 4 ? argv[4] : "on";
+        int mode = strcmp(m, "off") == 0       ? E_MODE_OFF
+                   : strcmp(m, "watch") == 0   ? E_MODE_WATCH
+                   : strcmp(m, "prevote") == 0 ? E_MODE_PREVOTE
+                   : strcmp(m, "on") == 0      ? E_MODE_ON
+                                               : -1;
+        if (mode < 0) {
+            fprintf(stderr, "bench_raft reelect: MODE is on, off, watch or prevote\n");
+            return 2;
+        }
         signal(SIGPIPE, SIG_IGN); /* writes to the killed server's connections */
-        return bench_reelect(rounds ? rounds : 1, election ? election : 150);
+        return bench_reelect(rounds ? rounds : 1, election ? election : 150, mode);
     }
     if (argc >= 2 && strcmp(argv[1], "entry-size") == 0) {
         printf("%zu\n", entry_size(argc > 2 ? strtoul(argv[2], NULL, 10) : 128));
         return 0;
     }
     fprintf(stderr, "usage: bench_raft raft [N] [DEPTH] [VALUE] | etcd URL [N] [DEPTH] [VALUE] | "
-                    "entry-size [VALUE] | reelect [ROUNDS] [ELECTION_MS]\n");
+                    "entry-size [VALUE] | reelect [ROUNDS] [ELECTION_MS] [on|off|watch|prevote]\n");
     return 2;
 }

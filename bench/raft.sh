@@ -13,7 +13,8 @@
 # flight: throughput). Without etcd only the Raft column is printed.
 # Then leader re-election after a kill (bench_raft reelect, 20 rounds, three libraft servers in
 # one process, the leader closed abruptly in process) at election timeouts 150 ms (flow's
-# default) and 50 ms: time from the kill to a new leader, and to that leader having applied a
+# default) and 50 ms, flow's way ("on": leader-loss watch + pre-vote): time from the kill to a new
+# leader, and to that leader having applied a
 # barrier (when the registry sees "leader").
 set -euo pipefail
 

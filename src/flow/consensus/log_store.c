@@ -1,8 +1,9 @@
-/* flow/consensus/log_store.c — libraft's libuv storage and TCP transport, and the fault
- * switch's transport wrapper (log_store.h). */
+/* flow/consensus/log_store.c — libraft's libuv storage and TCP transport, and the transport
+ * wrapper: leader-loss watch and fault switch (log_store.h). */
 #include "flow/consensus/log_store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,194 @@ static void fault__free_stream(uv_handle_t *h)
     raft_free(h);
 }
 
+/* ---- leader loss: watching accepted connections -----------------------------------------
+ * libraft reads every accepted connection itself (one read callback for all of them). The
+ * wrapper puts watch__read in front of it, in the stream's public read_cb field, right after
+ * libraft started reading (synchronously, in its accept callback): watch__read calls libraft's
+ * callback with the same arguments and, the first time a read fails (UV_EOF: the peer closed
+ * or its process died; another error: the connection broke), tells the transport's owner which
+ * peer it was. The records live in one table for the process (a stream does not tell which
+ * transport accepted it; the benchmark runs three transports on one loop), under a mutex. */
+
+typedef struct watch__rec {
+    struct uv_stream_s *stream;
+    flow_fault_transport *f;
+    raft_id id;
+    uv_read_cb raft_read; /* libraft's callback for this stream */
+    flow_fault_conn conn; /* to drop the records of streams libraft closed without an error */
+} watch__rec;
+
+static pthread_mutex_t watch__mu = PTHREAD_MUTEX_INITIALIZER;
+static watch__rec *watch__recs;
+static size_t watch__n, watch__cap;
+static uv_read_cb watch__fallback; /* libraft's read callback, for a stream no longer recorded */
+
+/* Under the mutex: the record of `stream`, or watch__n. */
+static size_t watch__find(const struct uv_stream_s *stream)
+{
+    for (size_t i = 0; i < watch__n; i++) {
+        if (watch__recs[i].stream == stream) {
+            return i;
+        }
+    }
+    return watch__n;
+}
+
+/* Under the mutex: drops record i; frees the table once empty. */
+static void watch__drop(size_t i)
+{
+    watch__recs[i] = watch__recs[--watch__n];
+    if (watch__n == 0) {
+        free(watch__recs);
+        watch__recs = NULL;
+        watch__cap = 0;
+    }
+}
+
+/* Drops every record of f (its transport closes: no hook any more). */
+static void watch__forget(const flow_fault_transport *f)
+{
+    pthread_mutex_lock(&watch__mu);
+    for (size_t i = watch__n; i-- > 0;) {
+        if (watch__recs[i].f == f) {
+            watch__drop(i);
+        }
+    }
+    pthread_mutex_unlock(&watch__mu);
+}
+
+static void watch__read(struct uv_stream_s *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    flow_peer_lost_fn fn = NULL;
+    void *user = NULL;
+    raft_id id = 0;
+    pthread_mutex_lock(&watch__mu);
+    uv_read_cb raft_read = watch__fallback;
+    size_t i = watch__find(stream);
+    if (i < watch__n) {
+        raft_read = watch__recs[i].raft_read;
+        if (nread < 0) {
+            flow_fault_transport *f = watch__recs[i].f;
+            f->lost++;
+            fn = f->peer_lost;
+            user = f->peer_lost_user;
+            id = watch__recs[i].id;
+            watch__drop(i);
+        }
+    }
+    pthread_mutex_unlock(&watch__mu);
+    raft_read(stream, nread, buf); /* libraft closes the stream on a failed read */
+    if (fn) {
+        fn(user, id);
+    }
+}
+
+static void watch__add(flow_fault_transport *f, raft_id id, struct uv_stream_s *stream)
+{
+    uv_os_fd_t fd;
+    if (f->closing || uv_is_closing((uv_handle_t *)stream) || stream->read_cb == NULL ||
+        stream->read_cb == watch__read || uv_fileno((uv_handle_t *)stream, &fd) != 0) {
+        return; /* libraft refused the connection, or reads it some other way: not watched */
+    }
+    watch__rec r = {.stream = stream, .f = f, .id = id, .raft_read = stream->read_cb};
+    r.conn.fd = fd;
+    if (!fault__addrs(fd, &r.conn.local, &r.conn.peer)) {
+        return;
+    }
+    pthread_mutex_lock(&watch__mu);
+    size_t i = watch__find(stream); /* a closed stream's memory reused */
+    if (i == watch__n && watch__n == watch__cap) {
+        for (size_t k = watch__n; k-- > 0;) { /* streams libraft closed without a failed read */
+            if (!fault__live(&watch__recs[k].conn)) {
+                watch__drop(k);
+            }
+        }
+        i = watch__n;
+    }
+    if (i == watch__n && watch__n == watch__cap) {
+        size_t cap = watch__cap ? watch__cap * 2 : 16;
+        watch__rec *v = realloc(watch__recs, cap * sizeof *v);
+        if (v == NULL) {
+            pthread_mutex_unlock(&watch__mu);
+            return;
+        }
+        watch__recs = v;
+        watch__cap = cap;
+    }
+    if (i == watch__n) {
+        watch__n++;
+    }
+    watch__recs[i] = r;
+    watch__fallback = r.raft_read;
+    stream->read_cb = watch__read;
+    f->watched++;
+    pthread_mutex_unlock(&watch__mu);
+}
+
+void flow_log_store_on_peer_lost(flow_log_store *ls, flow_peer_lost_fn fn, void *user)
+{
+    if (ls->fault) {
+        pthread_mutex_lock(&watch__mu);
+        ls->fault->peer_lost = fn;
+        ls->fault->peer_lost_user = user;
+        pthread_mutex_unlock(&watch__mu);
+    }
+}
+
+void flow_log_store_peer_stats(const flow_log_store *ls, uint64_t *watched, uint64_t *lost)
+{
+    *watched = *lost = 0;
+    if (ls->fault) {
+        pthread_mutex_lock(&watch__mu);
+        *watched = ls->fault->watched;
+        *lost = ls->fault->lost;
+        pthread_mutex_unlock(&watch__mu);
+    }
+}
+
+unsigned flow_raft_lost_leader_ms(unsigned election_ms)
+{
+    return election_ms / 10 > 10 ? election_ms / 10 : 10;
+}
+
+bool flow_raft_leader_gone(struct raft *r, raft_id id, unsigned short_ms)
+{
+    raft_id leader = 0;
+    const char *address = NULL;
+    if (id == 0 || raft_state(r) != RAFT_FOLLOWER) {
+        return false;
+    }
+    raft_leader(r, &leader, &address);
+    if (leader != id) {
+        return false; /* a connection from a follower or a candidate: nothing to do */
+    }
+    /* this node's rank among the voters left: the lowest id goes first, each next one a
+     * heartbeat (a libraft tick) later, so that no two pre-vote at the same instant */
+    unsigned rank = 0;
+    bool voter = false;
+    for (unsigned i = 0; i < r->configuration.n; i++) {
+        const struct raft_server *s = &r->configuration.servers[i];
+        if (s->role != RAFT_VOTER || s->id == id) {
+            continue;
+        }
+        voter = voter || s->id == r->id;
+        rank += s->id < r->id;
+    }
+    if (!voter) {
+        return false; /* libraft never starts an election here */
+    }
+    /* libraft 0.15: a follower converts to candidate at the first tick (every heartbeat) at
+     * which now - election_timer_start >= follower_state.randomized_election_timeout */
+    raft_time now = r->io->time(r->io);
+    raft_time elapsed = now > r->election_timer_start ? now - r->election_timer_start : 0;
+    raft_time expiry = elapsed + short_ms + (raft_time)rank * r->heartbeat_timeout;
+    if (expiry >= r->follower_state.randomized_election_timeout) {
+        return false; /* it expires as soon anyway */
+    }
+    r->follower_state.randomized_election_timeout = (unsigned)expiry;
+    return true;
+}
+
 static int fault__init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
     flow_fault_transport *f = t->impl;
@@ -102,8 +291,11 @@ static void fault__accepted(struct raft_uv_transport *tcp, raft_id id, const cha
         uv_close((uv_handle_t *)stream, fault__free_stream);
         return;
     }
-    fault__track(f, stream);
+    if (f->faults) {
+        fault__track(f, stream);
+    }
     f->accept_cb(f->outer, id, address, stream);
+    watch__add(f, id, stream);
 }
 
 static int fault__listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
@@ -134,7 +326,7 @@ static void fault__connected(struct raft_uv_connect *req, struct uv_stream_s *st
         uv_close((uv_handle_t *)stream, fault__free_stream);
         stream = NULL;
         status = RAFT_NOCONNECTION;
-    } else if (status == 0) {
+    } else if (status == 0 && f->faults) {
         fault__track(f, stream);
     }
     outer->cb(outer, stream, status);
@@ -172,13 +364,15 @@ static void fault__close(struct raft_uv_transport *t, raft_uv_transport_close_cb
 {
     flow_fault_transport *f = t->impl;
     f->close_cb = cb;
+    f->closing = true;
+    watch__forget(f);
     f->tcp.close(&f->tcp, fault__closed);
 }
 
 int flow_log_store_isolate(flow_log_store *ls, bool isolated)
 {
     flow_fault_transport *f = ls->fault;
-    if (f == NULL) {
+    if (f == NULL || !f->faults) {
         return -EPERM;
     }
     f->isolated = isolated;
@@ -221,14 +415,13 @@ int flow_log_store_open(flow_log_store *ls, struct uv_loop_s *loop, const char *
         snprintf(err, errsize, "%s: %s", ls->dir, strerror(-rc));
         return rc;
     }
-    if (faults) {
-        ls->fault = calloc(1, sizeof *ls->fault);
-        if (ls->fault == NULL) {
-            snprintf(err, errsize, "out of memory");
-            return RAFT_NOMEM;
-        }
+    ls->fault = calloc(1, sizeof *ls->fault);
+    if (ls->fault == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return RAFT_NOMEM;
     }
-    rc = raft_uv_tcp_init(ls->fault ? &ls->fault->tcp : &ls->transport, loop);
+    ls->fault->faults = faults;
+    rc = raft_uv_tcp_init(&ls->fault->tcp, loop);
     if (rc != 0) {
         snprintf(err, errsize, "raft transport: %s", raft_strerror(rc));
         free(ls->fault);
@@ -236,14 +429,12 @@ int flow_log_store_open(flow_log_store *ls, struct uv_loop_s *loop, const char *
         return rc;
     }
     ls->tcp_ok = true;
-    if (ls->fault) {
-        ls->fault->outer = &ls->transport;
-        ls->transport.impl = ls->fault;
-        ls->transport.init = fault__init;
-        ls->transport.listen = fault__listen;
-        ls->transport.connect = fault__connect_fn;
-        ls->transport.close = fault__close;
-    }
+    ls->fault->outer = &ls->transport;
+    ls->transport.impl = ls->fault;
+    ls->transport.init = fault__init;
+    ls->transport.listen = fault__listen;
+    ls->transport.connect = fault__connect_fn;
+    ls->transport.close = fault__close;
     rc = raft_uv_init(&ls->io, loop, ls->dir, &ls->transport);
     if (rc != 0) {
         snprintf(err, errsize, "raft storage %s: %s", ls->dir, raft_strerror(rc));
@@ -261,10 +452,11 @@ void flow_log_store_close(flow_log_store *ls)
         ls->io_ok = false;
     }
     if (ls->tcp_ok) {
-        raft_uv_tcp_close(ls->fault ? &ls->fault->tcp : &ls->transport);
+        raft_uv_tcp_close(&ls->fault->tcp);
         ls->tcp_ok = false;
     }
     if (ls->fault) {
+        watch__forget(ls->fault);
         free(ls->fault->conns);
         free(ls->fault);
         ls->fault = NULL;

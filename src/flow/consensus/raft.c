@@ -68,6 +68,8 @@ typedef struct rf_node {
     bool nudges; /* with gossip: followers coordinate swarms, tell them commits at once */
     struct raft_barrier nudge;
     bool nudge_busy, nudge_again;
+    unsigned lost_leader_ms; /* the election timer once the leader's connection ended */
+    uint64_t early;          /* times the timer was cut for that */
     char err[RAFT_ERRMSG_BUF_SIZE];
 } rf_node;
 
@@ -216,6 +218,19 @@ static void rf__node_close(rf_node *n)
     }
 }
 
+/* An accepted connection from peer `id` ended (log_store.c): if it was this follower's leader,
+ * its process most likely died (kill -9 and crashes close its sockets at once), so the
+ * election timer is cut (flow_raft_leader_gone) instead of waiting a whole election timeout
+ * without heartbeats. A false alarm (the leader alive) costs a refused pre-vote. */
+static void rf__peer_lost(void *user, raft_id id)
+{
+    rf_node *n = user;
+    if (n->raft_ok && !sup_pid_is_null(n->self) &&
+        flow_raft_leader_gone(&n->raft, id, n->lost_leader_ms)) {
+        n->early++;
+    }
+}
+
 static int rf__node_open(rf_state *st, sup_actor *self, char *err, size_t errsize)
 {
     const flow_raft_config *cfg = st->cfg;
@@ -252,6 +267,12 @@ static int rf__node_open(rf_state *st, sup_actor *self, char *err, size_t errsiz
     raft_set_election_timeout(&n->raft, election);
     raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms ? cfg->heartbeat_ms
                                                            : (election / 3 ? election / 3 : 1));
+    /* pre-vote: a candidate whose election would fail (a false alarm below, a node cut off)
+     * changes no term; and the second follower to time out after a leader's death wins at
+     * once instead of splitting the vote with the first (docs/consensus.md) */
+    raft_set_pre_vote(&n->raft, true);
+    n->lost_leader_ms = flow_raft_lost_leader_ms(election);
+    flow_log_store_on_peer_lost(&n->ls, rf__peer_lost, n);
     raft_set_snapshot_threshold(&n->raft,
                                 cfg->snapshot_threshold ? cfg->snapshot_threshold : 10000);
     raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing ? cfg->snapshot_trailing : 1000);
@@ -829,6 +850,11 @@ static json_t *rf__status(const rf_state *st)
     json_object_set_new(o, "gossip",
                         st->gossip_view ? json_deep_copy(st->gossip_view) : json_null());
     json_object_set_new(o, "isolated", json_boolean(flow_log_store_isolated(&n->ls)));
+    uint64_t watched = 0, ended = 0;
+    flow_log_store_peer_stats(&n->ls, &watched, &ended);
+    json_object_set_new(o, "peer_connections",
+                        json_pack("{s:I, s:I, s:I}", "watched", (json_int_t)watched, "ended",
+                                  (json_int_t)ended, "leader_lost", (json_int_t)n->early));
     json_object_set_new(o, "leases", rf__leases(flow_fsm_state(n->fsm)));
     json_object_set_new(o, "forwarding",
                         json_pack("{s:I, s:I, s:b}", "forwarded", (json_int_t)st->forwarded,
