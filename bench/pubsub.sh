@@ -119,11 +119,12 @@ unset MACULA_DATA_DIR XDG_DATA_HOME MACULA_CONFIG MACULA_REALM MACULA_CERT_PATH 
   MACULA_BOOTSTRAP_PEERS MACULA_BOOTSTRAP_URL MACULA_NODE MACULA_CHAOS
 export BENCH_REALM=bench
 declare -A qport hport
-start_node() { # start_node NAME [BOOTSTRAP_URL]
-  local n=$1 boot=${2:-} dir="$tmp/node-$1"
+start_node() { # start_node NAME [BOOTSTRAP_URL [RPC_NO_DIRECT]]
+  local n=$1 boot=${2:-} nodirect=${3:-} dir="$tmp/node-$1"
   mkdir -p "$dir/home"
   env HOME="$dir/home" HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 MACULA_QUIC_PORT=0 \
-    MACULA_REALM=bench MACULA_BOOTSTRAP_PEERS="$boot" "$macula" node >"$dir/out" 2>"$dir/err" &
+    MACULA_REALM=bench MACULA_BOOTSTRAP_PEERS="$boot" MACULA_RPC_NO_DIRECT="$nodirect" \
+    "$macula" node >"$dir/out" 2>"$dir/err" &
   spids+=($!)
   for _ in $(seq 1 200); do
     hport[$n]=$(sed -n 's#.*health     http://127.0.0.1:\([0-9]*\)/health.*#\1#p' "$dir/out")
@@ -145,6 +146,19 @@ for _ in $(seq 1 60); do
 done
 curl -s "http://127.0.0.1:${hport[B]}/health" | grep -q '"state":"joined"' ||
   { echo "bench/pubsub.sh: node B did not join node A" >&2; exit 1; }
+# Node C (for "macula 2 hops"): joins through A and never sends RPC to B directly
+# (rpc_no_direct), so a call from a client of C to a provider on B goes C → A → B and back.
+bid=$(sed -n 's/.*node id    \([0-9a-f]\{64\}\).*/\1/p' "$tmp/node-B/out")
+[[ -n "$bid" ]] || { echo "bench/pubsub.sh: node B's id not found in its banner" >&2; exit 1; }
+start_node C "$A" "$bid"
+C="https://127.0.0.1:${qport[C]}"
+for _ in $(seq 1 60); do
+  curl -s "http://127.0.0.1:${hport[C]}/health" | grep -q '"state":"joined"' && break
+  sleep 1
+done
+curl -s "http://127.0.0.1:${hport[C]}/health" | grep -q '"state":"joined"' ||
+  { echo "bench/pubsub.sh: node C did not join node A" >&2; exit 1; }
+forwarded() { curl -s "http://127.0.0.1:${hport[A]}/metrics" | awk '$1 == "macula_rpc_routes_forwarded_total" { print $2 }'; }
 
 # ---- cells
 raw="$tmp/raw"
@@ -154,6 +168,7 @@ addr() {
   case $1 in
     macula) echo "$A $A" ;;
     macula1) echo "$A $B" ;;
+    macula2) echo "$C $B" ;;
     nats) echo "127.0.0.1:$nport 127.0.0.1:$nport" ;;
     natss) echo "127.0.0.1:$ntport 127.0.0.1:$ntport" ;;
     redis) echo "127.0.0.1:$rport 127.0.0.1:$rport" ;;
@@ -162,7 +177,7 @@ addr() {
     mqtts) echo "127.0.0.1:$mtport 127.0.0.1:$mtport" ;;
   esac
 }
-kind() { [[ $1 == macula1 ]] && echo macula || echo "$1"; }
+kind() { [[ $1 == macula[12] ]] && echo macula || echo "$1"; }
 # cell KEY CMD...: runs CMD BENCH_RUNS times, appends "KEY name value" lines (median per name)
 cell() {
   local key=$1 i
@@ -181,13 +196,14 @@ cell() {
     END { for (k in n) print key, k, v[k, int((n[k] + 1) / 2)] }' >>"$raw"
 }
 
-systems=(macula macula1 nats natss redis rediss mqtt mqtts)
+systems=(macula macula1 macula2 nats natss redis rediss mqtt mqtts)
 read -r -a run_systems <<<"${BENCH_SYSTEMS:-${systems[*]}}"
 cases=()
 for c in ${BENCH_CASES:-1:16 1:1024 10:16 10:1024}; do cases+=("${c/:/ }"); done
 for s in "${run_systems[@]}"; do
   read -r pa sa <<<"$(addr "$s")"
   for c in "${cases[@]}"; do
+    [[ $s == macula2 ]] && break # 2 hops: RPC only
     read -r ns sz <<<"$c"
     cell "ps.$s.$ns.$sz" "$bin" pubsub "$(kind "$s")" "$pa" "$sa" "$ns" "$sz" "$count" "$latn"
   done
@@ -202,11 +218,14 @@ v() { awk -v k="$1" -v m="$2" '$1 == k && $2 == m { print $3 }' "$raw"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "–"; else printf "%.2f\n", a / b }'; }
 peers=(nats natss redis rediss mqtt mqtts)
 head_abs="| macula | macula 1 hop | NATS | NATS TLS | redis | redis TLS | mosquitto | mosquitto TLS |"
+head_rpc="| macula | macula 1 hop | macula 2 hops | NATS | NATS TLS | redis | redis TLS | mosquitto | mosquitto TLS |"
+ps_systems=(macula macula1 nats natss redis rediss mqtt mqtts)
+row_sys=("${ps_systems[@]}")
 head_rat="macula / NATS | / NATS TLS | / redis | / redis TLS | / mosquitto | / mosquitto TLS |"
 row() { # row LABEL KEYPREFIX KEYSUFFIX METRIC
   local label=$1 pre=$2 suf=$3 m=$4 line s mv
   line="| $label |"
-  for s in "${systems[@]}"; do line+=" $(v "$pre.$s.$suf" "$m") |"; done
+  for s in "${row_sys[@]}"; do line+=" $(v "$pre.$s.$suf" "$m") |"; done
   mv=$(v "$pre.macula.$suf" "$m")
   for s in "${peers[@]}"; do line+=" $(ratio "$mv" "$(v "$pre.$s.$suf" "$m")") |"; done
   echo "$line"
@@ -232,8 +251,9 @@ done
 echo
 echo "RPC: echo of a 16-byte argument, ${rpcms} ms per cell after 1 s of warm-up (macula: advertise/call; NATS: request/reply; redis and mosquitto: a request topic and a reply topic)."
 echo
-echo "| RPC $head_abs $head_rat"
-echo "$sep"
+echo "| RPC $head_rpc $head_rat"
+echo "$sep---:|"
+row_sys=("${systems[@]}")
 for n in 1 "$inflight"; do
   row "calls/s, $n in flight (higher is better)" rpc "$n" calls_per_s
   row "p50 µs, $n in flight" rpc "$n" call_p50_us
@@ -242,5 +262,6 @@ done
 lost=$(awk '($2 == "lost" || $2 == "lat_lost" || $2 == "call_errors") && $3 != 0 { printf "%s %s=%s; ", $1, $2, $3 }' "$raw")
 echo
 echo "Messages lost / failed calls: ${lost:-none}."
-echo "macula 2 hops (caller's node → middle → provider's node): not measured; a node forwards directly once it knows the destination, and there is no node-level setting yet that forbids the direct connection."
+echo "macula 2 hops: caller on node C, provider on node B, C started with rpc_no_direct = B, so every call goes C → A → B and back (RPC_ROUTE); node A forwarded $(forwarded) routes in all."
+
 if [[ -n "${BENCH_PUBSUB_RAW:-}" ]]; then cp "$raw" "$BENCH_PUBSUB_RAW"; fi

@@ -164,6 +164,15 @@ ACKED=$(wc -l <"$DIR/acked")
 [ "$ACKED" -ge $((N - 5)) ] || fail "only $ACKED of $N submissions acknowledged"
 L2=$(wait_leader) || fail "no new leader after the kill"
 [ "$L2" != "$L" ] || fail "the killed node is still the leader"
+# the survivors saw the leader's Raft connection end (the kernel closes a killed process's
+# sockets) and cut their election timers short (docs/consensus.md "Re-election after a kill")
+LOST=0
+for i in 1 2 3; do
+    [ -z "${PID[$i]:-}" ] && continue
+    n=$(post "$i" cluster_status '{}' | jget peer_connections.leader_lost)
+    LOST=$((LOST + ${n:-0}))
+done
+[ "$LOST" -ge 1 ] || fail "no survivor noticed the killed leader's connection ending"
 echo "ok 2 - new leader $L2 after kill -9 of $L; $ACKED of $N submissions acknowledged"
 for i in 1 2 3; do
     [ -z "${PID[$i]:-}" ] && continue
