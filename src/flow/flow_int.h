@@ -73,7 +73,7 @@ enum {
      * and FWD (cluster_*) as with Raft, sent to / by FLOW_N_PBFT */
     /* swarm coordination (raft.c → registry.c; election.c) */
     FLOW_TAG_MEMBERS,   /* cast to registry: {"alive": [lease names]} (gossip view ∩ voters) */
-    FLOW_TAG_FORWARDED, /* to raft from fwd_http: a flow_http_result (forwarded proposals) */
+    FLOW_TAG_FORWARDED, /* to raft from flow_http_post: a flow_http_result (forwarded proposals) */
 };
 
 /* ---- views (view.c): what the actors publish for the HTTP endpoints ---------------------- */

@@ -38,7 +38,7 @@
 #include <uv.h>
 
 #include "flow/consensus/fsm.h"
-#include "flow/consensus/fwd_http.h"
+#include "flow/observer/http_post.h"
 #include "flow/consensus/log_store.h"
 #include "flow/flow_int.h"
 
@@ -97,12 +97,12 @@ typedef struct rf_state {
     char *peers_sent;    /* the last FLOW_TAG_PEERS text sent */
     char *alive_sent;    /* the last FLOW_TAG_MEMBERS text sent */
     /* forwarding (a follower's proposals go to the leader's cluster_propose, in order) */
-    rf_fwd *fwd;           /* waiting, oldest first */
-    rf_fwd *fwd_inflight;  /* sent in the request fwd_id, in order */
-    uint64_t fwd_id;       /* the request in flight (0: none) */
-    fwd_http *fwd_req;     /* its I/O, held until its answer is taken or the actor ends */
-    uint64_t fwd_seq;      /* request ids */
-    uint64_t fwd_retry_at; /* no request before (runtime ms) */
+    rf_fwd *fwd;            /* waiting, oldest first */
+    rf_fwd *fwd_inflight;   /* sent in the request fwd_id, in order */
+    uint64_t fwd_id;        /* the request in flight (0: none) */
+    flow_http_req *fwd_req; /* its I/O, held until its answer is taken or the actor ends */
+    uint64_t fwd_seq;       /* request ids */
+    uint64_t fwd_retry_at;  /* no request before (runtime ms) */
     uint64_t forwarded, forward_failures;
 } rf_state;
 
@@ -649,9 +649,9 @@ static void rf__fwd_pump(sup_actor *self, rf_state *st)
     st->fwd = *end;
     *end = NULL;
     st->fwd_id = ++st->fwd_seq;
-    st->fwd_req = fwd_http_post(sup_rt_loop(rt), rt, sup_self(self), FLOW_TAG_FORWARDED, st->fwd_id,
-                                &url, text, strlen(text), RF_FWD_TIMEOUT_MS);
-    if (st->fwd_req == NULL) {
+    if (flow_http_post(sup_rt_loop(rt), rt, sup_self(self), FLOW_TAG_FORWARDED, st->fwd_id, &url,
+                       "application/json", text, strlen(text), RF_FWD_TIMEOUT_MS,
+                       &st->fwd_req) != 0) {
         *end = st->fwd; /* put them back */
         st->fwd = st->fwd_inflight;
         st->fwd_inflight = NULL;
@@ -673,7 +673,7 @@ static void rf__fwd_answer(sup_actor *self, rf_state *st, const sup_msg *m)
         return;
     }
     st->fwd_id = 0;
-    fwd_http_release(st->fwd_req);
+    flow_http_release(st->fwd_req);
     st->fwd_req = NULL;
     if (res.status == 200) {
         rf__fwd_free(st->fwd_inflight);
@@ -1104,7 +1104,7 @@ static void rf_terminate(sup_actor *self, void *state, const sup_reason *reason)
     free(st->alive_sent);
     rf__fwd_free(st->fwd);
     rf__fwd_free(st->fwd_inflight);
-    fwd_http_release(st->fwd_req); /* a request in flight sends nothing any more */
+    flow_http_release(st->fwd_req); /* a request in flight sends nothing any more */
 }
 
 static const sup_behaviour rf_behaviour = {

@@ -1,31 +1,13 @@
-/* flow/observer/http_post.c — one HTTP/1.1 POST on libuv TCP (http_post.h). */
+/* flow/observer/http_post.c — one HTTP/1.1 POST on libuv TCP, cancellable (http_post.h). */
 #include "flow/observer/http_post.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define HP_MAX_ANSWER 65536
-
-typedef struct hp_req {
-    uv_getaddrinfo_t gai;
-    uv_tcp_t tcp;
-    uv_connect_t conn;
-    uv_write_t wr;
-    uv_timer_t timer;
-    sup_rt *rt;
-    sup_pid owner;
-    int tag;
-    flow_http_result res;
-    char head[FLOW_HTTP_URL_MAX + 512];
-    char *body;
-    size_t blen;
-    char *ans; /* the answer read so far */
-    size_t alen;
-    int open; /* handles not closed yet */
-    bool resolving, tcp_open, done;
-} hp_req;
 
 int flow_http_url_parse(const char *url, flow_http_url *out, char *err, size_t errsize)
 {
@@ -73,18 +55,45 @@ int flow_http_url_parse(const char *url, flow_http_url *out, char *err, size_t e
     return 0;
 }
 
-static void hp__closed(uv_handle_t *h)
+struct flow_http_req {
+    uv_getaddrinfo_t gai;
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    uv_write_t wr;
+    uv_timer_t timer;
+    sup_rt *rt;
+    sup_pid owner;
+    int tag;
+    flow_http_result res;
+    char head[FLOW_HTTP_URL_MAX + 512];
+    char *body;
+    size_t blen;
+    char *ans; /* the answer read so far */
+    size_t alen;
+    int open;       /* handles not closed yet */
+    bool resolving; /* the name resolution has not called back */
+    bool tcp_open, done;
+    bool owned; /* an owner holds it (not released yet) */
+};
+
+static void hp__maybe_free(flow_http_req *r)
 {
-    hp_req *r = h->data;
-    if (--r->open == 0 && !r->resolving) {
+    if (r->open == 0 && !r->resolving && !r->owned) {
         free(r->body);
         free(r->ans);
         free(r);
     }
 }
 
-/* Ends the request once: reports, closes what is open. */
-static void hp__finish(hp_req *r, const char *error)
+static void hp__closed(uv_handle_t *h)
+{
+    flow_http_req *r = h->data;
+    r->open--;
+    hp__maybe_free(r);
+}
+
+/* Ends the request once: reports to a still-holding owner, closes what is open. */
+static void hp__finish(flow_http_req *r, const char *error)
 {
     if (r->done) {
         return;
@@ -93,11 +102,11 @@ static void hp__finish(hp_req *r, const char *error)
     if (error) {
         snprintf(r->res.error, sizeof r->res.error, "%s", error);
     }
-    if (!sup_pid_is_null(r->owner)) {
+    if (r->owned && !sup_pid_is_null(r->owner)) {
         sup_send(r->rt, SUP_NOPID, r->owner, r->tag, &r->res, sizeof r->res);
     }
     if (r->resolving) {
-        uv_cancel((uv_req_t *)&r->gai); /* its callback frees when the handles are closed */
+        uv_cancel((uv_req_t *)&r->gai); /* its callback still comes (UV_ECANCELED) */
     }
     uv_close((uv_handle_t *)&r->timer, hp__closed);
     if (r->tcp_open) {
@@ -110,8 +119,9 @@ static void hp__timeout(uv_timer_t *t)
     hp__finish(t->data, "timeout");
 }
 
-/* Parses the answer once its head is complete: the status, and whether the body is in. */
-static bool hp__answer_complete(hp_req *r)
+/* Whether the answer is complete (head with a Content-Length and that much body); sets the
+ * status once the head is in. */
+static bool hp__complete(flow_http_req *r)
 {
     const char *eoh = NULL;
     for (size_t i = 0; i + 3 < r->alen && eoh == NULL; i++) {
@@ -119,11 +129,7 @@ static bool hp__answer_complete(hp_req *r)
             eoh = r->ans + i + 4;
         }
     }
-    if (eoh == NULL) {
-        return false;
-    }
-    /* "HTTP/1.x NNN ..." */
-    if (r->alen < 12 || strncmp(r->ans, "HTTP/1.", 7) != 0 || r->ans[8] != ' ') {
+    if (eoh == NULL || r->alen < 12 || strncmp(r->ans, "HTTP/1.", 7) != 0 || r->ans[8] != ' ') {
         return false;
     }
     char *end = NULL;
@@ -150,7 +156,7 @@ static bool hp__answer_complete(hp_req *r)
 static void hp__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     (void)suggested;
-    hp_req *r = h->data;
+    flow_http_req *r = h->data;
     size_t room = HP_MAX_ANSWER - r->alen;
     char *n = room ? realloc(r->ans, r->alen + room) : NULL;
     if (n) {
@@ -162,31 +168,30 @@ static void hp__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 static void hp__read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     (void)b;
-    hp_req *r = s->data;
+    flow_http_req *r = s->data;
     if (n > 0) {
         r->alen += (size_t)n;
-        if (hp__answer_complete(r)) {
+        if (hp__complete(r)) {
             hp__finish(r, NULL);
         } else if (r->alen >= HP_MAX_ANSWER) {
             hp__finish(r, "answer too large");
         }
     } else if (n < 0) {
-        (void)hp__answer_complete(r); /* reads the status of a head without a length */
+        (void)hp__complete(r); /* the status of a head without a length */
         hp__finish(r, r->res.status ? NULL : "no HTTP answer");
     }
 }
 
 static void hp__written(uv_write_t *w, int status)
 {
-    hp_req *r = w->data;
     if (status < 0) {
-        hp__finish(r, uv_strerror(status));
+        hp__finish(w->data, uv_strerror(status));
     }
 }
 
 static void hp__connected(uv_connect_t *c, int status)
 {
-    hp_req *r = c->data;
+    flow_http_req *r = c->data;
     if (r->done) {
         return;
     }
@@ -209,15 +214,11 @@ static void hp__connected(uv_connect_t *c, int status)
 
 static void hp__resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
 {
-    hp_req *r = g->data;
+    flow_http_req *r = g->data;
     r->resolving = false;
     if (r->done) {
         uv_freeaddrinfo(ai);
-        if (r->open == 0) {
-            free(r->body);
-            free(r->ans);
-            free(r);
-        }
+        hp__maybe_free(r);
         return;
     }
     int rc = status;
@@ -239,11 +240,14 @@ static void hp__resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
 
 int flow_http_post(uv_loop_t *loop, sup_rt *rt, sup_pid owner, int tag, uint64_t id,
                    const flow_http_url *url, const char *content_type, char *body, size_t len,
-                   uint64_t timeout_ms)
+                   uint64_t timeout_ms, flow_http_req **out)
 {
-    hp_req *r = calloc(1, sizeof *r);
-    if (r == NULL || loop == NULL) {
-        free(r);
+    bool owned = !sup_pid_is_null(owner);
+    flow_http_req *r = loop && (out != NULL || !owned) ? calloc(1, sizeof *r) : NULL;
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (r == NULL) {
         free(body);
         return -1;
     }
@@ -253,22 +257,36 @@ int flow_http_post(uv_loop_t *loop, sup_rt *rt, sup_pid owner, int tag, uint64_t
     r->res.id = id;
     r->body = body;
     r->blen = len;
+    r->owned = owned;
     r->gai.data = r->tcp.data = r->conn.data = r->wr.data = r->timer.data = r;
     snprintf(r->head, sizeof r->head,
-             "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-             "Connection: close\r\n\r\n",
+             "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: %s\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
              url->path, url->host, url->port, content_type, len);
     uv_timer_init(loop, &r->timer);
     r->open = 1;
     uv_timer_start(&r->timer, hp__timeout, timeout_ms, 0);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     r->resolving = true;
-    int rc = uv_getaddrinfo(loop, &r->gai, hp__resolved, url->host, url->port, &hints);
-    if (rc != 0) {
+    if (uv_getaddrinfo(loop, &r->gai, hp__resolved, url->host, url->port, &hints) != 0) {
         r->resolving = false;
-        r->owner = SUP_NOPID;
+        r->owned = false; /* the caller gets -1: nothing is sent, all is freed */
         hp__finish(r, "resolve");
         return -1;
     }
+    if (owned) {
+        *out = r;
+    }
     return 0;
+}
+
+void flow_http_release(flow_http_req *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    r->owned = false;
+    r->owner = SUP_NOPID;
+    hp__finish(r, "abandoned"); /* no-op when it ended already */
+    hp__maybe_free(r);
 }

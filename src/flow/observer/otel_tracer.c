@@ -56,6 +56,7 @@ typedef struct ot_state {
     size_t max_batch, max_queue;
     json_t *pending; /* spans waiting for export */
     bool in_flight;
+    flow_http_req *req; /* the export in flight (released on its answer or at the end) */
     size_t in_flight_n;
     uint64_t flush_timer;
     uint64_t exported, dropped, failed_posts;
@@ -227,13 +228,14 @@ static void ot__post(sup_rt *rt, sup_pid owner, ot_state *st)
         json_array_remove(st->pending, 0);
     }
     char *body = ot__body(st, batch);
+    bool owned = !sup_pid_is_null(owner);
     if (body == NULL ||
         flow_http_post(sup_rt_loop(rt), rt, owner, OT_POSTED, n, &st->url, "application/json", body,
-                       strlen(body), st->timeout_ms) != 0) {
+                       strlen(body), st->timeout_ms, owned ? &st->req : NULL) != 0) {
         st->failed_posts++;
         return;
     }
-    st->in_flight = !sup_pid_is_null(owner);
+    st->in_flight = owned;
     st->in_flight_n = n;
 }
 
@@ -255,6 +257,8 @@ static void ot__posted(sup_actor *self, ot_state *st, const sup_msg *m)
         return;
     }
     memcpy(&r, m->data, sizeof r);
+    flow_http_release(st->req);
+    st->req = NULL;
     st->in_flight = false;
     st->last_status = r.status;
     if (r.status >= 200 && r.status < 300) {
@@ -367,6 +371,10 @@ static void ot_terminate(sup_actor *self, void *state, const sup_reason *reason)
 {
     (void)reason;
     ot_state *st = state;
+    /* an export in flight is abandoned (it could only answer into a runtime that is going
+     * away); the spans still queued are posted once more without an owner */
+    flow_http_release(st->req);
+    st->req = NULL;
     while (st->exporting && json_array_size(st->pending) > 0) {
         ot__post(sup_self_rt(self), SUP_NOPID, st); /* the last spans: nobody waits */
     }

@@ -1,6 +1,7 @@
 /*
- * test_fwd_http.c — the raft actor's cancellable HTTP POST (consensus/fwd_http.h) against the
- * project's HTTP server on a real libuv loop (127.0.0.1, any free port):
+ * test_http_post.c — the cancellable HTTP POST (observer/http_post.h: the raft actor's forwarding,
+ * the OTLP exporter) against the project's HTTP server on a real libuv loop (127.0.0.1, any free
+ * port):
  *  - an answered POST: the server sees the path and the body, the owner gets the status;
  *  - nothing listening: the owner gets status 0 and a connect error;
  *  - released while the server holds the answer back: nothing reaches the owner, everything
@@ -19,7 +20,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "flow/consensus/fwd_http.h"
+#include "flow/observer/http_post.h"
 #include "http/server.h"
 #include "macula/sup.h"
 
@@ -140,8 +141,10 @@ static void answered(void **state)
     flow_http_url u;
     url_of(f, f->port, &u);
     const char *json = "{\"entries\":[]}";
-    fwd_http *r =
-        fwd_http_post(&f->loop, f->rt, f->owner, TAG, 42, &u, strdup(json), strlen(json), 10000);
+    flow_http_req *r = NULL;
+    assert_int_equal(flow_http_post(&f->loop, f->rt, f->owner, TAG, 42, &u, "application/json",
+                                    strdup(json), strlen(json), 10000, &r),
+                     0);
     assert_non_null(r);
     run_until(f, &f->results, 1);
     assert_int_equal(f->last.status, 200);
@@ -150,7 +153,7 @@ static void answered(void **state)
     assert_int_equal(f->requests, 1);
     assert_string_equal(f->path, "/flow/cluster_propose");
     assert_string_equal(f->body, json);
-    fwd_http_release(r); /* the owner took the answer */
+    flow_http_release(r); /* the owner took the answer */
 }
 
 static void nothing_listening(void **state)
@@ -169,13 +172,16 @@ static void nothing_listening(void **state)
     uv_close((uv_handle_t *)&probe, NULL);
     flow_http_url u;
     url_of(f, port, &u);
-    fwd_http *r = fwd_http_post(&f->loop, f->rt, f->owner, TAG, 7, &u, strdup("{}"), 2, 10000);
+    flow_http_req *r = NULL;
+    assert_int_equal(flow_http_post(&f->loop, f->rt, f->owner, TAG, 7, &u, "application/json",
+                                    strdup("{}"), 2, 10000, &r),
+                     0);
     assert_non_null(r);
     run_until(f, &f->results, 1);
     assert_int_equal(f->last.status, 0);
     assert_int_equal(f->last.id, 7);
     assert_non_null(strstr(f->last.error, "connect"));
-    fwd_http_release(r);
+    flow_http_release(r);
 }
 
 static void released_in_flight(void **state)
@@ -184,10 +190,13 @@ static void released_in_flight(void **state)
     f->hold = true;
     flow_http_url u;
     url_of(f, f->port, &u);
-    fwd_http *r = fwd_http_post(&f->loop, f->rt, f->owner, TAG, 9, &u, strdup("{}"), 2, 10000);
+    flow_http_req *r = NULL;
+    assert_int_equal(flow_http_post(&f->loop, f->rt, f->owner, TAG, 9, &u, "application/json",
+                                    strdup("{}"), 2, 10000, &r),
+                     0);
     assert_non_null(r);
     run_until(f, &f->requests, 1); /* the server has it and holds the answer */
-    fwd_http_release(r);
+    flow_http_release(r);
     for (int i = 0; i < 100; i++) {
         uv_run(&f->loop, UV_RUN_NOWAIT);
     }
@@ -203,11 +212,14 @@ static void released_then_runtime_freed(void **state)
     f->hold = true;
     flow_http_url u;
     url_of(f, f->port, &u);
-    fwd_http *r = fwd_http_post(&f->loop, f->rt, f->owner, TAG, 11, &u, strdup("{}"), 2, 10000);
+    flow_http_req *r = NULL;
+    assert_int_equal(flow_http_post(&f->loop, f->rt, f->owner, TAG, 11, &u, "application/json",
+                                    strdup("{}"), 2, 10000, &r),
+                     0);
     assert_non_null(r);
     /* the owner ends (shutdown) before the request got anywhere: release, free the runtime,
      * then let the loop close the handles (teardown's uv_run) */
-    fwd_http_release(r);
+    flow_http_release(r);
     sup_rt_free(f->rt);
     f->rt = NULL;
     http_server_stop(f->srv);
