@@ -269,15 +269,17 @@ static void rpc_job__written(uv_write_t *w, int status)
 static void rpc_job__signal(rpc_job *j, int sig)
 {
     if (j->proc.pid <= 0 || kill(-j->proc.pid, sig) != 0) {
-        (void)uv_process_kill(&j->proc, sig);
+        if (!j->exited) { /* an exited handler's pid may belong to another process by now */
+            (void)uv_process_kill(&j->proc, sig);
+        }
     }
 }
 
 static void rpc_job__timeout(uv_timer_t *t)
 {
     rpc_job *j = t->data;
-    j->killed = true;
-    rpc_job__signal(j, SIGKILL);
+    j->killed = j->killed || !j->exited; /* an exited handler keeps its own outcome */
+    rpc_job__signal(j, SIGKILL);         /* what it left holding the pipes */
 }
 
 /* On SIGINT/SIGTERM: every running handler group gets SIGTERM, and SIGKILL 2 s later. */

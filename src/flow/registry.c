@@ -117,6 +117,7 @@ typedef struct reg_state {
     json_t *claiming;     /* swarm → token of this node's claim not yet committed */
     json_t *alive;        /* with gossip: the live members' lease names (FLOW_TAG_MEMBERS) */
     bool coordinating;    /* reg__coordinates when last looked at (reg__acting) */
+    uint64_t reclaim_ref; /* timer: claim again after a claim failed without an answer */
     bool synced;          /* raft: a leader was known since the replica started over */
 } reg_state;
 
@@ -402,6 +403,9 @@ static void reg__agent_added(sup_actor *self, reg_state *st, const char *id, int
 }
 
 static void reg__coord_claim_done(sup_actor *self, reg_state *st, const char *swarm, int rc);
+
+enum { REG_T_RECLAIM = FLOW_TAG_INTERNAL + 300 }; /* timer: reg__coord_claim_done */
+#define REG_RECLAIM_MS 1000
 
 /* The outcome of a command is known: answer whoever waits for it. */
 static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc, const char *err,
@@ -714,6 +718,10 @@ static void reg__coord_claim_done(sup_actor *self, reg_state *st, const char *sw
     json_object_del(st->claiming, swarm);
     if (rc == FLOW_ESTATE) {
         reg__coord_claim(self, st, false);
+    } else if (rc != 0 && st->reclaim_ref == 0) {
+        /* not taken (no leader in time, raft restarting, no memory): try again in a second,
+         * or the swarm would stay without a coordinator while the membership is stable */
+        st->reclaim_ref = sup_send_after(self, REG_RECLAIM_MS, REG_T_RECLAIM, NULL, 0);
     }
 }
 
@@ -1372,7 +1380,10 @@ static void reg_cast(sup_actor *self, void *state, const sup_msg *m)
 static void reg_info(sup_actor *self, void *state, const sup_msg *m)
 {
     reg_state *st = state;
-    if (m->kind == SUP_MSG_TIMER && m->tag == FLOW_TAG_TICK) {
+    if (m->kind == SUP_MSG_TIMER && m->tag == REG_T_RECLAIM) {
+        st->reclaim_ref = 0;
+        reg__coord_claim(self, st, false);
+    } else if (m->kind == SUP_MSG_TIMER && m->tag == FLOW_TAG_TICK) {
         st->tick_ref = 0;
         st->tick_at = 0;
         reg__submit(self, st, json_pack("{s:s}", "cmd", "tick"), (sup_from){SUP_NOPID, 0},

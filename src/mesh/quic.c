@@ -700,7 +700,8 @@ static void quic__tx_flush(quic_endpoint *ep)
                     continue;
                 if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                     break;
-                if (mm[m].msg_hdr.msg_iovlen > 1) {
+                if (mm[m].msg_hdr.msg_iovlen > 1 &&
+                    (errno == EINVAL || errno == EIO || errno == EOPNOTSUPP)) {
                     quic__log(ep, QUIC_LOG_DEBUG, "quic: UDP GSO refused (%s): turned off",
                               strerror(errno));
                     ep->no_gso = true;

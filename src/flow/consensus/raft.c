@@ -720,12 +720,16 @@ static void rf__cluster_propose(rf_state *st, sup_from from, const json_t *args)
     }
     b->from = from;
     b->pending = 1; /* held until every entry went to libraft */
+    /* The replicated clock is the leader's (docs/consensus.md): a follower's monotonic clock
+     * (time since its machine booted) would move the state's clock by the difference. */
+    json_int_t now = (json_int_t)sup_rt_now(n->rt);
     for (size_t i = 0; i < count; i++) {
         const json_t *e = json_array_get(entries, i);
         const char *why = NULL;
+        json_t *cmd = json_object_get(e, "cmd");
+        json_object_set_new(cmd, "now", json_integer(now));
         int rc = rf__append(st, (uint64_t)json_integer_value(json_object_get(e, "o")),
-                            (uint64_t)json_integer_value(json_object_get(e, "c")),
-                            json_object_get(e, "cmd"), b, &why);
+                            (uint64_t)json_integer_value(json_object_get(e, "c")), cmd, b, &why);
         if (rc != 0) { /* the rest would commit out of order: stop here */
             b->status = rc == FLOW_ENOTLEADER ? RAFT_NOTLEADER : RAFT_CANCELED;
             break;

@@ -433,7 +433,13 @@ static void gm__start_reply(gm *g, const sup_msg *m)
             continue;
         }
         p->start_ref = 0;
-        free(p->start_arg);
+        if (m->status == SUP_ETIMEDOUT) {
+            /* the start request may still wait in peers_sup's mailbox: it may read the
+             * argument later, so the argument lives on with the pool */
+            gm__park(g->pool, p->start_arg);
+        } else {
+            free(p->start_arg);
+        }
         p->start_arg = NULL;
         sup_reason why;
         if (sup_sv_start_reply(m, &p->sys, &why) != 0) {
