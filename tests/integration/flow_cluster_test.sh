@@ -11,54 +11,11 @@
 # Snapshots every 64 entries (16 kept), so recovery and catch-up go through snapshots too.
 set -u
 BIN=${1:?usage: flow_cluster_test.sh MACULA_BIN}
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "python3 is required (scripts/setup.sh test installs it)"; exit 1; }
+# shellcheck source=tests/integration/flow_lib.sh
+. "$(dirname "$0")/flow_lib.sh"
 
-DIR=$(mktemp -d /tmp/macula-flow-cluster.XXXXXX)
-BASE=$((21000 + ($$ % 400) * 10))
-declare -A PID
-fail() {
-    echo "FAIL: $*"
-    for i in 1 2 3; do echo "--- node $i log"; tail -n 20 "$DIR/n$i.log" 2>/dev/null; done
-    exit 1
-}
-cleanup() {
-    for i in 1 2 3; do
-        [ -n "${PID[$i]:-}" ] && kill -9 "${PID[$i]}" 2>/dev/null
-    done
-    wait 2>/dev/null
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-raft_addr() { echo "127.0.0.1:$((BASE + $1))"; }
-http_addr() { echo "127.0.0.1:$((BASE + 5 + $1))"; }
-url() { echo "http://$(http_addr "$1")"; }
-
-start_node() { # id [--join]
-    local i=$1
-    shift
-    "$BIN" flow-node --id "$i" --raft "$(raft_addr "$i")" --http "$(http_addr "$i")" \
-        --data "$DIR/d$i" --election-ms 150 --snapshot-threshold 64 --snapshot-trailing 16 "$@" >>"$DIR/n$i.log" 2>&1 &
-    PID[$i]=$!
-}
-kill_node() {
-    kill -9 "${PID[$1]}" 2>/dev/null
-    wait "${PID[$1]}" 2>/dev/null
-    PID[$1]=""
-}
-
-post() { # node op json → body on stdout, HTTP status in $DIR/status
-    curl -s -L --post302 --post301 -m 5 -o "$DIR/body" -w '%{http_code}' \
-        -H 'Content-Type: application/json' -X POST -d "$3" "$(url "$1")/flow/$2" >"$DIR/status" 2>/dev/null
-    cat "$DIR/body" 2>/dev/null
-}
-jget() { python3 -c "import json,sys
-try: d=json.load(sys.stdin)
-except Exception: sys.exit(1)
-for k in sys.argv[1].split('.'):
-    d = d.get(k) if isinstance(d, dict) else None
-print('' if d is None else (json.dumps(d) if isinstance(d,(dict,list)) else d))" "$1"; }
+flow_setup cluster 21000 400 10 3
+FLOW_ARGS=(--election-ms 150 --snapshot-threshold 64 --snapshot-trailing 16)
 
 leases_held() { # node holder "swarm=token ..." → every named swarm is leased to holder with a
     # greater token than given, as node sees it (cluster_status "leases"); prints the tokens
@@ -85,40 +42,14 @@ wait_leases() { # node holder "swarm=token ..." → polls leases_held; prints th
 leader_of() { # node → leader id as the node sees it ("" if none or not ready)
     post "$1" cluster_status '{}' | jget leader.id
 }
-wait_leader() { # among alive nodes; prints the ready leader's id
-    for _ in $(seq 1 100); do
-        for i in 1 2 3; do
-            [ -z "${PID[$i]:-}" ] && continue
-            local st
-            st=$(post "$i" cluster_status '{}')
-            if [ "$(echo "$st" | jget state)" = leader ] && [ "$(echo "$st" | jget ready)" = True ]; then
-                echo "$i"
-                return 0
-            fi
-        done
-        sleep 0.1
-    done
-    return 1
-}
 
 # ---- 1. cluster formation ---------------------------------------------------------------
 start_node 1
 start_node 2 --join
 start_node 3 --join
-L=$(wait_leader) || fail "node 1 did not become leader"
+L=$(wait_live_leader) || fail "node 1 did not become leader"
 [ "$L" = 1 ] || fail "leader is $L, expected the bootstrapping node 1"
-for i in 2 3; do
-    ok=""
-    for _ in $(seq 1 30); do
-        if "$BIN" flow cluster join --node "$(url 1)" --id "$i" --address "$(raft_addr "$i")" \
-            --api "$(url "$i")" >"$DIR/join$i.out" 2>&1; then
-            ok=1
-            break
-        fi
-        sleep 0.2
-    done
-    [ -n "$ok" ] || fail "join of node $i: $(cat "$DIR/join$i.out")"
-done
+join_nodes 2 3
 for _ in $(seq 1 50); do
     n=$(post 3 cluster_status '{}' | python3 -c "import json,sys; d=json.load(sys.stdin); print(sum(1 for m in d['members'] if m['role']=='voter'))" 2>/dev/null)
     [ "$n" = 3 ] && [ "$(leader_of 3)" = 1 ] && break
@@ -162,7 +93,7 @@ for k in $(seq 1 $N); do
 done
 ACKED=$(wc -l <"$DIR/acked")
 [ "$ACKED" -ge $((N - 5)) ] || fail "only $ACKED of $N submissions acknowledged"
-L2=$(wait_leader) || fail "no new leader after the kill"
+L2=$(wait_live_leader) || fail "no new leader after the kill"
 [ "$L2" != "$L" ] || fail "the killed node is still the leader"
 # the survivors saw the leader's Raft connection end (the kernel closes a killed process's
 # sockets) and cut their election timers short (docs/consensus.md "Re-election after a kill")
@@ -181,35 +112,7 @@ done
 echo "ok 3 - every swarm's lease moved to the new leader $L2 with a higher token ($TOKENS -> $NEW)"
 
 check_tasks() { # node → checks every acknowledged task completed, counters consistent
-    local node=$1
-    python3 - "$node" "$DIR/acked" "$(url "$node")" <<'EOF'
-import json, sys, time, urllib.request
-node, acked, base = sys.argv[1], sys.argv[2], sys.argv[3]
-ids = [l.strip() for l in open(acked) if l.strip()]
-def post(op, args):
-    req = urllib.request.Request(base + "/flow/" + op, data=json.dumps(args).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.load(r)
-deadline = time.time() + 30
-while True:
-    tasks = {t["id"]: t for t in post("task_list", {"limit": 100000})}
-    missing = [i for i in ids if i not in tasks]
-    undone = [i for i in ids if i in tasks and tasks[i]["state"] != "completed"]
-    if not missing and not undone:
-        break
-    if time.time() > deadline:
-        print(f"node {node}: {len(missing)} acknowledged tasks missing, {len(undone)} not completed "
-              f"(e.g. {(missing or undone)[:3]})")
-        sys.exit(1)
-    time.sleep(0.2)
-m = post("metrics", {})
-done = sum(1 for t in tasks.values() if t["state"] == "completed")
-if m["ended_total"]["completed"] != done:
-    print(f"node {node}: completed counter {m['ended_total']['completed']} != {done} completed tasks")
-    sys.exit(1)
-print(f"node {node}: {len(ids)} acknowledged tasks completed, {done} completed in all")
-EOF
+    check_done "$1" "$DIR/acked" 30 1
 }
 check_tasks "$L2" || fail "tasks after leader loss"
 echo "ok 4 - every acknowledged task present and completed exactly once on the new leader"
@@ -227,7 +130,7 @@ echo "ok 5 - restarted node $L caught up from its log and the leader"
 ls "$DIR"/d*/raft/snapshot-* >/dev/null 2>&1 || fail "no snapshot was taken"
 for i in 1 2 3; do kill_node "$i"; done
 for i in 1 2 3; do start_node "$i"; done
-L3=$(wait_leader) || fail "no leader after restarting all nodes"
+L3=$(wait_live_leader) || fail "no leader after restarting all nodes"
 for i in 1 2 3; do check_tasks "$i" || fail "node $i after full restart"; done
 post "$L3" swarm_status '{"swarm":"s1"}' >/dev/null
 [ "$(cat "$DIR/status")" = 200 ] || fail "swarm s1 lost after restart"

@@ -17,74 +17,15 @@
 # No timing is asserted: every wait polls with a generous deadline.
 set -u
 BIN=${1:?usage: flow_election_test.sh MACULA_BIN}
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "python3 is required (scripts/setup.sh test installs it)"; exit 1; }
+# shellcheck source=tests/integration/flow_lib.sh
+. "$(dirname "$0")/flow_lib.sh"
 
-DIR=$(mktemp -d /tmp/macula-flow-election.XXXXXX)
-BASE=$((31500 + ($$ % 300) * 20))
+flow_setup election 9000 300 20 3
+FLOW_ADDRS="raft http gossip"
+FLOW_ARGS=(--election-ms 150)
+FLOW_FAIL_STATUS=3000
 SWARMS="a1 b2 c3 d4 e5 f6"
-declare -A PID
-fail() {
-    echo "FAIL: $*"
-    for i in 1 2 3; do
-        echo "--- node $i log"
-        tail -n 20 "$DIR/n$i.log" 2>/dev/null
-        echo "--- node $i status"
-        post "$i" cluster_status '{}' 2>/dev/null | head -c 3000
-        echo
-    done
-    exit 1
-}
-cleanup() {
-    exec 2>/dev/null # no "Killed" notices
-    for i in 1 2 3; do
-        [ -n "${PID[$i]:-}" ] && kill -9 "${PID[$i]}" 2>/dev/null
-    done
-    wait 2>/dev/null
-    [ -n "${KEEP:-}" ] && echo "# kept $DIR" || rm -rf "$DIR"
-}
-trap cleanup EXIT
 
-raft_addr() { echo "127.0.0.1:$((BASE + $1))"; }
-http_addr() { echo "127.0.0.1:$((BASE + 5 + $1))"; }
-gossip_addr() { echo "127.0.0.1:$((BASE + 10 + $1))"; }
-url() { echo "http://$(http_addr "$1")"; }
-
-start_node() { # id [--join]
-    local i=$1
-    shift
-    "$BIN" flow-node --id "$i" --raft "$(raft_addr "$i")" --http "$(http_addr "$i")" \
-        --gossip "$(gossip_addr "$i")" --data "$DIR/d$i" --election-ms 150 "$@" >>"$DIR/n$i.log" 2>&1 &
-    PID[$i]=$!
-}
-alive_nodes() { for i in 1 2 3; do [ -n "${PID[$i]:-}" ] && echo "$i"; done; }
-
-post() { # node op json → body on stdout (redirects followed), HTTP status in $DIR/status
-    curl -s -L --post302 --post301 -m 5 -o "$DIR/body" -w '%{http_code}' \
-        -H 'Content-Type: application/json' -X POST -d "$3" "$(url "$1")/flow/$2" >"$DIR/status" 2>/dev/null
-    cat "$DIR/body" 2>/dev/null
-}
-jget() { python3 -c "import json,sys
-try: d=json.load(sys.stdin)
-except Exception: sys.exit(1)
-for k in sys.argv[1].split('.'):
-    d = d.get(k) if isinstance(d, dict) else None
-print('' if d is None else (json.dumps(d) if isinstance(d,(dict,list)) else d))" "$1"; }
-status_of() { post "$1" cluster_status '{}'; }
-wait_leader() { # nodes... → prints the ready leader among them
-    for _ in $(seq 1 300); do
-        for i in "$@"; do
-            local st
-            st=$(status_of "$i")
-            if [ "$(echo "$st" | jget state)" = leader ] && [ "$(echo "$st" | jget ready)" = True ]; then
-                echo "$i"
-                return 0
-            fi
-        done
-        sleep 0.1
-    done
-    return 1
-}
 alive_in_view() { # node → how many members its gossip view holds alive
     status_of "$1" | python3 -c "import json,sys
 m=(json.load(sys.stdin).get('gossip') or {}).get('members') or {}
@@ -153,55 +94,16 @@ submit() { # tag count → appends acknowledged ids to $DIR/acked.tag (any live 
         [ -n "$ok" ] || fail "submission $tag-$k not acknowledged: $(cat "$DIR/body")"
     done
 }
-# check_done NODE FILE → every id in FILE completed in NODE's state, and the monotonic
+# check_done_once NODE FILE → every id in FILE completed in NODE's state, and the monotonic
 # completed counter equals the number of completed tasks (none completed twice)
-check_done() {
-    python3 - "$(url "$1")" "$2" <<'EOF'
-import json, sys, time, urllib.request
-base, path = sys.argv[1], sys.argv[2]
-ids = [l.strip() for l in open(path) if l.strip()]
-def post(op, args):
-    req = urllib.request.Request(base + "/flow/" + op, data=json.dumps(args).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.load(r)
-deadline = time.time() + 90
-while True:
-    try:
-        tasks = {t["id"]: t["state"] for t in post("task_list", {"limit": 100000})}
-        m = post("metrics", {})
-    except Exception:
-        tasks, m = {}, None
-    bad = [i for i in ids if tasks.get(i) != "completed"]
-    done = sum(1 for s in tasks.values() if s == "completed")
-    if not bad and m and m["ended_total"]["completed"] == done:
-        print(f"# {base}: {len(ids)} acknowledged tasks completed, {done} completed in all")
-        sys.exit(0)
-    if time.time() > deadline:
-        print(f"{base}: {len(bad)} of {len(ids)} tasks not completed (e.g. {bad[:3]}); "
-              f"counter {m and m['ended_total']['completed']} vs {done} completed")
-        sys.exit(1)
-    time.sleep(0.2)
-EOF
-}
+check_done_once() { check_done "$1" "$2" 90 1; }
 
 # ---- 1. cluster formation -----------------------------------------------------------------
 start_node 1
 start_node 2 --join
 start_node 3 --join
 L=$(wait_leader 1) || fail "node 1 did not become leader"
-for i in 2 3; do
-    ok=""
-    for _ in $(seq 1 50); do
-        if "$BIN" flow cluster join --node "$(url 1)" --id "$i" --address "$(raft_addr "$i")" \
-            --api "$(url "$i")" >"$DIR/join$i.out" 2>&1; then
-            ok=1
-            break
-        fi
-        sleep 0.2
-    done
-    [ -n "$ok" ] || fail "join of node $i: $(cat "$DIR/join$i.out")"
-done
+join_nodes 2 3
 for i in 1 2 3; do
     for _ in $(seq 1 300); do
         [ "$(alive_in_view "$i")" = 3 ] && break
@@ -221,7 +123,7 @@ HOLDERS=$(echo "$BEFORE" | tr ' ' '\n' | cut -d= -f2 | cut -d: -f1 | sort -u | w
 [ "$HOLDERS" -ge 2 ] || fail "all swarms coordinated by one node: $BEFORE"
 echo "# leases: $BEFORE"
 submit warm 18
-check_done 1 "$DIR/acked.warm" || fail "warm-up tasks"
+check_done_once 1 "$DIR/acked.warm" || fail "warm-up tasks"
 FWD=0
 for i in 1 2 3; do
     [ "$i" = "$L" ] && continue
@@ -235,9 +137,7 @@ echo "ok 2 - 6 swarms leased over $HOLDERS nodes ($BEFORE); 18 tasks completed; 
 VICTIM=$L
 echo "$BEFORE" | grep -q "=$VICTIM:" || VICTIM=$(echo "$BEFORE" | tr ' ' '\n' | head -1 | cut -d= -f2 | cut -d: -f1)
 submit s1 12
-kill -9 "${PID[$VICTIM]}" 2>/dev/null
-wait "${PID[$VICTIM]}" 2>/dev/null
-PID[$VICTIM]=""
+kill_node "$VICTIM"
 echo "# killed node $VICTIM (leader $L)"
 submit s2 24
 SURV=$(alive_nodes | tr '\n' ' ')
@@ -259,7 +159,7 @@ for sw, (holder, token) in before.items():
         sys.exit(1)
 EOF
 cat "$DIR"/acked.* >"$DIR/acked.all"
-for i in $SURV; do check_done "$i" "$DIR/acked.all" || fail "node $i after the kill"; done
+for i in $SURV; do check_done_once "$i" "$DIR/acked.all" || fail "node $i after the kill"; done
 echo "ok 3 - node $VICTIM killed: its swarms moved with higher tokens, the others kept theirs ($AFTER); every task completed once"
 
 # ---- 4. the killed node comes back --------------------------------------------------------
@@ -280,16 +180,10 @@ for sw in before:
         sys.exit(1)
 EOF
 cat "$DIR"/acked.* >"$DIR/acked.all"
-for i in 1 2 3; do check_done "$i" "$DIR/acked.all" || fail "node $i after the return"; done
+for i in 1 2 3; do check_done_once "$i" "$DIR/acked.all" || fail "node $i after the return"; done
 echo "ok 4 - node $VICTIM back: the rendezvous choice is restored ($BACK); every task completed once on all nodes"
 
 # ---- 5. clean shutdown ---------------------------------------------------------------------
-for i in 1 2 3; do kill -TERM "${PID[$i]}"; done
-for i in 1 2 3; do
-    wait "${PID[$i]}"
-    rc=$?
-    PID[$i]=""
-    [ "$rc" = 0 ] || fail "node $i exited with $rc on SIGTERM"
-done
+stop_nodes 1 2 3 || fail "node $STOP_NODE exited with $STOP_RC on SIGTERM"
 echo "ok 5 - the three nodes stopped cleanly on SIGTERM"
 echo "PASS"

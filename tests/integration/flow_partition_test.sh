@@ -16,80 +16,18 @@
 # No timing is asserted: every wait polls with a generous deadline.
 set -u
 BIN=${1:?usage: flow_partition_test.sh MACULA_BIN}
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "python3 is required (scripts/setup.sh test installs it)"; exit 1; }
+# shellcheck source=tests/integration/flow_lib.sh
+. "$(dirname "$0")/flow_lib.sh"
 
-DIR=$(mktemp -d /tmp/macula-flow-partition.XXXXXX)
-BASE=$((25000 + ($$ % 300) * 20))
-declare -A PID
-fail() {
-    echo "FAIL: $*"
-    for i in 1 2 3; do
-        echo "--- node $i log"
-        tail -n 20 "$DIR/n$i.log" 2>/dev/null
-        echo "--- node $i status"
-        post "$i" cluster_status '{}' 2>/dev/null | head -c 2000
-        echo
-    done
-    exit 1
-}
-cleanup() {
-    exec 2>/dev/null # no "Killed" notices
-    for i in 1 2 3; do
-        [ -n "${PID[$i]:-}" ] && kill -9 "${PID[$i]}" 2>/dev/null
-    done
-    wait 2>/dev/null
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+flow_setup partition 25000 300 20 3
+FLOW_ADDRS="raft http gossip"
+FLOW_ARGS=(--election-ms 150)
+FLOW_ENV=(MACULA_FLOW_FAULTS=1)
+FLOW_FAIL_STATUS=2000
 
-raft_addr() { echo "127.0.0.1:$((BASE + $1))"; }
-http_addr() { echo "127.0.0.1:$((BASE + 5 + $1))"; }
-gossip_addr() { echo "127.0.0.1:$((BASE + 10 + $1))"; }
-url() { echo "http://$(http_addr "$1")"; }
-
-start_node() { # id [--join]
-    local i=$1
-    shift
-    MACULA_FLOW_FAULTS=1 "$BIN" flow-node --id "$i" --raft "$(raft_addr "$i")" \
-        --http "$(http_addr "$i")" --gossip "$(gossip_addr "$i")" --data "$DIR/d$i" \
-        --election-ms 150 "$@" >>"$DIR/n$i.log" 2>&1 &
-    PID[$i]=$!
-}
-
-post() { # node op json → body on stdout (redirects followed), HTTP status in $DIR/status
-    curl -s -L --post302 --post301 -m 5 -o "$DIR/body" -w '%{http_code}' \
-        -H 'Content-Type: application/json' -X POST -d "$3" "$(url "$1")/flow/$2" >"$DIR/status" 2>/dev/null
-    cat "$DIR/body" 2>/dev/null
-}
 post_here() { # node op json → HTTP status of this node's own answer (no redirect)
     curl -s -m "${4:-5}" -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
         -X POST -d "$3" "$(url "$1")/flow/$2" 2>/dev/null
-}
-jget() { python3 -c "import json,sys
-try: d=json.load(sys.stdin)
-except Exception: sys.exit(1)
-for k in sys.argv[1].split('.'):
-    d = d.get(k) if isinstance(d, dict) else None
-print('' if d is None else (json.dumps(d) if isinstance(d,(dict,list)) else d))" "$1"; }
-
-status_of() { post "$1" cluster_status '{}'; }
-is_ready_leader() { # node
-    local st
-    st=$(status_of "$1")
-    [ "$(echo "$st" | jget state)" = leader ] && [ "$(echo "$st" | jget ready)" = True ]
-}
-wait_leader() { # nodes... → prints the ready leader among them
-    for _ in $(seq 1 300); do
-        for i in "$@"; do
-            if is_ready_leader "$i"; then
-                echo "$i"
-                return 0
-            fi
-        done
-        sleep 0.1
-    done
-    return 1
 }
 # node's gossip view: "paused" and how many members are alive
 gossip_view() { status_of "$1" | python3 -c "import json,sys
@@ -123,50 +61,13 @@ submit_batch() { # node count tag → appends acknowledged ids to $DIR/acked.tag
         [ -n "$ok" ] || fail "submission $tag-$k to node $node not acknowledged: $(cat "$DIR/body")"
     done
 }
-# node file → every id in file present and completed in node's own state
-check_done() {
-    python3 - "$(url "$1")" "$2" <<'EOF'
-import json, sys, time, urllib.request
-base, path = sys.argv[1], sys.argv[2]
-ids = [l.strip() for l in open(path) if l.strip()]
-def post(op, args):
-    req = urllib.request.Request(base + "/flow/" + op, data=json.dumps(args).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.load(r)
-deadline = time.time() + 60
-while True:
-    try:
-        tasks = {t["id"]: t["state"] for t in post("task_list", {"limit": 100000})}
-    except Exception:
-        tasks = {}
-    bad = [i for i in ids if tasks.get(i) != "completed"]
-    if not bad:
-        sys.exit(0)
-    if time.time() > deadline:
-        print(f"{base}: {len(bad)} of {len(ids)} tasks not completed here (e.g. {bad[:3]})")
-        sys.exit(1)
-    time.sleep(0.2)
-EOF
-}
 
 # ---- 1. cluster formation -----------------------------------------------------------------
 start_node 1
 start_node 2 --join
 start_node 3 --join
 L=$(wait_leader 1) || fail "node 1 did not become leader"
-for i in 2 3; do
-    ok=""
-    for _ in $(seq 1 50); do
-        if "$BIN" flow cluster join --node "$(url 1)" --id "$i" --address "$(raft_addr "$i")" \
-            --api "$(url "$i")" >"$DIR/join$i.out" 2>&1; then
-            ok=1
-            break
-        fi
-        sleep 0.2
-    done
-    [ -n "$ok" ] || fail "join of node $i: $(cat "$DIR/join$i.out")"
-done
+join_nodes 2 3
 for i in 1 2 3; do
     wait_view "$i" "False 3 3" || fail "node $i: gossip view $(gossip_view "$i"), expected 3 alive"
     got=""
@@ -225,13 +126,7 @@ for i in 1 2 3; do
 done
 cat "$DIR"/acked.* >"$DIR/acked.all"
 for i in 1 2 3; do check_done "$i" "$DIR/acked.all" || fail "node $i did not converge"; done
-python3 - "$(url 1)" "$(url 2)" "$(url 3)" <<'EOF' || fail "the three states differ"
-import json, sys, time, urllib.request
-def post(base, op, args):
-    req = urllib.request.Request(base + "/flow/" + op, data=json.dumps(args).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.load(r)
+flow_py "$(url 1)" "$(url 2)" "$(url 3)" <<'EOF' || fail "the three states differ"
 deadline = time.time() + 60
 while True:
     views = []
@@ -251,12 +146,6 @@ EOF
 echo "ok 5 - healed: all three nodes converged (same tasks, same counters), none paused"
 
 # ---- 6. clean shutdown (a sanitizer build reports leaks and errors through the exit code) --
-for i in 1 2 3; do kill -TERM "${PID[$i]}"; done
-for i in 1 2 3; do
-    wait "${PID[$i]}"
-    rc=$?
-    PID[$i]=""
-    [ "$rc" = 0 ] || fail "node $i exited with $rc on SIGTERM"
-done
+stop_nodes 1 2 3 || fail "node $STOP_NODE exited with $STOP_RC on SIGTERM"
 echo "ok 6 - the three nodes stopped cleanly on SIGTERM"
 echo "PASS"

@@ -17,58 +17,16 @@
 # kill to the first acknowledged submission under the new view is printed (a measurement).
 set -u
 BIN=${1:?usage: flow_pbft_test.sh MACULA_BIN}
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "python3 is required (scripts/setup.sh test installs it)"; exit 1; }
+# shellcheck source=tests/integration/flow_lib.sh
+. "$(dirname "$0")/flow_lib.sh"
 
-DIR=$(mktemp -d /tmp/macula-flow-pbft.XXXXXX)
-BASE=$((15000 + ($$ % 300) * 20)) # below the ephemeral range (32768-)
-declare -A PID
-post() { # node op json → body on stdout, HTTP status in $DIR/status
-    curl -s -m "${4:-10}" -o "$DIR/body" -w '%{http_code}' -H 'Content-Type: application/json' \
-        -X POST -d "$3" "$(url "$1")/flow/$2" >"$DIR/status" 2>/dev/null
-    cat "$DIR/body" 2>/dev/null
-}
-fail() {
-    echo "FAIL: $*"
-    for i in 1 2 3 4; do
-        echo "--- node $i log"
-        tail -n 20 "$DIR/n$i.log" 2>/dev/null
-        echo "--- node $i status"
-        [ -n "${PID[$i]:-}" ] && post "$i" cluster_status '{}' 2 | head -c 1500
-        echo
-    done
-    exit 1
-}
-cleanup() {
-    exec 2>/dev/null # no "Killed" notices
-    for i in 1 2 3 4; do
-        [ -n "${PID[$i]:-}" ] && kill -9 "${PID[$i]}" 2>/dev/null
-    done
-    wait 2>/dev/null
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+flow_setup pbft 15000 300 20 4
+FLOW_ADDRS="http"
+FLOW_ARGS=(--pbft --members "$DIR/members" --checkpoint 8)
+FLOW_POST_TIMEOUT=10
+FLOW_POST_FOLLOW=0
+FLOW_FAIL_STATUS=1500
 
-quic_addr() { echo "127.0.0.1:$((BASE + $1))"; }
-http_addr() { echo "127.0.0.1:$((BASE + 5 + $1))"; }
-url() { echo "http://$(http_addr "$1")"; }
-jget() { python3 -c "import json,sys
-try: d=json.load(sys.stdin)
-except Exception: sys.exit(1)
-for k in sys.argv[1].split('.'):
-    d = d.get(k) if isinstance(d, dict) else None
-print('' if d is None else (json.dumps(d) if isinstance(d,(dict,list)) else d))" "$1"; }
-
-start_node() { # id
-    "$BIN" flow-node --pbft --id "$1" --members "$DIR/members" --data "$DIR/d$1" \
-        --http "$(http_addr "$1")" --checkpoint 8 >>"$DIR/n$1.log" 2>&1 &
-    PID[$1]=$!
-}
-kill_node() {
-    kill -9 "${PID[$1]}" 2>/dev/null
-    wait "${PID[$1]}" 2>/dev/null
-    PID[$1]=""
-}
 wait_up() { # node
     for _ in $(seq 1 100); do
         [ "$(post "$1" cluster_status '{}' 2 | jget mode)" = pbft ] && return 0
@@ -92,23 +50,23 @@ submit() { # node k → appends the task id when acknowledged; retried (a retry 
 }
 
 check_tasks() { # node... → every acknowledged task completed on each, same completed set
-    python3 - "$DIR/acked" "$BASE" "$@" <<'EOF'
-import json, sys, time, urllib.request
-acked, base, nodes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    local i
+    local -a urls=()
+    for i in "$@"; do urls+=("$i=$(url "$i")"); done
+    flow_py "$DIR/acked" "${urls[@]}" <<'EOF'
+acked = sys.argv[1]
+urls = dict(a.split("=", 1) for a in sys.argv[2:])
+nodes = list(urls)
 ids = [l.strip() for l in open(acked) if l.strip()]
-def post(node, op, args):
-    req = urllib.request.Request(f"http://127.0.0.1:{base + 5 + int(node)}/flow/{op}",
-                                 data=json.dumps(args).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.load(r)
+def post_to(node, op, args):
+    return post(urls[node], op, args, timeout=10)
 deadline = time.time() + 90
 sets = {}
 for node in nodes:
     while True:
         try:
-            tasks = {t["id"]: t for t in post(node, "task_list", {"limit": 100000})}
-            m = post(node, "metrics", {})
+            tasks = {t["id"]: t for t in post_to(node, "task_list", {"limit": 100000})}
+            m = post_to(node, "metrics", {})
         except Exception as e:
             tasks, m = {}, None
         missing = [i for i in ids if i not in tasks]
@@ -127,7 +85,7 @@ for node in nodes:
 while len({frozenset(s) for s in sets.values()}) > 1 and time.time() < deadline:
     time.sleep(0.3)
     for node in nodes:
-        sets[node] = {t["id"] for t in post(node, "task_list", {"limit": 100000})
+        sets[node] = {t["id"] for t in post_to(node, "task_list", {"limit": 100000})
                       if t["state"] == "completed"}
 if len({frozenset(s) for s in sets.values()}) > 1:
     print("completed sets differ: " + ", ".join(f"{n}: {len(s)}" for n, s in sets.items()))
@@ -210,7 +168,7 @@ for _ in $(seq 1 100); do
     [ -n "$NP" ] && [ "$NP" != "$P" ] && [ "$(echo "$st" | jget view_changing)" = False ] && break
     sleep 0.1
 done
-[ -n "$NP" ] && [ "$NP" != "$P" ] || fail "no new primary (primary $NP)"
+if [ -z "$NP" ] || [ "$NP" = "$P" ]; then fail "no new primary (primary $NP)"; fi
 acting=""
 for _ in $(seq 1 100); do
     [ "$(post "$NP" cluster_status '{}' | jget acting)" = True ] && acting=1 && break
@@ -223,12 +181,7 @@ check_tasks $LIVE || fail "tasks after the primary's kill"
 echo "ok 4 - primary $P killed (view $V): view $(post "$S" cluster_status '{}' | jget view), primary $NP acts, every acknowledged task completed once on $LIVE"
 
 # ---- 5. clean stop --------------------------------------------------------------------------
-for i in $LIVE; do kill -TERM "${PID[$i]}"; done
-for i in $LIVE; do
-    wait "${PID[$i]}"
-    rc=$?
-    PID[$i]=""
-    [ "$rc" = 0 ] || fail "node $i exited $rc on SIGTERM"
-done
+# shellcheck disable=SC2086
+stop_nodes $LIVE || fail "node $STOP_NODE exited $STOP_RC on SIGTERM"
 echo "ok 5 - the live nodes stopped cleanly on SIGTERM"
 echo "PASS"
