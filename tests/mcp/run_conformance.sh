@@ -61,7 +61,7 @@ for s in $FIXTURE_SCENARIOS; do run fixture "$url" "$s"; done
 
 # the product: a node with flow
 mkdir -p "$work/home"
-HOME="$work/home" HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 MACULA_MCP_PORT=0 \
+HOME="$work/home" HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 MACULA_MCP_PORT=0 MACULA_QUIC_PORT=0 \
   "$macula" flow serve --data-dir "$work/home/data" >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
 url=

@@ -274,7 +274,7 @@ async function stdioChaosRefused() {
 
 function startServe(home, extra = []) {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, HOME: home, HEALTH_PORT: "0", MACULA_HEALTH_ADDR: "127.0.0.1", MACULA_MCP_PORT: "0" };
+    const env = { ...process.env, HOME: home, HEALTH_PORT: "0", MACULA_HEALTH_ADDR: "127.0.0.1", MACULA_MCP_PORT: "0", MACULA_QUIC_PORT: "0" };
     delete env.MACULA_FLOW_CHAOS;
     const child = spawn(bin, ["flow", "serve", "--data-dir", join(home, "data"), ...extra], { env, stdio: ["ignore", "pipe", "pipe"] });
     child.stderr.pipe(process.stderr);
