@@ -55,8 +55,8 @@ typedef struct gw_gateway {
     uint64_t timer_ref;
     uint64_t timer_at; /* deadline the timer is armed for, UINT64_MAX: none */
     gw_pending pending[GW_PENDING_MAX];
-    hmap ps_ledger; /* conn -> gw_ps_conn */
-    sup_pid ps;     /* macula_gateway_pubsub as last looked up (a dead pid: looked up again) */
+    hmap ps_ledger;  /* conn -> gw_ps_conn */
+    sup_pid ps;      /* macula_gateway_pubsub as last looked up (a dead pid: looked up again) */
     uint8_t *ps_buf; /* GW_PS_FRAME message being built (grows, reused) */
     size_t ps_cap;
     bool chaos;
@@ -185,23 +185,36 @@ static int gw__ps_send(gw_gateway *g, int tag, const void *data, size_t len)
 /* PUBLISH .. PUBACK (0x10-0x14) go to macula_gateway_pubsub; PASS when it is not running
  * (counted as unhandled). The message is built in a buffer the gateway keeps (sup_send copies
  * it). */
-static int gw__ps_frame(gw_gateway *g, const gwc_peer *peer, const wire_frame *f)
+static bool gw__ps_buf(gw_gateway *g, size_t len)
 {
-    gw_ps_frame_hdr h;
-    size_t len = sizeof h + WIRE_HEADER_LEN + f->payload_len;
     if (len > g->ps_cap) {
         size_t cap = len < 4096 ? 4096 : len;
         uint8_t *nb = realloc(g->ps_buf, cap);
         if (nb == NULL) {
-            return GWC_HOOK_PASS;
+            return false;
         }
         g->ps_buf = nb;
         g->ps_cap = cap;
     }
-    memset(&h, 0, sizeof h);
-    h.conn = peer->conn;
-    memcpy(h.node_id, peer->node_id, WIRE_NODE_ID_LEN);
-    snprintf(h.remote, sizeof h.remote, "%s", peer->remote ? peer->remote : "");
+    return true;
+}
+
+static void gw__ps_hdr(gw_ps_frame_hdr *h, const gwc_peer *peer)
+{
+    memset(h, 0, sizeof *h);
+    h->conn = peer->conn;
+    memcpy(h->node_id, peer->node_id, WIRE_NODE_ID_LEN);
+    snprintf(h->remote, sizeof h->remote, "%s", peer->remote ? peer->remote : "");
+}
+
+static int gw__ps_frame(gw_gateway *g, const gwc_peer *peer, const wire_frame *f)
+{
+    gw_ps_frame_hdr h;
+    size_t len = sizeof h + WIRE_HEADER_LEN + f->payload_len;
+    if (!gw__ps_buf(g, len)) {
+        return GWC_HOOK_PASS;
+    }
+    gw__ps_hdr(&h, peer);
     uint8_t *buf = g->ps_buf;
     memcpy(buf, &h, sizeof h);
     uint8_t *hdr = buf + sizeof h;
@@ -240,6 +253,40 @@ static void gw__ps_fanout(gw_gateway *g, const sup_msg *m)
         memcpy(&conn, conns + (size_t)i * sizeof conn, sizeof conn);
         (void)gwc_send_frame(g->core, conn, frame, h.frame_len);
     }
+}
+
+static uint32_t gw__ps_off(const wire_frame *f, wire_bytes b)
+{
+    return b.p == NULL ? GW_PS_ABSENT : (uint32_t)(b.p - f->payload);
+}
+
+/* A PUBLISH the core decoded: its payload and the fields' places in it (GW_PS_PUBLISH), so that
+ * the worker does not decode it again. */
+static int gw__ps_publish(gw_gateway *g, const gwc_peer *peer, const wire_frame *f,
+                          const wire_publish *pub)
+{
+    gw_ps_frame_hdr h;
+    gw_ps_pub pp;
+    size_t len = sizeof h + sizeof pp + f->payload_len;
+    if (!gw__ps_buf(g, len)) {
+        return GWC_HOOK_PASS;
+    }
+    gw__ps_hdr(&h, peer);
+    memset(&pp, 0, sizeof pp);
+    pp.topic_off = gw__ps_off(f, pub->topic);
+    pp.topic_len = (uint32_t)pub->topic.len;
+    pp.payload_off = gw__ps_off(f, pub->payload);
+    pp.payload_len = (uint32_t)pub->payload.len;
+    pp.mid_off = gw__ps_off(f, pub->message_id);
+    pp.mid_len = (uint32_t)pub->message_id.len;
+    pp.qos = pub->qos;
+    pp.retain = pub->retain ? 1 : 0;
+    memcpy(g->ps_buf, &h, sizeof h);
+    memcpy(g->ps_buf + sizeof h, &pp, sizeof pp);
+    if (f->payload_len > 0) {
+        memcpy(g->ps_buf + sizeof h + sizeof pp, f->payload, f->payload_len);
+    }
+    return gw__ps_send(g, GW_PS_PUBLISH, g->ps_buf, len) == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
 }
 
 static void gw__ps_conn_down(gw_gateway *g, uint64_t conn)
@@ -460,6 +507,9 @@ static int gw__frame_hook(void *user, gwc *core, const gwc_peer *peer, const wir
                                 peer->node_id, rf, rl);
         free(rf);
         return rc == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
+    }
+    if (f->type == WIRE_PUBLISH && m->type == WIRE_PUBLISH) {
+        return gw__ps_publish(g, peer, f, &m->publish);
     }
     if (f->type >= WIRE_PUBLISH && f->type <= WIRE_PUBACK) {
         return gw__ps_frame(g, peer, f);

@@ -65,7 +65,7 @@ typedef struct ps {
     sup_pid gw;         /* macula_gateway as last looked up (a dead pid: looked up again) */
     uint8_t *obuf;      /* GW_PS_FANOUT message being built (grows, reused) */
     size_t obuf_cap;
-    uint32_t fan_n;          /* connections in obuf's fan-out so far (0: none being built) */
+    uint32_t fan_n;           /* connections in obuf's fan-out so far (0: none being built) */
     const uint8_t *fan_frame; /* the action bytes it copied (same address and bytes: batched) */
     size_t fan_len;
 } ps;
@@ -177,9 +177,8 @@ static void ps__fanout_flush(ps *s)
  * outlive the call. */
 static void ps__send_conn(ps *s, uint64_t conn, const uint8_t *frame, size_t len)
 {
-    if (s->fan_n > 0 &&
-        (frame != s->fan_frame || len != s->fan_len || s->fan_n == PS_FAN_MAX ||
-         memcmp(s->obuf + sizeof(gw_ps_fanout_hdr), frame, len) != 0)) {
+    if (s->fan_n > 0 && (frame != s->fan_frame || len != s->fan_len || s->fan_n == PS_FAN_MAX ||
+                         memcmp(s->obuf + sizeof(gw_ps_fanout_hdr), frame, len) != 0)) {
         ps__fanout_flush(s);
     }
     size_t base = sizeof(gw_ps_fanout_hdr);
@@ -561,6 +560,43 @@ static void ps__frame(ps *s, const sup_msg *m)
     }
 }
 
+/* Rebuilds a wire_bytes from GW_PS_PUBLISH's place in the payload; false when out of range. */
+static bool ps__pub_field(const uint8_t *pl, size_t plen, uint32_t off, uint32_t len,
+                          wire_bytes *out)
+{
+    if (off == GW_PS_ABSENT) {
+        *out = (wire_bytes){NULL, 0};
+        return len == 0;
+    }
+    if (off > plen || len > plen - off) {
+        return false;
+    }
+    *out = (wire_bytes){pl + off, len};
+    return true;
+}
+
+static void ps__publish(ps *s, const sup_msg *m)
+{
+    gw_ps_frame_hdr h;
+    gw_ps_pub pp;
+    if (m->len < sizeof h + sizeof pp) {
+        s->view.frames_invalid++;
+        return;
+    }
+    memcpy(&h, m->data, sizeof h);
+    memcpy(&pp, (const uint8_t *)m->data + sizeof h, sizeof pp);
+    const uint8_t *pl = (const uint8_t *)m->data + sizeof h + sizeof pp;
+    size_t plen = m->len - sizeof h - sizeof pp;
+    wire_publish pub = {.qos = pp.qos, .retain = pp.retain != 0};
+    if (!ps__pub_field(pl, plen, pp.topic_off, pp.topic_len, &pub.topic) ||
+        !ps__pub_field(pl, plen, pp.payload_off, pp.payload_len, &pub.payload) ||
+        !ps__pub_field(pl, plen, pp.mid_off, pp.mid_len, &pub.message_id)) {
+        s->view.frames_invalid++;
+        return;
+    }
+    (void)psc_publish(s->core, h.conn, &pub, sup_rt_now(s->rt));
+}
+
 static void ps__node_frame(ps *s, const sup_msg *m)
 {
     gw_ps_node_hdr h;
@@ -677,7 +713,9 @@ static void ps__info(sup_actor *self, void *state, const sup_msg *m)
     uint64_t now = sup_rt_now(s->rt);
     switch (m->kind) {
     case SUP_MSG_INFO:
-        if (m->tag == GW_PS_FRAME) {
+        if (m->tag == GW_PS_PUBLISH) {
+            ps__publish(s, m);
+        } else if (m->tag == GW_PS_FRAME) {
             ps__frame(s, m);
         } else if (m->tag == GW_PS_CONN_DOWN && m->len == sizeof(uint64_t)) {
             uint64_t conn;
