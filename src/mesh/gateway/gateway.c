@@ -333,7 +333,8 @@ static int gw__chaos_call(gw_gateway *g, uint64_t conn, const wire_call *call)
 
 static void gw__flush(gw_gateway *g)
 {
-    sup_pid clients = sup_whereis(g->rt, "macula_gateway_clients");
+    sup_pid clients = SUP_NOPID; /* looked up at the first client event of this flush */
+    bool clients_known = false;
     gwc_action a;
     while (gwc_next_action(g->core, &a)) {
         switch (a.kind) {
@@ -356,6 +357,10 @@ static void gw__flush(gw_gateway *g)
                     (void)sup_send(g->rt, sup_self(g->self), rpc, GW_RPC_CLIENT_DOWN, &a.conn,
                                    sizeof a.conn);
                 }
+            }
+            if (!clients_known) {
+                clients = sup_whereis(g->rt, "macula_gateway_clients");
+                clients_known = true;
             }
             if (!sup_pid_is_null(clients)) {
                 (void)gw_clients_notify(g->rt, sup_self(g->self), clients, &a);
