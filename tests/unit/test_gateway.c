@@ -18,6 +18,7 @@
 #include "mesh/gateway/clients.h"
 #include "mesh/gateway/diagnostics.h"
 #include "mesh/gateway/gateway.h"
+#include "mesh/gateway/pubsub.h"
 #include "mesh/gateway/quic_server.h"
 #include "mesh/gateway/system.h"
 #include "mesh/wire.h"
@@ -407,6 +408,143 @@ static void test_garbage_isolated(void **state)
     free(pb);
 }
 
+/* Counts the PUBLISH frames of topic t.x with payload `pl` the transport got, per conn 1..3. */
+static void count_pubs(node *n, const char *pl, int out[4])
+{
+    memset(out, 0, 4 * sizeof *out);
+    for (size_t i = 0; i < n->fk.n; i++) {
+        if (!n->fk.v[i].is_close && n->fk.v[i].msg.type == WIRE_PUBLISH &&
+            is(n->fk.v[i].msg.publish.topic, "t.x") && is(n->fk.v[i].msg.publish.payload, pl) &&
+            n->fk.v[i].conn <= 3) {
+            out[n->fk.v[i].conn]++;
+        }
+    }
+}
+
+static void publish_tx(node *n, uint64_t conn, const char *pl)
+{
+    wire_msg pub = {.type = WIRE_PUBLISH};
+    pub.publish.topic = B("t.x");
+    pub.publish.payload = B(pl);
+    pub.publish.message_id = B("0123456789abcdef");
+    send_msg(n, conn, &pub);
+}
+
+/* A PUBLISH goes to the pubsub worker already decoded (GW_PS_PUBLISH) and comes back as one
+ * GW_PS_FANOUT for both subscribers; a GW_PS_PUBLISH whose places lie outside its payload and a
+ * GW_PS_FANOUT whose length disagrees with its header are dropped; after the worker crashes,
+ * the gateway finds the new one (its cached pid is dead) and deliveries go on. */
+static void test_pubsub_publish_fanout(void **state)
+{
+    node *n = *state;
+    handshake(n, 1, 0x01);
+    handshake(n, 2, 0x02);
+    handshake(n, 3, 0x03);
+    static const wire_bytes topics[] = {{(const uint8_t *)"t.x", 3}};
+    wire_msg sub = {.type = WIRE_SUBSCRIBE};
+    sub.subscribe.topics = (wire_bytes_list){1, topics, NULL};
+    send_msg(n, 2, &sub);
+    send_msg(n, 3, &sub);
+    fake_clear(&n->fk);
+    publish_tx(n, 1, "one");
+    int got[4];
+    count_pubs(n, "one", got);
+    assert_int_equal(got[1], 0);
+    assert_int_equal(got[2], 1);
+    assert_int_equal(got[3], 1);
+    fake_clear(&n->fk);
+
+    sup_pid ps = sup_whereis(n->rt, "macula_gateway_pubsub");
+    assert_false(sup_pid_is_null(ps));
+    gw_pubsub_view v0;
+    assert_true(gw_pubsub_stats(n->rt, &v0));
+    uint8_t msg[sizeof(gw_ps_frame_hdr) + sizeof(gw_ps_pub) + 8];
+    memset(msg, 0, sizeof msg);
+    gw_ps_frame_hdr h = {.conn = 1};
+    gw_ps_pub pp = {.topic_off = 0,
+                    .topic_len = 3,
+                    .payload_off = 6,
+                    .payload_len = 3,
+                    .mid_off = GW_PS_ABSENT,
+                    .mid_len = 0};
+    memcpy(msg, &h, sizeof h);
+    memcpy(msg + sizeof h, &pp, sizeof pp);
+    memcpy(msg + sizeof h + sizeof pp, "t.xabcdefg", 8);
+    /* payload_off + payload_len = 9 > 8 */
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof msg), 0);
+    /* an absent field with a length */
+    pp.payload_off = 3;
+    pp.mid_len = 16;
+    memcpy(msg + sizeof h, &pp, sizeof pp);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof msg), 0);
+    /* shorter than its headers */
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof h), 0);
+    sup_rt_run(n->rt);
+    gw_pubsub_view v1;
+    assert_true(gw_pubsub_stats(n->rt, &v1));
+    assert_int_equal(v1.frames_invalid, v0.frames_invalid + 3);
+    assert_int_equal(v1.core.published, v0.core.published);
+    /* a well-formed one is published */
+    pp.mid_len = 0;
+    memcpy(msg + sizeof h, &pp, sizeof pp);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof msg), 0);
+    sup_rt_run(n->rt);
+    assert_true(gw_pubsub_stats(n->rt, &v1));
+    assert_int_equal(v1.frames_invalid, v0.frames_invalid + 3);
+    assert_int_equal(v1.core.published, v0.core.published + 1);
+    fake_clear(&n->fk);
+
+    /* GW_PS_FANOUT: the frame, then 2 connection ids; lengths that disagree send nothing */
+    wire_msg pub = {.type = WIRE_PUBLISH};
+    pub.publish.topic = B("t.x");
+    pub.publish.payload = B("fan");
+    uint8_t *frame = NULL;
+    size_t flen = 0;
+    assert_int_equal(wire_encode_alloc(&pub, &frame, &flen), 0);
+    uint8_t fan[sizeof(gw_ps_fanout_hdr) + 256 + 2 * sizeof(uint64_t)];
+    assert_true(flen <= 256);
+    gw_ps_fanout_hdr fh = {.n = 2, .frame_len = (uint32_t)flen};
+    uint64_t conns[2] = {2, 3};
+    memcpy(fan, &fh, sizeof fh);
+    memcpy(fan + sizeof fh, frame, flen);
+    memcpy(fan + sizeof fh + flen, conns, sizeof conns);
+    size_t fanlen = sizeof fh + flen + sizeof conns;
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, gw(n), GW_PS_FANOUT, fan, fanlen - 1), 0);
+    fh.n = 3;
+    memcpy(fan, &fh, sizeof fh);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, gw(n), GW_PS_FANOUT, fan, fanlen), 0);
+    fh.n = 2;
+    fh.frame_len = UINT32_MAX;
+    memcpy(fan, &fh, sizeof fh);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, gw(n), GW_PS_FANOUT, fan, fanlen), 0);
+    sup_rt_run(n->rt);
+    count_pubs(n, "fan", got);
+    assert_int_equal(got[2] + got[3], 0);
+    fh.frame_len = (uint32_t)flen;
+    memcpy(fan, &fh, sizeof fh);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, gw(n), GW_PS_FANOUT, fan, fanlen), 0);
+    sup_rt_run(n->rt);
+    count_pubs(n, "fan", got);
+    assert_int_equal(got[2], 1);
+    assert_int_equal(got[3], 1);
+    free(frame);
+    fake_clear(&n->fk);
+
+    /* the worker crashes and comes back with the ledger's subscriptions */
+    sup_reason r = sup_reason_error("{test,crash}");
+    assert_int_equal(sup_exit(n->rt, SUP_NOPID, ps, &r), 0);
+    sup_rt_run(n->rt);
+    sup_pid ps2 = sup_whereis(n->rt, "macula_gateway_pubsub");
+    assert_false(sup_pid_is_null(ps2));
+    assert_false(sup_pid_eq(ps2, ps));
+    fake_clear(&n->fk);
+    publish_tx(n, 1, "two");
+    count_pubs(n, "two", got);
+    assert_int_equal(got[2], 1);
+    assert_int_equal(got[3], 1);
+    fake_clear(&n->fk);
+}
+
 /* The gateway crashes: rest_for_one restarts it and workers_sup (with the clients table);
  * health, diagnostics and quic_server stay. Its connections were closed on the way out, the
  * new gateway re-attached to the transport and serves, and nothing leaked. */
@@ -520,6 +658,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshake_tracks_client_and_diagnostics, up, down),
         cmocka_unit_test_setup_teardown(test_realm_mismatch, up, down),
         cmocka_unit_test_setup_teardown(test_garbage_isolated, up, down),
+        cmocka_unit_test_setup_teardown(test_pubsub_publish_fanout, up, down),
         cmocka_unit_test_setup_teardown(test_gateway_restart, up, down),
         cmocka_unit_test_setup_teardown(test_clients_table_restart_resyncs, up, down),
         cmocka_unit_test_setup_teardown(test_keepalive_timer, up_fast_ping, down),

@@ -55,7 +55,10 @@ typedef struct gw_gateway {
     uint64_t timer_ref;
     uint64_t timer_at; /* deadline the timer is armed for, UINT64_MAX: none */
     gw_pending pending[GW_PENDING_MAX];
-    hmap ps_ledger; /* conn -> gw_ps_conn */
+    hmap ps_ledger;  /* conn -> gw_ps_conn */
+    sup_pid ps;      /* macula_gateway_pubsub as last looked up (a dead pid: looked up again) */
+    uint8_t *ps_buf; /* GW_PS_FRAME message being built (grows, reused) */
+    size_t ps_cap;
     bool chaos;
 } gw_gateway;
 
@@ -161,24 +164,58 @@ static void gw__ps_sync(gw_gateway *g, sup_pid to)
     }
 }
 
+/* Sends to macula_gateway_pubsub through the cached pid; a send to a dead pid (the worker
+ * restarted) looks the name up again and retries once. SUP_ENOPROC when none runs. */
+static int gw__ps_send(gw_gateway *g, int tag, const void *data, size_t len)
+{
+    int rc = SUP_ENOPROC;
+    if (!sup_pid_is_null(g->ps)) {
+        rc = sup_send(g->rt, sup_self(g->self), g->ps, tag, data, len);
+        if (rc != SUP_ENOPROC) {
+            return rc;
+        }
+    }
+    g->ps = sup_whereis(g->rt, "macula_gateway_pubsub");
+    if (sup_pid_is_null(g->ps)) {
+        return SUP_ENOPROC;
+    }
+    return sup_send(g->rt, sup_self(g->self), g->ps, tag, data, len);
+}
+
 /* PUBLISH .. PUBACK (0x10-0x14) go to macula_gateway_pubsub; PASS when it is not running
- * (counted as unhandled). */
+ * (counted as unhandled). The message is built in a buffer the gateway keeps (sup_send copies
+ * it). */
+static bool gw__ps_buf(gw_gateway *g, size_t len)
+{
+    if (len > g->ps_cap) {
+        size_t cap = len < 4096 ? 4096 : len;
+        uint8_t *nb = realloc(g->ps_buf, cap);
+        if (nb == NULL) {
+            return false;
+        }
+        g->ps_buf = nb;
+        g->ps_cap = cap;
+    }
+    return true;
+}
+
+static void gw__ps_hdr(gw_ps_frame_hdr *h, const gwc_peer *peer)
+{
+    memset(h, 0, sizeof *h);
+    h->conn = peer->conn;
+    memcpy(h->node_id, peer->node_id, WIRE_NODE_ID_LEN);
+    snprintf(h->remote, sizeof h->remote, "%s", peer->remote ? peer->remote : "");
+}
+
 static int gw__ps_frame(gw_gateway *g, const gwc_peer *peer, const wire_frame *f)
 {
-    sup_pid ps = sup_whereis(g->rt, "macula_gateway_pubsub");
-    if (sup_pid_is_null(ps)) {
-        return GWC_HOOK_PASS;
-    }
     gw_ps_frame_hdr h;
-    memset(&h, 0, sizeof h);
-    h.conn = peer->conn;
-    memcpy(h.node_id, peer->node_id, WIRE_NODE_ID_LEN);
-    snprintf(h.remote, sizeof h.remote, "%s", peer->remote ? peer->remote : "");
     size_t len = sizeof h + WIRE_HEADER_LEN + f->payload_len;
-    uint8_t *buf = malloc(len);
-    if (buf == NULL) {
+    if (!gw__ps_buf(g, len)) {
         return GWC_HOOK_PASS;
     }
+    gw__ps_hdr(&h, peer);
+    uint8_t *buf = g->ps_buf;
     memcpy(buf, &h, sizeof h);
     uint8_t *hdr = buf + sizeof h;
     hdr[0] = WIRE_VERSION;
@@ -192,18 +229,70 @@ static int gw__ps_frame(gw_gateway *g, const gwc_peer *peer, const wire_frame *f
     if (f->payload_len > 0) {
         memcpy(hdr + WIRE_HEADER_LEN, f->payload, f->payload_len);
     }
-    int rc = sup_send(g->rt, sup_self(g->self), ps, GW_PS_FRAME, buf, len);
-    free(buf);
-    return rc == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
+    return gw__ps_send(g, GW_PS_FRAME, buf, len) == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
+}
+
+/* GW_PS_FANOUT from the pubsub worker: one frame, queued to each listed connection; a message
+ * whose length does not match its header is dropped whole. */
+static void gw__ps_fanout(gw_gateway *g, const sup_msg *m)
+{
+    gw_ps_fanout_hdr h;
+    if (m->len < sizeof h) {
+        return;
+    }
+    memcpy(&h, m->data, sizeof h);
+    size_t rest = m->len - sizeof h;
+    if (h.frame_len == 0 || h.frame_len > rest ||
+        (rest - h.frame_len) != (size_t)h.n * sizeof(uint64_t)) {
+        return;
+    }
+    const uint8_t *frame = (const uint8_t *)m->data + sizeof h;
+    const uint8_t *conns = frame + h.frame_len;
+    for (uint32_t i = 0; i < h.n; i++) {
+        uint64_t conn;
+        memcpy(&conn, conns + (size_t)i * sizeof conn, sizeof conn);
+        (void)gwc_send_frame(g->core, conn, frame, h.frame_len);
+    }
+}
+
+static uint32_t gw__ps_off(const wire_frame *f, wire_bytes b)
+{
+    return b.p == NULL ? GW_PS_ABSENT : (uint32_t)(b.p - f->payload);
+}
+
+/* A PUBLISH the core decoded: its payload and the fields' places in it (GW_PS_PUBLISH), so that
+ * the worker does not decode it again. */
+static int gw__ps_publish(gw_gateway *g, const gwc_peer *peer, const wire_frame *f,
+                          const wire_publish *pub)
+{
+    gw_ps_frame_hdr h;
+    gw_ps_pub pp;
+    size_t len = sizeof h + sizeof pp + f->payload_len;
+    if (!gw__ps_buf(g, len)) {
+        return GWC_HOOK_PASS;
+    }
+    gw__ps_hdr(&h, peer);
+    memset(&pp, 0, sizeof pp);
+    pp.topic_off = gw__ps_off(f, pub->topic);
+    pp.topic_len = (uint32_t)pub->topic.len;
+    pp.payload_off = gw__ps_off(f, pub->payload);
+    pp.payload_len = (uint32_t)pub->payload.len;
+    pp.mid_off = gw__ps_off(f, pub->message_id);
+    pp.mid_len = (uint32_t)pub->message_id.len;
+    pp.qos = pub->qos;
+    pp.retain = pub->retain ? 1 : 0;
+    memcpy(g->ps_buf, &h, sizeof h);
+    memcpy(g->ps_buf + sizeof h, &pp, sizeof pp);
+    if (f->payload_len > 0) {
+        memcpy(g->ps_buf + sizeof h + sizeof pp, f->payload, f->payload_len);
+    }
+    return gw__ps_send(g, GW_PS_PUBLISH, g->ps_buf, len) == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
 }
 
 static void gw__ps_conn_down(gw_gateway *g, uint64_t conn)
 {
     gw__ps_ledger_drop(g, conn);
-    sup_pid ps = sup_whereis(g->rt, "macula_gateway_pubsub");
-    if (!sup_pid_is_null(ps)) {
-        (void)sup_send(g->rt, sup_self(g->self), ps, GW_PS_CONN_DOWN, &conn, sizeof conn);
-    }
+    (void)gw__ps_send(g, GW_PS_CONN_DOWN, &conn, sizeof conn);
 }
 
 /* ---- chaos (MACULA_CHAOS=1 only) ------------------------------------------------------------ */
@@ -244,7 +333,8 @@ static int gw__chaos_call(gw_gateway *g, uint64_t conn, const wire_call *call)
 
 static void gw__flush(gw_gateway *g)
 {
-    sup_pid clients = sup_whereis(g->rt, "macula_gateway_clients");
+    sup_pid clients = SUP_NOPID; /* looked up at the first client event of this flush */
+    bool clients_known = false;
     gwc_action a;
     while (gwc_next_action(g->core, &a)) {
         switch (a.kind) {
@@ -267,6 +357,10 @@ static void gw__flush(gw_gateway *g)
                     (void)sup_send(g->rt, sup_self(g->self), rpc, GW_RPC_CLIENT_DOWN, &a.conn,
                                    sizeof a.conn);
                 }
+            }
+            if (!clients_known) {
+                clients = sup_whereis(g->rt, "macula_gateway_clients");
+                clients_known = true;
             }
             if (!sup_pid_is_null(clients)) {
                 (void)gw_clients_notify(g->rt, sup_self(g->self), clients, &a);
@@ -419,6 +513,9 @@ static int gw__frame_hook(void *user, gwc *core, const gwc_peer *peer, const wir
         free(rf);
         return rc == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
     }
+    if (f->type == WIRE_PUBLISH && m->type == WIRE_PUBLISH) {
+        return gw__ps_publish(g, peer, f, &m->publish);
+    }
     if (f->type >= WIRE_PUBLISH && f->type <= WIRE_PUBACK) {
         return gw__ps_frame(g, peer, f);
     }
@@ -542,6 +639,9 @@ static void gw__terminate(sup_actor *self, void *state, const sup_reason *reason
     gwc_free(g->core);
     g->core = NULL;
     gw__ps_ledger_free(g);
+    free(g->ps_buf);
+    g->ps_buf = NULL;
+    g->ps_cap = 0;
 }
 
 static void gw__info(sup_actor *self, void *state, const sup_msg *m)
@@ -568,6 +668,8 @@ static void gw__info(sup_actor *self, void *state, const sup_msg *m)
             memcpy(&conn, m->data, sizeof conn);
             (void)gwc_send_frame(g->core, conn, (const uint8_t *)m->data + sizeof conn,
                                  m->len - sizeof conn);
+        } else if (m->tag == GW_PS_FANOUT) {
+            gw__ps_fanout(g, m);
         } else if (m->tag == GW_CONN_CLOSED && m->len == sizeof(uint64_t)) {
             uint64_t conn;
             memcpy(&conn, m->data, sizeof conn);

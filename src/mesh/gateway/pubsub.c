@@ -22,6 +22,7 @@
 #define PS_PEERS_TIMEOUT 10000  /* ms */
 #define PS_HOSTS_FRESH_MS 30000 /* contacts' hosts are asked again after this */
 #define PS_DEFERRED_MAX 64
+#define PS_FAN_MAX 4096 /* connections per GW_PS_FANOUT */
 
 enum { PS_TICK = 1 };
 
@@ -61,9 +62,12 @@ typedef struct ps {
     uint64_t peers_ref; /* a com.macula.dht.peers call in flight */
     uint64_t hosts_at;  /* when the hosts were last learned */
     hmap hosts;         /* node id -> ps_host */
-    sup_pid gw;         /* macula_gateway, looked up once per flush */
-    uint8_t *obuf;      /* GW_SEND_FRAME message being built (grows, reused) */
+    sup_pid gw;         /* macula_gateway as last looked up (a dead pid: looked up again) */
+    uint8_t *obuf;      /* GW_PS_FANOUT message being built (grows, reused) */
     size_t obuf_cap;
+    uint32_t fan_n;           /* connections in obuf's fan-out so far (0: none being built) */
+    const uint8_t *fan_frame; /* the action bytes it copied (same address and bytes: batched) */
+    size_t fan_len;
 } ps;
 
 /* ---- the published view ------------------------------------------------------------------ */
@@ -115,28 +119,81 @@ bool gw_pubsub_stats(const sup_rt *rt, gw_pubsub_view *out)
 
 /* ---- outbound ---------------------------------------------------------------------------- */
 
+/* Sends to macula_gateway through the cached pid; a dead pid (the gateway restarted) is looked
+ * up again and the send retried once. */
+static int ps__gw_send(ps *s, int tag, const void *data, size_t len)
+{
+    int rc = SUP_ENOPROC;
+    if (!sup_pid_is_null(s->gw)) {
+        rc = sup_send(s->rt, sup_self(s->self), s->gw, tag, data, len);
+        if (rc != SUP_ENOPROC) {
+            return rc;
+        }
+    }
+    s->gw = sup_whereis(s->rt, "macula_gateway");
+    if (sup_pid_is_null(s->gw)) {
+        return SUP_ENOPROC;
+    }
+    return sup_send(s->rt, sup_self(s->self), s->gw, tag, data, len);
+}
+
+static bool ps__obuf_grow(ps *s, size_t need)
+{
+    if (need <= s->obuf_cap) {
+        return true;
+    }
+    size_t cap = s->obuf_cap < 4096 ? 4096 : s->obuf_cap;
+    while (cap < need) {
+        cap *= 2;
+    }
+    uint8_t *nb = realloc(s->obuf, cap);
+    if (nb == NULL) {
+        return false;
+    }
+    s->obuf = nb;
+    s->obuf_cap = cap;
+    return true;
+}
+
+/* Sends the GW_PS_FANOUT being built in obuf (if any). */
+static void ps__fanout_flush(ps *s)
+{
+    if (s->fan_n == 0) {
+        return;
+    }
+    gw_ps_fanout_hdr h = {.n = s->fan_n, .frame_len = (uint32_t)s->fan_len};
+    memcpy(s->obuf, &h, sizeof h);
+    size_t len = sizeof h + s->fan_len + (size_t)s->fan_n * sizeof(uint64_t);
+    if (ps__gw_send(s, GW_PS_FANOUT, s->obuf, len) != 0) {
+        s->view.send_failed += s->fan_n;
+    }
+    s->fan_n = 0;
+    s->fan_frame = NULL;
+    s->fan_len = 0;
+}
+
+/* Adds conn to the fan-out of `frame` (the same bytes as the previous call: appended; other
+ * bytes: the previous fan-out is sent first). The frame is copied at once, so it need not
+ * outlive the call. */
 static void ps__send_conn(ps *s, uint64_t conn, const uint8_t *frame, size_t len)
 {
-    size_t need = sizeof conn + len;
-    if (need > s->obuf_cap) {
-        size_t cap = need < 4096 ? 4096 : need;
-        uint8_t *nb = realloc(s->obuf, cap);
-        if (nb == NULL) {
-            s->view.send_failed++;
-            return;
-        }
-        s->obuf = nb;
-        s->obuf_cap = cap;
+    if (s->fan_n > 0 && (frame != s->fan_frame || len != s->fan_len || s->fan_n == PS_FAN_MAX ||
+                         memcmp(s->obuf + sizeof(gw_ps_fanout_hdr), frame, len) != 0)) {
+        ps__fanout_flush(s);
     }
-    if (sup_pid_is_null(s->gw)) {
+    size_t base = sizeof(gw_ps_fanout_hdr);
+    if (len > UINT32_MAX - base ||
+        !ps__obuf_grow(s, base + len + ((size_t)s->fan_n + 1) * sizeof conn)) {
         s->view.send_failed++;
         return;
     }
-    memcpy(s->obuf, &conn, sizeof conn);
-    memcpy(s->obuf + sizeof conn, frame, len);
-    if (sup_send(s->rt, sup_self(s->self), s->gw, GW_SEND_FRAME, s->obuf, need) != 0) {
-        s->view.send_failed++;
+    if (s->fan_n == 0) {
+        memcpy(s->obuf + base, frame, len);
+        s->fan_frame = frame;
+        s->fan_len = len;
     }
+    memcpy(s->obuf + base + len + (size_t)s->fan_n * sizeof conn, &conn, sizeof conn);
+    s->fan_n++;
 }
 
 static void ps__send_node(ps *s, const uint8_t *id, const char *addr, const uint8_t *frame,
@@ -221,8 +278,10 @@ static void ps__rearm(ps *s)
 static void ps__flush(ps *s)
 {
     psc_action a;
-    s->gw = sup_whereis(s->rt, "macula_gateway");
     while (psc_next_action(s->core, &a)) {
+        if (a.kind != PSC_ACT_SEND_CONN) {
+            ps__fanout_flush(s);
+        }
         switch (a.kind) {
         case PSC_ACT_SEND_CONN: ps__send_conn(s, a.conn, a.data, a.len); break;
         case PSC_ACT_SEND_NODE: ps__send_node(s, a.node_id, a.addr, a.data, a.len); break;
@@ -237,6 +296,7 @@ static void ps__flush(ps *s)
         case PSC_ACT_ADVERTISE: ps__advertise(s, a.key, a.key_len, a.data, a.len); break;
         }
     }
+    ps__fanout_flush(s);
     ps__rearm(s);
     psc_get_stats(s->core, &s->view.core);
 }
@@ -500,6 +560,43 @@ static void ps__frame(ps *s, const sup_msg *m)
     }
 }
 
+/* Rebuilds a wire_bytes from GW_PS_PUBLISH's place in the payload; false when out of range. */
+static bool ps__pub_field(const uint8_t *pl, size_t plen, uint32_t off, uint32_t len,
+                          wire_bytes *out)
+{
+    if (off == GW_PS_ABSENT) {
+        *out = (wire_bytes){NULL, 0};
+        return len == 0;
+    }
+    if (off > plen || len > plen - off) {
+        return false;
+    }
+    *out = (wire_bytes){pl + off, len};
+    return true;
+}
+
+static void ps__publish(ps *s, const sup_msg *m)
+{
+    gw_ps_frame_hdr h;
+    gw_ps_pub pp;
+    if (m->len < sizeof h + sizeof pp) {
+        s->view.frames_invalid++;
+        return;
+    }
+    memcpy(&h, m->data, sizeof h);
+    memcpy(&pp, (const uint8_t *)m->data + sizeof h, sizeof pp);
+    const uint8_t *pl = (const uint8_t *)m->data + sizeof h + sizeof pp;
+    size_t plen = m->len - sizeof h - sizeof pp;
+    wire_publish pub = {.qos = pp.qos, .retain = pp.retain != 0};
+    if (!ps__pub_field(pl, plen, pp.topic_off, pp.topic_len, &pub.topic) ||
+        !ps__pub_field(pl, plen, pp.payload_off, pp.payload_len, &pub.payload) ||
+        !ps__pub_field(pl, plen, pp.mid_off, pp.mid_len, &pub.message_id)) {
+        s->view.frames_invalid++;
+        return;
+    }
+    (void)psc_publish(s->core, h.conn, &pub, sup_rt_now(s->rt));
+}
+
 static void ps__node_frame(ps *s, const sup_msg *m)
 {
     gw_ps_node_hdr h;
@@ -616,7 +713,9 @@ static void ps__info(sup_actor *self, void *state, const sup_msg *m)
     uint64_t now = sup_rt_now(s->rt);
     switch (m->kind) {
     case SUP_MSG_INFO:
-        if (m->tag == GW_PS_FRAME) {
+        if (m->tag == GW_PS_PUBLISH) {
+            ps__publish(s, m);
+        } else if (m->tag == GW_PS_FRAME) {
             ps__frame(s, m);
         } else if (m->tag == GW_PS_CONN_DOWN && m->len == sizeof(uint64_t)) {
             uint64_t conn;
