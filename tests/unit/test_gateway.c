@@ -458,40 +458,63 @@ static void test_pubsub_publish_fanout(void **state)
     assert_false(sup_pid_is_null(ps));
     gw_pubsub_view v0;
     assert_true(gw_pubsub_stats(n->rt, &v0));
-    uint8_t msg[sizeof(gw_ps_frame_hdr) + sizeof(gw_ps_pub) + 8];
+    uint8_t msg[2 * (sizeof(gw_ps_pub) + 8)];
     memset(msg, 0, sizeof msg);
-    gw_ps_frame_hdr h = {.conn = 1};
-    gw_ps_pub pp = {.topic_off = 0,
+    gw_ps_pub pp = {.conn = 1,
+                    .len = 8,
+                    .topic_off = 0,
                     .topic_len = 3,
                     .payload_off = 6,
                     .payload_len = 3,
                     .mid_off = GW_PS_ABSENT,
                     .mid_len = 0};
-    memcpy(msg, &h, sizeof h);
-    memcpy(msg + sizeof h, &pp, sizeof pp);
-    memcpy(msg + sizeof h + sizeof pp, "t.xabcdefg", 8);
+    memcpy(msg, &pp, sizeof pp);
+    memcpy(msg + sizeof pp, "t.xabcdefg", 8);
     /* payload_off + payload_len = 9 > 8 */
-    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof msg), 0);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof pp + 8), 0);
     /* an absent field with a length */
     pp.payload_off = 3;
     pp.mid_len = 16;
-    memcpy(msg + sizeof h, &pp, sizeof pp);
-    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof msg), 0);
-    /* shorter than its headers */
-    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof h), 0);
+    memcpy(msg, &pp, sizeof pp);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof pp + 8), 0);
+    /* shorter than its header */
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof pp - 1), 0);
+    /* a record longer than the message */
+    pp.mid_len = 0;
+    memcpy(msg, &pp, sizeof pp);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof pp + 7), 0);
     sup_rt_run(n->rt);
     gw_pubsub_view v1;
     assert_true(gw_pubsub_stats(n->rt, &v1));
-    assert_int_equal(v1.frames_invalid, v0.frames_invalid + 3);
+    assert_int_equal(v1.frames_invalid, v0.frames_invalid + 4);
     assert_int_equal(v1.core.published, v0.core.published);
+    assert_int_equal(n->fk.n, 0);
     /* a well-formed one is published */
-    pp.mid_len = 0;
-    memcpy(msg + sizeof h, &pp, sizeof pp);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof pp + 8), 0);
+    sup_rt_run(n->rt);
+    assert_true(gw_pubsub_stats(n->rt, &v1));
+    assert_int_equal(v1.frames_invalid, v0.frames_invalid + 4);
+    assert_int_equal(v1.core.published, v0.core.published + 1);
+    count_pubs(n, "abc", got);
+    assert_int_equal(got[2], 1);
+    assert_int_equal(got[3], 1);
+    fake_clear(&n->fk);
+    /* a batch of two records: the first out of range (skipped), the second published */
+    gw_ps_pub bad = pp;
+    bad.topic_len = 9;
+    memcpy(msg, &bad, sizeof bad);
+    memcpy(msg + sizeof bad, "t.xabcdefg", 8);
+    pp.payload_off = 4;
+    memcpy(msg + sizeof pp + 8, &pp, sizeof pp);
+    memcpy(msg + 2 * sizeof pp + 8, "t.x-bcd-", 8);
     assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof msg), 0);
     sup_rt_run(n->rt);
     assert_true(gw_pubsub_stats(n->rt, &v1));
-    assert_int_equal(v1.frames_invalid, v0.frames_invalid + 3);
-    assert_int_equal(v1.core.published, v0.core.published + 1);
+    assert_int_equal(v1.frames_invalid, v0.frames_invalid + 5);
+    assert_int_equal(v1.core.published, v0.core.published + 2);
+    count_pubs(n, "bcd", got);
+    assert_int_equal(got[2], 1);
+    assert_int_equal(got[3], 1);
     fake_clear(&n->fk);
 
     /* GW_PS_FANOUT: the frame, then 2 connection ids; lengths that disagree send nothing */
@@ -527,7 +550,78 @@ static void test_pubsub_publish_fanout(void **state)
     count_pubs(n, "fan", got);
     assert_int_equal(got[2], 1);
     assert_int_equal(got[3], 1);
+    fake_clear(&n->fk);
+    /* two records in one message: "fan" to 2 and 3, "fa2" to 3; with 8 bytes of a third record
+     * that does not fit, nothing of the message is sent */
+    wire_msg pub2 = pub;
+    pub2.publish.payload = B("fa2");
+    uint8_t *frame2 = NULL;
+    size_t flen2 = 0;
+    assert_int_equal(wire_encode_alloc(&pub2, &frame2, &flen2), 0);
+    uint8_t fan2[2 * sizeof(gw_ps_fanout_hdr) + 512 + 3 * sizeof(uint64_t) + 8];
+    assert_true(flen2 <= 256);
+    memcpy(fan2, fan, fanlen);
+    gw_ps_fanout_hdr fh2 = {.n = 1, .frame_len = (uint32_t)flen2};
+    memcpy(fan2 + fanlen, &fh2, sizeof fh2);
+    memcpy(fan2 + fanlen + sizeof fh2, frame2, flen2);
+    uint64_t three = 3;
+    memcpy(fan2 + fanlen + sizeof fh2 + flen2, &three, sizeof three);
+    size_t fan2len = fanlen + sizeof fh2 + flen2 + sizeof three;
+    gw_ps_fanout_hdr fh3 = {.n = 1, .frame_len = 1};
+    memcpy(fan2 + fan2len, &fh3, sizeof fh3);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, gw(n), GW_PS_FANOUT, fan2, fan2len + sizeof fh3),
+                     0);
+    sup_rt_run(n->rt);
+    count_pubs(n, "fan", got);
+    assert_int_equal(got[2] + got[3], 0);
+    count_pubs(n, "fa2", got);
+    assert_int_equal(got[3], 0);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, gw(n), GW_PS_FANOUT, fan2, fan2len), 0);
+    sup_rt_run(n->rt);
+    count_pubs(n, "fan", got);
+    assert_int_equal(got[2], 1);
+    assert_int_equal(got[3], 1);
+    count_pubs(n, "fa2", got);
+    assert_int_equal(got[2], 0);
+    assert_int_equal(got[3], 1);
+    free(frame2);
     free(frame);
+    fake_clear(&n->fk);
+
+    /* Several frames in one piece of stream data from conn 3: PUBLISH b1, PUBLISH b2,
+     * UNSUBSCRIBE, PUBLISH b3. The PUBLISHes are batched; the batch reaches the worker before
+     * the UNSUBSCRIBE, so conn 3 still gets b1 and b2, and not b3. */
+    wire_msg unsub = {.type = WIRE_UNSUBSCRIBE};
+    unsub.unsubscribe.topics = (wire_bytes_list){1, topics, NULL};
+    const char *pls[4] = {"b1", "b2", NULL, "b3"};
+    uint8_t data[1024];
+    size_t dlen = 0;
+    for (int k = 0; k < 4; k++) {
+        wire_msg pk = {.type = WIRE_PUBLISH};
+        pk.publish.topic = B("t.x");
+        pk.publish.payload = k == 2 ? B("") : B(pls[k]);
+        uint8_t *fb = NULL;
+        size_t fl = 0;
+        assert_int_equal(wire_encode_alloc(k == 2 ? &unsub : &pk, &fb, &fl), 0);
+        assert_true(dlen + fl <= sizeof data);
+        memcpy(data + dlen, fb, fl);
+        dlen += fl;
+        free(fb);
+    }
+    send_bytes(n, 3, data, dlen);
+    count_pubs(n, "b1", got);
+    assert_int_equal(got[2], 1);
+    assert_int_equal(got[3], 1);
+    count_pubs(n, "b2", got);
+    assert_int_equal(got[2], 1);
+    assert_int_equal(got[3], 1);
+    count_pubs(n, "b3", got);
+    assert_int_equal(got[2], 1);
+    assert_int_equal(got[3], 0);
+    fake_clear(&n->fk);
+    /* conn 3 subscribes again (the rest of the test expects it) */
+    send_msg(n, 3, &sub);
+    sup_rt_run(n->rt);
     fake_clear(&n->fk);
 
     /* the worker crashes and comes back with the ledger's subscriptions */

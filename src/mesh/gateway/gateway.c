@@ -59,6 +59,9 @@ typedef struct gw_gateway {
     sup_pid ps;      /* macula_gateway_pubsub as last looked up (a dead pid: looked up again) */
     uint8_t *ps_buf; /* GW_PS_FRAME message being built (grows, reused) */
     size_t ps_cap;
+    uint8_t *pb; /* GW_PS_PUBLISH batch being built: records (pubsub.h), sent by gw__ps_pub_flush */
+    size_t pb_len; /* bytes in it (0: none pending) */
+    size_t pb_cap;
     bool chaos;
 } gw_gateway;
 
@@ -166,7 +169,7 @@ static void gw__ps_sync(gw_gateway *g, sup_pid to)
 
 /* Sends to macula_gateway_pubsub through the cached pid; a send to a dead pid (the worker
  * restarted) looks the name up again and retries once. SUP_ENOPROC when none runs. */
-static int gw__ps_send(gw_gateway *g, int tag, const void *data, size_t len)
+static int gw__ps_send_now(gw_gateway *g, int tag, const void *data, size_t len)
 {
     int rc = SUP_ENOPROC;
     if (!sup_pid_is_null(g->ps)) {
@@ -180,6 +183,25 @@ static int gw__ps_send(gw_gateway *g, int tag, const void *data, size_t len)
         return SUP_ENOPROC;
     }
     return sup_send(g->rt, sup_self(g->self), g->ps, tag, data, len);
+}
+
+/* Sends the GW_PS_PUBLISH batch being built, if any. A worker that died since the frames were
+ * taken loses them (as a worker crash loses what is in its mailbox). */
+static void gw__ps_pub_flush(gw_gateway *g)
+{
+    if (g->pb_len == 0) {
+        return;
+    }
+    (void)gw__ps_send_now(g, GW_PS_PUBLISH, g->pb, g->pb_len);
+    g->pb_len = 0;
+}
+
+/* Every other message to the worker goes after the publishes taken before it (the worker sees
+ * frames in the order they arrived). */
+static int gw__ps_send(gw_gateway *g, int tag, const void *data, size_t len)
+{
+    gw__ps_pub_flush(g);
+    return gw__ps_send_now(g, tag, data, len);
 }
 
 /* PUBLISH .. PUBACK (0x10-0x14) go to macula_gateway_pubsub; PASS when it is not running
@@ -232,26 +254,36 @@ static int gw__ps_frame(gw_gateway *g, const gwc_peer *peer, const wire_frame *f
     return gw__ps_send(g, GW_PS_FRAME, buf, len) == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
 }
 
-/* GW_PS_FANOUT from the pubsub worker: one frame, queued to each listed connection; a message
- * whose length does not match its header is dropped whole. */
+/* GW_PS_FANOUT from the pubsub worker: records of one frame and the connections it goes to,
+ * each frame queued to each listed connection in order. The records are checked first: a
+ * message they do not tile exactly is dropped whole. */
 static void gw__ps_fanout(gw_gateway *g, const sup_msg *m)
 {
+    const uint8_t *p = m->data;
     gw_ps_fanout_hdr h;
-    if (m->len < sizeof h) {
-        return;
+    for (size_t off = 0; off < m->len;) {
+        size_t rest = m->len - off;
+        if (rest < sizeof h) {
+            return;
+        }
+        memcpy(&h, p + off, sizeof h);
+        rest -= sizeof h;
+        if (h.n == 0 || h.frame_len == 0 || h.frame_len > rest ||
+            (rest - h.frame_len) / sizeof(uint64_t) < h.n) {
+            return;
+        }
+        off += sizeof h + h.frame_len + (size_t)h.n * sizeof(uint64_t);
     }
-    memcpy(&h, m->data, sizeof h);
-    size_t rest = m->len - sizeof h;
-    if (h.frame_len == 0 || h.frame_len > rest ||
-        (rest - h.frame_len) != (size_t)h.n * sizeof(uint64_t)) {
-        return;
-    }
-    const uint8_t *frame = (const uint8_t *)m->data + sizeof h;
-    const uint8_t *conns = frame + h.frame_len;
-    for (uint32_t i = 0; i < h.n; i++) {
-        uint64_t conn;
-        memcpy(&conn, conns + (size_t)i * sizeof conn, sizeof conn);
-        (void)gwc_send_frame(g->core, conn, frame, h.frame_len);
+    for (size_t off = 0; off < m->len;) {
+        memcpy(&h, p + off, sizeof h);
+        const uint8_t *frame = p + off + sizeof h;
+        const uint8_t *conns = frame + h.frame_len;
+        for (uint32_t i = 0; i < h.n; i++) {
+            uint64_t conn;
+            memcpy(&conn, conns + (size_t)i * sizeof conn, sizeof conn);
+            (void)gwc_send_frame(g->core, conn, frame, h.frame_len);
+        }
+        off += sizeof h + h.frame_len + (size_t)h.n * sizeof(uint64_t);
     }
 }
 
@@ -260,19 +292,35 @@ static uint32_t gw__ps_off(const wire_frame *f, wire_bytes b)
     return b.p == NULL ? GW_PS_ABSENT : (uint32_t)(b.p - f->payload);
 }
 
-/* A PUBLISH the core decoded: its payload and the fields' places in it (GW_PS_PUBLISH), so that
- * the worker does not decode it again. */
+/* A PUBLISH the core decoded: its payload and the fields' places in it, appended to the
+ * GW_PS_PUBLISH batch (so that the worker does not decode it again, and gets every frame of one
+ * read in one message). PASS when no worker runs. */
 static int gw__ps_publish(gw_gateway *g, const gwc_peer *peer, const wire_frame *f,
                           const wire_publish *pub)
 {
-    gw_ps_frame_hdr h;
-    gw_ps_pub pp;
-    size_t len = sizeof h + sizeof pp + f->payload_len;
-    if (!gw__ps_buf(g, len)) {
-        return GWC_HOOK_PASS;
+    if (sup_pid_is_null(g->ps)) {
+        g->ps = sup_whereis(g->rt, "macula_gateway_pubsub");
+        if (sup_pid_is_null(g->ps)) {
+            return GWC_HOOK_PASS;
+        }
     }
-    gw__ps_hdr(&h, peer);
+    size_t need = g->pb_len + sizeof(gw_ps_pub) + f->payload_len;
+    if (need > g->pb_cap) {
+        size_t cap = g->pb_cap ? g->pb_cap : 4096;
+        while (cap < need) {
+            cap *= 2;
+        }
+        uint8_t *nb = realloc(g->pb, cap);
+        if (nb == NULL) {
+            return GWC_HOOK_PASS;
+        }
+        g->pb = nb;
+        g->pb_cap = cap;
+    }
+    gw_ps_pub pp;
     memset(&pp, 0, sizeof pp);
+    pp.conn = peer->conn;
+    pp.len = f->payload_len;
     pp.topic_off = gw__ps_off(f, pub->topic);
     pp.topic_len = (uint32_t)pub->topic.len;
     pp.payload_off = gw__ps_off(f, pub->payload);
@@ -281,12 +329,15 @@ static int gw__ps_publish(gw_gateway *g, const gwc_peer *peer, const wire_frame 
     pp.mid_len = (uint32_t)pub->message_id.len;
     pp.qos = pub->qos;
     pp.retain = pub->retain ? 1 : 0;
-    memcpy(g->ps_buf, &h, sizeof h);
-    memcpy(g->ps_buf + sizeof h, &pp, sizeof pp);
+    memcpy(g->pb + g->pb_len, &pp, sizeof pp);
     if (f->payload_len > 0) {
-        memcpy(g->ps_buf + sizeof h + sizeof pp, f->payload, f->payload_len);
+        memcpy(g->pb + g->pb_len + sizeof pp, f->payload, f->payload_len);
     }
-    return gw__ps_send(g, GW_PS_PUBLISH, g->ps_buf, len) == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
+    g->pb_len = need;
+    if (g->pb_len >= GW_PS_BATCH_MAX) {
+        gw__ps_pub_flush(g);
+    }
+    return GWC_HOOK_TAKEN;
 }
 
 static void gw__ps_conn_down(gw_gateway *g, uint64_t conn)
@@ -333,6 +384,7 @@ static int gw__chaos_call(gw_gateway *g, uint64_t conn, const wire_call *call)
 
 static void gw__flush(gw_gateway *g)
 {
+    gw__ps_pub_flush(g);
     sup_pid clients = SUP_NOPID; /* looked up at the first client event of this flush */
     bool clients_known = false;
     gwc_action a;
@@ -642,6 +694,10 @@ static void gw__terminate(sup_actor *self, void *state, const sup_reason *reason
     free(g->ps_buf);
     g->ps_buf = NULL;
     g->ps_cap = 0;
+    free(g->pb);
+    g->pb = NULL;
+    g->pb_len = 0;
+    g->pb_cap = 0;
 }
 
 static void gw__info(sup_actor *self, void *state, const sup_msg *m)

@@ -65,7 +65,8 @@ typedef struct ps {
     sup_pid gw;         /* macula_gateway as last looked up (a dead pid: looked up again) */
     uint8_t *obuf;      /* GW_PS_FANOUT message being built (grows, reused) */
     size_t obuf_cap;
-    uint32_t fan_n;           /* connections in obuf's fan-out so far (0: none being built) */
+    size_t obuf_len;          /* bytes of finished records in obuf */
+    uint32_t fan_n;           /* connections in the record being built (0: none) */
     const uint8_t *fan_frame; /* the action bytes it copied (same address and bytes: batched) */
     size_t fan_len;
 } ps;
@@ -155,44 +156,64 @@ static bool ps__obuf_grow(ps *s, size_t need)
     return true;
 }
 
-/* Sends the GW_PS_FANOUT being built in obuf (if any). */
-static void ps__fanout_flush(ps *s)
+/* Closes the record being built (writes its header) into the batch. */
+static void ps__fanout_close(ps *s)
 {
     if (s->fan_n == 0) {
         return;
     }
     gw_ps_fanout_hdr h = {.n = s->fan_n, .frame_len = (uint32_t)s->fan_len};
-    memcpy(s->obuf, &h, sizeof h);
-    size_t len = sizeof h + s->fan_len + (size_t)s->fan_n * sizeof(uint64_t);
-    if (ps__gw_send(s, GW_PS_FANOUT, s->obuf, len) != 0) {
-        s->view.send_failed += s->fan_n;
-    }
+    memcpy(s->obuf + s->obuf_len, &h, sizeof h);
+    s->obuf_len += sizeof h + s->fan_len + (size_t)s->fan_n * sizeof(uint64_t);
     s->fan_n = 0;
     s->fan_frame = NULL;
     s->fan_len = 0;
 }
 
-/* Adds conn to the fan-out of `frame` (the same bytes as the previous call: appended; other
- * bytes: the previous fan-out is sent first). The frame is copied at once, so it need not
- * outlive the call. */
+/* Sends the GW_PS_FANOUT batch being built in obuf (if any). */
+static void ps__fanout_flush(ps *s)
+{
+    ps__fanout_close(s);
+    if (s->obuf_len == 0) {
+        return;
+    }
+    if (ps__gw_send(s, GW_PS_FANOUT, s->obuf, s->obuf_len) != 0) {
+        /* count the deliveries lost with it */
+        gw_ps_fanout_hdr h;
+        for (size_t off = 0; off + sizeof h <= s->obuf_len;) {
+            memcpy(&h, s->obuf + off, sizeof h);
+            s->view.send_failed += h.n;
+            off += sizeof h + h.frame_len + (size_t)h.n * sizeof(uint64_t);
+        }
+    }
+    s->obuf_len = 0;
+}
+
+/* Adds conn to the fan-out of `frame` (the same bytes as the previous call: appended to its
+ * record; other bytes: a new record in the batch, which is sent once it reaches
+ * GW_PS_BATCH_MAX). The frame is copied at once, so it need not outlive the call. */
 static void ps__send_conn(ps *s, uint64_t conn, const uint8_t *frame, size_t len)
 {
-    if (s->fan_n > 0 && (frame != s->fan_frame || len != s->fan_len || s->fan_n == PS_FAN_MAX ||
-                         memcmp(s->obuf + sizeof(gw_ps_fanout_hdr), frame, len) != 0)) {
-        ps__fanout_flush(s);
-    }
     size_t base = sizeof(gw_ps_fanout_hdr);
+    if (s->fan_n > 0 && (frame != s->fan_frame || len != s->fan_len || s->fan_n == PS_FAN_MAX ||
+                         memcmp(s->obuf + s->obuf_len + base, frame, len) != 0)) {
+        ps__fanout_close(s);
+        if (s->obuf_len >= GW_PS_BATCH_MAX) {
+            ps__fanout_flush(s);
+        }
+    }
     if (len > UINT32_MAX - base ||
-        !ps__obuf_grow(s, base + len + ((size_t)s->fan_n + 1) * sizeof conn)) {
+        !ps__obuf_grow(s, s->obuf_len + base + len + ((size_t)s->fan_n + 1) * sizeof conn)) {
         s->view.send_failed++;
         return;
     }
+    uint8_t *rec = s->obuf + s->obuf_len;
     if (s->fan_n == 0) {
-        memcpy(s->obuf + base, frame, len);
+        memcpy(rec + base, frame, len);
         s->fan_frame = frame;
         s->fan_len = len;
     }
-    memcpy(s->obuf + base + len + (size_t)s->fan_n * sizeof conn, &conn, sizeof conn);
+    memcpy(rec + base + len + (size_t)s->fan_n * sizeof conn, &conn, sizeof conn);
     s->fan_n++;
 }
 
@@ -577,24 +598,31 @@ static bool ps__pub_field(const uint8_t *pl, size_t plen, uint32_t off, uint32_t
 
 static void ps__publish(ps *s, const sup_msg *m)
 {
-    gw_ps_frame_hdr h;
+    const uint8_t *p = m->data;
+    uint64_t now = sup_rt_now(s->rt);
     gw_ps_pub pp;
-    if (m->len < sizeof h + sizeof pp) {
-        s->view.frames_invalid++;
-        return;
+    for (size_t off = 0; off < m->len;) {
+        if (m->len - off < sizeof pp) {
+            s->view.frames_invalid++;
+            return;
+        }
+        memcpy(&pp, p + off, sizeof pp);
+        off += sizeof pp;
+        if (pp.len > m->len - off) {
+            s->view.frames_invalid++;
+            return;
+        }
+        const uint8_t *pl = p + off;
+        off += pp.len;
+        wire_publish pub = {.qos = pp.qos, .retain = pp.retain != 0};
+        if (!ps__pub_field(pl, pp.len, pp.topic_off, pp.topic_len, &pub.topic) ||
+            !ps__pub_field(pl, pp.len, pp.payload_off, pp.payload_len, &pub.payload) ||
+            !ps__pub_field(pl, pp.len, pp.mid_off, pp.mid_len, &pub.message_id)) {
+            s->view.frames_invalid++;
+            continue;
+        }
+        (void)psc_publish(s->core, pp.conn, &pub, now);
     }
-    memcpy(&h, m->data, sizeof h);
-    memcpy(&pp, (const uint8_t *)m->data + sizeof h, sizeof pp);
-    const uint8_t *pl = (const uint8_t *)m->data + sizeof h + sizeof pp;
-    size_t plen = m->len - sizeof h - sizeof pp;
-    wire_publish pub = {.qos = pp.qos, .retain = pp.retain != 0};
-    if (!ps__pub_field(pl, plen, pp.topic_off, pp.topic_len, &pub.topic) ||
-        !ps__pub_field(pl, plen, pp.payload_off, pp.payload_len, &pub.payload) ||
-        !ps__pub_field(pl, plen, pp.mid_off, pp.mid_len, &pub.message_id)) {
-        s->view.frames_invalid++;
-        return;
-    }
-    (void)psc_publish(s->core, h.conn, &pub, sup_rt_now(s->rt));
 }
 
 static void ps__node_frame(ps *s, const sup_msg *m)

@@ -4,16 +4,19 @@
  * docs/pubsub.md.
  *
  * Inbound (messages):
- *   GW_PS_PUBLISH    from macula_gateway (its frame hook): a PUBLISH its core decoded, as the
- *                    payload and the decoded fields' places in it;
+ *   GW_PS_PUBLISH    from macula_gateway (its frame hook): the PUBLISH frames its core decoded
+ *                    while it handled one piece of stream data, each as the connection, the
+ *                    payload and the decoded fields' places in it (a batch: one message per
+ *                    read instead of one per frame);
  *   GW_PS_FRAME      from macula_gateway (its frame hook): SUBSCRIBE, UNSUBSCRIBE,
  *                    PUBACK and PUBSUB_ROUTE frames of connected clients (nodes are clients
  *                    of our gateway too), with the connection and the node id it proved;
  *   GW_PS_CONN_DOWN  from macula_gateway: a client connection is gone;
  *   GW_PS_RESUB      from macula_gateway: a subscription from its ledger (after our restart);
  *   GW_PS_NODE_FRAME from macula_gateway_mesh: a PUBACK that came back over the mesh pool.
- * Outbound: frames to clients through macula_gateway (GW_PS_FANOUT: one frame, the
- * connections it goes to; consecutive deliveries of one message are batched), frames to other nodes
+ * Outbound: frames to clients through macula_gateway (GW_PS_FANOUT: records of one frame and
+ * the connections it goes to, every delivery of one handled message in one GW_PS_FANOUT),
+ * frames to other nodes
  * through macula_gateway_mesh (GW_MESH_SEND), index lookups and puts through
  * macula_routing_server (RS_GET / RS_PUT under dht_key(realm, "psub:SEG")), the subscription
  * ledger to macula_gateway (GW_PS_LEDGER; GW_PS_SYNC at init gets it back).
@@ -56,17 +59,22 @@ enum {
     GW_PS_RESUB,          /* info: gw_ps_ledger (gateway.h) + pattern */
     GW_PS_NODE_FRAME,     /* info: gw_ps_node_hdr + one encoded frame */
     GW_PS_STATS,          /* call: replies gw_pubsub_view */
-    GW_PS_FANOUT,         /* info to macula_gateway: gw_ps_fanout_hdr, the frame, then n
-                             uint64_t connection ids: one frame for n clients */
-    GW_PS_PUBLISH,        /* info: gw_ps_frame_hdr + gw_ps_pub + a PUBLISH frame's payload,
-                             which the gateway's core already decoded (not decoded again) */
+    GW_PS_FANOUT,         /* info to macula_gateway: records of gw_ps_fanout_hdr, the frame,
+                             then n uint64_t connection ids: one frame for n clients */
+    GW_PS_PUBLISH,        /* info: records of gw_ps_pub + a PUBLISH frame's payload, which the
+                             gateway's core already decoded (not decoded again) */
 };
 
-/* GW_PS_PUBLISH: where the decoded fields lie in the payload that follows (offsets from its
- * first byte; GW_PS_ABSENT: the field's pointer was NULL). The worker checks every range
- * against the payload's length. */
+/* GW_PS_PUBLISH is a sequence of records, each a gw_ps_pub and the `len` payload bytes of one
+ * PUBLISH frame, in the order the frames arrived. The fields' places are offsets from the
+ * payload's first byte (GW_PS_ABSENT: the field's pointer was NULL). The worker checks every
+ * range against the record's payload (a record out of range is counted invalid and skipped)
+ * and every record's length against the message (a record that overruns it ends the message:
+ * the rest is counted invalid). */
 #define GW_PS_ABSENT UINT32_MAX
 typedef struct gw_ps_pub {
+    uint64_t conn; /* the connection the frame came on */
+    uint32_t len;  /* payload bytes that follow this header */
     uint32_t topic_off, topic_len;
     uint32_t payload_off, payload_len;
     uint32_t mid_off, mid_len;
@@ -74,13 +82,18 @@ typedef struct gw_ps_pub {
     uint8_t retain;
 } gw_ps_pub;
 
-/* GW_PS_FANOUT: the frame once, then the connections it goes to (the gateway queues it to
- * each as GW_SEND_FRAME would; the message length must be exactly sizeof hdr + frame_len +
- * n * 8). */
+/* GW_PS_FANOUT is a sequence of records, each the frame once and then the connections it goes
+ * to (the gateway queues it to each as GW_SEND_FRAME would): sizeof hdr + frame_len + n * 8
+ * bytes. The records must tile the message exactly (and n, frame_len > 0); otherwise the
+ * whole message is dropped and nothing of it is sent. */
 typedef struct gw_ps_fanout_hdr {
     uint32_t n;
     uint32_t frame_len;
 } gw_ps_fanout_hdr;
+
+/* The most bytes either side puts into one GW_PS_PUBLISH or GW_PS_FANOUT batch before it sends
+ * it and starts the next (a batch is also sent at the end of every handled message). */
+#define GW_PS_BATCH_MAX (64u * 1024u)
 
 typedef struct gw_ps_frame_hdr {
     uint64_t conn;
