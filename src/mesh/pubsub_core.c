@@ -138,9 +138,19 @@ struct psc {
     qos_outbox *outbox;
     qos_dedup *dedup;
     psc_act *head, *tail, *popped;
+    psc_act *act_free; /* spent action records kept for reuse (not counted in mem) */
+    size_t act_free_n;
+    /* The index keys of the last published topic's first segment (most publishes repeat a
+     * topic): valid while memo_gen == cache_gen; every entry stays checked for freshness. */
+    char memo_seg[PSC_INDEX_VALUE_MAX];
+    size_t memo_len;
+    psc_cache *memo[2];
+    uint64_t memo_gen, cache_gen; /* cache_gen moves when a cache entry is freed */
     psc_stats st;
     size_t mem;
 };
+
+#define PSC_ACT_FREE_MAX 1024 /* spent action records kept */
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -198,7 +208,15 @@ static int psc__unhex(char c)
 static int psc__push(psc *p, const psc_action *a, void *own1, size_t own1_len, void *own2,
                      size_t own2_len)
 {
-    psc_act *r = psc__alloc(p, sizeof *r);
+    psc_act *r = p->act_free;
+    if (r != NULL) {
+        p->act_free = r->next;
+        p->act_free_n--;
+        p->mem += sizeof *r;
+        r->next = NULL;
+    } else {
+        r = psc__alloc(p, sizeof *r);
+    }
     if (r == NULL) {
         free(own1);
         free(own2);
@@ -232,6 +250,15 @@ static void psc__act_free(psc *p, psc_act *r)
     p->mem -= extra;
     free(r->own1);
     free(r->own2);
+    if (p->act_free_n < PSC_ACT_FREE_MAX) {
+        p->mem -= sizeof *r;
+        r->own1 = NULL;
+        r->own2 = NULL;
+        r->next = p->act_free;
+        p->act_free = r;
+        p->act_free_n++;
+        return;
+    }
     psc__release(p, r, sizeof *r);
 }
 
@@ -658,6 +685,11 @@ void psc_free(psc *p)
         psc__act_free(p, r);
     }
     psc__act_free(p, p->popped);
+    while (p->act_free != NULL) {
+        psc_act *r = p->act_free;
+        p->act_free = r->next;
+        free(r);
+    }
     topic_trie_free(p->trie);
     qos_outbox_free(p->outbox);
     qos_dedup_free(p->dedup);
@@ -1061,6 +1093,7 @@ static psc_cache *psc__cache_get(psc *p, const char *name, size_t len, bool crea
             return NULL;
         }
         hmap_del(&p->cache, victim->name, victim->len);
+        p->cache_gen++;
         psc__cache_clear(p, victim);
         psc__release(p, victim->name, victim->len + 1);
         psc__release(p, victim, sizeof *victim);
@@ -1098,6 +1131,11 @@ static const char psc__wild_key[] = PSC_KEY_PREFIX "*";
 
 /* Starts lookups for keys with no fresh answer; returns true when both are fresh (and fills
  * keys). */
+static bool psc__fresh(const psc_cache *c, uint64_t now)
+{
+    return c != NULL && c->have && !c->pending && c->expires > now;
+}
+
 static bool psc__keys_ready(psc *p, const char *topic, size_t tlen, uint64_t now,
                             const psc_cache *keys[2], bool start)
 {
@@ -1106,13 +1144,22 @@ static bool psc__keys_ready(psc *p, const char *topic, size_t tlen, uint64_t now
     if (psc__topic_keys(topic, tlen, k0, &l0) != PSC_OK) {
         return false;
     }
+    if (p->memo_gen == p->cache_gen && p->memo_len == l0 && memcmp(p->memo_seg, k0, l0) == 0 &&
+        psc__fresh(p->memo[0], now) && psc__fresh(p->memo[1], now)) {
+        keys[0] = p->memo[0];
+        keys[1] = p->memo[1];
+        return true;
+    }
     const char *names[2] = {k0, psc__wild_key};
     size_t lens[2] = {l0, sizeof psc__wild_key - 1};
     bool ready = true;
+    psc_cache *got[2] = {NULL, NULL};
+    uint64_t gen0 = p->cache_gen;
     for (int i = 0; i < 2; i++) {
         psc_cache *c = psc__cache_get(p, names[i], lens[i], start);
-        if (c != NULL && c->have && !c->pending && c->expires > now) {
+        if (psc__fresh(c, now)) {
             keys[i] = c;
+            got[i] = c;
             continue;
         }
         ready = false;
@@ -1128,6 +1175,19 @@ static bool psc__keys_ready(psc *p, const char *topic, size_t tlen, uint64_t now
                 p->st.lookups++;
             }
         }
+    }
+    if (ready && p->cache_gen != gen0) {
+        /* making room for the second key may have evicted the first: look it up again */
+        got[0] = psc__cache_get(p, names[0], lens[0], false);
+        ready = psc__fresh(got[0], now);
+        keys[0] = got[0];
+    }
+    if (ready) {
+        memcpy(p->memo_seg, k0, l0);
+        p->memo_len = l0;
+        p->memo[0] = got[0];
+        p->memo[1] = got[1];
+        p->memo_gen = p->cache_gen;
     }
     return ready;
 }

@@ -434,6 +434,55 @@ static void test_remote_lookup_and_cache(void **state)
     psc_free(p);
 }
 
+/* The index keys of the last topic are remembered between publishes; when the cache is full
+ * and an entry is evicted, the remembered keys are not used (they may be freed: ASan) and the
+ * evicted key is looked up again. */
+static void test_cache_eviction_memo(void **state)
+{
+    (void)state;
+    psc_config cfg;
+    psc_config_default(&cfg);
+    memset(cfg.node_id, 1, PSC_ID_LEN);
+    cfg.max_cache_keys = 2;
+    psc *p = NULL;
+    assert_int_equal(psc_new(&cfg, 0, &p), PSC_OK);
+    acts as;
+    wire_publish a = pubmsg("a.x", "1", 0, NULL), b = pubmsg("b.x", "2", 0, NULL);
+    assert_int_equal(psc_publish(p, 50, &a, 0), PSC_OK);
+    drain(p, &as);
+    assert_int_equal(count_kind(&as, PSC_ACT_LOOKUP), 2);
+    answer_empty(p, &as, 1);
+    drain(p, &as);
+    for (int i = 0; i < 3; i++) { /* remembered: no look-up */
+        assert_int_equal(psc_publish(p, 50, &a, 2), PSC_OK);
+        drain(p, &as);
+        assert_int_equal(count_kind(&as, PSC_ACT_LOOKUP), 0);
+    }
+    psc_stats st;
+    psc_get_stats(p, &st);
+    assert_int_equal(st.cache_hits, 3);
+    /* b.x needs psub:b: psub:a (not pending) is evicted to make room */
+    assert_int_equal(psc_publish(p, 50, &b, 3), PSC_OK);
+    drain(p, &as);
+    assert_int_equal(count_kind(&as, PSC_ACT_LOOKUP), 1);
+    assert_string_equal(nth(&as, PSC_ACT_LOOKUP, 0)->key, "psub:b");
+    /* a.x while psub:b is still pending: the remembered keys of a were freed, so psub:a is
+     * looked up again (and the publish waits for it) */
+    assert_int_equal(psc_publish(p, 50, &a, 4), PSC_OK);
+    acts as2;
+    drain(p, &as2);
+    assert_int_equal(count_kind(&as2, PSC_ACT_LOOKUP), 1);
+    assert_string_equal(nth(&as2, PSC_ACT_LOOKUP, 0)->key, "psub:a");
+    psc_get_stats(p, &st);
+    assert_int_equal(st.cache_hits, 3);
+    answer_empty(p, &as, 5);
+    answer_empty(p, &as2, 5);
+    drain(p, &as);
+    psc_get_stats(p, &st);
+    assert_int_equal(st.published, 6);
+    psc_free(p);
+}
+
 /* Pass every frame between two cores: A's routes into B (over the gateway conn 77), B's
  * PUBACKs back to A (over the pool). */
 static void shuttle(psc *a, psc *b, acts *as_a, acts *as_b, uint64_t now, bool drop_b_acks,
@@ -593,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_qos1_local),
         cmocka_unit_test(test_advertise),
         cmocka_unit_test(test_remote_lookup_and_cache),
+        cmocka_unit_test(test_cache_eviction_memo),
         cmocka_unit_test(test_two_nodes_qos1),
         cmocka_unit_test(test_route_qos0_and_stale),
     };
