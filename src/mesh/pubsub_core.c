@@ -868,6 +868,34 @@ typedef struct psc_hit {
     uint8_t qos;
 } psc_hit;
 
+#define PSC_HITS_SCAN 16 /* hit lists up to this long are de-duplicated as they grow */
+
+static int psc__hit_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const psc_hit *)a)->conn, y = ((const psc_hit *)b)->conn;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts a long hit list by connection and merges duplicates (highest QoS kept). */
+static size_t psc__hits_merge(psc_hit *h, size_t n)
+{
+    if (n <= PSC_HITS_SCAN) {
+        return n;
+    }
+    qsort(h, n, sizeof *h, psc__hit_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k > 0 && h[k - 1].conn == h[i].conn) {
+            if (h[i].qos > h[k - 1].qos) {
+                h[k - 1].qos = h[i].qos;
+            }
+        } else {
+            h[k++] = h[i];
+        }
+    }
+    return k;
+}
+
 typedef struct psc_match_ctx {
     psc *p;
     psc_hit *hits;
@@ -886,7 +914,10 @@ static void psc__match_cb(void *ctx, uint64_t sub, const char *pattern, size_t p
         psc_sub *s = c ? hmap_get(&c->subs, pattern, plen) : NULL;
         q = s ? s->qos : 0;
     }
-    for (size_t i = 0; i < m->n; i++) {
+    /* A connection whose patterns match more than once gets one delivery at its highest QoS:
+     * a short list is searched here; a long one is sorted and merged after the match
+     * (psc__hits_merge), so a topic with many subscribers costs O(n log n), not O(n^2). */
+    for (size_t i = 0; i < m->n && m->n <= PSC_HITS_SCAN; i++) {
         if (m->hits[i].conn == sub) {
             if (q > m->hits[i].qos) {
                 m->hits[i].qos = q;
@@ -926,6 +957,7 @@ static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint
         }
         return PSC_EINVAL;
     }
+    m.n = psc__hits_merge(m.hits, m.n);
     /* One encoding per delivery QoS, shared by every subscriber's action; the last action
      * that uses it owns it (actions are carried out in order). */
     uint8_t *frames[2] = {NULL, NULL};

@@ -166,6 +166,41 @@ static void test_local_delivery(void **state)
     psc_free(p);
 }
 
+/* Many subscribers (past the short list that is de-duplicated as it grows): every connection
+ * gets one delivery, at the highest QoS of its matching patterns. */
+static void test_many_subscribers_once(void **state)
+{
+    (void)state;
+    psc *p = mk(1, 0);
+    acts as;
+    const uint64_t n = 50;
+    for (uint64_t c = 100; c < 100 + n; c++) {
+        assert_int_equal(psc_subscribe(p, c, S("room.*"), 0, 0), PSC_OK);
+        assert_int_equal(psc_subscribe(p, c, S("room.**"), c % 2 ? 1 : 0, 0), PSC_OK);
+        assert_int_equal(psc_subscribe(p, c, S("**"), 0, 0), PSC_OK);
+        drain(p, &as);
+    }
+    uint8_t id[16];
+    memset(id, 9, sizeof id);
+    wire_publish w = pubmsg("room.a", "x", 1, id);
+    assert_int_equal(psc_publish(p, 7, &w, 0), PSC_OK);
+    drain(p, &as);
+    assert_int_equal(count_kind(&as, PSC_ACT_SEND_CONN), n);
+    int seen[50] = {0};
+    for (size_t i = 0; i < n; i++) {
+        const act *a = nth(&as, PSC_ACT_SEND_CONN, i);
+        assert_true(a->conn >= 100 && a->conn < 100 + n);
+        seen[a->conn - 100]++;
+        wire_msg m;
+        decode(a, &m);
+        assert_int_equal(m.publish.qos, a->conn % 2 ? 1 : 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(seen[i], 1);
+    }
+    psc_free(p);
+}
+
 /* Limits, repeated and invalid subscriptions, unsubscribe, disconnect. */
 static void test_limits_and_cleanup(void **state)
 {
@@ -654,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_advertise),
         cmocka_unit_test(test_remote_lookup_and_cache),
         cmocka_unit_test(test_cache_eviction_memo),
+        cmocka_unit_test(test_many_subscribers_once),
         cmocka_unit_test(test_two_nodes_qos1),
         cmocka_unit_test(test_route_qos0_and_stale),
     };
