@@ -851,12 +851,20 @@ typedef struct hook_state {
     size_t call_id_len;
 } hook_state;
 
-static int take_math(void *user, gwc *g, uint64_t conn, const wire_call *call, uint64_t now)
+static int take_math(void *user, gwc *g, uint64_t conn, const wire_call *call, const wire_frame *f,
+                     uint64_t now)
 {
     (void)g;
     (void)now;
     hook_state *h = user;
     h->seen++;
+    /* the frame as it came: a CALL whose payload decodes to the same call */
+    assert_non_null(f);
+    assert_int_equal(f->type, WIRE_CALL);
+    wire_msg again;
+    assert_int_equal(wire_decode_payload(f->type, f->payload, f->payload_len, NULL, &again), 0);
+    assert_int_equal(again.call.procedure.len, call->procedure.len);
+    assert_memory_equal(again.call.procedure.p, call->procedure.p, call->procedure.len);
     if (!is(call->procedure, "com.example.add")) {
         return GWC_HOOK_PASS;
     }

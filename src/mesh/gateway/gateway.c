@@ -221,25 +221,15 @@ static bool gw__ps_buf(gw_gateway *g, size_t len)
     return true;
 }
 
-static void gw__ps_hdr(gw_ps_frame_hdr *h, const gwc_peer *peer)
+/* The frame f as it came (header and payload, already decoded once by the core), built in
+ * ps_buf: passed on without being encoded again. NULL when the buffer cannot grow. */
+static const uint8_t *gw__frame_bytes(gw_gateway *g, const wire_frame *f, size_t *len)
 {
-    memset(h, 0, sizeof *h);
-    h->conn = peer->conn;
-    memcpy(h->node_id, peer->node_id, WIRE_NODE_ID_LEN);
-    snprintf(h->remote, sizeof h->remote, "%s", peer->remote ? peer->remote : "");
-}
-
-static int gw__ps_frame(gw_gateway *g, const gwc_peer *peer, const wire_frame *f)
-{
-    gw_ps_frame_hdr h;
-    size_t len = sizeof h + WIRE_HEADER_LEN + f->payload_len;
-    if (!gw__ps_buf(g, len)) {
-        return GWC_HOOK_PASS;
+    *len = WIRE_HEADER_LEN + f->payload_len;
+    if (!gw__ps_buf(g, *len)) {
+        return NULL;
     }
-    gw__ps_hdr(&h, peer);
-    uint8_t *buf = g->ps_buf;
-    memcpy(buf, &h, sizeof h);
-    uint8_t *hdr = buf + sizeof h;
+    uint8_t *hdr = g->ps_buf;
     hdr[0] = WIRE_VERSION;
     hdr[1] = f->type;
     hdr[2] = 0;
@@ -251,7 +241,31 @@ static int gw__ps_frame(gw_gateway *g, const gwc_peer *peer, const wire_frame *f
     if (f->payload_len > 0) {
         memcpy(hdr + WIRE_HEADER_LEN, f->payload, f->payload_len);
     }
-    return gw__ps_send(g, GW_PS_FRAME, buf, len) == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
+    return g->ps_buf;
+}
+
+static void gw__ps_hdr(gw_ps_frame_hdr *h, const gwc_peer *peer)
+{
+    memset(h, 0, sizeof *h);
+    h->conn = peer->conn;
+    memcpy(h->node_id, peer->node_id, WIRE_NODE_ID_LEN);
+    snprintf(h->remote, sizeof h->remote, "%s", peer->remote ? peer->remote : "");
+}
+
+static int gw__ps_frame(gw_gateway *g, const gwc_peer *peer, const wire_frame *f)
+{
+    gw_ps_frame_hdr h;
+    size_t flen = 0;
+    if (!gw__ps_buf(g, sizeof h + WIRE_HEADER_LEN + f->payload_len) ||
+        gw__frame_bytes(g, f, &flen) == NULL) {
+        return GWC_HOOK_PASS;
+    }
+    /* the frame goes after the header: move it up, then write the header in front */
+    memmove(g->ps_buf + sizeof h, g->ps_buf, flen);
+    gw__ps_hdr(&h, peer);
+    memcpy(g->ps_buf, &h, sizeof h);
+    return gw__ps_send(g, GW_PS_FRAME, g->ps_buf, sizeof h + flen) == 0 ? GWC_HOOK_TAKEN
+                                                                        : GWC_HOOK_PASS;
 }
 
 /* GW_PS_FANOUT from the pubsub worker: records of one frame and the connections it goes to,
@@ -493,25 +507,23 @@ static int gw__dht_call(gw_gateway *g, uint64_t conn, const wire_call *call)
 
 /* Every other CALL goes to macula_gateway_rpc (local handlers, providers across the mesh);
  * without it the core answers no_handler. */
-static int gw__rpc_call(gw_gateway *g, gwc *core, uint64_t conn, const wire_call *call)
+static int gw__rpc_call(gw_gateway *g, gwc *core, uint64_t conn, const wire_frame *f)
 {
     gwc_client_info ci;
-    uint8_t *frame = NULL;
     size_t len = 0;
-    wire_msg m = {.type = WIRE_CALL, .call = *call};
-    if (gwc_conn_info(core, conn, &ci) != GWC_OK ||
-        wire_encode_alloc(&m, &frame, &len) != WIRE_OK) {
+    const uint8_t *frame = gw__frame_bytes(g, f, &len);
+    if (frame == NULL || gwc_conn_info(core, conn, &ci) != GWC_OK) {
         return GWC_HOOK_PASS;
     }
     int rc =
         gw_rpc_deliver(g->rt, sup_self(g->self), GW_RPC_VIA_GATEWAY, conn, ci.node_id, frame, len);
-    free(frame);
     return rc == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
 }
 
 /* The core's RPC hook: diagnostics go to the diagnostics actor when it runs, the DHT's
  * procedures to the routing server. */
-static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *call, uint64_t now)
+static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *call,
+                         const wire_frame *f, uint64_t now)
 {
     (void)now;
     gw_gateway *g = user;
@@ -527,7 +539,7 @@ static int gw__call_hook(void *user, gwc *core, uint64_t conn, const wire_call *
         return gw__chaos_call(g, conn, call);
     }
     if (!gw_diag_is_procedure(call->procedure.p, call->procedure.len)) {
-        return gw__rpc_call(g, core, conn, call);
+        return gw__rpc_call(g, core, conn, f);
     }
     sup_pid diag = sup_whereis(g->rt, "macula_gateway_diagnostics");
     gw_pending *slot = gw__pending_slot(g);
@@ -555,14 +567,13 @@ static int gw__frame_hook(void *user, gwc *core, const gwc_peer *peer, const wir
     (void)now;
     gw_gateway *g = user;
     if (f->type == WIRE_CAST || f->type == WIRE_REPLY || f->type == WIRE_RPC_ROUTE) {
-        uint8_t *rf = NULL;
         size_t rl = 0;
-        if (wire_encode_alloc(m, &rf, &rl) != WIRE_OK) {
+        const uint8_t *rf = gw__frame_bytes(g, f, &rl);
+        if (rf == NULL) {
             return GWC_HOOK_PASS;
         }
         int rc = gw_rpc_deliver(g->rt, sup_self(g->self), GW_RPC_VIA_GATEWAY, peer->conn,
                                 peer->node_id, rf, rl);
-        free(rf);
         return rc == 0 ? GWC_HOOK_TAKEN : GWC_HOOK_PASS;
     }
     if (f->type == WIRE_PUBLISH && m->type == WIRE_PUBLISH) {

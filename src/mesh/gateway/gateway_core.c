@@ -616,7 +616,8 @@ static bool gwc__on_connect(gwc *g, gwc__conn *c, const wire_connect *m, uint64_
     return true;
 }
 
-static void gwc__on_call(gwc *g, gwc__conn *c, const wire_call *call, uint64_t now)
+static void gwc__on_call(gwc *g, gwc__conn *c, const wire_call *call, const wire_frame *f,
+                         uint64_t now)
 {
     g->stats.calls++;
     if (!gwc__bytes_eq_str(call->realm, g->realm)) {
@@ -624,7 +625,7 @@ static void gwc__on_call(gwc *g, gwc__conn *c, const wire_call *call, uint64_t n
                               "the call's realm is not this node's");
         return;
     }
-    if (g->hook != NULL && g->hook(g->hook_user, g, c->id, call, now) == GWC_HOOK_TAKEN) {
+    if (g->hook != NULL && g->hook(g->hook_user, g, c->id, call, f, now) == GWC_HOOK_TAKEN) {
         return;
     }
     gw_diag_info info = {.node_id = g->cfg.node_id,
@@ -684,7 +685,7 @@ static bool gwc__on_frame(gwc *g, gwc__conn *c, const wire_frame *f, uint64_t no
         return false;
     }
     if (m.type == WIRE_CALL) {
-        gwc__on_call(g, c, &m.call, now);
+        gwc__on_call(g, c, &m.call, f, now);
         return true;
     }
     gwc_peer peer = {c->id, c->node_id, c->has_peer_id, c->remote};

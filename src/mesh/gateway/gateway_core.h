@@ -195,11 +195,13 @@ bool gwc_next_action(gwc *g, gwc_action *out);
 
 /* ---- RPC hook ---------------------------------------------------------------------------- */
 enum { GWC_HOOK_PASS = 0, GWC_HOOK_TAKEN = 1 };
-/* Offered every CALL of a connected client in the node's realm. Return GWC_HOOK_TAKEN to own
- * the answer (reply now or later with gwc_reply*; views in *call die when the hook returns),
- * GWC_HOOK_PASS to let the core answer. The hook must not call event functions. */
+/* Offered every CALL of a connected client in the node's realm, decoded (*call) and as it came
+ * (*f: its type and payload, so that it can be passed on without encoding it again). Return
+ * GWC_HOOK_TAKEN to own the answer (reply now or later with gwc_reply*; views in *call and *f
+ * die when the hook returns), GWC_HOOK_PASS to let the core answer. The hook must not call
+ * event functions. */
 typedef int (*gwc_call_hook)(void *user, gwc *g, uint64_t conn, const wire_call *call,
-                             uint64_t now);
+                             const wire_frame *f, uint64_t now);
 void gwc_set_call_hook(gwc *g, gwc_call_hook hook, void *user);
 
 /* Queues REPLY {call_id, result} (JSON text) to conn. GWC_ENOTFOUND if conn is no longer a
