@@ -9,6 +9,7 @@
 
 static uint64_t hmap__k0, hmap__k1; /* SipHash key, per process */
 static pthread_once_t hmap__seed_once = PTHREAD_ONCE_INIT;
+static int hmap__seeded; /* set (release) once the key is in place: skips pthread_once after */
 
 static void hmap__seed_init(void)
 {
@@ -21,6 +22,14 @@ static void hmap__seed_init(void)
     }
     hmap__k0 = k[0];
     hmap__k1 = k[1];
+    __atomic_store_n(&hmap__seeded, 1, __ATOMIC_RELEASE);
+}
+
+static inline void hmap__seed(void)
+{
+    if (__builtin_expect(!__atomic_load_n(&hmap__seeded, __ATOMIC_ACQUIRE), 0)) {
+        pthread_once(&hmap__seed_once, hmap__seed_init);
+    }
 }
 
 static inline uint64_t rotl(uint64_t x, int b)
@@ -93,7 +102,7 @@ uint64_t hmap__siphash13(uint64_t k0, uint64_t k1, const void *key, size_t klen)
 
 uint64_t hmap_hash(const void *key, size_t klen)
 {
-    pthread_once(&hmap__seed_once, hmap__seed_init);
+    hmap__seed();
     uint64_t h = hmap__sip13(hmap__k0, hmap__k1, key, klen);
     return h ? h : 1;
 }
@@ -286,7 +295,7 @@ static int hmap_u64__grow(hmap_u64 *m)
         return HMAP_ENOMEM;
     }
     if (m->cap == 0) {
-        pthread_once(&hmap__seed_once, hmap__seed_init);
+        hmap__seed();
         /* A different bijection from the SipHash key; never published. */
         m->seed = hmap_u64_mix(hmap__k0 ^ 0x243f6a8885a308d3u, hmap__k1);
     }
