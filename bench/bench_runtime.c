@@ -27,6 +27,13 @@
  *   memory    N idle actors (default 100,000), each with 16 bytes of state.
  *             -> bytes_per_actor_runtime (sup_rt_memory delta / N),
  *                bytes_per_actor_rss (/proc/self/statm resident delta / N)
+ *
+ * C-only (no Erlang twin, so not part of `all`):
+ *   send      the cost of one sup_send + its dispatch for payloads of 16, 200 and 1500 bytes
+ *             (default N = 2,000,000 messages per size). Two actors play ping-pong with the
+ *             payload (one message in flight) -> send_pingpong_SIZE_ns_per_msg; and an
+ *             outside sender queues bursts of 256 messages at one actor and runs the queue
+ *             (256 in flight) -> send_burst_SIZE_ns_per_msg.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -392,17 +399,122 @@ static void bench_memory(long n)
 
 /* ---- main ------------------------------------------------------------------------------- */
 
+/* ---- send + dispatch by payload size (C only) ------------------------------------------- */
+
+typedef struct pp_state {
+    sup_pid peer;
+} pp_state;
+
+static size_t g_pp_size;   /* payload bytes */
+static int64_t g_pp_left;  /* hops still to make */
+static uint64_t g_pp_sink; /* keeps the payload read */
+
+static void pp_info(sup_actor *self, void *state, const sup_msg *m)
+{
+    pp_state *s = state;
+    if (m->tag == TAG_PEER) {
+        memcpy(&s->peer, m->data, sizeof s->peer);
+        return;
+    }
+    g_pp_sink += ((const unsigned char *)m->data)[m->len - 1];
+    if (--g_pp_left <= 0) {
+        return;
+    }
+    sup_send(sup_self_rt(self), sup_self(self), s->peer, TAG_TOKEN, m->data, m->len);
+}
+
+static const sup_behaviour pp_b = {
+    .name = "pp", .state_size = sizeof(pp_state), .handle_info = pp_info};
+
+static uint64_t pp_run(sup_rt *rt, sup_pid first, const unsigned char *buf, int64_t n)
+{
+    g_pp_left = n;
+    uint64_t t0 = now_ns();
+    sup_send(rt, SUP_NOPID, first, TAG_TOKEN, buf, g_pp_size);
+    size_t delivered = sup_rt_run(rt);
+    uint64_t t1 = now_ns();
+    if (delivered != (size_t)n) {
+        fprintf(stderr, "bench_runtime: send: %zu of %lld delivered\n", delivered, (long long)n);
+        exit(1);
+    }
+    return t1 - t0;
+}
+
+static void sink_info(sup_actor *self, void *state, const sup_msg *m)
+{
+    (void)self;
+    (void)state;
+    g_pp_sink += ((const unsigned char *)m->data)[m->len - 1];
+}
+
+static const sup_behaviour sink_b = {.name = "sink", .handle_info = sink_info};
+
+static uint64_t burst_run(sup_rt *rt, sup_pid to, const unsigned char *buf, long n)
+{
+    enum { BURST = 256 };
+    uint64_t t0 = now_ns();
+    for (long done = 0; done < n; done += BURST) {
+        for (int i = 0; i < BURST; i++) {
+            sup_send(rt, SUP_NOPID, to, TAG_TOKEN, buf, g_pp_size);
+        }
+        if (sup_rt_run(rt) != BURST) {
+            fprintf(stderr, "bench_runtime: send: burst lost\n");
+            exit(1);
+        }
+    }
+    return now_ns() - t0;
+}
+
+static void bench_send(long n)
+{
+    static const size_t sizes[] = {16, 200, 1500};
+    static unsigned char buf[1500];
+    for (size_t i = 0; i < sizeof buf; i++) {
+        buf[i] = (unsigned char)i;
+    }
+    n = (n / 256 + 1) * 256;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        g_pp_size = sizes[k];
+        sup_rt *rt = sup_rt_new_virtual();
+        sup_pid a = SUP_NOPID, b = SUP_NOPID, c = SUP_NOPID;
+        int rc = sup_spawn(rt, SUP_NOPID, &pp_b, NULL, 0, &a, NULL);
+        if (rc == 0) {
+            rc = sup_spawn(rt, SUP_NOPID, &pp_b, NULL, 0, &b, NULL);
+        }
+        if (rc == 0) {
+            rc = sup_spawn(rt, SUP_NOPID, &sink_b, NULL, 0, &c, NULL);
+        }
+        if (rc != 0) {
+            die("spawn", rc);
+        }
+        sup_send(rt, SUP_NOPID, a, TAG_PEER, &b, sizeof b);
+        sup_send(rt, SUP_NOPID, b, TAG_PEER, &a, sizeof a);
+        sup_rt_run(rt);
+        pp_run(rt, a, buf, 10000); /* warm-up */
+        uint64_t ns = pp_run(rt, a, buf, n);
+        printf("send_pingpong_%zu_ns_per_msg %.1f\n", sizes[k], (double)ns / (double)n);
+        burst_run(rt, c, buf, 10240); /* warm-up */
+        ns = burst_run(rt, c, buf, n);
+        printf("send_burst_%zu_ns_per_msg %.1f\n", sizes[k], (double)ns / (double)n);
+        sup_rt_free(rt);
+    }
+    if (g_pp_sink == 42) {
+        printf("\n");
+    }
+}
+
 typedef struct mode {
     const char *name;
     void (*fn)(long n);
     long n;
+    bool in_all; /* run by `all` (the modes with an Erlang twin) */
 } mode;
 
 static const mode g_modes[] = {
     /* memory first, so `all` measures it in a fresh heap */
-    {"memory", bench_memory, 100000},      {"spawn", bench_spawn, 1000000},
-    {"pingpong", bench_pingpong, 2000000}, {"ring", bench_ring, 2000000},
-    {"restart", bench_restart, 10000},
+    {"memory", bench_memory, 100000, true},      {"spawn", bench_spawn, 1000000, true},
+    {"pingpong", bench_pingpong, 2000000, true}, {"ring", bench_ring, 2000000, true},
+    {"restart", bench_restart, 10000, true},     {"send", bench_send, 2000000, false},
 };
 
 int main(int argc, char **argv)
@@ -411,14 +523,15 @@ int main(int argc, char **argv)
     long n = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
     bool any = false;
     for (size_t i = 0; i < sizeof g_modes / sizeof g_modes[0]; i++) {
-        if (strcmp(which, "all") == 0 || strcmp(which, g_modes[i].name) == 0) {
+        if ((strcmp(which, "all") == 0 && g_modes[i].in_all) ||
+            strcmp(which, g_modes[i].name) == 0) {
             g_modes[i].fn(n > 0 ? n : g_modes[i].n);
             fflush(stdout);
             any = true;
         }
     }
     if (!any) {
-        fprintf(stderr, "usage: %s [memory|spawn|pingpong|ring|restart|all] [N]\n", argv[0]);
+        fprintf(stderr, "usage: %s [memory|spawn|pingpong|ring|restart|all|send] [N]\n", argv[0]);
         return 2;
     }
     return 0;

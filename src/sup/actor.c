@@ -97,11 +97,13 @@ struct sup_rt {
     size_t mem;
     sup_actor *rq_head, *rq_tail;
     sup_actor *dq_head, *dq_tail;
-    int depth; /* callbacks on the stack */
+    int depth;  /* callbacks on the stack */
+    int in_run; /* sup_rt_run calls on the stack */
     bool draining;
     uint64_t next_ref;
-    sup_env *env_free; /* envelope free list */
-    size_t env_free_n;
+    sup_env *env_free[SUP_ENV_NCLASS];     /* envelope pools, one free list per size class */
+    size_t env_free_bytes[SUP_ENV_NCLASS]; /* bytes held by each pool */
+    size_t env_pool_bytes;                 /* ... and by all of them */
     sup_timer_heap timers;
     sup_name *names;
     uv_timer_t uvtimer;
@@ -143,6 +145,16 @@ const char *sup_strerror(int err)
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n, size);
+    if (p == NULL) {
+        fprintf(stderr, "macula: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static void *xmalloc(size_t size)
+{
+    void *p = malloc(size);
     if (p == NULL) {
         fprintf(stderr, "macula: out of memory\n");
         abort();
@@ -201,15 +213,42 @@ static uint64_t new_ref(sup_rt *rt)
 
 /* ---- envelopes -------------------------------------------------------------------------- */
 
+/* Envelope size classes: the payload capacity of each class. A message is copied into a block
+ * of the smallest class that holds it; freed blocks go back to their class's pool, within the
+ * bounds of internal.h (SUP_ENV_POOL_CLASS_BYTES, SUP_ENV_POOL_BYTES); what does not fit is
+ * freed, and the pools are freed with the runtime. The classes sit close where messages are
+ * common (a few hundred bytes), so a block is rarely much bigger than its message. */
+static const size_t env_class_cap[SUP_ENV_NCLASS] = {SUP_ENV_INLINE,  192, 320, 448, 960, 1984,
+                                                     SUP_ENV_POOL_MAX};
+_Static_assert(sizeof(sup_env) % 16 == 0, "an envelope payload is 16-byte aligned");
+
+static inline unsigned env_class(size_t len)
+{
+    unsigned c = 0;
+    while (c < SUP_ENV_NCLASS && len > env_class_cap[c]) {
+        c++;
+    }
+    return c;
+}
+
 static sup_env *env_new(sup_rt *rt, sup_msg_kind kind, int tag, sup_pid from, uint64_t ref,
                         const void *data, size_t len)
 {
-    sup_env *e = rt->env_free;
+    unsigned cls = env_class(len);
+    sup_env *e = cls < SUP_ENV_NCLASS ? rt->env_free[cls] : NULL;
     if (e != NULL) {
-        rt->env_free = e->next;
-        rt->env_free_n--;
+        rt->env_free[cls] = e->next;
+        rt->env_free_bytes[cls] -= sizeof *e + e->cap;
+        rt->env_pool_bytes -= sizeof *e + e->cap;
     } else {
-        e = xcalloc(1, sizeof *e);
+        size_t cap = cls < SUP_ENV_NCLASS ? env_class_cap[cls] : len;
+        if (cap > SIZE_MAX - sizeof *e) {
+            fprintf(stderr, "macula: out of memory\n");
+            abort();
+        }
+        e = xmalloc(sizeof *e + cap); /* every field is set below, the payload copied in */
+        e->cls = cls;
+        e->cap = cap;
     }
     e->next = NULL;
     e->kind = kind;
@@ -219,41 +258,80 @@ static sup_env *env_new(sup_rt *rt, sup_msg_kind kind, int tag, sup_pid from, ui
     e->status = 0;
     e->reason = NULL;
     e->len = len;
-    if (len <= SUP_ENV_INLINE) {
-        e->data = e->inl;
-    } else {
-        e->data = xcalloc(1, len);
-    }
     if (len > 0) {
         memcpy(e->data, data, len);
     }
     return e;
 }
 
+/* The bytes a queued envelope holds: its block and its reason. */
 static size_t env_size(const sup_env *e)
 {
-    return sizeof *e + (e->data != e->inl ? e->len : 0) + (e->reason ? sizeof *e->reason : 0);
+    return sizeof *e + e->cap + (e->reason ? sizeof *e->reason : 0);
 }
 
+/* Pops and frees one block of the pool holding the most bytes, other than class `keep`.
+ * Returns false when the other pools are empty. */
+static bool env_pool_evict(sup_rt *rt, unsigned keep)
+{
+    unsigned big = SUP_ENV_NCLASS;
+    for (unsigned c = 0; c < SUP_ENV_NCLASS; c++) {
+        if (c != keep && rt->env_free[c] != NULL &&
+            (big == SUP_ENV_NCLASS || rt->env_free_bytes[c] > rt->env_free_bytes[big])) {
+            big = c;
+        }
+    }
+    if (big == SUP_ENV_NCLASS) {
+        return false;
+    }
+    sup_env *e = rt->env_free[big];
+    rt->env_free[big] = e->next;
+    rt->env_free_bytes[big] -= sizeof *e + e->cap;
+    rt->env_pool_bytes -= sizeof *e + e->cap;
+    free(e);
+    return true;
+}
+
+/* Releases an envelope: its block goes back to its class's pool while the bounds allow. When
+ * only the runtime-wide bound is in the way, blocks of the fullest other pool make room, so the
+ * pools follow the sizes in use now rather than those of an old burst. */
 static void env_free(sup_rt *rt, sup_env *e)
 {
-    if (e->data != e->inl) {
-        free(e->data);
-    }
     free(e->reason);
     e->reason = NULL;
-    if (rt->env_free_n < 4096) {
-        e->next = rt->env_free;
-        rt->env_free = e;
-        rt->env_free_n++;
-    } else {
+    unsigned cls = e->cls;
+    size_t sz = sizeof *e + e->cap;
+    if (cls >= SUP_ENV_NCLASS || rt->freeing ||
+        rt->env_free_bytes[cls] + sz > SUP_ENV_POOL_CLASS_BYTES) {
         free(e);
+        return;
     }
+    while (rt->env_pool_bytes + sz > SUP_ENV_POOL_BYTES) {
+        if (!env_pool_evict(rt, cls)) {
+            free(e);
+            return;
+        }
+    }
+    e->next = rt->env_free[cls];
+    rt->env_free[cls] = e;
+    rt->env_free_bytes[cls] += sz;
+    rt->env_pool_bytes += sz;
+}
+
+size_t sup__env_pool_bytes(const sup_rt *rt)
+{
+    return rt->env_pool_bytes;
+}
+
+size_t sup__env_pool_class_bytes(const sup_rt *rt, size_t len)
+{
+    unsigned c = env_class(len);
+    return c < SUP_ENV_NCLASS ? rt->env_free_bytes[c] : 0;
 }
 
 static void set_reason(sup_env *e, const sup_reason *r)
 {
-    e->reason = xcalloc(1, sizeof *e->reason);
+    e->reason = xmalloc(sizeof *e->reason);
     *e->reason = *r;
 }
 
@@ -275,7 +353,9 @@ static void runq_push(sup_rt *rt, sup_actor *a)
         rt->rq_head = a;
     }
     rt->rq_tail = a;
-    rt_kick(rt);
+    if (rt->in_run == 0) {
+        rt_kick(rt); /* inside sup_rt_run the queue is drained before it returns (and kicks) */
+    }
 }
 
 /* Appends to a mailbox (or drops if the actor is not alive). */
@@ -500,11 +580,15 @@ void sup_rt_free(sup_rt *rt)
     }
     rt_drain_deaths(rt);
     rt->freeing = true;
-    while (rt->env_free) {
-        sup_env *e = rt->env_free;
-        rt->env_free = e->next;
-        free(e);
+    for (unsigned c = 0; c < SUP_ENV_NCLASS; c++) {
+        while (rt->env_free[c]) {
+            sup_env *e = rt->env_free[c];
+            rt->env_free[c] = e->next;
+            free(e);
+        }
+        rt->env_free_bytes[c] = 0;
     }
+    rt->env_pool_bytes = 0;
     sup_timer_heap_free(&rt->timers);
     while (rt->names) {
         sup_name *n = rt->names;
@@ -651,6 +735,7 @@ static sup_env *mailbox_take(sup_actor *a)
 size_t sup_rt_run(sup_rt *rt)
 {
     size_t n = 0;
+    rt->in_run++;
     rt_drain_deaths(rt);
     while (rt->rq_head) {
         sup_actor *a = rt->rq_head;
@@ -691,6 +776,9 @@ size_t sup_rt_run(sup_rt *rt)
             }
         }
         rt_drain_deaths(rt);
+    }
+    if (--rt->in_run == 0) {
+        rt_kick(rt);
     }
     return n;
 }

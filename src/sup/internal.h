@@ -9,8 +9,21 @@
 
 #include "macula/sup.h"
 
-/* A queued message. Small payloads live inline; larger ones are malloc'd. */
-#define SUP_ENV_INLINE 40
+/* A queued message: one block, header and payload together (the header is a multiple of 16
+ * bytes, 64 on LP64, so the payload is 16-byte aligned like any malloc'd block). Payloads up
+ * to SUP_ENV_POOL_MAX bytes get a block of one of SUP_ENV_NCLASS size classes (payload capacity
+ * SUP_ENV_INLINE up to SUP_ENV_POOL_MAX), and a released block goes back to its class's pool in the
+ * runtime, so steady messaging does no malloc or free. A pool keeps at most
+ * SUP_ENV_POOL_CLASS_BYTES and the pools of a runtime together at most SUP_ENV_POOL_BYTES (blocks
+ * beyond are freed); they are freed with the runtime. Larger payloads get a block of their own,
+ * freed on release. A queued envelope counts its whole block (header + class capacity) and its
+ * reason towards the receiver's memory (sup_actor_info.memory, sup_rt_memory); pooled blocks count
+ * nowhere. */
+#define SUP_ENV_INLINE 40                             /* payload capacity of the smallest class */
+#define SUP_ENV_POOL_MAX 4096                         /* largest pooled payload */
+#define SUP_ENV_NCLASS 7                              /* size classes */
+#define SUP_ENV_POOL_CLASS_BYTES ((size_t)512 * 1024) /* bound of one class's pool */
+#define SUP_ENV_POOL_BYTES ((size_t)1024 * 1024)      /* bound of all pools of a runtime */
 typedef struct sup_env {
     struct sup_env *next;
     sup_msg_kind kind;
@@ -18,10 +31,11 @@ typedef struct sup_env {
     sup_pid from;
     uint64_t ref;
     int status;
-    sup_reason *reason; /* EXIT/DOWN/failed REPLY only (malloc'd) */
-    size_t len;
-    unsigned char *data; /* == inl or malloc'd */
-    unsigned char inl[SUP_ENV_INLINE];
+    unsigned cls;         /* size class, or SUP_ENV_NCLASS for a block of its own */
+    sup_reason *reason;   /* EXIT/DOWN/failed REPLY only (malloc'd) */
+    size_t len;           /* payload bytes */
+    size_t cap;           /* payload capacity of this block */
+    unsigned char data[]; /* the payload */
 } sup_env;
 
 /* Selective receive: while set, only envelopes the filter accepts are delivered; the others
@@ -42,6 +56,11 @@ int sup__kill_now(sup_rt *rt, sup_pid pid, const sup_reason *reason);
 
 /* Supervisor registry hooks used by tree_json / sup_is_supervisor. */
 extern const sup_behaviour sup__supervisor_behaviour;
+
+/* Bytes the runtime's envelope pools hold now (at most SUP_ENV_POOL_BYTES). */
+size_t sup__env_pool_bytes(const sup_rt *rt);
+/* ... and the pool of the class a payload of len bytes goes to (0 past SUP_ENV_POOL_MAX). */
+size_t sup__env_pool_class_bytes(const sup_rt *rt, size_t len);
 
 /* The actor struct for a pid (live or dying), or NULL. */
 sup_actor *sup__lookup(const sup_rt *rt, sup_pid pid);

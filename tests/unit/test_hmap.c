@@ -98,11 +98,42 @@ static void test_model(void **state)
     hmap_free(&m);
 }
 
+/* The hash is SipHash-1-3: reference vectors (all-zero key; the values CPython 3.11, whose
+ * str/bytes hash is SipHash-1-3, gives with PYTHONHASHSEED=0), covering the empty key, a
+ * partial block, exactly one and two blocks, and several blocks plus a tail. */
+static void test_siphash13_vectors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        uint64_t want;
+    } v[] = {
+        {"", 0xd1fba762150c532cu},
+        {"a", 0x407448d2b89b1813u},
+        {"siphash", 0x8264ceeccb16bcbeu},
+        {"abcdefgh", 0x3f7b849c0b8e35eau},
+        {"0123456789abcde", 0x26f4d862282d8fcbu},
+        {"0123456789abcdef", 0x1d42b30f7e060c24u},
+        {"sensors/r0042/temp-0", 0xe74d3bb6d91b535eu},
+        {"sensors/r0042/temp-0/extra/long/topic/name", 0x4415f6d8129bbafcu},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        assert_true(hmap__siphash13(0, 0, v[i].in, strlen(v[i].in)) == v[i].want);
+    }
+    /* the process key is not the zero key, and the same bytes hash the same within a process */
+    char k[] = "sensors/r0042/temp-0";
+    assert_true(hmap_hash(k, sizeof k - 1) == hmap_hash("sensors/r0042/temp-0", sizeof k - 1));
+    assert_true(hmap_hash(k, sizeof k - 1) != 0xe74d3bb6d91b535eu);
+    /* the length is part of the input: "a" and "a\0" differ */
+    assert_true(hmap_hash("a", 1) != hmap_hash("a\0", 2));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_model),
+        cmocka_unit_test(test_siphash13_vectors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
