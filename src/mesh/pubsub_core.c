@@ -124,12 +124,12 @@ typedef struct psc_act {
 struct psc {
     psc_config cfg;
     topic_trie *trie;
-    hmap conns;        /* conn (8 bytes) -> psc_conn */
-    hmap pats;         /* pattern -> psc_pat */
-    hmap keys;         /* key name -> psc_key */
-    psc_key *dirty;    /* keys to advertise */
-    hmap nodes;        /* node id -> psc_node */
-    hmap node_by_dest; /* dest (8 bytes) -> psc_node */
+    hmap_u64 conns;        /* conn -> psc_conn (the gateway's counter ids) */
+    hmap pats;             /* pattern -> psc_pat */
+    hmap keys;             /* key name -> psc_key */
+    psc_key *dirty;        /* keys to advertise */
+    hmap nodes;            /* node id -> psc_node */
+    hmap_u64 node_by_dest; /* dest -> psc_node (ours: PSC_NODE_BIT | serial) */
     uint64_t node_serial;
     hmap ups;   /* message id -> psc_up */
     hmap cache; /* key name -> psc_cache */
@@ -636,11 +636,12 @@ void psc_free(psc *p)
         return;
     }
     size_t it = 0;
-    const hmap_slot *s;
-    while ((s = hmap_next(&p->conns, &it)) != NULL) {
-        psc__conn_free(p, s->val);
+    const hmap_u64_slot *cs;
+    while ((cs = hmap_u64_next(&p->conns, &it)) != NULL) {
+        psc__conn_free(p, cs->val);
     }
-    hmap_free(&p->conns);
+    hmap_u64_free(&p->conns);
+    const hmap_slot *s;
     it = 0;
     while ((s = hmap_next(&p->pats, &it)) != NULL) {
         psc_pat *pt = s->val;
@@ -660,7 +661,7 @@ void psc_free(psc *p)
         free(s->val);
     }
     hmap_free(&p->nodes);
-    hmap_free(&p->node_by_dest);
+    hmap_u64_free(&p->node_by_dest);
     it = 0;
     while ((s = hmap_next(&p->ups, &it)) != NULL) {
         free(s->val);
@@ -705,7 +706,7 @@ int psc_subscribe(psc *p, uint64_t conn, const char *pattern, size_t len, uint8_
         p->st.refused_invalid++;
         return PSC_EINVAL;
     }
-    psc_conn *c = hmap_get(&p->conns, &conn, sizeof conn);
+    psc_conn *c = hmap_u64_get(&p->conns, conn);
     if (c != NULL) {
         psc_sub *old = hmap_get(&c->subs, pattern, len);
         if (old != NULL) {
@@ -722,7 +723,7 @@ int psc_subscribe(psc *p, uint64_t conn, const char *pattern, size_t len, uint8_
             return PSC_ENOMEM;
         }
         c->conn = conn;
-        if (hmap_put(&p->conns, &c->conn, sizeof c->conn, c, NULL) != HMAP_OK) {
+        if (hmap_u64_put(&p->conns, c->conn, c, NULL) != HMAP_OK) {
             psc__release(p, c, sizeof *c);
             return PSC_ENOMEM;
         }
@@ -735,7 +736,7 @@ int psc_subscribe(psc *p, uint64_t conn, const char *pattern, size_t len, uint8_
         }
         psc__release(p, sub, sizeof *sub);
         if (c->subs.count == 0) {
-            hmap_del(&p->conns, &conn, sizeof conn);
+            hmap_u64_del(&p->conns, conn);
             psc__conn_free(p, c);
         }
         return PSC_ENOMEM;
@@ -767,14 +768,14 @@ static void psc__unsub_one(psc *p, psc_conn *c, psc_sub *sub)
 int psc_unsubscribe(psc *p, uint64_t conn, const char *pattern, size_t len, uint64_t now)
 {
     (void)now;
-    psc_conn *c = hmap_get(&p->conns, &conn, sizeof conn);
+    psc_conn *c = hmap_u64_get(&p->conns, conn);
     psc_sub *sub = c ? hmap_get(&c->subs, pattern, len) : NULL;
     if (sub == NULL) {
         return PSC_ENOENT;
     }
     psc__unsub_one(p, c, sub);
     if (c->subs.count == 0) {
-        hmap_del(&p->conns, &conn, sizeof conn);
+        hmap_u64_del(&p->conns, conn);
         psc__conn_free(p, c);
     }
     return PSC_OK;
@@ -782,7 +783,7 @@ int psc_unsubscribe(psc *p, uint64_t conn, const char *pattern, size_t len, uint
 
 size_t psc_conn_subs(const psc *p, uint64_t conn)
 {
-    const psc_conn *c = hmap_get(&p->conns, &conn, sizeof conn);
+    const psc_conn *c = hmap_u64_get(&p->conns, conn);
     return c ? c->subs.count : 0;
 }
 
@@ -811,7 +812,7 @@ static void psc__up_done(psc *p, const uint8_t id[QOS_ID_LEN], uint64_t conn)
 void psc_conn_down(psc *p, uint64_t conn, uint64_t now)
 {
     (void)now;
-    psc_conn *c = hmap_get(&p->conns, &conn, sizeof conn);
+    psc_conn *c = hmap_u64_get(&p->conns, conn);
     if (c != NULL) {
         for (;;) {
             size_t it = 0;
@@ -821,7 +822,7 @@ void psc_conn_down(psc *p, uint64_t conn, uint64_t now)
             }
             psc__unsub_one(p, c, s->val);
         }
-        hmap_del(&p->conns, &conn, sizeof conn);
+        hmap_u64_del(&p->conns, conn);
         psc__conn_free(p, c);
     }
     (void)qos_outbox_drop_dest(p->outbox, conn);
@@ -910,7 +911,7 @@ static void psc__match_cb(void *ctx, uint64_t sub, const char *pattern, size_t p
     psc_match_ctx *m = ctx;
     uint8_t q = 0;
     if (m->qos > 0) {
-        psc_conn *c = hmap_get(&m->p->conns, &sub, sizeof sub);
+        psc_conn *c = hmap_u64_get(&m->p->conns, sub);
         psc_sub *s = c ? hmap_get(&c->subs, pattern, plen) : NULL;
         q = s ? s->qos : 0;
     }
@@ -1021,7 +1022,7 @@ static psc_node *psc__node(psc *p, const uint8_t id[PSC_ID_LEN], const char *add
         memcpy(n->id, id, PSC_ID_LEN);
         n->dest = PSC_NODE_BIT | ++p->node_serial;
         if (hmap_put(&p->nodes, n->id, PSC_ID_LEN, n, NULL) != HMAP_OK ||
-            hmap_put(&p->node_by_dest, &n->dest, sizeof n->dest, n, NULL) != HMAP_OK) {
+            hmap_u64_put(&p->node_by_dest, n->dest, n, NULL) != HMAP_OK) {
             hmap_del(&p->nodes, n->id, PSC_ID_LEN);
             psc__release(p, n, sizeof *n);
             return NULL;
@@ -1434,7 +1435,7 @@ int psc_tick(psc *p, uint64_t now)
         bool node = (ev.dest & PSC_NODE_BIT) != 0;
         if (ev.kind == QOS_RESEND) {
             p->st.resent++;
-            psc_node *n = node ? hmap_get(&p->node_by_dest, &ev.dest, sizeof ev.dest) : NULL;
+            psc_node *n = node ? hmap_u64_get(&p->node_by_dest, ev.dest) : NULL;
             if (!node || n != NULL) {
                 (void)psc__send_raw(p, node, ev.dest, n, ev.frame, ev.frame_len);
             }

@@ -48,7 +48,7 @@ struct gwc {
     char *version;
     uint64_t started_ms;
     uint64_t timeout_ms; /* ping_misses * ping_interval_ms */
-    hmap by_conn;        /* conn id -> gwc__conn (key: its id) */
+    hmap_u64 by_conn;    /* conn id -> gwc__conn (ids are ours: hmap_u64) */
     hmap by_node;        /* node id -> connected gwc__conn (key: its node_id) */
     gwc__conn *lru_head, *lru_tail;
     gwc__act *acts;
@@ -113,7 +113,7 @@ bool gwc_caps_next(const uint8_t *caps, size_t caps_len, size_t *pos, wire_bytes
 
 static gwc__conn *gwc__find(const gwc *g, uint64_t conn)
 {
-    return hmap_get(&g->by_conn, &conn, sizeof conn);
+    return hmap_u64_get(&g->by_conn, conn);
 }
 
 /* ---- keepalive order --------------------------------------------------------------------- */
@@ -339,7 +339,7 @@ static void gwc__conn_free(gwc__conn *c)
 /* Forgets c: out of the tables and the keepalive list, CLIENT_DOWN if it was a client. */
 static void gwc__forget(gwc *g, gwc__conn *c, uint64_t now)
 {
-    hmap_del(&g->by_conn, &c->id, sizeof c->id);
+    hmap_u64_del(&g->by_conn, c->id);
     gwc__lru_unlink(g, c);
     if (c->connected) {
         if (hmap_get(&g->by_node, c->node_id, WIRE_NODE_ID_LEN) == c) {
@@ -442,7 +442,7 @@ void gwc_free(gwc *g)
         n = c->next;
         gwc__conn_free(c);
     }
-    hmap_free(&g->by_conn);
+    hmap_u64_free(&g->by_conn);
     hmap_free(&g->by_node);
     free(g->acts);
     free(g->arena);
@@ -494,7 +494,7 @@ int gwc_conn_open(gwc *g, uint64_t conn, const uint8_t *peer_id, size_t peer_id_
     }
     snprintf(c->remote, sizeof c->remote, "%s", remote ? remote : "");
     c->opened_ms = c->last_seen_ms = now;
-    if (hmap_put(&g->by_conn, &c->id, sizeof c->id, c, NULL) != HMAP_OK) {
+    if (hmap_u64_put(&g->by_conn, c->id, c, NULL) != HMAP_OK) {
         gwc__conn_free(c);
         return GWC_ENOMEM;
     }
@@ -902,7 +902,7 @@ int gwc_client_conn(const gwc *g, const uint8_t node_id[WIRE_NODE_ID_LEN], uint6
 size_t gwc_memory(const gwc *g)
 {
     size_t n = sizeof *g + strlen(g->realm) + strlen(g->version) + 2;
-    n += (g->by_conn.cap + g->by_node.cap) * sizeof(hmap_slot);
+    n += g->by_conn.cap * sizeof(hmap_u64_slot) + g->by_node.cap * sizeof(hmap_slot);
     n += g->acts_cap * sizeof(gwc__act) + g->arena_cap;
     for (const gwc__conn *c = g->lru_head; c; c = c->next) {
         n += sizeof *c + c->endpoint_len + c->caps_len + wire_reader_memory(&c->reader);

@@ -30,7 +30,7 @@ typedef struct gw_quic {
     sup_pid gateway;
     uint64_t gateway_mon;
     quic_endpoint *ep; /* NULL without a binding */
-    hmap conns;        /* id -> qs_conn */
+    hmap_u64 conns;    /* id -> qs_conn (ids are ours: hmap_u64) */
     uint64_t next_id;  /* last id handed out */
 } gw_quic;
 
@@ -57,7 +57,7 @@ static void qs__on_connected(quic_conn *c, void *ctx)
     k->id = ++q->next_id;
     k->qc = c;
     k->sid = -1;
-    if (hmap_put(&q->conns, &k->id, sizeof k->id, k, NULL) != HMAP_OK) {
+    if (hmap_u64_put(&q->conns, k->id, k, NULL) != HMAP_OK) {
         free(k);
         quic_conn_close(c, GWC_CLOSE_SHUTDOWN, "out of memory");
         return;
@@ -120,7 +120,7 @@ static void qs__on_closed(quic_conn *c, const quic_close_info *info, void *ctx)
         return;
     }
     quic_conn_set_user(c, NULL);
-    hmap_del(&q->conns, &k->id, sizeof k->id);
+    hmap_u64_del(&q->conns, k->id);
     if (!k->gw_closed && !sup_pid_is_null(q->gateway)) {
         gw_gateway_conn_closed(q->rt, q->self, q->gateway, k->id);
     }
@@ -132,7 +132,7 @@ static void qs__on_closed(quic_conn *c, const quic_close_info *info, void *ctx)
 static int qs__send(void *ctx, uint64_t conn, const uint8_t *data, size_t len)
 {
     gw_quic *q = ctx;
-    qs_conn *k = hmap_get(&q->conns, &conn, sizeof conn);
+    qs_conn *k = hmap_u64_get(&q->conns, conn);
     if (k == NULL || k->sid < 0) {
         return -1;
     }
@@ -148,7 +148,7 @@ static int qs__send(void *ctx, uint64_t conn, const uint8_t *data, size_t len)
 static int qs__close(void *ctx, uint64_t conn, uint64_t code, const char *reason)
 {
     gw_quic *q = ctx;
-    qs_conn *k = hmap_get(&q->conns, &conn, sizeof conn);
+    qs_conn *k = hmap_u64_get(&q->conns, conn);
     if (k == NULL) {
         return -1;
     }
@@ -203,11 +203,11 @@ static int gw_quic__init(sup_actor *self, void *state, void *arg)
     q->rt = sup_self_rt(self);
     q->self = sup_self(self);
     q->gateway = SUP_NOPID;
-    hmap_init(&q->conns);
+    hmap_u64_init(&q->conns);
     if (q->cfg->transport != NULL) {
         q->transport = *q->cfg->transport;
     } else if (q->cfg->id != NULL && gw_quic__bind(self, q) != 0) {
-        hmap_free(&q->conns);
+        hmap_u64_free(&q->conns);
         return -1;
     }
     sup_register(q->rt, "macula_gateway_quic_server", q->self);
@@ -226,11 +226,11 @@ static void gw_quic__terminate(sup_actor *self, void *state, const sup_reason *r
         q->ep = NULL;
     }
     size_t it = 0;
-    const hmap_slot *s;
-    while ((s = hmap_next(&q->conns, &it)) != NULL) {
+    const hmap_u64_slot *s;
+    while ((s = hmap_u64_next(&q->conns, &it)) != NULL) {
         free(s->val);
     }
-    hmap_free(&q->conns);
+    hmap_u64_free(&q->conns);
 }
 
 static void gw_quic__call(sup_actor *self, void *state, const sup_msg *m)
