@@ -25,6 +25,7 @@ typedef struct api_sub {
     char *pattern;
     size_t len;
     uint8_t qos;
+    bool hit; /* matches the topic in macula_mesh.hit_topic */
     macula_mesh_message_fn fn;
     void *ctx;
 } api_sub;
@@ -54,6 +55,13 @@ struct macula_mesh {
     size_t unflushed;     /* bytes queued since the loop last turned */
     uint8_t id_prefix[8]; /* message ids: this random prefix and a counter */
     uint64_t id_next;
+    /* Per-message work a run of messages on one topic need not repeat: the last topic
+     * macula_mesh_publish validated, and the last delivered topic with each subscription's
+     * match of it (api_sub.hit; SIZE_MAX: none, reset whenever the subscriptions change). */
+    size_t pub_topic_len, hit_topic_len;
+    uint64_t subs_gen; /* bumped by every subscribe / unsubscribe */
+    char pub_topic[TOPIC_MAX_LEN];
+    char hit_topic[TOPIC_MAX_LEN];
 };
 
 const char *macula_mesh_strerror(int err)
@@ -166,11 +174,26 @@ static void api__deliver(macula_mesh *m, const wire_publish *p)
         }
     }
     const char *topic = (const char *)p->topic.p;
+    size_t tlen = p->topic.len;
+    if (tlen != m->hit_topic_len || memcmp(topic, m->hit_topic, tlen) != 0) {
+        for (size_t i = 0; i < m->nsubs; i++) {
+            m->subs[i].hit = topic_match(m->subs[i].pattern, m->subs[i].len, topic, tlen);
+        }
+        if (tlen <= sizeof m->hit_topic) {
+            memcpy(m->hit_topic, topic, tlen);
+            m->hit_topic_len = tlen;
+        } else {
+            m->hit_topic_len = SIZE_MAX;
+        }
+    }
+    uint64_t gen = m->subs_gen;
     for (size_t i = 0; i < m->nsubs; i++) {
         api_sub *s = &m->subs[i];
-        if (topic_match(s->pattern, s->len, topic, p->topic.len)) {
-            s->fn(s->ctx, topic, p->topic.len, s->pattern, p->payload.p, p->payload.len);
-            if (i >= m->nsubs || m->subs[i].fn != s->fn) {
+        /* a callback that subscribed: the hits no longer cover every subscription */
+        if (gen == m->subs_gen ? s->hit : topic_match(s->pattern, s->len, topic, tlen)) {
+            macula_mesh_message_fn fn = s->fn;
+            fn(s->ctx, topic, tlen, s->pattern, p->payload.p, p->payload.len);
+            if (i >= m->nsubs || m->subs[i].fn != fn) {
                 break; /* the callback unsubscribed */
             }
         }
@@ -204,12 +227,22 @@ static void api__wait_cb(uv_timer_t *t)
     (void)t; /* only wakes the loop */
 }
 
-/* Queues a frame. While the send queue is full (the node has not acknowledged 1 MiB) the loop
- * runs (deliveries, acknowledgements) until it drains to half, for at most timeout_ms:
- * backpressure, never a silent drop. */
-static int api__send_frame(macula_mesh *m, const uint8_t *frame, size_t len)
+/* Queues a frame: the encoded bytes frame[0..len), or, with frame NULL, w encoded straight
+ * into the send queue. */
+static int api__queue(macula_mesh *m, const wire_msg *w, const uint8_t *frame, size_t *len)
 {
-    int rc = mesh_client_send_frame(m->client, frame, len);
+    if (frame != NULL) {
+        return mesh_client_send_frame(m->client, frame, *len);
+    }
+    return mesh_client_send_len(m->client, w, len);
+}
+
+/* Queues a frame (as api__queue). While the send queue is full (the node has not acknowledged
+ * 1 MiB) the loop runs (deliveries, acknowledgements) until it drains to half, for at most
+ * timeout_ms: backpressure, never a silent drop. */
+static int api__send(macula_mesh *m, const wire_msg *w, const uint8_t *frame, size_t len)
+{
+    int rc = api__queue(m, w, frame, &len);
     if (rc == MESH_CLIENT_EAGAIN) {
         uint64_t until = uv_now(&m->loop) + m->timeout_ms;
         while (rc == MESH_CLIENT_EAGAIN && !m->closed) {
@@ -224,13 +257,14 @@ static int api__send_frame(macula_mesh *m, const uint8_t *frame, size_t len)
             }
             uv_timer_stop(&m->wait);
             m->unflushed = 0;
-            rc = m->closed ? MESH_CLIENT_ECLOSED : mesh_client_send_frame(m->client, frame, len);
+            rc = m->closed ? MESH_CLIENT_ECLOSED : api__queue(m, w, frame, &len);
         }
     }
     switch (rc) {
     case MESH_CLIENT_OK: m->unflushed += len; return MACULA_MESH_OK;
     case MESH_CLIENT_ENOMEM: return MACULA_MESH_ENOMEM;
     case MESH_CLIENT_EAGAIN: return MACULA_MESH_ETIMEDOUT;
+    case MESH_CLIENT_EINVAL: return MACULA_MESH_EINVAL;
     default: return MACULA_MESH_ECLOSED;
     }
 }
@@ -313,6 +347,7 @@ int macula_mesh_connect(const char *url, const macula_mesh_options *opts, macula
              opts && opts->realm && opts->realm[0] ? opts->realm : "macula.default");
     m->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : API_TIMEOUT_MS;
     m->drop_acks = opts ? opts->drop_acks : 0;
+    m->pub_topic_len = m->hit_topic_len = SIZE_MAX;
     qos_outbox_config oc = {.retry_ms = 1000, .max_retry_ms = 5000, .max_tries = 1000};
     m->outbox = qos_outbox_new(&oc);
     m->dedup = qos_dedup_new(0, 0);
@@ -388,10 +423,27 @@ const char *macula_mesh_last_error(const macula_mesh *m)
 
 /* ---- pub/sub ------------------------------------------------------------------------------ */
 
+/* Whether topic[0..len) is publishable; a run of publishes on one topic validates it once. */
+static bool api__topic_ok(macula_mesh *m, const char *topic, size_t len)
+{
+    if (len == m->pub_topic_len && memcmp(topic, m->pub_topic, len) == 0) {
+        return true;
+    }
+    if (topic_validate_name(topic, len) != TOPIC_OK) {
+        return false;
+    }
+    memcpy(m->pub_topic, topic, len); /* len <= TOPIC_MAX_LEN: validated */
+    m->pub_topic_len = len;
+    return true;
+}
+
 int macula_mesh_publish(macula_mesh *m, const char *topic, const void *payload, size_t len, int qos)
 {
-    if (m == NULL || topic == NULL || (payload == NULL && len > 0) || qos < 0 || qos > 1 ||
-        topic_validate_name(topic, strlen(topic)) != TOPIC_OK) {
+    if (m == NULL || topic == NULL || (payload == NULL && len > 0) || qos < 0 || qos > 1) {
+        return MACULA_MESH_EINVAL;
+    }
+    size_t tlen = strlen(topic);
+    if (!api__topic_ok(m, topic, tlen)) {
         return MACULA_MESH_EINVAL;
     }
     if (m->closed) {
@@ -406,10 +458,21 @@ int macula_mesh_publish(macula_mesh *m, const char *topic, const void *payload, 
         id[8 + i] = (uint8_t)(n >> (8 * i));
     }
     wire_msg w = {.type = WIRE_PUBLISH};
-    w.publish.topic = (wire_bytes){(const uint8_t *)topic, strlen(topic)};
+    w.publish.topic = (wire_bytes){(const uint8_t *)topic, tlen};
     w.publish.payload = (wire_bytes){payload, len};
     w.publish.qos = (uint8_t)qos;
     w.publish.message_id = (wire_bytes){id, sizeof id};
+    if (qos == 0) {
+        /* encoded straight into the send queue; the loop turns here only once
+         * API_FLUSH_BYTES have piled up, so a burst of publishes shares packets
+         * (macula_mesh_flush / _run send the rest) */
+        int rc = api__send(m, &w, NULL, 0);
+        if (rc == MACULA_MESH_OK && m->unflushed >= API_FLUSH_BYTES) {
+            api__turn(m);
+        }
+        return rc;
+    }
+    /* QoS 1: the outbox keeps the frame for retries */
     uint8_t small[2048]; /* small messages: no allocation */
     uint8_t *frame = small;
     size_t flen = 0;
@@ -420,15 +483,10 @@ int macula_mesh_publish(macula_mesh *m, const char *topic, const void *payload, 
     if (rc != WIRE_OK) {
         return rc == WIRE_ENOMEM ? MACULA_MESH_ENOMEM : MACULA_MESH_EINVAL;
     }
-    rc = api__send_frame(m, frame, flen);
-    if (rc != MACULA_MESH_OK || qos == 0) {
+    rc = api__send(m, &w, frame, flen);
+    if (rc != MACULA_MESH_OK) {
         if (frame != small) {
             free(frame);
-        }
-        /* QoS 0: queued; the loop turns here only once API_FLUSH_BYTES have piled up, so a
-         * burst of publishes shares packets (macula_mesh_flush / _run send the rest). */
-        if (rc == MACULA_MESH_OK && m->unflushed >= API_FLUSH_BYTES) {
-            api__turn(m);
         }
         return rc;
     }
@@ -497,7 +555,9 @@ int macula_mesh_subscribe(macula_mesh *m, const char *pattern, int qos, macula_m
         return MACULA_MESH_ENOMEM;
     }
     memcpy(p, pattern, len + 1);
-    m->subs[m->nsubs++] = (api_sub){p, len, (uint8_t)qos, fn, ctx};
+    m->subs[m->nsubs++] = (api_sub){p, len, (uint8_t)qos, false, fn, ctx};
+    m->subs_gen++;
+    m->hit_topic_len = SIZE_MAX;
     return api__sub_frame(m, true, pattern, qos);
 }
 
@@ -511,6 +571,8 @@ int macula_mesh_unsubscribe(macula_mesh *m, const char *pattern)
         if (m->subs[i].len == len && memcmp(m->subs[i].pattern, pattern, len) == 0) {
             free(m->subs[i].pattern);
             m->subs[i] = m->subs[--m->nsubs];
+            m->subs_gen++;
+            m->hit_topic_len = SIZE_MAX;
             return api__sub_frame(m, false, pattern, 0);
         }
     }

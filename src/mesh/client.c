@@ -131,23 +131,31 @@ static int client__write_rc(int rc)
     }
 }
 
-static int client__send_msg(mesh_client *c, const wire_msg *m)
+#define CLIENT__ROOM_MIN 256 /* room asked of the stream before the size of a frame is known */
+
+/* Encodes m straight into the stream's send queue (no copy): into the room the queue has, or,
+ * when the frame needs more, into room of the size wire_encode reported. */
+static int client__send_msg(mesh_client *c, const wire_msg *m, size_t *len)
 {
-    uint8_t small[1024]; /* most frames: no allocation */
-    uint8_t *buf = small;
-    size_t len;
-    int rc = wire_encode(m, small, sizeof small, &len);
-    if (rc == WIRE_ENOBUF) {
-        rc = wire_encode_alloc(m, &buf, &len);
+    uint8_t *buf;
+    size_t room;
+    int rc = quic_stream_reserve(c->qc, c->sid, CLIENT__ROOM_MIN, &buf, &room);
+    if (rc != QUIC_OK) {
+        return client__write_rc(rc);
     }
-    if (rc != WIRE_OK) {
-        return rc == WIRE_ENOMEM ? MESH_CLIENT_ENOMEM : MESH_CLIENT_EINVAL;
+    int wrc = wire_encode(m, buf, room, len);
+    if (wrc == WIRE_ENOBUF) {
+        rc = quic_stream_reserve(c->qc, c->sid, *len, &buf, &room);
+        if (rc != QUIC_OK) {
+            return client__write_rc(rc);
+        }
+        wrc = wire_encode(m, buf, room, len);
     }
-    rc = quic_stream_write(c->qc, c->sid, buf, len, false);
-    if (buf != small) {
-        free(buf);
+    if (wrc != WIRE_OK) {
+        (void)quic_stream_commit(c->qc, c->sid, 0);
+        return wrc == WIRE_ENOMEM ? MESH_CLIENT_ENOMEM : MESH_CLIENT_EINVAL;
     }
-    return client__write_rc(rc);
+    return client__write_rc(quic_stream_commit(c->qc, c->sid, *len));
 }
 
 static void client__on_connected(quic_conn *qc, void *ctx)
@@ -162,7 +170,8 @@ static void client__on_connected(quic_conn *qc, void *ctx)
     m.connect.version = (wire_bytes){(const uint8_t *)"1.0", 3};
     m.connect.node_id = (wire_bytes){identity_node_id(c->id), IDENTITY_ID_LEN};
     m.connect.realm_id = (wire_bytes){(const uint8_t *)c->realm, strlen(c->realm)};
-    if (client__send_msg(c, &m) != MESH_CLIENT_OK) {
+    size_t len;
+    if (client__send_msg(c, &m, &len) != MESH_CLIENT_OK) {
         client__abort(c, MESH_CLIENT_ETRANSPORT, "could not send CONNECT");
     }
 }
@@ -314,10 +323,21 @@ int mesh_client_open(uv_loop_t *loop, const identity *id, const char *url, const
 
 int mesh_client_send(mesh_client *c, const wire_msg *m)
 {
+    size_t len;
+    return mesh_client_send_len(c, m, &len);
+}
+
+int mesh_client_send_len(mesh_client *c, const wire_msg *m, size_t *len)
+{
+    *len = 0;
     if (!c->ready || c->closed || c->qc == NULL) {
         return MESH_CLIENT_ENOTREADY;
     }
-    return client__send_msg(c, m);
+    int rc = client__send_msg(c, m, len);
+    if (rc != MESH_CLIENT_OK) {
+        *len = 0;
+    }
+    return rc;
 }
 
 int mesh_client_send_frame(mesh_client *c, const uint8_t *frame, size_t len)
@@ -348,7 +368,8 @@ void mesh_client_close(mesh_client *c, const char *reason)
         const char *r = reason ? reason : "normal";
         m.disconnect.reason = (wire_bytes){(const uint8_t *)"normal", 6};
         m.disconnect.message = (wire_bytes){(const uint8_t *)r, strlen(r)};
-        (void)client__send_msg(c, &m);
+        size_t len;
+        (void)client__send_msg(c, &m, &len);
     }
     client__abort(c, MESH_CLIENT_ECLOSED, reason ? reason : "closed");
 }

@@ -70,6 +70,9 @@ int mesh_client_open(uv_loop_t *loop, const identity *id, const char *url, const
  * to 1 MiB not yet acknowledged by the node: beyond that MESH_CLIENT_EAGAIN, nothing queued,
  * and on_writable follows once it has drained to half. */
 int mesh_client_send(mesh_client *c, const wire_msg *m);
+/* As mesh_client_send; *len is the size of the frame queued (0 when nothing was). The frame
+ * is encoded straight into the stream's send queue (no copy). */
+int mesh_client_send_len(mesh_client *c, const wire_msg *m, size_t *len);
 
 /* Sends one already encoded frame (header + payload, e.g. from dht_msg_encode) after on_ready.
  * MESH_CLIENT_EINVAL if the bytes are not one whole frame of a known type; MESH_CLIENT_EAGAIN

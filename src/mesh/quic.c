@@ -2367,49 +2367,110 @@ int quic_stream_open(quic_conn *c, int64_t *sid)
     return QUIC_OK;
 }
 
+/* The stream a write may go to, or an error (QUIC_EAGAIN: the send queue is full). */
+static int quic__stream_writable(quic_conn *c, int64_t sid, quic_stream **out)
+{
+    if (!quic__conn_usable(c))
+        return QUIC_ECLOSED;
+    quic_stream *s = c->streams && c->streams->id == sid ? c->streams : quic__stream_find(c, sid);
+    if (!s || s->fin_queued || s->reset)
+        return QUIC_ESTREAM;
+    *out = s;
+    return QUIC_OK;
+}
+
+/* Where the next len bytes of s go: the tail chunk when it has room (the bytes before
+ * k->len may be in ngtcp2's hands, they do not move), else a new chunk. NULL: no memory. */
+static qchunk *quic__stream_room(quic_stream *s, size_t len)
+{
+    qchunk *k = s->tail;
+    if (k && k->cap - k->len >= len)
+        return k;
+    size_t cap = len < QUIC__CHUNK_MIN / 2 ? QUIC__CHUNK_MIN - sizeof *k : len;
+    k = malloc(sizeof *k + cap);
+    if (!k)
+        return NULL;
+    k->next = NULL;
+    k->off = s->written;
+    k->len = 0;
+    k->cap = cap;
+    if (s->tail)
+        s->tail->next = k;
+    else
+        s->head = k;
+    s->tail = k;
+    return k;
+}
+
+/* len bytes were appended to s's tail chunk: they go out when the connection is serviced. */
+static void quic__stream_queued(quic_conn *c, quic_stream *s, size_t len)
+{
+    if (len > 0) {
+        s->tail->len += len;
+        s->written += len;
+        if (!s->cur)
+            s->cur = s->tail;
+    }
+    quic__send_list_add(c, s);
+    quic__mark_dirty(c);
+}
+
 int quic_stream_write(quic_conn *c, int64_t sid, const uint8_t *data, size_t len, bool fin)
 {
     if (!c || (len > 0 && !data))
         return QUIC_EINVAL;
-    if (!quic__conn_usable(c))
-        return QUIC_ECLOSED;
-    quic_stream *s = quic__stream_find(c, sid);
-    if (!s || s->fin_queued || s->reset)
-        return QUIC_ESTREAM;
+    quic_stream *s;
+    int rc = quic__stream_writable(c, sid, &s);
+    if (rc != QUIC_OK)
+        return rc;
     if (len > 0) {
         if (s->written - s->acked >= c->ep->cfg.stream_send_buffer) {
             s->want_writable = true;
             return QUIC_EAGAIN;
         }
-        qchunk *k = s->tail;
-        if (k && k->cap - k->len >= len) {
-            /* append: the bytes before k->len may be in ngtcp2's hands, they do not move */
-            memcpy(k->data + k->len, data, len);
-            k->len += len;
-        } else {
-            size_t cap = len < QUIC__CHUNK_MIN / 2 ? QUIC__CHUNK_MIN - sizeof *k : len;
-            k = malloc(sizeof *k + cap);
-            if (!k)
-                return QUIC_ENOMEM;
-            k->next = NULL;
-            k->off = s->written;
-            k->len = len;
-            k->cap = cap;
-            memcpy(k->data, data, len);
-            if (s->tail)
-                s->tail->next = k;
-            else
-                s->head = k;
-            s->tail = k;
-        }
-        if (!s->cur)
-            s->cur = k;
-        s->written += len;
+        qchunk *k = quic__stream_room(s, len);
+        if (!k)
+            return QUIC_ENOMEM;
+        memcpy(k->data + k->len, data, len);
     }
     if (fin)
         s->fin_queued = true;
-    quic__send_list_add(c, s);
-    quic__mark_dirty(c);
+    quic__stream_queued(c, s, len);
+    return QUIC_OK;
+}
+
+int quic_stream_reserve(quic_conn *c, int64_t sid, size_t min, uint8_t **buf, size_t *room)
+{
+    if (!c || !buf || !room || min == 0)
+        return QUIC_EINVAL;
+    quic_stream *s;
+    int rc = quic__stream_writable(c, sid, &s);
+    if (rc != QUIC_OK)
+        return rc;
+    if (s->written - s->acked >= c->ep->cfg.stream_send_buffer) {
+        s->want_writable = true;
+        return QUIC_EAGAIN;
+    }
+    qchunk *k = quic__stream_room(s, min);
+    if (!k)
+        return QUIC_ENOMEM;
+    *buf = k->data + k->len;
+    *room = k->cap - k->len;
+    return QUIC_OK;
+}
+
+int quic_stream_commit(quic_conn *c, int64_t sid, size_t len)
+{
+    if (!c)
+        return QUIC_EINVAL;
+    quic_stream *s;
+    int rc = quic__stream_writable(c, sid, &s);
+    if (rc != QUIC_OK)
+        return rc;
+    if (!s->tail || len > s->tail->cap - s->tail->len)
+        return QUIC_EINVAL;
+    if (len > 0)
+        quic__stream_queued(c, s, len);
     return QUIC_OK;
 }
 

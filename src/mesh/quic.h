@@ -236,6 +236,15 @@ int quic_stream_open(quic_conn *c, int64_t *sid);
  * stream, or FIN was already queued or the stream was reset. len 0 with fin sends just the FIN. */
 int quic_stream_write(quic_conn *c, int64_t sid, const uint8_t *data, size_t len, bool fin);
 
+/* Writing in place (no copy from a caller's buffer): quic_stream_reserve returns in *buf and
+ * *room (>= min, min > 0) where the stream's next bytes go; the caller writes n <= *room bytes
+ * there and queues them with quic_stream_commit(c, sid, n) (n 0: nothing queued). The bytes
+ * are the caller's until the commit, which must follow before any other call for this
+ * connection. Errors as quic_stream_write (QUIC_EAGAIN: the queue is full, nothing reserved);
+ * quic_stream_commit says QUIC_EINVAL for an n beyond the room. */
+int quic_stream_reserve(quic_conn *c, int64_t sid, size_t min, uint8_t **buf, size_t *room);
+int quic_stream_commit(quic_conn *c, int64_t sid, size_t n);
+
 /* Bytes written but not yet acknowledged by the peer. */
 size_t quic_stream_queued(const quic_conn *c, int64_t sid);
 

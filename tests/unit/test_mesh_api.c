@@ -6,7 +6,11 @@
  *  - backpressure: with the node stopped (SIGSTOP) nothing is acknowledged, so the send queue
  *    fills and a QoS 0 publish returns MACULA_MESH_ETIMEDOUT (not a silent drop, not
  *    ECLOSED); once the node continues, the same connection publishes again and its messages
- *    are delivered. No timing assertions: waits are bounded loops. */
+ *    are delivered;
+ *  - runs of one topic, alternating topics and payloads from 5 bytes to 20 KB arrive whole and
+ *    in order at every matching pattern; invalid topics are refused after a valid one;
+ *    unsubscribe, subscribe and subscribe-from-a-callback change who receives.
+ * No timing assertions: waits are bounded loops. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -240,12 +244,180 @@ static void test_backpressure(void **state)
     macula_mesh_disconnect(sub);
 }
 
+/* ---- topics, payload sizes and subscription changes ---------------------------------------- */
+
+#define NPAT 4
+static const char *const k_pats[NPAT] = {"a.*", "**", "a.x", "b.*"};
+static const char *const k_topics[3] = {"a.x", "a.y", "b.z"};
+
+typedef struct rec {
+    macula_mesh *m;
+    uint32_t by_pat[NPAT];
+    uint32_t next[NPAT]; /* the sequence number each pattern expects next */
+    uint32_t bad;        /* wrong topic for the pattern, bad bytes, out of order */
+    bool sub_in_cb;      /* subscribe k_pats[3] from inside the next b.z delivery */
+} rec;
+
+static uint8_t fill(uint32_t seq, size_t i)
+{
+    return (uint8_t)(seq * 31u + (uint32_t)i * 7u);
+}
+
+/* payload: seq (4 bytes), topic index, then fill(seq, i) */
+static void on_rec(void *ctx, const char *topic, size_t topic_len, const char *pattern,
+                   const uint8_t *payload, size_t len)
+{
+    rec *r = ctx;
+    int pi = -1;
+    for (int i = 0; i < NPAT; i++) {
+        if (strcmp(pattern, k_pats[i]) == 0) {
+            pi = i;
+        }
+    }
+    uint32_t seq = 0;
+    if (pi < 0 || len < 5) {
+        r->bad++;
+        return;
+    }
+    memcpy(&seq, payload, sizeof seq);
+    const char *t = k_topics[payload[4] % 3];
+    if (topic_len != strlen(t) || memcmp(topic, t, topic_len) != 0) {
+        r->bad++;
+    }
+    for (size_t i = 5; i < len; i++) {
+        if (payload[i] != fill(seq, i)) {
+            r->bad++;
+            break;
+        }
+    }
+    bool prefix_a = topic_len > 2 && memcmp(topic, "a.", 2) == 0;
+    bool ok_pat = pi == 1 || (pi == 0 && prefix_a) ||
+                  (pi == 2 && topic_len == 3 && memcmp(topic, "a.x", 3) == 0) ||
+                  (pi == 3 && topic_len > 2 && memcmp(topic, "b.", 2) == 0);
+    if (!ok_pat || (r->by_pat[pi] > 0 && seq < r->next[pi])) {
+        r->bad++;
+    }
+    r->next[pi] = seq + 1;
+    r->by_pat[pi]++;
+    if (r->sub_in_cb && pi == 1 && payload[4] % 3 == 2) {
+        r->sub_in_cb = false;
+        assert_int_equal(macula_mesh_subscribe(r->m, k_pats[3], 0, on_rec, r), MACULA_MESH_OK);
+    }
+}
+
+static void publish_rec(macula_mesh *m, uint32_t seq, unsigned topic, size_t len)
+{
+    static uint8_t p[20000];
+    assert_true(len >= 5 && len <= sizeof p);
+    memcpy(p, &seq, sizeof seq);
+    p[4] = (uint8_t)topic;
+    for (size_t i = 5; i < len; i++) {
+        p[i] = fill(seq, i);
+    }
+    assert_int_equal(macula_mesh_publish(m, k_topics[topic], p, len, 0), MACULA_MESH_OK);
+}
+
+/* Runs both connections until pattern pi has seen `want` deliveries (bounded). */
+static void run_until_pat(macula_mesh *pub, macula_mesh *sub, const rec *r, int pi, uint32_t want)
+{
+    for (int i = 0; i < 3000 && r->by_pat[pi] < want; i++) {
+        assert_int_equal(macula_mesh_flush(pub), MACULA_MESH_OK);
+        int rc = macula_mesh_run(sub, 5);
+        if (rc != MACULA_MESH_OK) {
+            fprintf(stderr, "sub: %s\n", macula_mesh_last_error(sub));
+        }
+        assert_int_equal(rc, MACULA_MESH_OK);
+    }
+    assert_int_equal(r->by_pat[pi], want);
+}
+
+/* Runs of one topic, alternating topics and payloads of every size (small ones share the
+ * stream's chunks, large ones take chunks of their own) arrive whole, in order and at every
+ * matching pattern; invalid topics are refused right after a valid one was published; an
+ * unsubscribe, a subscribe and a subscribe from inside a callback change who receives. */
+static void test_topics_and_subscriptions(void **state)
+{
+    const node *n = *state;
+    macula_mesh_options o = {.realm = REALM};
+    macula_mesh *pub = NULL, *sub = NULL;
+    assert_int_equal(macula_mesh_connect(n->url, &o, &pub), MACULA_MESH_OK);
+    assert_int_equal(macula_mesh_connect(n->url, &o, &sub), MACULA_MESH_OK);
+    rec r = {.m = sub};
+    assert_int_equal(macula_mesh_subscribe(sub, k_pats[0], 0, on_rec, &r), MACULA_MESH_OK);
+    assert_int_equal(macula_mesh_subscribe(sub, k_pats[1], 0, on_rec, &r), MACULA_MESH_OK);
+    uint32_t seq = 0;
+    for (int i = 0; i < 500 && r.by_pat[1] == 0; i++) { /* warm-up */
+        publish_rec(pub, seq++, 2, 5);
+        assert_int_equal(macula_mesh_flush(pub), MACULA_MESH_OK);
+        assert_int_equal(macula_mesh_run(sub, 20), MACULA_MESH_OK);
+    }
+    assert_true(r.by_pat[1] > 0);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(macula_mesh_run(sub, 10), MACULA_MESH_OK);
+    }
+    assert_int_equal(r.by_pat[0], 0); /* b.z only so far */
+
+    /* the same topic as just published, but not publishable; then valid again */
+    assert_int_equal(macula_mesh_publish(pub, "a.*", "x", 1, 0), MACULA_MESH_EINVAL);
+    assert_int_equal(macula_mesh_publish(pub, "b.z.", "x", 1, 0), MACULA_MESH_EINVAL);
+    assert_int_equal(macula_mesh_publish(pub, "b..z", "x", 1, 0), MACULA_MESH_EINVAL);
+    assert_int_equal(macula_mesh_publish(pub, "", "x", 1, 0), MACULA_MESH_EINVAL);
+
+    static const size_t sizes[] = {5, 16, 300, 2100, 5000, 20000, 6, 250};
+    uint32_t all0 = r.by_pat[1], a0 = r.by_pat[0], a_sent = 0;
+    for (uint32_t i = 0; i < 600; i++) {
+        unsigned t = i < 200 ? 0 : (i < 300 ? i % 3 : (i / 7) % 3); /* runs and alternation */
+        a_sent += t < 2;
+        publish_rec(pub, seq++, t, sizes[i % (sizeof sizes / sizeof sizes[0])]);
+        if (i % 40 == 39) { /* the node drops a subscriber whose queue it cannot send */
+            run_until_pat(pub, sub, &r, 1, all0 + i + 1);
+        }
+    }
+    run_until_pat(pub, sub, &r, 1, all0 + 600);
+    run_until_pat(pub, sub, &r, 0, a0 + a_sent);
+    assert_int_equal(r.bad, 0);
+
+    /* unsubscribed: a.* hears nothing more, ** everything */
+    assert_int_equal(macula_mesh_unsubscribe(sub, k_pats[0]), MACULA_MESH_OK);
+    a0 = r.by_pat[0];
+    all0 = r.by_pat[1];
+    for (uint32_t i = 0; i < 30; i++) {
+        publish_rec(pub, seq++, 0, 16);
+    }
+    run_until_pat(pub, sub, &r, 1, all0 + 30);
+    assert_int_equal(r.by_pat[0], a0);
+
+    /* a new pattern for the topic just delivered */
+    assert_int_equal(macula_mesh_subscribe(sub, k_pats[2], 0, on_rec, &r), MACULA_MESH_OK);
+    for (int i = 0; i < 500 && r.by_pat[2] == 0; i++) {
+        publish_rec(pub, seq++, 0, 16);
+        assert_int_equal(macula_mesh_flush(pub), MACULA_MESH_OK);
+        assert_int_equal(macula_mesh_run(sub, 20), MACULA_MESH_OK);
+    }
+    assert_true(r.by_pat[2] > 0);
+
+    /* subscribed from inside a delivery of b.z: that delivery's later patterns are checked
+     * afresh, and the node then sends b.z to the new pattern as well */
+    r.sub_in_cb = true;
+    for (int i = 0; i < 500 && r.by_pat[3] < 2; i++) {
+        publish_rec(pub, seq++, 2, 16);
+        assert_int_equal(macula_mesh_flush(pub), MACULA_MESH_OK);
+        assert_int_equal(macula_mesh_run(sub, 20), MACULA_MESH_OK);
+    }
+    assert_false(r.sub_in_cb);
+    assert_true(r.by_pat[3] >= 2);
+    assert_int_equal(r.bad, 0);
+    macula_mesh_disconnect(pub);
+    macula_mesh_disconnect(sub);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_qos0_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_topics_and_subscriptions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,6 +86,7 @@ typedef struct side {
     int nrx, caprx;
     int streams_closed;
     int fin_count;
+    int writable; /* on_stream_writable calls */
     /* writer state for the bulk test */
     const uint8_t *tx;
     size_t txlen, txoff;
@@ -202,6 +203,7 @@ static void bulk_pump(side *s);
 static void on_stream_writable(quic_conn *c, int64_t sid, void *ctx)
 {
     side *s = ctx;
+    s->writable++;
     if (s->echo)
         echo_flush(s, c, rx_get(s, c, sid));
     if (s->txconn == c && s->txsid == sid)
@@ -642,6 +644,90 @@ static void test_stream_reset(void **state)
     assert_memory_equal(f->srv.rx[1].data, "again", 5);
 }
 
+/* Writing in place: reserve/commit pieces of every size (small ones share a chunk, large ones
+ * get their own, a commit of 0 queues nothing, a commit beyond the room is refused) mixed with
+ * plain writes arrive complete and in order. */
+static void test_reserve_commit(void **state)
+{
+    fx *f = *state;
+    quic_conn *c = pair_up(f);
+    int64_t sid;
+    assert_int_equal(quic_stream_open(c, &sid), QUIC_OK);
+    uint8_t *want = NULL;
+    size_t wlen = 0, wcap = 0;
+    static const size_t sizes[] = {1, 7, 100, 2000, 4000, 5000, 70000, 3, 4090, 1};
+    uint32_t seed = 11;
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            size_t n = sizes[i] + (size_t)round;
+            uint8_t tmp[256];
+            if (i % 3 == 2 && n <= sizeof tmp) { /* a plain write between in-place ones */
+                pattern(tmp, n, seed++);
+                assert_int_equal(quic_stream_write(c, sid, tmp, n, false), QUIC_OK);
+                buf_append(&want, &wlen, &wcap, tmp, n);
+                continue;
+            }
+            uint8_t *buf = NULL;
+            size_t room = 0;
+            assert_int_equal(quic_stream_reserve(c, sid, n, &buf, &room), QUIC_OK);
+            assert_true(room >= n);
+            assert_int_equal(quic_stream_commit(c, sid, room + 1), QUIC_EINVAL);
+            pattern(buf, n, seed++);
+            buf_append(&want, &wlen, &wcap, buf, n);
+            assert_int_equal(quic_stream_commit(c, sid, n), QUIC_OK);
+            /* reserved and given back: nothing is queued */
+            assert_int_equal(quic_stream_reserve(c, sid, 1, &buf, &room), QUIC_OK);
+            buf[0] = 0xee;
+            assert_int_equal(quic_stream_commit(c, sid, 0), QUIC_OK);
+        }
+        RUN_UNTIL(f, f->srv.nrx == 1 && f->srv.rx[0].len == wlen);
+    }
+    assert_int_equal(quic_stream_write(c, sid, NULL, 0, true), QUIC_OK);
+    RUN_UNTIL(f, f->srv.rx[0].fin);
+    assert_int_equal(f->srv.rx[0].len, wlen);
+    assert_memory_equal(f->srv.rx[0].data, want, wlen);
+    /* after FIN: nothing more, in place or not */
+    uint8_t *buf = NULL;
+    size_t room = 0;
+    assert_int_equal(quic_stream_reserve(c, sid, 1, &buf, &room), QUIC_ESTREAM);
+    assert_int_equal(quic_stream_reserve(c, sid, 0, &buf, &room), QUIC_EINVAL);
+    assert_int_equal(quic_stream_reserve(c, 12345, 1, &buf, &room), QUIC_ESTREAM);
+    free(want);
+}
+
+/* A full send queue refuses reservations as it refuses writes, and on_stream_writable
+ * follows once the peer has acknowledged. */
+static void test_reserve_backpressure(void **state)
+{
+    fx *f = *state;
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    cc.stream_send_buffer = 64 * 1024;
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *c = NULL;
+    assert_int_equal(
+        quic_connect(f->cli.ep, "127.0.0.1", quic_endpoint_port(f->srv.ep), NULL, NULL, &c),
+        QUIC_OK);
+    RUN_UNTIL(f, f->cli.connected == 1 && f->srv.connected == 1);
+    int64_t sid;
+    assert_int_equal(quic_stream_open(c, &sid), QUIC_OK);
+    size_t total = 0;
+    uint8_t *buf = NULL;
+    size_t room = 0;
+    int rc;
+    while ((rc = quic_stream_reserve(c, sid, 1000, &buf, &room)) == QUIC_OK) {
+        memset(buf, 'r', 1000);
+        assert_int_equal(quic_stream_commit(c, sid, 1000), QUIC_OK);
+        total += 1000;
+    }
+    assert_int_equal(rc, QUIC_EAGAIN);
+    assert_true(total >= (size_t)64 * 1024);
+    RUN_UNTIL(f, f->cli.writable > 0 && f->srv.nrx == 1 && f->srv.rx[0].len == total);
+    assert_int_equal(quic_stream_reserve(c, sid, 1000, &buf, &room), QUIC_OK);
+    assert_int_equal(quic_stream_commit(c, sid, 0), QUIC_OK);
+}
+
 static void test_garbage_does_not_disturb(void **state)
 {
     fx *f = *state;
@@ -871,6 +957,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserve_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserve_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_does_not_disturb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_address_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stateless_reset_after_restart, setup, teardown),
