@@ -1051,6 +1051,50 @@ static void test_shutdown_closes_everyone(void **state)
     gwc_free(g);
 }
 
+/* One frame to several connections: stored once, queued to each connected client (unknown
+ * ids skipped, same bytes for all), counted per delivery; a frame that is not one frame is
+ * refused and queues nothing. */
+static void test_send_frame_many(void **state)
+{
+    (void)state;
+    gwc *g = mk(0);
+    acts a = {0};
+    join(g, 1, 1, 0, &a);
+    join(g, 2, 2, 0, &a);
+    join(g, 3, 3, 0, &a);
+    wire_msg pub = {.type = WIRE_PUBLISH};
+    pub.publish.topic = B("t.x");
+    pub.publish.payload = B("many");
+    uint8_t *frame = NULL;
+    size_t flen = 0;
+    assert_int_equal(wire_encode_alloc(&pub, &frame, &flen), 0);
+    uint64_t ids[4] = {1, 99, 3, 2};
+    uint8_t conns[sizeof ids + 1];
+    memcpy(conns + 1, ids, sizeof ids); /* unaligned on purpose */
+    uint64_t out0 = gwc_stats_get(g)->frames_out[WIRE_PUBLISH];
+    assert_int_equal(gwc_send_frame_many(g, conns + 1, 4, frame, flen), 3);
+    drain(g, &a);
+    assert_int_equal(a.n, 3);
+    uint64_t want[3] = {1, 3, 2};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(a.v[i].kind, GWC_ACT_SEND);
+        assert_int_equal(a.v[i].conn, want[i]);
+        assert_int_equal(a.v[i].len, flen);
+        assert_memory_equal(a.v[i].data, frame, flen);
+    }
+    assert_int_equal(gwc_stats_get(g)->frames_out[WIRE_PUBLISH], out0 + 3);
+    /* not one frame: refused, nothing queued */
+    assert_int_equal(gwc_send_frame_many(g, conns + 1, 4, frame, flen - 1), GWC_EINVAL);
+    assert_int_equal(gwc_send_frame_many(g, conns + 1, 4, NULL, 0), GWC_EINVAL);
+    /* nobody connected among the ids: 0 */
+    uint64_t none = 77;
+    assert_int_equal(gwc_send_frame_many(g, (const uint8_t *)&none, 1, frame, flen), 0);
+    assert_int_equal(drain(g, &a)->n, 0);
+    free(frame);
+    acts_free(&a);
+    gwc_free(g);
+}
+
 /* Actions not yet popped survive later events (the queue only restarts once drained). */
 static void test_queue_survives_until_drained(void **state)
 {
@@ -1093,6 +1137,7 @@ int main(void)
         cmocka_unit_test(test_max_pending),
         cmocka_unit_test(test_ten_thousand_clients),
         cmocka_unit_test(test_shutdown_closes_everyone),
+        cmocka_unit_test(test_send_frame_many),
         cmocka_unit_test(test_queue_survives_until_drained),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

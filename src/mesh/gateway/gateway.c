@@ -291,12 +291,7 @@ static void gw__ps_fanout(gw_gateway *g, const sup_msg *m)
     for (size_t off = 0; off < m->len;) {
         memcpy(&h, p + off, sizeof h);
         const uint8_t *frame = p + off + sizeof h;
-        const uint8_t *conns = frame + h.frame_len;
-        for (uint32_t i = 0; i < h.n; i++) {
-            uint64_t conn;
-            memcpy(&conn, conns + (size_t)i * sizeof conn, sizeof conn);
-            (void)gwc_send_frame(g->core, conn, frame, h.frame_len);
-        }
+        (void)gwc_send_frame_many(g->core, frame + h.frame_len, h.n, frame, h.frame_len);
         off += sizeof h + h.frame_len + (size_t)h.n * sizeof(uint64_t);
     }
 }

@@ -807,6 +807,41 @@ int gwc_send_frame(gwc *g, uint64_t conn, const uint8_t *frame, size_t len)
     return GWC_OK;
 }
 
+int gwc_send_frame_many(gwc *g, const uint8_t *conns, size_t n, const uint8_t *frame, size_t len)
+{
+    gwc__queue_reset_if_drained(g);
+    wire_header h;
+    if (frame == NULL || wire_decode_header(frame, len, &g->cfg.limits, &h) != WIRE_OK ||
+        (size_t)h.payload_len + WIRE_HEADER_LEN != len) {
+        return GWC_EINVAL;
+    }
+    size_t off = gwc__arena(g, len);
+    if (off == SIZE_MAX) {
+        return GWC_ENOMEM;
+    }
+    memcpy(g->arena + off, frame, len);
+    int queued = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t conn;
+        memcpy(&conn, conns + i * sizeof conn, sizeof conn);
+        if (gwc__client(g, conn) == NULL) {
+            continue;
+        }
+        gwc__act *a = gwc__push(g, GWC_ACT_SEND, conn);
+        if (a == NULL) {
+            break; /* the ones queued so far stay queued */
+        }
+        a->data_off = off;
+        a->data_len = len;
+        g->stats.frames_out[h.type]++;
+        queued++;
+    }
+    if (queued == 0) {
+        g->arena_len = off;
+    }
+    return queued;
+}
+
 int gwc_reply(gwc *g, uint64_t conn, wire_bytes call_id, const uint8_t *result, size_t len)
 {
     gwc__queue_reset_if_drained(g);

@@ -234,6 +234,10 @@ void gwc_set_frame_hook(gwc *g, gwc_frame_hook hook, void *user);
  * in frames_out by its type. GWC_ENOTFOUND if conn is not a connected client, GWC_EINVAL if
  * the bytes are not one frame with a known type, GWC_ENOMEM. */
 int gwc_send_frame(gwc *g, uint64_t conn, const uint8_t *frame, size_t len);
+/* The same frame to each of n connections (conns: n ids, unaligned bytes are fine), checked
+ * and stored once. Connections that are not connected clients are skipped. Returns how many
+ * it was queued to, or GWC_EINVAL / GWC_ENOMEM (nothing queued). */
+int gwc_send_frame_many(gwc *g, const uint8_t *conns, size_t n, const uint8_t *frame, size_t len);
 
 /* ---- inspection -------------------------------------------------------------------------- */
 const gwc_stats *gwc_stats_get(const gwc *g);
