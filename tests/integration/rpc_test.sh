@@ -69,6 +69,11 @@ check "macula advertise demo.add on node 5" advertise 5 $R demo.add add "${add[@
 check "macula call demo.add [1,2] at node 1 answers 3" poll 30 answers 1 $R demo.add '[1,2]' 3
 check "...and again from node 2" answers 2 $R demo.add '[40,2]' 42
 check "...and at node 5 itself (local handler)" answers 5 $R demo.add '[2,2]' 4
+# A 10,000-character argument and result (frames larger than the rpc worker's 4 KiB buffer).
+big="\"$(head -c 10000 /dev/zero | tr '\0' x)\""
+check "a provider of demo.echo (cat) on node 5" advertise 5 $R demo.echo echo cat
+check "a 10 KB call at node 5 comes back whole" answers 5 $R demo.echo "$big" "$big"
+check "...and at node 1 (routed)" poll 30 answers 1 $R demo.echo "$big" "$big"
 check "node 1 originated RPC routes" test "$(metric 1 macula_rpc_routes_sent_total)" -ge 1
 check "node 5 delivered routed calls to its handler" test "$(metric 5 macula_rpc_routes_delivered_total)" -ge 1
 

@@ -73,6 +73,9 @@ typedef struct gw_rpc {
     gw_rpc_fwd fwds[GW_RPC_FORWARD_MAX];
     uint64_t timer_ref, timer_at;
     gw_rpc_view view;
+    sup_pid gw;    /* macula_gateway as last looked up (a dead pid: looked up again) */
+    uint8_t *sbuf; /* GW_SEND_FRAME message being built: conn, then the frame (reused) */
+    size_t sbuf_cap;
 } gw_rpc;
 
 static void gw_rpc__route_msg(gw_rpc *g, wire_msg *route, const uint8_t *exclude,
@@ -141,22 +144,52 @@ static void gw_rpc__hop_gone(gw_rpc *g, gw_rpc_call *e, bool failed)
     }
 }
 
+/* Encodes m straight into the reused GW_SEND_FRAME buffer (after the connection id) and sends
+ * it to macula_gateway through the cached pid (looked up again once when it died). */
 static void gw_rpc__send_conn(gw_rpc *g, uint64_t conn, const wire_msg *m)
 {
-    sup_pid gw = sup_whereis(g->rt, "macula_gateway");
-    uint8_t *frame = NULL;
     size_t len = 0;
-    if (sup_pid_is_null(gw) || wire_encode_alloc(m, &frame, &len) != WIRE_OK) {
+    for (int tries = 0; tries < 2; tries++) {
+        if (g->sbuf_cap < sizeof conn + 256) {
+            uint8_t *nb = realloc(g->sbuf, 4096);
+            if (nb == NULL) {
+                return;
+            }
+            g->sbuf = nb;
+            g->sbuf_cap = 4096;
+        }
+        int rc = wire_encode(m, g->sbuf + sizeof conn, g->sbuf_cap - sizeof conn, &len);
+        if (rc == WIRE_OK) {
+            break;
+        }
+        uint8_t *frame = NULL;
+        if (rc != WIRE_ENOBUF || wire_encode_alloc(m, &frame, &len) != WIRE_OK) {
+            return;
+        }
+        free(frame); /* now the size is known: grow and encode in place */
+        uint8_t *nb = realloc(g->sbuf, sizeof conn + len);
+        if (nb == NULL) {
+            return;
+        }
+        g->sbuf = nb;
+        g->sbuf_cap = sizeof conn + len;
+        len = 0;
+    }
+    if (len == 0) {
         return;
     }
-    uint8_t *buf = malloc(sizeof conn + len);
-    if (buf != NULL) {
-        memcpy(buf, &conn, sizeof conn);
-        memcpy(buf + sizeof conn, frame, len);
-        (void)sup_send(g->rt, sup_self(g->self), gw, GW_SEND_FRAME, buf, sizeof conn + len);
-        free(buf);
+    memcpy(g->sbuf, &conn, sizeof conn);
+    int rc = SUP_ENOPROC;
+    if (!sup_pid_is_null(g->gw)) {
+        rc = sup_send(g->rt, sup_self(g->self), g->gw, GW_SEND_FRAME, g->sbuf, sizeof conn + len);
     }
-    free(frame);
+    if (rc == SUP_ENOPROC) {
+        g->gw = sup_whereis(g->rt, "macula_gateway");
+        if (!sup_pid_is_null(g->gw)) {
+            (void)sup_send(g->rt, sup_self(g->self), g->gw, GW_SEND_FRAME, g->sbuf,
+                           sizeof conn + len);
+        }
+    }
 }
 
 static void gw_rpc__reply_client(gw_rpc *g, uint64_t conn, const uint8_t *call_id, size_t cid_len,
@@ -861,6 +894,9 @@ static void gw_rpc__terminate(sup_actor *self, void *state, const sup_reason *re
     rpcs_free(g->server);
     g->caller = NULL;
     g->server = NULL;
+    free(g->sbuf);
+    g->sbuf = NULL;
+    g->sbuf_cap = 0;
 }
 
 static void gw_rpc__reply_msg(gw_rpc *g, const sup_msg *m)
