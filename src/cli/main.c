@@ -59,6 +59,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "advertise") == 0) {
         return cli_advertise(argc - 1, argv + 1);
     }
+    if (strcmp(cmd, "__handler-guard") == 0) {
+        return cli_handler_guard(argc - 1, argv + 1);
+    }
     if (strcmp(cmd, "pub") == 0) {
         return cli_pub(argc - 1, argv + 1);
     }

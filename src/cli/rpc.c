@@ -14,12 +14,22 @@
  * is not JSON it is sent as a JSON string; a trailing newline is dropped); anything else ->
  * handler_error with the exit status and the first line of stderr. A command still running
  * after --max-time S (60) is killed (handler_error). Prints "serving PROC" once advertised.
+ *
+ * Each handler runs in a process group of its own, led by a small guard (`macula
+ * __handler-guard CMD ARGS...`, this binary) that runs CMD and passes its exit status on. The
+ * guard asks the kernel for SIGHUP when advertise dies (PR_SET_PDEATHSIG), even by SIGKILL, and
+ * then kills its whole group: no handler, and nothing a handler started, outlives advertise.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -36,7 +46,8 @@ typedef struct rpc_cli {
     const char *procedure;
     const char *args;
     uint32_t timeout_ms;
-    char **argv; /* advertise: the command */
+    char **argv;  /* advertise: the command */
+    char **gargv; /* advertise: "macula", "__handler-guard", the command, NULL */
     uint64_t max_time_ms;
     int status;
     bool done;
@@ -324,8 +335,8 @@ static void rpc_cli__handler(macula_rpc *r, uint64_t request, const char *proced
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&j->err},
     };
     uv_process_options_t po = {.exit_cb = rpc_job__exit,
-                               .file = c->argv[0],
-                               .args = c->argv,
+                               .file = "/proc/self/exe",
+                               .args = c->gargv,
                                .flags = UV_PROCESS_DETACHED,
                                .stdio_count = 3,
                                .stdio = io};
@@ -476,7 +487,17 @@ static int rpc_cli__common(int argc, char **argv, bool advertise)
     c.procedure = pos[0];
     c.args = pos[1];
     c.argv = advertise ? argv + i : NULL;
-    if (!advertise) {
+    if (advertise) {
+        size_t n = (size_t)(argc - i);
+        c.gargv = calloc(n + 3, sizeof *c.gargv);
+        if (c.gargv == NULL) {
+            fprintf(stderr, "%s: out of memory\n", c.prog);
+            return 1;
+        }
+        c.gargv[0] = "macula";
+        c.gargv[1] = "__handler-guard";
+        memcpy(c.gargv + 2, c.argv, n * sizeof *c.gargv);
+    } else {
         json_error_t jerr;
         json_t *v = json_loads(c.args, JSON_DECODE_ANY, &jerr);
         if (v == NULL) {
@@ -488,7 +509,9 @@ static int rpc_cli__common(int argc, char **argv, bool advertise)
     node = node && node[0] ? node : "https://127.0.0.1:9443";
     realm = realm && realm[0] ? realm : "macula.default";
     signal(SIGPIPE, SIG_IGN);
-    return rpc_cli__run(&c, node, realm, advertise);
+    int rc = rpc_cli__run(&c, node, realm, advertise);
+    free(c.gargv);
+    return rc;
 }
 
 int cli_call(int argc, char **argv)
@@ -499,4 +522,67 @@ int cli_call(int argc, char **argv)
 int cli_advertise(int argc, char **argv)
 {
     return rpc_cli__common(argc, argv, true);
+}
+
+/* ---- the handler guard ---------------------------------------------------------------------- */
+
+static void rpc_guard__orphaned(int sig)
+{
+    (void)sig;
+    (void)kill(0, SIGKILL); /* the whole group, the guard with it */
+}
+
+int cli_handler_guard(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "macula __handler-guard: a command is needed\n");
+        return 127;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = rpc_guard__orphaned;
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGHUP, &sa, NULL);
+    pid_t parent = getppid();
+    if (prctl(PR_SET_PDEATHSIG, SIGHUP) != 0 || getppid() != parent || parent == 1) {
+        rpc_guard__orphaned(SIGHUP); /* advertise is gone already (or cannot be watched) */
+    }
+    pid_t child = fork();
+    if (child < 0) {
+        fprintf(stderr, "cannot run %s: %s\n", argv[1], strerror(errno));
+        return 127;
+    }
+    if (child == 0) {
+        signal(SIGHUP, SIG_DFL);
+        (void)prctl(PR_SET_PDEATHSIG, 0);
+        execvp(argv[1], argv + 1);
+        fprintf(stderr, "cannot run %s: %s\n", argv[1], strerror(errno));
+        _exit(127);
+    }
+    /* advertise signals the group: the command gets SIGTERM itself, the guard waits for it */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) { /* the pipes are the command's: the guard holds none of them open */
+        (void)dup2(null, 0);
+        (void)dup2(null, 1);
+        (void)dup2(null, 2);
+        if (null > 2) {
+            (void)close(null);
+        }
+    }
+    int st = 0;
+    while (waitpid(child, &st, 0) < 0) {
+        if (errno != EINTR) {
+            return 127;
+        }
+    }
+    if (WIFSIGNALED(st)) {
+        int sig = WTERMSIG(st);
+        signal(sig, SIG_DFL);
+        (void)prctl(PR_SET_PDEATHSIG, 0);
+        (void)raise(sig);
+        return 128 + sig;
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 127;
 }

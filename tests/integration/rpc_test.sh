@@ -110,6 +110,19 @@ ok=0
 for i in 1 2 3; do answers 1 $R demo.mul "[2,3]" 6 && ok=$((ok + 1)) || cat "$work/call.err"; done
 check "after the provider on node 5 is killed, calls at node 1 still answer: 3 of 3" test $ok -eq 3
 
+# advertise killed with SIGKILL while a handler runs: the handler's process group (its guard,
+# the shell and the sleep it started) goes with it.
+check "a provider of demo.orphan on node 2" advertise 2 $R demo.orphan orphan sh -c 'sleep 600; echo advkill-marker'
+"$macula" call demo.orphan '{}' --node "$(url 2)" --realm $R --timeout 3 >/dev/null 2>&1 &
+pids+=($!)
+handler_up() { pgrep -f '^sh -c sleep 600; echo advkill-marker' >/dev/null; }
+check "the demo.orphan handler runs" poll 20 handler_up
+hpgid=$(ps -o pgid= -p "$(pgrep -f '^sh -c sleep 600; echo advkill-marker' | head -1)" | tr -d ' ')
+check "...in a process group of its own (its guard's)" test -n "$hpgid" -a "$hpgid" != "$(ps -o pgid= -p $$ | tr -d ' ')" -a "$hpgid" != "$(ps -o pgid= -p "${adv[orphan]}" | tr -d ' ')"
+kill -9 "${adv[orphan]}"
+group_gone() { ! pgrep -g "$hpgid" >/dev/null; }
+check "after kill -9 of advertise, nothing of the handler's group is left" poll 10 group_gone
+
 # Realms: node 6 of another realm bootstraps through node 1 (refused there).
 check "node 6 (realm other.realm) starts" start 6 other.realm "$(url 1)"
 call 6 other.realm demo.add '[1,2]' 20
