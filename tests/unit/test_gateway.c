@@ -639,6 +639,52 @@ static void test_pubsub_publish_fanout(void **state)
     fake_clear(&n->fk);
 }
 
+/* GW_CONN_DATA_BATCH (the QUIC server's stream data of one loop turn): records of several
+ * connections are handled in order; a batch whose records do not tile it is dropped whole. */
+static void test_conn_data_batch(void **state)
+{
+    node *n = *state;
+    handshake(n, 1, 0x01);
+    handshake(n, 2, 0x02);
+    static const wire_bytes topics[] = {{(const uint8_t *)"t.x", 3}};
+    wire_msg sub = {.type = WIRE_SUBSCRIBE};
+    sub.subscribe.topics = (wire_bytes_list){1, topics, NULL};
+    send_msg(n, 2, &sub);
+    fake_clear(&n->fk);
+    uint8_t batch[2048];
+    size_t blen = 0;
+    const char *pls[3] = {"c1", "c2", "c3"};
+    const uint64_t from[3] = {1, 1, 2};
+    for (int k = 0; k < 3; k++) {
+        wire_msg pk = {.type = WIRE_PUBLISH};
+        pk.publish.topic = B("t.x");
+        pk.publish.payload = B(pls[k]);
+        uint8_t *fb = NULL;
+        size_t fl = 0;
+        assert_int_equal(wire_encode_alloc(&pk, &fb, &fl), 0);
+        gw_conn_data_rec r = {.conn = from[k], .len = (uint32_t)fl};
+        memcpy(batch + blen, &r, sizeof r);
+        memcpy(batch + blen + sizeof r, fb, fl);
+        blen += sizeof r + fl;
+        free(fb);
+    }
+    int got[4];
+    /* one byte short: nothing of it */
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, gw(n), GW_CONN_DATA_BATCH, batch, blen - 1), 0);
+    sup_rt_run(n->rt);
+    for (int k = 0; k < 3; k++) {
+        count_pubs(n, pls[k], got);
+        assert_int_equal(got[2], 0);
+    }
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, gw(n), GW_CONN_DATA_BATCH, batch, blen), 0);
+    sup_rt_run(n->rt);
+    for (int k = 0; k < 3; k++) {
+        count_pubs(n, pls[k], got);
+        assert_int_equal(got[2], 1);
+    }
+    fake_clear(&n->fk);
+}
+
 /* The gateway crashes: rest_for_one restarts it and workers_sup (with the clients table);
  * health, diagnostics and quic_server stay. Its connections were closed on the way out, the
  * new gateway re-attached to the transport and serves, and nothing leaked. */
@@ -752,6 +798,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshake_tracks_client_and_diagnostics, up, down),
         cmocka_unit_test_setup_teardown(test_realm_mismatch, up, down),
         cmocka_unit_test_setup_teardown(test_garbage_isolated, up, down),
+        cmocka_unit_test_setup_teardown(test_conn_data_batch, up, down),
         cmocka_unit_test_setup_teardown(test_pubsub_publish_fanout, up, down),
         cmocka_unit_test_setup_teardown(test_gateway_restart, up, down),
         cmocka_unit_test_setup_teardown(test_clients_table_restart_resyncs, up, down),

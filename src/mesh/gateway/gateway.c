@@ -706,6 +706,31 @@ static void gw__terminate(sup_actor *self, void *state, const sup_reason *reason
     g->pb_cap = 0;
 }
 
+/* GW_CONN_DATA_BATCH: the records are checked first (a message they do not tile is dropped
+ * whole), then each is handled as one GW_CONN_DATA. */
+static void gw__conn_data_batch(gw_gateway *g, const sup_msg *m, uint64_t now)
+{
+    const uint8_t *p = m->data;
+    gw_conn_data_rec r;
+    for (size_t off = 0; off < m->len;) {
+        if (m->len - off < sizeof r) {
+            return;
+        }
+        memcpy(&r, p + off, sizeof r);
+        off += sizeof r;
+        if (r.len > m->len - off) {
+            return;
+        }
+        off += r.len;
+    }
+    for (size_t off = 0; off < m->len;) {
+        memcpy(&r, p + off, sizeof r);
+        off += sizeof r;
+        (void)gwc_conn_data(g->core, r.conn, p + off, r.len, now);
+        off += r.len;
+    }
+}
+
 static void gw__info(sup_actor *self, void *state, const sup_msg *m)
 {
     gw_gateway *g = state;
@@ -725,6 +750,8 @@ static void gw__info(sup_actor *self, void *state, const sup_msg *m)
             memcpy(&conn, m->data, sizeof conn);
             (void)gwc_conn_data(g->core, conn, (const uint8_t *)m->data + sizeof conn,
                                 m->len - sizeof conn, now);
+        } else if (m->tag == GW_CONN_DATA_BATCH) {
+            gw__conn_data_batch(g, m, now);
         } else if (m->tag == GW_SEND_FRAME && m->len > sizeof(uint64_t)) {
             uint64_t conn;
             memcpy(&conn, m->data, sizeof conn);

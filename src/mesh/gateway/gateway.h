@@ -72,6 +72,9 @@ enum {
                      (add) or removed; the gateway keeps them per connection so that a
                      restarted pubsub worker gets them back */
     GW_PS_SYNC,   /* cast from macula_gateway_pubsub: replay every ledger entry (GW_PS_RESUB) */
+    GW_CONN_DATA_BATCH, /* records of gw_conn_data_rec + the bytes: every connection's stream
+                           data of one loop turn, in the order it arrived (a message whose
+                           records do not tile it is dropped whole) */
     /* ---- RPC (macula_gateway_rpc): tags after this line belong to the RPC layer ---- */
 };
 typedef struct gw_ps_ledger {
@@ -85,6 +88,13 @@ typedef struct gw_conn_opened_msg {
     uint8_t peer_id[WIRE_NODE_ID_LEN];
     char remote[GWC_REMOTE_MAX];
 } gw_conn_opened_msg;
+
+/* GW_CONN_DATA_BATCH record: `len` bytes of conn's stream follow. */
+typedef struct gw_conn_data_rec {
+    uint64_t conn;
+    uint32_t len;
+    uint32_t pad; /* 0 */
+} gw_conn_data_rec;
 
 /* Send the transport's events to the gateway `gw` (from = the sending actor or SUP_NOPID).
  * Return what sup_send returns (SUP_ENOPROC when gw is gone), or SUP_ENOMEM. */

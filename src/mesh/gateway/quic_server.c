@@ -32,7 +32,27 @@ typedef struct gw_quic {
     quic_endpoint *ep; /* NULL without a binding */
     hmap_u64 conns;    /* id -> qs_conn (ids are ours: hmap_u64) */
     uint64_t next_id;  /* last id handed out */
+    uint8_t *batch;    /* GW_CONN_DATA_BATCH being built: this loop turn's stream data */
+    size_t blen, bcap;
+    bool flush_queued; /* a QS_FLUSH to ourselves is on its way */
 } gw_quic;
+
+enum { QS_FLUSH = 0x4801 };
+#define QS_BATCH_MAX (256u * 1024u) /* a batch this large goes at once */
+
+/* Sends the data gathered in this loop turn to the gateway as one GW_CONN_DATA_BATCH (stream
+ * data arrives in libuv's read callbacks; the runtime runs after them, so the batch costs no
+ * latency). Called before any other event goes to the gateway, so that order is kept. */
+static void qs__flush(gw_quic *q)
+{
+    if (q->blen == 0) {
+        return;
+    }
+    if (!sup_pid_is_null(q->gateway)) {
+        (void)sup_send(q->rt, q->self, q->gateway, GW_CONN_DATA_BATCH, q->batch, q->blen);
+    }
+    q->blen = 0;
+}
 
 /* ---- QUIC callbacks (run on the loop, outside actor callbacks) ---------------------------- */
 
@@ -77,6 +97,7 @@ static void qs__on_connected(quic_conn *c, void *ctx)
         port = ntohs(in6->sin6_port);
         snprintf(remote, sizeof remote, "[%s]:%u", host, port);
     }
+    qs__flush(q);
     if (sup_pid_is_null(q->gateway) ||
         gw_gateway_conn_opened(q->rt, q->self, q->gateway, k->id, quic_conn_peer_id(c), 32,
                                remote) != 0) {
@@ -105,10 +126,36 @@ static void qs__on_stream_data(quic_conn *c, int64_t sid, const uint8_t *data, s
     (void)fin;
     gw_quic *q = ctx;
     qs_conn *k = quic_conn_user(c);
-    if (k == NULL || sid != k->sid || len == 0) {
+    if (k == NULL || sid != k->sid || len == 0 || len > UINT32_MAX) {
         return;
     }
-    gw_gateway_conn_data(q->rt, q->self, q->gateway, k->id, data, len);
+    gw_conn_data_rec r = {.conn = k->id, .len = (uint32_t)len};
+    size_t need = q->blen + sizeof r + len;
+    if (need > q->bcap) {
+        size_t cap = q->bcap ? q->bcap : 16384;
+        while (cap < need) {
+            cap *= 2;
+        }
+        uint8_t *nb = realloc(q->batch, cap);
+        if (nb == NULL) {
+            /* no room to batch: this piece goes alone, after what was gathered */
+            qs__flush(q);
+            (void)gw_gateway_conn_data(q->rt, q->self, q->gateway, k->id, data, len);
+            return;
+        }
+        q->batch = nb;
+        q->bcap = cap;
+    }
+    memcpy(q->batch + q->blen, &r, sizeof r);
+    memcpy(q->batch + q->blen + sizeof r, data, len);
+    q->blen = need;
+    if (q->blen >= QS_BATCH_MAX) {
+        qs__flush(q);
+    } else if (!q->flush_queued && sup_send(q->rt, q->self, q->self, QS_FLUSH, NULL, 0) == SUP_OK) {
+        q->flush_queued = true;
+    } else if (!q->flush_queued) {
+        qs__flush(q);
+    }
 }
 
 static void qs__on_closed(quic_conn *c, const quic_close_info *info, void *ctx)
@@ -120,6 +167,7 @@ static void qs__on_closed(quic_conn *c, const quic_close_info *info, void *ctx)
         return;
     }
     quic_conn_set_user(c, NULL);
+    qs__flush(q);
     hmap_u64_del(&q->conns, k->id);
     if (!k->gw_closed && !sup_pid_is_null(q->gateway)) {
         gw_gateway_conn_closed(q->rt, q->self, q->gateway, k->id);
@@ -231,6 +279,9 @@ static void gw_quic__terminate(sup_actor *self, void *state, const sup_reason *r
         free(s->val);
     }
     hmap_u64_free(&q->conns);
+    free(q->batch);
+    q->batch = NULL;
+    q->blen = q->bcap = 0;
 }
 
 static void gw_quic__call(sup_actor *self, void *state, const sup_msg *m)
@@ -258,6 +309,11 @@ static void gw_quic__info(sup_actor *self, void *state, const sup_msg *m)
 {
     (void)self;
     gw_quic *q = state;
+    if (m->kind == SUP_MSG_INFO && m->tag == QS_FLUSH) {
+        q->flush_queued = false;
+        qs__flush(q);
+        return;
+    }
     if (m->kind == SUP_MSG_DOWN && m->ref == q->gateway_mon) {
         /* The gateway ended (it closed its connections on the way out); events wait for
          * the next one to attach. */
