@@ -128,6 +128,13 @@ void hmap_free(hmap *m)
     hmap_init(m);
 }
 
+/* Backward-shift deletion: whether the entry at j, whose home slot is `home`, must stay where
+ * it is after slot i was emptied (its home lies cyclically in (i, j]); shared by both maps. */
+static inline int hmap__stays(size_t i, size_t j, size_t home)
+{
+    return (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+}
+
 static size_t hmap__find(const hmap *m, uint64_t h, const void *key, size_t klen, int *found)
 {
     size_t mask = m->cap - 1, i = (size_t)h & mask;
@@ -228,8 +235,7 @@ void *hmap_del(hmap *m, const void *key, size_t klen)
             break;
         }
         size_t home = (size_t)m->slots[j].hash & mask;
-        int between = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
-        if (!between) {
+        if (!hmap__stays(i, j, home)) {
             m->slots[i] = m->slots[j];
             i = j;
         }
@@ -375,8 +381,7 @@ void *hmap_u64_del(hmap_u64 *m, uint64_t key)
             break;
         }
         size_t home = hmap_u64__home(m, m->slots[j].key);
-        int between = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
-        if (!between) {
+        if (!hmap__stays(i, j, home)) {
             m->slots[i] = m->slots[j];
             i = j;
         }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "clients.h"
+#include "base/bytebuf.h"
 #include "base/hmap.h"
 #include "diagnostics.h"
 #include "pubsub.h"
@@ -209,16 +210,7 @@ static int gw__ps_send(gw_gateway *g, int tag, const void *data, size_t len)
  * it). */
 static bool gw__ps_buf(gw_gateway *g, size_t len)
 {
-    if (len > g->ps_cap) {
-        size_t cap = len < 4096 ? 4096 : len;
-        uint8_t *nb = realloc(g->ps_buf, cap);
-        if (nb == NULL) {
-            return false;
-        }
-        g->ps_buf = nb;
-        g->ps_cap = cap;
-    }
-    return true;
+    return bytebuf_reserve(&g->ps_buf, &g->ps_cap, len, 4096);
 }
 
 /* The frame f as it came (header and payload, already decoded once by the core), built in
@@ -314,17 +306,8 @@ static int gw__ps_publish(gw_gateway *g, const gwc_peer *peer, const wire_frame 
         }
     }
     size_t need = g->pb_len + sizeof(gw_ps_pub) + f->payload_len;
-    if (need > g->pb_cap) {
-        size_t cap = g->pb_cap ? g->pb_cap : 4096;
-        while (cap < need) {
-            cap *= 2;
-        }
-        uint8_t *nb = realloc(g->pb, cap);
-        if (nb == NULL) {
-            return GWC_HOOK_PASS;
-        }
-        g->pb = nb;
-        g->pb_cap = cap;
+    if (!bytebuf_reserve(&g->pb, &g->pb_cap, need, 4096)) {
+        return GWC_HOOK_PASS;
     }
     gw_ps_pub pp;
     memset(&pp, 0, sizeof pp);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytebuf.h"
 #include "base/hmap.h"
 #include "gateway.h"
 #include "gateway_core.h"
@@ -140,20 +141,7 @@ static int ps__gw_send(ps *s, int tag, const void *data, size_t len)
 
 static bool ps__obuf_grow(ps *s, size_t need)
 {
-    if (need <= s->obuf_cap) {
-        return true;
-    }
-    size_t cap = s->obuf_cap < 4096 ? 4096 : s->obuf_cap;
-    while (cap < need) {
-        cap *= 2;
-    }
-    uint8_t *nb = realloc(s->obuf, cap);
-    if (nb == NULL) {
-        return false;
-    }
-    s->obuf = nb;
-    s->obuf_cap = cap;
-    return true;
+    return bytebuf_reserve(&s->obuf, &s->obuf_cap, need, 4096);
 }
 
 /* Closes the record being built (writes its header) into the batch. */

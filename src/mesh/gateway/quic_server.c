@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "base/bytebuf.h"
 #include "base/hmap.h"
 #include "gateway_core.h"
 #include "mesh/quic.h"
@@ -131,20 +132,11 @@ static void qs__on_stream_data(quic_conn *c, int64_t sid, const uint8_t *data, s
     }
     gw_conn_data_rec r = {.conn = k->id, .len = (uint32_t)len};
     size_t need = q->blen + sizeof r + len;
-    if (need > q->bcap) {
-        size_t cap = q->bcap ? q->bcap : 16384;
-        while (cap < need) {
-            cap *= 2;
-        }
-        uint8_t *nb = realloc(q->batch, cap);
-        if (nb == NULL) {
-            /* no room to batch: this piece goes alone, after what was gathered */
-            qs__flush(q);
-            (void)gw_gateway_conn_data(q->rt, q->self, q->gateway, k->id, data, len);
-            return;
-        }
-        q->batch = nb;
-        q->bcap = cap;
+    if (!bytebuf_reserve(&q->batch, &q->bcap, need, 16384)) {
+        /* no room to batch: this piece goes alone, after what was gathered */
+        qs__flush(q);
+        (void)gw_gateway_conn_data(q->rt, q->self, q->gateway, k->id, data, len);
+        return;
     }
     memcpy(q->batch + q->blen, &r, sizeof r);
     memcpy(q->batch + q->blen + sizeof r, data, len);
