@@ -2058,6 +2058,7 @@ static void quic__recv_burst(quic_endpoint *ep)
         char buf[CMSG_SPACE(sizeof(int)) + 64];
         struct cmsghdr align;
     } ctl[QUIC__RECV_CHUNKS];
+    memset(ctl, 0, sizeof ctl); /* the kernel writes them; zeroed once for the checkers */
     size_t got = 0;
     while (got < QUIC__RECV_BUDGET && !ep->closing) {
         memset(mm, 0, sizeof mm);
@@ -2289,7 +2290,7 @@ static int quic__socket_open(quic_endpoint *ep, const struct sockaddr *addr)
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
 #ifdef UDP_GRO
     int on = 1;
-    ep->gro = setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
+    ep->gro = !ep->cfg.no_udp_gro && setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
 #endif
     if (!ep->gro)
         quic__log(ep, QUIC_LOG_DEBUG, "quic: no UDP GRO: one datagram per receive buffer");

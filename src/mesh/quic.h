@@ -157,6 +157,8 @@ typedef struct quic_config {
     uint32_t stream_send_buffer;   /* 0: QUIC_DEFAULT_STREAM_SEND_BUFFER */
     uint32_t max_connections;      /* 0: QUIC_DEFAULT_MAX_CONNECTIONS */
     bool manual_consume;           /* credit returns only via quic_stream_consume */
+    bool no_udp_gro;               /* receive one datagram per buffer even where the kernel
+                                      has UDP GRO (the fallback path; for tests) */
     /* Address validation: a new client must first echo a Retry token (one more round trip)
      * always, or once this many incoming handshakes are in progress (a flood of spoofed
      * Initials then costs no connection state). 0: QUIC_DEFAULT_RETRY_HALF_OPEN. */

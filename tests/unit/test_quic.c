@@ -847,10 +847,11 @@ static int drain_lengths(int fd, size_t *lens, int n, int cap)
  * received as GRO_SEGS datagrams, cut where the sender cut them: each is answered with its own
  * stateless reset, sized from its own length (the 30-byte last one gets a shorter one). On
  * loopback a GSO message to a UDP_GRO socket arrives whole: one GRO batch. */
-static void test_gro_batch_split(void **state)
+static void gro_batch_split(void **state, bool no_gro)
 {
     fx *f = *state;
     quic_config sc = side_cfg(&f->srv, 0, true);
+    sc.no_udp_gro = no_gro;
     side_start(&f->loop, &f->srv, &sc);
     quic_endpoint_stats before;
     quic_endpoint_stats_get(f->srv.ep, &before);
@@ -883,6 +884,8 @@ static void test_gro_batch_split(void **state)
     assert_int_equal(st.packets_in - before.packets_in, GRO_SEGS);
     assert_int_equal(st.packets_dropped - before.packets_dropped, GRO_SEGS);
     assert_int_equal(st.resets_sent - before.resets_sent, GRO_SEGS);
+    if (no_gro)
+        assert_false(st.gro);
     if (st.gro && gso)
         assert_int_equal(st.gro_batches, 1); /* arrived whole, split by the endpoint */
     else
@@ -893,14 +896,32 @@ static void test_gro_batch_split(void **state)
     close(fd);
 }
 
+static void test_gro_batch_split(void **state)
+{
+    gro_batch_split(state, false);
+}
+
+/* the same without UDP_GRO on the socket (what a kernel without it gives): the kernel cuts the
+ * GSO message and every receive buffer is one datagram */
+static void test_gro_off_fallback(void **state)
+{
+    gro_batch_split(state, true);
+}
+
 /* 2 MiB echoed with the default windows: both directions write runs of full-sized packets,
  * which leave as UDP GSO messages and (where the socket has UDP_GRO) arrive as GRO batches,
  * are split again and come out intact. */
-static void test_echo_2mib_gso_gro(void **state)
+static void echo_2mib(void **state, bool no_gro)
 {
     fx *f = *state;
     f->srv.echo = true;
-    quic_conn *c = pair_up(f);
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    sc.no_udp_gro = no_gro;
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *c = connect_to(f, &f->cli, &f->srv, identity_node_id(g_id[0]));
+    RUN_UNTIL(f, f->cli.connected == 1 && f->srv.connected == 1);
     size_t total = (size_t)2 * 1024 * 1024;
     uint8_t *data = malloc(total);
     assert_non_null(data);
@@ -923,6 +944,8 @@ static void test_echo_2mib_gso_gro(void **state)
         assert_true(ss.gro_batches > 0);
     if (ss.gso_batches > 0 && cs.gro)
         assert_true(cs.gro_batches > 0);
+    if (no_gro)
+        assert_false(ss.gro);
     if (!ss.gro)
         assert_int_equal(ss.gro_batches, 0);
     if (!cs.gro)
@@ -933,6 +956,17 @@ static void test_echo_2mib_gso_gro(void **state)
             (unsigned long long)cs.packets_in, (unsigned long long)ss.gso_batches,
             (unsigned long long)ss.gro_batches, (unsigned long long)ss.packets_in);
     free(data);
+}
+
+static void test_echo_2mib_gso_gro(void **state)
+{
+    echo_2mib(state, false);
+}
+
+/* the server without UDP_GRO, the client with it: both directions still arrive intact */
+static void test_echo_2mib_server_no_gro(void **state)
+{
+    echo_2mib(state, true);
 }
 
 static void test_retry_address_validation(void **state)
@@ -1106,7 +1140,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reserve_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_does_not_disturb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gro_batch_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gro_off_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_echo_2mib_gso_gro, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_echo_2mib_server_no_gro, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_address_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stateless_reset_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_300_concurrent, setup, teardown),
