@@ -4,8 +4,11 @@
  * The contract is in quic.h; the design (CID table, timer heap, servicing, pacing work-around,
  * memory per connection) is in docs/quic.md. In short:
  *
- *   - one uv_udp_t per endpoint; every datagram is routed by its destination connection ID
- *     through a keyed hash table (SipHash, random key per endpoint) of cid_entry objects;
+ *   - one non-blocking UDP socket per endpoint, watched by a uv_poll_t; it is read with
+ *     recvmmsg(2) and, where the kernel has it, UDP GRO (one buffer holds several datagrams of
+ *     one size, split again before anything else sees them); every datagram is routed by its
+ *     destination connection ID through a keyed hash table (SipHash, random key per endpoint)
+ *     of cid_entry objects;
  *   - one uv_timer_t per endpoint over a binary min-heap of connections ordered by
  *     ngtcp2_conn_get_expiry (or the end of the closing/draining period);
  *   - one uv_idle_t and one uv_check_t per endpoint, active only while connections are
@@ -17,7 +20,7 @@
  *     datagrams;
  *   - ngtcp2 never sees application calls made from inside its callbacks: those only queue.
  */
-#define _GNU_SOURCE /* sendmmsg */
+#define _GNU_SOURCE /* sendmmsg, recvmmsg */
 #include "mesh/quic.h"
 
 #include <errno.h>
@@ -30,6 +33,7 @@
 #include <netinet/udp.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -42,8 +46,9 @@
 
 #define QUIC__CID_LEN 16          /* our source connection IDs */
 #define QUIC__MAX_PKT 1452        /* largest UDP payload we write (ngtcp2's PMTUD ceiling) */
-#define QUIC__RECV_BUF 65536      /* one datagram (libuv's recvmmsg chunk size) */
-#define QUIC__RECV_CHUNKS 8       /* datagrams per recvmmsg(2) (a receive buffer of 512 KiB) */
+#define QUIC__RECV_BUF 65536      /* one recvmmsg(2) entry: a datagram or a GRO batch (<= 64 KiB) */
+#define QUIC__RECV_CHUNKS 8       /* entries per recvmmsg(2) (a receive buffer of 512 KiB) */
+#define QUIC__RECV_BUDGET 32      /* datagrams one readable event reads before the write pass */
 #define QUIC__MAX_PKTS_PER_RUN 64 /* packets one service run writes before yielding */
 #define QUIC__MAX_VECS 16         /* chunks gathered into one STREAM frame */
 #define QUIC__TX_BATCH 32         /* datagrams per sendmmsg(2) */
@@ -142,15 +147,19 @@ struct quic_conn {
     uint8_t peer_id[IDENTITY_ID_LEN];
 };
 
+/* A datagram the socket did not take (EAGAIN): sent, in order, when it drains. */
 typedef struct send_req {
-    uv_udp_send_t req;
-    quic_endpoint *ep;
+    struct send_req *next;
+    struct sockaddr_storage to;
+    size_t len;
     uint8_t data[];
 } send_req;
 
 struct quic_endpoint {
     uv_loop_t *loop;
-    uv_udp_t udp;
+    uv_poll_t poll; /* the socket: readable always, writable while txq holds datagrams */
+    int fd;         /* the UDP socket (ours; closed right after the poll handle) */
+    int poll_events;
     uv_timer_t timer;
     uv_idle_t idle;
     uv_check_t check; /* services the dirty list after the poll (packets just read) */
@@ -175,16 +184,18 @@ struct quic_endpoint {
     quic_conn *dhead, *dtail;
     quic_conn *all;
     size_t nconns;
-    size_t half_open; /* incoming connections still in their handshake */
-    size_t sends_pending;
+    size_t half_open;     /* incoming connections still in their handshake */
+    size_t sends_pending; /* datagrams in txq */
+    send_req *txq_head, *txq_tail;
     int handles;
     bool closing, idle_on;
     bool no_gso; /* the kernel refused UDP_SEGMENT once: plain datagrams from then on */
+    bool gro;    /* the socket has UDP_GRO: a received buffer may hold several datagrams */
     quic_endpoint_stats stats;
     ngtcp2_callbacks cb_client, cb_server;
     ngtcp2_mem mem; /* counts what ngtcp2 holds (stats.ngtcp2_bytes) */
     uint8_t sendbuf[QUIC__MAX_PKT];
-    uint8_t *recvbuf; /* QUIC__RECV_CHUNKS * QUIC__RECV_BUF: libuv reads with recvmmsg(2) */
+    uint8_t *recvbuf; /* QUIC__RECV_CHUNKS * QUIC__RECV_BUF, one recvmmsg(2) */
     /* datagrams written and not yet handed to the kernel (quic__tx_flush) */
     size_t ntx;
     size_t txlen[QUIC__TX_BATCH];
@@ -597,31 +608,75 @@ static void quic__unmark_dirty(quic_conn *c)
 
 /* ---- UDP output -------------------------------------------------------------------------- */
 
-static void quic__on_sent(uv_udp_send_t *req, int status)
+static socklen_t quic__sa_len(const struct sockaddr *sa);
+static void quic__on_poll(uv_poll_t *h, int status, int events);
+
+/* Watches the socket for reading, and for writing while datagrams wait in txq. */
+static void quic__poll_update(quic_endpoint *ep)
 {
-    send_req *r = (send_req *)req;
-    quic_endpoint *ep = r->ep;
-    free(r);
-    ep->sends_pending--;
-    (void)status; /* a lost datagram is QUIC's business: it retransmits */
-    quic__idle_kick(ep);
+    if (ep->closing)
+        return;
+    int ev = UV_READABLE | (ep->txq_head ? UV_WRITABLE : 0);
+    if (ev != ep->poll_events && uv_poll_start(&ep->poll, ev, quic__on_poll) == 0)
+        ep->poll_events = ev;
 }
 
-/* Queues one datagram behind earlier ones in libuv (a copy): the socket is full. */
+/* Queues one datagram (a copy) behind earlier ones: the socket is full. The endpoint writes
+ * nothing new until the queue is empty again (sends_pending). */
 static void quic__send_queued(quic_endpoint *ep, const struct sockaddr *to, const uint8_t *buf,
                               size_t len)
 {
+    if (ep->closing)
+        return; /* the socket is gone: dropped */
     send_req *r = malloc(sizeof *r + len);
     if (!r)
         return; /* dropped: QUIC retransmits */
-    r->ep = ep;
+    r->next = NULL;
+    memcpy(&r->to, to, quic__sa_len(to));
+    r->len = len;
     memcpy(r->data, buf, len);
-    uv_buf_t b = uv_buf_init((char *)r->data, (unsigned)len);
-    if (uv_udp_send(&r->req, &ep->udp, &b, 1, to, quic__on_sent) != 0) {
-        free(r);
-        return;
-    }
+    if (ep->txq_tail)
+        ep->txq_tail->next = r;
+    else
+        ep->txq_head = r;
+    ep->txq_tail = r;
     ep->sends_pending++;
+    quic__poll_update(ep);
+}
+
+/* The socket is writable: sends the queued datagrams in order until it is full again. Once
+ * the queue is empty the endpoint writes again (the dirty list is serviced). */
+static void quic__txq_drain(quic_endpoint *ep)
+{
+    while (ep->txq_head) {
+        send_req *r = ep->txq_head;
+        ssize_t n = sendto(ep->fd, r->data, r->len, 0, (const struct sockaddr *)&r->to,
+                           quic__sa_len((const struct sockaddr *)&r->to));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n < 0)
+            quic__log(ep, QUIC_LOG_DEBUG, "quic: send: %s", strerror(errno)); /* lost */
+        ep->txq_head = r->next;
+        if (!ep->txq_head)
+            ep->txq_tail = NULL;
+        ep->sends_pending--;
+        free(r);
+    }
+    quic__poll_update(ep);
+    quic__idle_kick(ep);
+}
+
+static void quic__txq_free(quic_endpoint *ep)
+{
+    while (ep->txq_head) {
+        send_req *r = ep->txq_head;
+        ep->txq_head = r->next;
+        free(r);
+    }
+    ep->txq_tail = NULL;
+    ep->sends_pending = 0;
 }
 
 static socklen_t quic__sa_len(const struct sockaddr *sa)
@@ -642,15 +697,15 @@ static bool quic__gso_joins(const quic_endpoint *ep, size_t first, size_t j)
 /* Hands the batched datagrams to the kernel: one sendmmsg(2) for the batch, where runs of
  * equal-sized datagrams to one peer go as one UDP GSO message (UDP_SEGMENT: the kernel cuts
  * it into the same datagrams, at a fraction of the per-datagram cost). What the socket does
- * not take (EAGAIN) is queued in libuv, which sends it when the socket drains (the endpoint
- * stops writing until then). Any other error drops that message (QUIC retransmits); a GSO
+ * not take (EAGAIN) is queued (txq) and sent when the socket drains (the endpoint stops
+ * writing until then). Any other error drops that message (QUIC retransmits); a GSO
  * message the kernel refuses turns GSO off for the endpoint and is sent again without. */
 static void quic__tx_flush(quic_endpoint *ep)
 {
     size_t n = ep->ntx, i = 0; /* i: first datagram not yet sent */
     ep->ntx = 0;
-    uv_os_fd_t fd = -1;
-    if (n > 0 && ep->sends_pending == 0 && uv_fileno((const uv_handle_t *)&ep->udp, &fd) == 0) {
+    int fd = ep->fd;
+    if (n > 0 && ep->sends_pending == 0 && fd >= 0) {
         struct mmsghdr mm[QUIC__TX_BATCH];
         struct iovec iov[QUIC__TX_BATCH];
         size_t first[QUIC__TX_BATCH]; /* message -> its first datagram */
@@ -693,6 +748,9 @@ static void quic__tx_flush(quic_endpoint *ep)
             while (m < nm) {
                 int r = sendmmsg(fd, mm + m, (unsigned)(nm - m), 0);
                 if (r > 0) {
+                    for (int x = 0; x < r; x++)
+                        if (mm[m + (size_t)x].msg_hdr.msg_iovlen > 1)
+                            ep->stats.gso_batches++;
                     m += (size_t)r;
                     continue;
                 }
@@ -1877,25 +1935,10 @@ static void quic__send_stateless_reset(quic_endpoint *ep, const struct sockaddr 
     quic__send(ep, to, ep->sendbuf, (size_t)n);
 }
 
-static void quic__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* One datagram, as the peer sent it. */
+static void quic__recv_one(quic_endpoint *ep, const uint8_t *pkt, size_t len,
+                           const struct sockaddr *from)
 {
-    quic_endpoint *ep = h->data;
-    (void)suggested;
-    *buf = uv_buf_init((char *)ep->recvbuf, QUIC__RECV_CHUNKS * QUIC__RECV_BUF);
-}
-
-static void quic__recv_one(quic_endpoint *ep, ssize_t nread, const uv_buf_t *buf,
-                           const struct sockaddr *from, unsigned flags)
-{
-    if (nread <= 0 || !from || ep->closing)
-        return;
-    ep->stats.packets_in++;
-    if (flags & UV_UDP_PARTIAL) {
-        ep->stats.packets_dropped++;
-        return;
-    }
-    const uint8_t *pkt = (const uint8_t *)buf->base;
-    size_t len = (size_t)nread;
     ngtcp2_version_cid vc;
     int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, QUIC__CID_LEN);
     if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
@@ -1967,12 +2010,112 @@ static void quic__recv_one(quic_endpoint *ep, ssize_t nread, const uv_buf_t *buf
     quic__conn_recv(c, from, pkt, len);
 }
 
-static void quic__on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
-                          const struct sockaddr *from, unsigned flags)
+/* The UDP_GRO segment size of a received buffer: 0 when it holds one datagram. */
+static size_t quic__gro_size(struct msghdr *h)
 {
-    quic_endpoint *ep = udp->data;
-    quic__recv_one(ep, nread, buf, from, flags);
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR(h, cm)) {
+        if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int seg;
+            memcpy(&seg, CMSG_DATA(cm), sizeof seg);
+            return seg > 0 ? (size_t)seg : 0;
+        }
+    }
+    return 0;
+}
+
+/* One received buffer: a datagram, or (UDP GRO) datagrams of `seg` bytes back to back, the
+ * last possibly shorter. Each goes on exactly as if it had arrived alone. Returns how many. */
+static size_t quic__recv_buffer(quic_endpoint *ep, const uint8_t *buf, size_t len, size_t seg,
+                                const struct sockaddr *from, bool truncated)
+{
+    if (truncated) { /* cannot happen with 64 KiB entries; never guess where datagrams end */
+        ep->stats.packets_in++;
+        ep->stats.packets_dropped++;
+        return 1;
+    }
+    if (seg == 0 || seg >= len)
+        seg = len;
+    else
+        ep->stats.gro_batches++;
+    size_t n = 0;
+    for (size_t off = 0; off < len && !ep->closing; off += seg, n++) {
+        ep->stats.packets_in++;
+        quic__recv_one(ep, buf + off, len - off < seg ? len - off : seg, from);
+    }
+    return n;
+}
+
+/* Reads what the socket holds, QUIC__RECV_CHUNKS buffers per recvmmsg(2), until it is empty or
+ * QUIC__RECV_BUDGET datagrams came in (level-triggered: the rest wakes the next loop turn).
+ * The connections they touched are serviced once, after the poll (quic__on_check). */
+static void quic__recv_burst(quic_endpoint *ep)
+{
+    struct mmsghdr mm[QUIC__RECV_CHUNKS];
+    struct iovec iov[QUIC__RECV_CHUNKS];
+    struct sockaddr_storage from[QUIC__RECV_CHUNKS];
+    union {
+        char buf[CMSG_SPACE(sizeof(int)) + 64];
+        struct cmsghdr align;
+    } ctl[QUIC__RECV_CHUNKS];
+    memset(ctl, 0, sizeof ctl); /* the kernel writes them; zeroed once for the checkers */
+    size_t got = 0;
+    while (got < QUIC__RECV_BUDGET && !ep->closing) {
+        memset(mm, 0, sizeof mm);
+        for (size_t k = 0; k < QUIC__RECV_CHUNKS; k++) {
+            iov[k].iov_base = ep->recvbuf + k * QUIC__RECV_BUF;
+            iov[k].iov_len = QUIC__RECV_BUF;
+            struct msghdr *h = &mm[k].msg_hdr;
+            h->msg_name = &from[k];
+            h->msg_namelen = sizeof from[k];
+            h->msg_iov = &iov[k];
+            h->msg_iovlen = 1;
+            if (ep->gro) {
+                h->msg_control = ctl[k].buf;
+                h->msg_controllen = sizeof ctl[k].buf;
+            }
+        }
+        int n = recvmmsg(ep->fd, mm, QUIC__RECV_CHUNKS, 0, NULL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                quic__log(ep, QUIC_LOG_DEBUG, "quic: receive: %s", strerror(errno));
+            break;
+        }
+        for (int k = 0; k < n && !ep->closing; k++) {
+            struct msghdr *h = &mm[k].msg_hdr;
+            if (mm[k].msg_len == 0 || h->msg_namelen == 0)
+                continue;
+            got += quic__recv_buffer(
+                ep, iov[k].iov_base, mm[k].msg_len, ep->gro ? quic__gro_size(h) : 0,
+                (const struct sockaddr *)&from[k], (h->msg_flags & MSG_TRUNC) != 0);
+        }
+        if (n < QUIC__RECV_CHUNKS)
+            break; /* the socket is empty */
+    }
     quic__tx_flush(ep); /* replies that need no service pass (resets, Retry, close) */
+}
+
+static void quic__on_poll(uv_poll_t *h, int status, int events)
+{
+    quic_endpoint *ep = h->data;
+    if (ep->closing)
+        return;
+    if (status < 0) {
+        /* libuv stops the handle on POLLERR: clear the socket error and watch again */
+        int err = 0;
+        socklen_t elen = sizeof err;
+        getsockopt(ep->fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+        quic__log(ep, QUIC_LOG_DEBUG, "quic: socket: %s", strerror(err ? err : EIO));
+        ep->poll_events = 0;
+        quic__poll_update(ep);
+        return;
+    }
+    if (events & UV_WRITABLE)
+        quic__txq_drain(ep);
+    if (events & UV_READABLE)
+        quic__recv_burst(ep);
 }
 
 /* ---- ngtcp2 allocator: the system's, counted per endpoint ------------------------------- */
@@ -2126,6 +2269,34 @@ static int quic__derive_reset_secret(const identity *id, uint8_t out[32])
     return rc == 0 ? QUIC_OK : QUIC_ETLS;
 }
 
+/* Opens the endpoint's non-blocking UDP socket bound to addr (dual-stack for "::" where the
+ * system's default allows it), with large buffers and, where the kernel has it, UDP GRO.
+ * Fills ep->local; returns the descriptor, or -1 (logged). */
+static int quic__socket_open(quic_endpoint *ep, const struct sockaddr *addr)
+{
+    int fd = socket(addr->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    socklen_t namelen = sizeof ep->local;
+    if (fd < 0 || bind(fd, addr, quic__sa_len(addr)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ep->local, &namelen) != 0) {
+        quic__log(ep, QUIC_LOG_ERROR, "quic: cannot bind UDP %s:%u: %s", ep->bind_host,
+                  ep->cfg.bind_port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    ep->locallen = (ngtcp2_socklen)namelen;
+    int sz = QUIC__SOCKBUF;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz); /* the kernel may cap it */
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+#ifdef UDP_GRO
+    int on = 1;
+    ep->gro = !ep->cfg.no_udp_gro && setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
+#endif
+    if (!ep->gro)
+        quic__log(ep, QUIC_LOG_DEBUG, "quic: no UDP GRO: one datagram per receive buffer");
+    return fd;
+}
+
 int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **out)
 {
     if (out)
@@ -2142,6 +2313,7 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
         return QUIC_ENOMEM;
     }
     ep->recvbuf = rbuf;
+    ep->fd = -1;
     ep->loop = loop;
     ep->cfg = *cfg;
     quic_config *c = &ep->cfg;
@@ -2211,35 +2383,36 @@ int quic_endpoint_new(uv_loop_t *loop, const quic_config *cfg, quic_endpoint **o
     quic__callbacks_init(&ep->cb_client, false);
     quic__callbacks_init(&ep->cb_server, true);
 
+    ep->fd = quic__socket_open(ep, (const struct sockaddr *)&bind_addr);
+    if (ep->fd < 0) {
+        rc = QUIC_EIO;
+        goto fail_mem;
+    }
     /* from here on the handles exist and the memory goes through quic__on_handle_closed */
-    uv_udp_init_ex(loop, &ep->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
     uv_timer_init(loop, &ep->timer);
     uv_idle_init(loop, &ep->idle);
     uv_check_init(loop, &ep->check);
-    ep->udp.data = ep->timer.data = ep->idle.data = ep->check.data = ep;
-    ep->handles = 4;
-    int r = uv_udp_bind(&ep->udp, (const struct sockaddr *)&bind_addr, 0);
-    int namelen = sizeof ep->local;
-    if (r == 0)
-        r = uv_udp_getsockname(&ep->udp, (struct sockaddr *)&ep->local, &namelen);
-    if (r == 0)
-        r = uv_udp_recv_start(&ep->udp, quic__on_alloc, quic__on_recv);
+    ep->poll.data = ep->timer.data = ep->idle.data = ep->check.data = ep;
+    ep->handles = 3;
+    int r = uv_poll_init_socket(loop, &ep->poll, ep->fd);
+    if (r == 0) {
+        ep->handles++;
+        r = uv_poll_start(&ep->poll, UV_READABLE, quic__on_poll);
+    }
     if (r != 0) {
-        quic__log(ep, QUIC_LOG_ERROR, "quic: cannot bind UDP %s:%u: %s", ep->bind_host,
-                  cfg->bind_port, uv_strerror(r));
+        quic__log(ep, QUIC_LOG_ERROR, "quic: cannot watch the UDP socket: %s", uv_strerror(r));
         quic__endpoint_release(ep);
         ep->closing = true;
-        uv_close((uv_handle_t *)&ep->udp, quic__on_handle_closed);
+        if (ep->handles == 4)
+            uv_close((uv_handle_t *)&ep->poll, quic__on_handle_closed);
+        close(ep->fd);
+        ep->fd = -1;
         uv_close((uv_handle_t *)&ep->timer, quic__on_handle_closed);
         uv_close((uv_handle_t *)&ep->idle, quic__on_handle_closed);
         uv_close((uv_handle_t *)&ep->check, quic__on_handle_closed);
         return QUIC_EIO;
     }
-    ep->locallen = (ngtcp2_socklen)namelen;
-    int sz = QUIC__SOCKBUF;
-    uv_recv_buffer_size((uv_handle_t *)&ep->udp, &sz);
-    sz = QUIC__SOCKBUF;
-    uv_send_buffer_size((uv_handle_t *)&ep->udp, &sz);
+    ep->poll_events = UV_READABLE;
     *out = ep;
     return QUIC_OK;
 fail_mem:
@@ -2267,6 +2440,7 @@ void quic_endpoint_stats_get(const quic_endpoint *ep, quic_endpoint_stats *out)
     out->cids = ep->cidt.n;
     out->reset_tokens = ep->tokt.n;
     out->half_open = ep->half_open;
+    out->gro = ep->gro;
 }
 
 void quic_endpoint_close(quic_endpoint *ep)
@@ -2290,8 +2464,11 @@ void quic_endpoint_close(quic_endpoint *ep)
         c = next;
     }
     quic__tx_flush(ep); /* the CONNECTION_CLOSEs */
+    quic__txq_free(ep); /* what the socket did not take is dropped, as a datagram may be */
     quic__endpoint_release(ep);
-    uv_close((uv_handle_t *)&ep->udp, quic__on_handle_closed);
+    uv_close((uv_handle_t *)&ep->poll, quic__on_handle_closed); /* before the socket goes */
+    close(ep->fd);
+    ep->fd = -1;
     uv_close((uv_handle_t *)&ep->timer, quic__on_handle_closed);
     uv_close((uv_handle_t *)&ep->idle, quic__on_handle_closed);
     uv_close((uv_handle_t *)&ep->check, quic__on_handle_closed);

@@ -157,6 +157,8 @@ typedef struct quic_config {
     uint32_t stream_send_buffer;   /* 0: QUIC_DEFAULT_STREAM_SEND_BUFFER */
     uint32_t max_connections;      /* 0: QUIC_DEFAULT_MAX_CONNECTIONS */
     bool manual_consume;           /* credit returns only via quic_stream_consume */
+    bool no_udp_gro;               /* receive one datagram per buffer even where the kernel
+                                      has UDP GRO (the fallback path; for tests) */
     /* Address validation: a new client must first echo a Retry token (one more round trip)
      * always, or once this many incoming handshakes are in progress (a flood of spoofed
      * Initials then costs no connection state). 0: QUIC_DEFAULT_RETRY_HALF_OPEN. */
@@ -175,13 +177,16 @@ typedef struct quic_endpoint_stats {
     size_t reset_tokens;    /* peers' stateless reset tokens known */
     uint64_t handshakes_ok; /* completed handshakes, both roles */
     uint64_t handshakes_failed;
-    uint64_t packets_in;
-    uint64_t packets_out;
+    uint64_t packets_in;      /* datagrams received (a GRO batch counts each it holds) */
+    uint64_t packets_out;     /* datagrams sent (a GSO message counts each it holds) */
     uint64_t packets_dropped; /* unparseable, unknown connection ID, refused */
     size_t ngtcp2_bytes;      /* heap held by ngtcp2 for this endpoint's connections */
     size_t half_open;         /* incoming handshakes in progress */
     uint64_t retries_sent;    /* Retry packets (address validation) */
     uint64_t resets_sent;     /* stateless resets for packets of unknown connections */
+    uint64_t gso_batches;     /* UDP GSO messages sent (each several datagrams) */
+    uint64_t gro_batches;     /* receive buffers that held several datagrams (UDP GRO) */
+    bool gro;                 /* the socket has UDP_GRO (else one datagram per receive) */
 } quic_endpoint_stats;
 
 /* ---- endpoint ---------------------------------------------------------------------------- */
