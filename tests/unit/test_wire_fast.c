@@ -71,7 +71,9 @@ static size_t ref_publish(const wire_publish *p, char *out)
     d = mp_encode_bin(d, "topic", 5);
     d = mp_encode_bin(d, (const char *)p->topic.p, (uint32_t)p->topic.len);
     d = mp_encode_bin(d, "payload", 7);
-    d = mp_encode_bin(d, (const char *)p->payload.p, (uint32_t)p->payload.len);
+    /* a NULL payload is an empty one (and memcpy may not be given NULL) */
+    d = mp_encode_bin(d, p->payload.p != NULL ? (const char *)p->payload.p : "",
+                      (uint32_t)p->payload.len);
     d = mp_encode_bin(d, "qos", 3);
     d = mp_encode_uint(d, p->qos);
     d = mp_encode_bin(d, "retain", 6);
