@@ -1,6 +1,7 @@
 /* bench/bench_wire.c — the frame codec (src/mesh/wire.h) per message, no I/O.
  *
- *   bench_wire [iterations]     (default 2,000,000 per case)
+ *   bench_wire [iterations [case]]     (default 2,000,000 per case; case: run only the cases
+ *                                       whose name contains it, e.g. "call")
  *
  * Cases: PUBLISH with a 16-byte and a 1 KiB payload (the pub/sub hot path: the gateway decodes
  * the publisher's frame and encodes one delivery frame per subscriber), CALL and REPLY (RPC).
@@ -82,8 +83,13 @@ static double run(op o, const wire_msg *m, const uint8_t *frame, size_t flen, lo
     return best;
 }
 
+static const char *only; /* run only the cases whose name contains this */
+
 static void bench_case(const char *name, const wire_msg *m, long iters)
 {
+    if (only != NULL && strstr(name, only) == NULL) {
+        return;
+    }
     uint8_t *frame;
     size_t flen;
     int rc = wire_encode_alloc(m, &frame, &flen);
@@ -103,6 +109,7 @@ static void bench_case(const char *name, const wire_msg *m, long iters)
 int main(int argc, char **argv)
 {
     long iters = argc > 1 ? strtol(argv[1], NULL, 10) : 2000000;
+    only = argc > 2 ? argv[2] : NULL;
     if (iters <= 0) {
         fprintf(stderr, "usage: bench_wire [iterations]\n");
         return 2;

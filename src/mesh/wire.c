@@ -873,9 +873,129 @@ static int wire__reply_fix(wire_reply *r, uint32_t mask)
     return 0;
 }
 
+/* ---- fast paths: the hot messages as encoders write them --------------------------------- */
+
+/* PUBLISH, CALL / CAST and REPLY (with a result) laid out the way this encoder and v0.8's
+ * write them: the keys in table order, every one present, no other key, nothing nested. Such
+ * a payload is read straight through, without the table walk. Anything else (another order,
+ * an unknown key, a nil, a duplicate, any problem at all) returns false and goes through the
+ * table decoder, which decides; so on what they accept, these give what it gives. The map
+ * itself is at depth 1, always within max_depth; max_elems is checked. */
+
+static inline bool wire__key_is(const uint8_t *end, const uint8_t **pp, const char *name,
+                                uint32_t nlen)
+{
+    const uint8_t *s;
+    uint32_t len;
+    return wire__rd_strbin(end, pp, &s, &len) && len == nlen && wire__same(s, name, nlen);
+}
+#define WIRE__KEY_IS(end, pp, lit) wire__key_is((end), (pp), (lit), sizeof(lit) - 1)
+
+static inline bool wire__rd_bytes(const uint8_t *end, const uint8_t **pp, wire_bytes *b)
+{
+    const uint8_t *s;
+    uint32_t len;
+    if (!wire__rd_strbin(end, pp, &s, &len)) {
+        return false;
+    }
+    b->p = s;
+    b->len = len;
+    return true;
+}
+
+static bool wire__publish_fast(const wire__vctx *v, const uint8_t *p, wire_publish *o)
+{
+    const uint8_t *end = v->end;
+    bool neg;
+    uint64_t u = 0;
+    int64_t i = 0;
+    if (*p != 0x85 || v->max_elems < 5) {
+        return false;
+    }
+    p++;
+    if (!WIRE__KEY_IS(end, &p, "topic") || !wire__rd_bytes(end, &p, &o->topic) ||
+        !WIRE__KEY_IS(end, &p, "payload") || !wire__rd_bytes(end, &p, &o->payload) ||
+        !WIRE__KEY_IS(end, &p, "qos") || !wire__rd_int(end, &p, &neg, &u, &i) || neg || u > 2 ||
+        !WIRE__KEY_IS(end, &p, "retain") || p >= end || (*p != 0xc2 && *p != 0xc3)) {
+        return false;
+    }
+    o->qos = (uint8_t)u;
+    o->retain = *p++ == 0xc3;
+    if (!WIRE__KEY_IS(end, &p, "message_id") || !wire__rd_bytes(end, &p, &o->message_id)) {
+        return false;
+    }
+    return p == end;
+}
+
+/* CALL, and CAST with a call_id (the same struct and keys); the timeout may be left out. */
+static bool wire__call_fast(const wire__vctx *v, const uint8_t *p, wire_call *o)
+{
+    const uint8_t *end = v->end;
+    if ((*p != 0x84 && *p != 0x85) || v->max_elems < (uint32_t)(*p & 0x0f)) {
+        return false;
+    }
+    bool timeout = *p++ == 0x85;
+    if (!WIRE__KEY_IS(end, &p, "call_id") || !wire__rd_bytes(end, &p, &o->call_id) ||
+        !WIRE__KEY_IS(end, &p, "procedure") || !wire__rd_bytes(end, &p, &o->procedure) ||
+        !WIRE__KEY_IS(end, &p, "args") || !wire__rd_bytes(end, &p, &o->args) ||
+        !WIRE__KEY_IS(end, &p, "realm") || !wire__rd_bytes(end, &p, &o->realm)) {
+        return false;
+    }
+    if (timeout) {
+        bool neg;
+        uint64_t u = 0;
+        int64_t i = 0;
+        if (!WIRE__KEY_IS(end, &p, "timeout") || !wire__rd_int(end, &p, &neg, &u, &i) || neg ||
+            u > UINT32_MAX) {
+            return false;
+        }
+        o->has_timeout = true;
+        o->timeout_ms = (uint32_t)u;
+    }
+    return p == end;
+}
+
+/* REPLY with a result (an error map takes the table walk). */
+static bool wire__reply_fast(const wire__vctx *v, const uint8_t *p, wire_reply *o)
+{
+    const uint8_t *end = v->end;
+    if (*p != 0x82 || v->max_elems < 2) {
+        return false;
+    }
+    p++;
+    if (!WIRE__KEY_IS(end, &p, "call_id") || !wire__rd_bytes(end, &p, &o->call_id) ||
+        !WIRE__KEY_IS(end, &p, "result") || !wire__rd_bytes(end, &p, &o->result)) {
+        return false;
+    }
+    o->is_error = false;
+    return p == end;
+}
+
 /* The payload map (depth 1) must span [p, v->end) exactly. */
 static int wire__decode_body(const wire__vctx *v, unsigned type, const uint8_t *p, wire_msg *m)
 {
+    switch (type) { /* the payload is not empty: *p may be read */
+    case WIRE_PUBLISH:
+        if (wire__publish_fast(v, p, &m->publish)) {
+            return 0;
+        }
+        memset(&m->publish, 0, sizeof m->publish);
+        break;
+    case WIRE_CALL:
+    case WIRE_CAST:
+        if (wire__call_fast(v, p, &m->call)) {
+            return 0;
+        }
+        memset(&m->call, 0, sizeof m->call);
+        break;
+    case WIRE_REPLY:
+        if (wire__reply_fast(v, p, &m->reply)) {
+            return 0;
+        }
+        memset(&m->reply, 0, sizeof m->reply);
+        break;
+    default: break;
+    }
     const wire__table *t = wire__table_of(type);
     const uint8_t *deferred = NULL;
     uint32_t mask = 0;
@@ -1088,13 +1208,12 @@ static inline bool wire__bytes_ok(const wire_bytes *b)
     return (b->p != NULL || b->len == 0) && b->len <= UINT32_MAX;
 }
 
-static inline bool wire__size_bytes(const wire_bytes *b, uint64_t *acc)
+/* Sizes are returned as values, WIRE__BAD for "cannot be encoded". */
+#define WIRE__BAD UINT64_MAX
+
+static inline uint64_t wire__size_bytes(const wire_bytes *b)
 {
-    if (!wire__bytes_ok(b)) {
-        return false;
-    }
-    *acc += wire__bin_size(b->len);
-    return *acc <= WIRE__FRAME_MAX;
+    return wire__bytes_ok(b) ? wire__bin_size(b->len) : WIRE__BAD;
 }
 
 static inline uint8_t *wire__w_be(uint8_t *d, uint64_t v, unsigned n)
@@ -1214,97 +1333,94 @@ static const char *wire__selector(const wire__field *f, uint8_t v)
     return NULL;
 }
 
-static bool wire__size_map(const wire__table *t, const void *base, uint64_t *acc);
+static uint64_t wire__size_map(const wire__table *t, const void *base);
 
-/* Adds the size of field f's value to *acc; false if it cannot be encoded. */
-static bool wire__size_field(const wire__field *f, const void *base, uint64_t *acc)
+/* The size of field f's value, or WIRE__BAD if it cannot be encoded. Never more than
+ * WIRE__FRAME_MAX + 5 otherwise, so callers may add a few before they compare. */
+static uint64_t wire__size_field(const wire__field *f, const void *base)
 {
     const char *at = (const char *)base + f->off;
     switch (f->kind) {
-    case K_BYTES: return wire__size_bytes((const wire_bytes *)at, acc);
-    case K_QOS:
-        if (*(const uint8_t *)at > 2) {
-            return false;
-        }
-        *acc += 1;
-        return true;
-    case K_BOOL: *acc += 1; return true;
-    case K_I64: *acc += wire__int_size(*(const int64_t *)at); return true;
-    case K_U32: *acc += wire__uint_size(*(const uint32_t *)at); return true;
-    case K_U64: *acc += wire__uint_size(*(const uint64_t *)at); return true;
+    case K_BYTES: return wire__size_bytes((const wire_bytes *)at);
+    case K_QOS: return *(const uint8_t *)at > 2 ? WIRE__BAD : 1;
+    case K_BOOL: return 1;
+    case K_I64: return wire__int_size(*(const int64_t *)at);
+    case K_U32: return wire__uint_size(*(const uint32_t *)at);
+    case K_U64: return wire__uint_size(*(const uint64_t *)at);
     case K_BLIST: {
         const wire_bytes_list *l = (const wire_bytes_list *)at;
         wire_list_iter it = wire_bytes_list_iter(l);
         wire_bytes b;
         uint32_t got = 0;
-        *acc += wire__count_size(l->count);
+        uint64_t n = wire__count_size(l->count);
         while (wire_bytes_list_next(&it, &b)) {
-            if (!wire__size_bytes(&b, acc)) {
-                return false;
+            uint64_t e = wire__size_bytes(&b);
+            if (e == WIRE__BAD || (n += e) > WIRE__FRAME_MAX) {
+                return WIRE__BAD;
             }
             got++;
         }
-        return got == l->count;
+        return got == l->count ? n : WIRE__BAD;
     }
     case K_NLIST: {
         const wire_node_list *l = (const wire_node_list *)at;
         wire_list_iter it = wire_node_list_iter(l);
         wire_node node;
         uint32_t got = 0;
-        *acc += wire__count_size(l->count);
+        uint64_t n = wire__count_size(l->count);
         while (wire_node_list_next(&it, &node)) {
-            if (!wire__size_map(&wire__node_t, &node, acc)) {
-                return false;
+            uint64_t e = wire__size_map(&wire__node_t, &node);
+            if (e == WIRE__BAD || (n += e) > WIRE__FRAME_MAX) {
+                return WIRE__BAD;
             }
             got++;
         }
-        return got == l->count;
+        return got == l->count ? n : WIRE__BAD;
     }
     case K_RAW: {
         /* Well-formed and one value only; the encoder's own bound on nesting is the stack cap. */
         const wire_bytes *b = (const wire_bytes *)at;
-        if (b->p == NULL || wire__check_exact(b->p, b->len, WIRE_MAX_DEPTH_CAP, UINT32_MAX) != 0) {
-            return false;
+        if (b->p == NULL || b->len > WIRE__FRAME_MAX ||
+            wire__check_exact(b->p, b->len, WIRE_MAX_DEPTH_CAP, UINT32_MAX) != 0) {
+            return WIRE__BAD;
         }
-        *acc += b->len;
-        return *acc <= WIRE__FRAME_MAX;
+        return b->len;
     }
-    case K_MAP: return wire__size_map(f->sub, at, acc);
+    case K_MAP: return wire__size_map(f->sub, at);
     case K_PTYPE:
     case K_FVRESULT: {
-        const char *s = wire__selector(f, *(const uint8_t *)at);
-        if (s == NULL) {
-            return false;
-        }
-        *acc += wire__bin_size(strlen(s));
-        return true;
+        const char *sel = wire__selector(f, *(const uint8_t *)at);
+        return sel == NULL ? WIRE__BAD : wire__bin_size(strlen(sel));
     }
     case K_RPCPAYLOAD: {
         const wire_rpc_route *r = (const wire_rpc_route *)base;
         if (r->payload_type == WIRE_RPC_PAYLOAD_CALL) {
-            return wire__size_map(&wire__call_t, &r->call, acc);
+            return wire__size_map(&wire__call_t, &r->call);
         }
-        return wire__size_map(&wire__reply_t, &r->reply, acc); /* a bad type fails at K_PTYPE */
+        return wire__size_map(&wire__reply_t, &r->reply); /* a bad type fails at K_PTYPE */
     }
-    default: return false;
+    default: return WIRE__BAD;
     }
 }
 
-static bool wire__size_map(const wire__table *t, const void *base, uint64_t *acc)
+/* The size of the map of base by table t, or WIRE__BAD. */
+static uint64_t wire__size_map(const wire__table *t, const void *base)
 {
-    uint32_t n = 0;
+    uint32_t cnt = 0;
+    uint64_t n = 0;
     for (uint32_t i = 0; i < t->n; i++) {
         const wire__field *f = &t->f[i];
         if (wire__field_present(f, base)) {
-            n++;
-            *acc += 2 + (uint64_t)f->nlen; /* the key: bin 8 */
-            if (!wire__size_field(f, base, acc) || *acc > WIRE__FRAME_MAX) {
-                return false;
+            uint64_t e = wire__size_field(f, base);
+            cnt++;
+            n += 2 + (uint64_t)f->nlen + e; /* the key is a bin 8 */
+            if (e == WIRE__BAD || n > WIRE__FRAME_MAX) {
+                return WIRE__BAD;
             }
         }
     }
-    *acc += wire__count_size(n);
-    return *acc <= WIRE__FRAME_MAX;
+    n += wire__count_size(cnt);
+    return n > WIRE__FRAME_MAX ? WIRE__BAD : n;
 }
 
 static uint8_t *wire__write_map(const wire__table *t, const void *base, uint8_t *d);
@@ -1418,15 +1534,14 @@ enum { /* map header, the five keys, qos (0..2: fixint) and retain (bool) */
                          1 + sizeof wire__k_retain + 1 + sizeof wire__k_message_id
 };
 
-static inline bool wire__publish_size(const wire_publish *p, uint64_t *acc)
+static inline uint64_t wire__publish_size(const wire_publish *p)
 {
     if (p->qos > 2 || !wire__bytes_ok(&p->topic) || !wire__bytes_ok(&p->payload) ||
         !wire__bytes_ok(&p->message_id)) {
-        return false;
+        return WIRE__BAD;
     }
-    *acc += WIRE__PUB_FIXED + wire__bin_size(p->topic.len) + wire__bin_size(p->payload.len) +
-            wire__bin_size(p->message_id.len);
-    return *acc <= WIRE__FRAME_MAX;
+    return WIRE__PUB_FIXED + wire__bin_size(p->topic.len) + wire__bin_size(p->payload.len) +
+           wire__bin_size(p->message_id.len);
 }
 
 static inline uint8_t *wire__publish_write(const wire_publish *p, uint8_t *d)
@@ -1447,23 +1562,121 @@ static inline uint8_t *wire__publish_write(const wire_publish *p, uint8_t *d)
     return wire__w_bin(d, p->message_id.p, p->message_id.len);
 }
 
-/* Adds the payload size of m to *acc; false if m cannot be encoded. */
-static bool wire__size_msg(const wire_msg *m, uint64_t *acc)
+/* CALL and CAST (whose call_id is optional), and REPLY: the RPC hot path, written straight
+ * from their structs like PUBLISH (the bytes of wire__call_t / wire__cast_f / wire__reply_t;
+ * tests/unit/test_wire_diff.c checks them against the table encoder it replaced). */
+static const uint8_t wire__k_call_id[] = {0xc4, 7, 'c', 'a', 'l', 'l', '_', 'i', 'd'};
+static const uint8_t wire__k_procedure[] = {0xc4, 9, 'p', 'r', 'o', 'c', 'e', 'd', 'u', 'r', 'e'};
+static const uint8_t wire__k_args[] = {0xc4, 4, 'a', 'r', 'g', 's'};
+static const uint8_t wire__k_realm[] = {0xc4, 5, 'r', 'e', 'a', 'l', 'm'};
+static const uint8_t wire__k_timeout[] = {0xc4, 7, 't', 'i', 'm', 'e', 'o', 'u', 't'};
+static const uint8_t wire__k_result[] = {0xc4, 6, 'r', 'e', 's', 'u', 'l', 't'};
+static const uint8_t wire__k_error[] = {0xc4, 5, 'e', 'r', 'r', 'o', 'r'};
+static const uint8_t wire__k_code[] = {0xc4, 4, 'c', 'o', 'd', 'e'};
+static const uint8_t wire__k_message[] = {0xc4, 7, 'm', 'e', 's', 's', 'a', 'g', 'e'};
+
+#define WIRE__KEY(d, k) (memcpy((d), (k), sizeof(k)), (d) + sizeof(k))
+
+static inline uint64_t wire__call_size(const wire_call *c, bool cast)
 {
-    if (m->type == WIRE_PUBLISH) {
-        return wire__publish_size(&m->publish, acc);
+    bool has_id = !cast || c->call_id.p != NULL;
+    if ((has_id && !wire__bytes_ok(&c->call_id)) || !wire__bytes_ok(&c->procedure) ||
+        !wire__bytes_ok(&c->args) || !wire__bytes_ok(&c->realm)) {
+        return WIRE__BAD;
     }
-    const wire__table *t = wire__table_of(m->type);
-    return t != NULL && wire__size_map(t, &m->connect, acc);
+    uint64_t n = 1 + sizeof wire__k_procedure + wire__bin_size(c->procedure.len) +
+                 sizeof wire__k_args + wire__bin_size(c->args.len) + sizeof wire__k_realm +
+                 wire__bin_size(c->realm.len);
+    if (has_id) {
+        n += sizeof wire__k_call_id + wire__bin_size(c->call_id.len);
+    }
+    if (c->has_timeout) {
+        n += sizeof wire__k_timeout + wire__uint_size(c->timeout_ms);
+    }
+    return n;
+}
+
+static inline uint8_t *wire__call_write(const wire_call *c, bool cast, uint8_t *d)
+{
+    bool has_id = !cast || c->call_id.p != NULL;
+    *d++ = (uint8_t)(0x80 | (3 + (has_id ? 1 : 0) + (c->has_timeout ? 1 : 0)));
+    if (has_id) {
+        d = WIRE__KEY(d, wire__k_call_id);
+        d = wire__w_bin(d, c->call_id.p, c->call_id.len);
+    }
+    d = WIRE__KEY(d, wire__k_procedure);
+    d = wire__w_bin(d, c->procedure.p, c->procedure.len);
+    d = WIRE__KEY(d, wire__k_args);
+    d = wire__w_bin(d, c->args.p, c->args.len);
+    d = WIRE__KEY(d, wire__k_realm);
+    d = wire__w_bin(d, c->realm.p, c->realm.len);
+    if (c->has_timeout) {
+        d = WIRE__KEY(d, wire__k_timeout);
+        d = wire__w_uint(d, c->timeout_ms);
+    }
+    return d;
+}
+
+static inline uint64_t wire__reply_size(const wire_reply *r)
+{
+    if (!wire__bytes_ok(&r->call_id)) {
+        return WIRE__BAD;
+    }
+    uint64_t n = 1 + sizeof wire__k_call_id + wire__bin_size(r->call_id.len);
+    if (r->is_error) {
+        if (!wire__bytes_ok(&r->error.code) || !wire__bytes_ok(&r->error.message)) {
+            return WIRE__BAD;
+        }
+        return n + sizeof wire__k_error + 1 + sizeof wire__k_code +
+               wire__bin_size(r->error.code.len) + sizeof wire__k_message +
+               wire__bin_size(r->error.message.len);
+    }
+    if (!wire__bytes_ok(&r->result)) {
+        return WIRE__BAD;
+    }
+    return n + sizeof wire__k_result + wire__bin_size(r->result.len);
+}
+
+static inline uint8_t *wire__reply_write(const wire_reply *r, uint8_t *d)
+{
+    *d++ = 0x82;
+    d = WIRE__KEY(d, wire__k_call_id);
+    d = wire__w_bin(d, r->call_id.p, r->call_id.len);
+    if (r->is_error) {
+        d = WIRE__KEY(d, wire__k_error);
+        *d++ = 0x82;
+        d = WIRE__KEY(d, wire__k_code);
+        d = wire__w_bin(d, r->error.code.p, r->error.code.len);
+        d = WIRE__KEY(d, wire__k_message);
+        return wire__w_bin(d, r->error.message.p, r->error.message.len);
+    }
+    d = WIRE__KEY(d, wire__k_result);
+    return wire__w_bin(d, r->result.p, r->result.len);
+}
+
+/* The payload size of m, or WIRE__BAD if m cannot be encoded. */
+static uint64_t wire__size_msg(const wire_msg *m)
+{
+    switch (m->type) {
+    case WIRE_PUBLISH: return wire__publish_size(&m->publish);
+    case WIRE_CALL: return wire__call_size(&m->call, false);
+    case WIRE_CAST: return wire__call_size(&m->cast, true);
+    case WIRE_REPLY: return wire__reply_size(&m->reply);
+    default: {
+        const wire__table *t = wire__table_of(m->type);
+        return t == NULL ? WIRE__BAD : wire__size_map(t, &m->connect);
+    }
+    }
 }
 
 size_t wire_encoded_size(const wire_msg *m)
 {
-    uint64_t n = WIRE_HEADER_LEN;
-    if (!wire__size_msg(m, &n) || n > WIRE__FRAME_MAX || n > SIZE_MAX) {
+    uint64_t n = wire__size_msg(m);
+    /* every part is at most WIRE__FRAME_MAX + 5 and there are a few: no wrap */
+    if (n > WIRE__FRAME_MAX - WIRE_HEADER_LEN || n + WIRE_HEADER_LEN > SIZE_MAX) {
         return 0;
     }
-    return (size_t)n;
+    return (size_t)n + WIRE_HEADER_LEN;
 }
 
 /* Writes the frame of m, whose size wire_encoded_size gave, into buf. */
@@ -1476,10 +1689,12 @@ static void wire__write_msg(const wire_msg *m, uint8_t *buf, size_t size)
     buf[3] = 0;
     (void)wire__w_be(buf + 4, plen, 4);
     uint8_t *d = buf + WIRE_HEADER_LEN;
-    if (m->type == WIRE_PUBLISH) {
-        d = wire__publish_write(&m->publish, d);
-    } else {
-        d = wire__write_map(wire__table_of(m->type), &m->connect, d);
+    switch (m->type) {
+    case WIRE_PUBLISH: d = wire__publish_write(&m->publish, d); break;
+    case WIRE_CALL: d = wire__call_write(&m->call, false, d); break;
+    case WIRE_CAST: d = wire__call_write(&m->cast, true, d); break;
+    case WIRE_REPLY: d = wire__reply_write(&m->reply, d); break;
+    default: d = wire__write_map(wire__table_of(m->type), &m->connect, d); break;
     }
     assert((size_t)(d - buf) == size);
     (void)d;

@@ -268,7 +268,36 @@ static size_t mutate(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
     }
     size_t body = len - 2; /* bytes 0 and 1 pick the type and the limits */
     size_t at = 2 + rnd() % body;
-    switch (rnd() % 8) {
+    switch (rnd() % 9) {
+    case 8: { /* one byte (a fixint, bool, nil or type byte) becomes an integer of another size */
+        static const struct {
+            const char *p;
+            size_t len;
+        } INTS[] = {
+            {"\xcf\x00\x00\x00\x01\x00\x00\x00\x00", 9}, /* 2^32 */
+            {"\xcf\x80\x00\x00\x00\x00\x00\x00\x00", 9}, /* 2^63 */
+            {"\xce\xff\xff\xff\xff", 5},                 /* 2^32 - 1 */
+            {"\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9}, /* INT64_MIN */
+            {"\xd3\x7f\xff\xff\xff\xff\xff\xff\xff", 9}, /* INT64_MAX */
+            {"\xd2\xff\xff\xff\xff", 5},                 /* -1 */
+            {"\xd0\x02", 2},
+            {"\xcd\x00\x03", 3},
+        };
+        size_t k = rnd() % (sizeof INTS / sizeof INTS[0]);
+        for (int tries = 0; tries < 16; tries++) { /* prefer a byte that is a whole value */
+            uint8_t c = out[at];
+            if (c <= 0x7f || (c >= 0xc0 && c <= 0xc3) || c >= 0xe0) {
+                break;
+            }
+            at = 2 + rnd() % body;
+        }
+        if (len - 1 + INTS[k].len > cap) {
+            return len;
+        }
+        memmove(out + at + INTS[k].len, out + at + 1, len - at - 1);
+        memcpy(out + at, INTS[k].p, INTS[k].len);
+        return len - 1 + INTS[k].len;
+    }
     case 0: out[at] ^= (uint8_t)(1u << (rnd() % 8)); return len;
     case 1: out[at] = INTERESTING[rnd() % sizeof INTERESTING]; return len;
     case 2: return at; /* cut */

@@ -520,6 +520,57 @@ static void test_decode_integer_forms(void **state)
     }
 }
 
+/* CALL's timeout is a u32 in any integer form; nil is absent; larger or negative is refused.
+ * (Exercises the CALL fast path: keys in table order.) */
+static void test_decode_call_timeout_range(void **state)
+{
+    (void)state;
+    struct {
+        const char *v;
+        size_t len;
+        int rv;
+        bool has;
+        uint32_t want;
+    } cases[] = {
+        {"\x05", 1, WIRE_OK, true, 5},
+        {"\xce\xff\xff\xff\xff", 5, WIRE_OK, true, UINT32_MAX},
+        {"\xd2\x00\x00\x00\x07", 5, WIRE_OK, true, 7},
+        {"\xc0", 1, WIRE_OK, false, 0},
+        {"\xcf\x00\x00\x00\x01\x00\x00\x00\x00", 9, WIRE_EMALFORMED, false, 0},
+        {"\xd3\x00\x00\x00\x01\x00\x00\x00\x00", 9, WIRE_EMALFORMED, false, 0},
+        {"\xff", 1, WIRE_EMALFORMED, false, 0},
+        {"\xa1x", 2, WIRE_EMALFORMED, false, 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int type = 0; type < 2; type++) {
+            char buf[128];
+            char *d = mp_encode_map(buf, 5);
+            d = mp_encode_bin(d, "call_id", 7);
+            d = mp_encode_bin(d, "0123456789abcdef", 16);
+            d = mp_encode_bin(d, "procedure", 9);
+            d = mp_encode_str(d, "a.b", 3);
+            d = mp_encode_bin(d, "args", 4);
+            d = mp_encode_bin(d, "[]", 2);
+            d = mp_encode_bin(d, "realm", 5);
+            d = mp_encode_bin(d, "r", 1);
+            d = mp_encode_bin(d, "timeout", 7);
+            memcpy(d, cases[c].v, cases[c].len);
+            d += cases[c].len;
+            wire_msg m;
+            unsigned t = type == 0 ? WIRE_CALL : WIRE_CAST;
+            assert_int_equal(
+                wire_decode_payload(t, (const uint8_t *)buf, (size_t)(d - buf), NULL, &m),
+                cases[c].rv);
+            assert_int_equal(m.call.has_timeout, cases[c].has);
+            assert_int_equal(m.call.timeout_ms, cases[c].want);
+            if (cases[c].rv == WIRE_OK) {
+                assert_true(bytes_is(m.call.procedure, "a.b", 3));
+                assert_true(bytes_is(m.call.realm, "r", 1));
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -530,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_decode_duplicates),
         cmocka_unit_test(test_decode_error_precedence),
         cmocka_unit_test(test_decode_integer_forms),
+        cmocka_unit_test(test_decode_call_timeout_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
