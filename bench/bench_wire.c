@@ -4,7 +4,8 @@
  *                                       whose name contains it, e.g. "call")
  *
  * Cases: PUBLISH with a 16-byte and a 1 KiB payload (the pub/sub hot path: the gateway decodes
- * the publisher's frame and encodes one delivery frame per subscriber), CALL and REPLY (RPC).
+ * the publisher's frame and encodes one delivery frame per subscriber), PUBSUB_ROUTE holding a
+ * 16-byte PUBLISH (the 1-hop path), CALL and REPLY (RPC).
  * For each: encode into a buffer the caller sized (wire_encode), the size query plus encode
  * the gateway's arena does (wire_encode(NULL, 0) then wire_encode), wire_encode_alloc + free,
  * and decode of the payload (wire_decode_payload, default limits). Each case runs 5 times;
@@ -133,6 +134,20 @@ int main(int argc, char **argv)
     pub.publish.payload.len = 1024;
     pub.publish.qos = 1;
     bench_case("publish 1KiB", &pub, iters);
+
+    /* the 1-hop path: a PUBLISH nested in a PUBSUB_ROUTE (the table-driven codec) */
+    static const uint8_t nid_a[WIRE_NODE_ID_LEN] = {1}, nid_b[WIRE_NODE_ID_LEN] = {2};
+    wire_msg route;
+    memset(&route, 0, sizeof route);
+    route.type = WIRE_PUBSUB_ROUTE;
+    route.pubsub_route.destination_node_id = (wire_bytes){nid_a, sizeof nid_a};
+    route.pubsub_route.source_node_id = (wire_bytes){nid_b, sizeof nid_b};
+    route.pubsub_route.hop_count = 1;
+    route.pubsub_route.max_hops = 10;
+    route.pubsub_route.topic = pub.publish.topic;
+    route.pubsub_route.payload = pub.publish;
+    route.pubsub_route.payload.payload.len = 16;
+    bench_case("route 16B", &route, iters);
 
     const char *proc = "com.example.bench.echo";
     const char *args = "{\"n\":42,\"msg\":\"hello, world\"}";

@@ -84,7 +84,11 @@ static int wire__limits(const wire_limits *in, wire_limits *out)
     return 0;
 }
 
-/* ---- validation: one bounds-checked walk before anything is read ------------------------ */
+/* ---- validation: a bounds-checked walk --------------------------------------------------- */
+
+/* The decoder checks what it skips with it (unknown keys, raw values), and runs it over the
+ * whole payload only when it refuses one, to say which error the payload earns; the encoder
+ * checks raw values with it. */
 
 typedef struct wire__vctx {
     const uint8_t *end;
@@ -651,6 +655,109 @@ static inline uint32_t wire__lookup(const wire__table *t, const uint8_t *key, ui
     return t->n;
 }
 
+/* ---- fast paths: the hot messages as encoders write them --------------------------------- */
+
+/* PUBLISH, CALL / CAST and REPLY (with a result) laid out the way this encoder and v0.8's
+ * write them: the keys in table order, every one present, no other key, nothing nested. Such
+ * a map is read straight through, without the table walk, at the top of a payload or nested
+ * (a PUBSUB_ROUTE's PUBLISH, an RPC_ROUTE's CALL or REPLY). Each returns the end of the map
+ * at *p (a map at nesting `depth`), or NULL for anything else (another order, an unknown key,
+ * a nil, a duplicate, a limit, any problem at all): that map then goes through the table
+ * decoder, which decides; so on what they accept, these give what it gives. */
+
+static inline bool wire__key_is(const uint8_t *end, const uint8_t **pp, const char *name,
+                                uint32_t nlen)
+{
+    const uint8_t *s;
+    uint32_t len;
+    return wire__rd_strbin(end, pp, &s, &len) && len == nlen && wire__same(s, name, nlen);
+}
+#define WIRE__KEY_IS(end, pp, lit) wire__key_is((end), (pp), (lit), sizeof(lit) - 1)
+
+static inline bool wire__rd_bytes(const uint8_t *end, const uint8_t **pp, wire_bytes *b)
+{
+    const uint8_t *s;
+    uint32_t len;
+    if (!wire__rd_strbin(end, pp, &s, &len)) {
+        return false;
+    }
+    b->p = s;
+    b->len = len;
+    return true;
+}
+
+static const uint8_t *wire__publish_fast(const wire__vctx *v, const uint8_t *p, uint32_t depth,
+                                         wire_publish *o)
+{
+    const uint8_t *end = v->end;
+    bool neg;
+    uint64_t u = 0;
+    int64_t i = 0;
+    if (p >= end || *p != 0x85 || v->max_elems < 5 || depth > v->max_depth) {
+        return NULL;
+    }
+    p++;
+    if (!WIRE__KEY_IS(end, &p, "topic") || !wire__rd_bytes(end, &p, &o->topic) ||
+        !WIRE__KEY_IS(end, &p, "payload") || !wire__rd_bytes(end, &p, &o->payload) ||
+        !WIRE__KEY_IS(end, &p, "qos") || !wire__rd_int(end, &p, &neg, &u, &i) || neg || u > 2 ||
+        !WIRE__KEY_IS(end, &p, "retain") || p >= end || (*p != 0xc2 && *p != 0xc3)) {
+        return NULL;
+    }
+    o->qos = (uint8_t)u;
+    o->retain = *p++ == 0xc3;
+    if (!WIRE__KEY_IS(end, &p, "message_id") || !wire__rd_bytes(end, &p, &o->message_id)) {
+        return NULL;
+    }
+    return p;
+}
+
+/* CALL, and CAST with a call_id (the same struct and keys); the timeout may be left out. */
+static const uint8_t *wire__call_fast(const wire__vctx *v, const uint8_t *p, uint32_t depth,
+                                      wire_call *o)
+{
+    const uint8_t *end = v->end;
+    if (p >= end || (*p != 0x84 && *p != 0x85) || v->max_elems < (uint32_t)(*p & 0x0f) ||
+        depth > v->max_depth) {
+        return NULL;
+    }
+    bool timeout = *p++ == 0x85;
+    if (!WIRE__KEY_IS(end, &p, "call_id") || !wire__rd_bytes(end, &p, &o->call_id) ||
+        !WIRE__KEY_IS(end, &p, "procedure") || !wire__rd_bytes(end, &p, &o->procedure) ||
+        !WIRE__KEY_IS(end, &p, "args") || !wire__rd_bytes(end, &p, &o->args) ||
+        !WIRE__KEY_IS(end, &p, "realm") || !wire__rd_bytes(end, &p, &o->realm)) {
+        return NULL;
+    }
+    if (timeout) {
+        bool neg;
+        uint64_t u = 0;
+        int64_t i = 0;
+        if (!WIRE__KEY_IS(end, &p, "timeout") || !wire__rd_int(end, &p, &neg, &u, &i) || neg ||
+            u > UINT32_MAX) {
+            return NULL;
+        }
+        o->has_timeout = true;
+        o->timeout_ms = (uint32_t)u;
+    }
+    return p;
+}
+
+/* REPLY with a result (an error map takes the table walk). */
+static const uint8_t *wire__reply_fast(const wire__vctx *v, const uint8_t *p, uint32_t depth,
+                                       wire_reply *o)
+{
+    const uint8_t *end = v->end;
+    if (p >= end || *p != 0x82 || v->max_elems < 2 || depth > v->max_depth) {
+        return NULL;
+    }
+    p++;
+    if (!WIRE__KEY_IS(end, &p, "call_id") || !wire__rd_bytes(end, &p, &o->call_id) ||
+        !WIRE__KEY_IS(end, &p, "result") || !wire__rd_bytes(end, &p, &o->result)) {
+        return NULL;
+    }
+    o->is_error = false;
+    return p;
+}
+
 static int wire__dmap(const wire__vctx *v, const wire__table *t, const uint8_t **pp, uint32_t depth,
                       void *base, uint32_t *mask, const uint8_t **deferred);
 
@@ -753,6 +860,14 @@ static int wire__dfield(const wire__vctx *v, const wire__field *f, const uint8_t
         ((wire_bytes *)at)->len = (size_t)(p - s);
         break;
     case K_MAP: {
+        if (f->sub == &wire__publish_t) {
+            const uint8_t *e = wire__publish_fast(v, p, depth + 1, (wire_publish *)at);
+            if (e != NULL) {
+                p = e;
+                break;
+            }
+            memset(at, 0, sizeof(wire_publish));
+        }
         uint32_t m;
         int rv = wire__dmap(v, f->sub, &p, depth + 1, at, &m, NULL);
         if (rv != 0) {
@@ -873,123 +988,25 @@ static int wire__reply_fix(wire_reply *r, uint32_t mask)
     return 0;
 }
 
-/* ---- fast paths: the hot messages as encoders write them --------------------------------- */
-
-/* PUBLISH, CALL / CAST and REPLY (with a result) laid out the way this encoder and v0.8's
- * write them: the keys in table order, every one present, no other key, nothing nested. Such
- * a payload is read straight through, without the table walk. Anything else (another order,
- * an unknown key, a nil, a duplicate, any problem at all) returns false and goes through the
- * table decoder, which decides; so on what they accept, these give what it gives. The map
- * itself is at depth 1, always within max_depth; max_elems is checked. */
-
-static inline bool wire__key_is(const uint8_t *end, const uint8_t **pp, const char *name,
-                                uint32_t nlen)
-{
-    const uint8_t *s;
-    uint32_t len;
-    return wire__rd_strbin(end, pp, &s, &len) && len == nlen && wire__same(s, name, nlen);
-}
-#define WIRE__KEY_IS(end, pp, lit) wire__key_is((end), (pp), (lit), sizeof(lit) - 1)
-
-static inline bool wire__rd_bytes(const uint8_t *end, const uint8_t **pp, wire_bytes *b)
-{
-    const uint8_t *s;
-    uint32_t len;
-    if (!wire__rd_strbin(end, pp, &s, &len)) {
-        return false;
-    }
-    b->p = s;
-    b->len = len;
-    return true;
-}
-
-static bool wire__publish_fast(const wire__vctx *v, const uint8_t *p, wire_publish *o)
-{
-    const uint8_t *end = v->end;
-    bool neg;
-    uint64_t u = 0;
-    int64_t i = 0;
-    if (*p != 0x85 || v->max_elems < 5) {
-        return false;
-    }
-    p++;
-    if (!WIRE__KEY_IS(end, &p, "topic") || !wire__rd_bytes(end, &p, &o->topic) ||
-        !WIRE__KEY_IS(end, &p, "payload") || !wire__rd_bytes(end, &p, &o->payload) ||
-        !WIRE__KEY_IS(end, &p, "qos") || !wire__rd_int(end, &p, &neg, &u, &i) || neg || u > 2 ||
-        !WIRE__KEY_IS(end, &p, "retain") || p >= end || (*p != 0xc2 && *p != 0xc3)) {
-        return false;
-    }
-    o->qos = (uint8_t)u;
-    o->retain = *p++ == 0xc3;
-    if (!WIRE__KEY_IS(end, &p, "message_id") || !wire__rd_bytes(end, &p, &o->message_id)) {
-        return false;
-    }
-    return p == end;
-}
-
-/* CALL, and CAST with a call_id (the same struct and keys); the timeout may be left out. */
-static bool wire__call_fast(const wire__vctx *v, const uint8_t *p, wire_call *o)
-{
-    const uint8_t *end = v->end;
-    if ((*p != 0x84 && *p != 0x85) || v->max_elems < (uint32_t)(*p & 0x0f)) {
-        return false;
-    }
-    bool timeout = *p++ == 0x85;
-    if (!WIRE__KEY_IS(end, &p, "call_id") || !wire__rd_bytes(end, &p, &o->call_id) ||
-        !WIRE__KEY_IS(end, &p, "procedure") || !wire__rd_bytes(end, &p, &o->procedure) ||
-        !WIRE__KEY_IS(end, &p, "args") || !wire__rd_bytes(end, &p, &o->args) ||
-        !WIRE__KEY_IS(end, &p, "realm") || !wire__rd_bytes(end, &p, &o->realm)) {
-        return false;
-    }
-    if (timeout) {
-        bool neg;
-        uint64_t u = 0;
-        int64_t i = 0;
-        if (!WIRE__KEY_IS(end, &p, "timeout") || !wire__rd_int(end, &p, &neg, &u, &i) || neg ||
-            u > UINT32_MAX) {
-            return false;
-        }
-        o->has_timeout = true;
-        o->timeout_ms = (uint32_t)u;
-    }
-    return p == end;
-}
-
-/* REPLY with a result (an error map takes the table walk). */
-static bool wire__reply_fast(const wire__vctx *v, const uint8_t *p, wire_reply *o)
-{
-    const uint8_t *end = v->end;
-    if (*p != 0x82 || v->max_elems < 2) {
-        return false;
-    }
-    p++;
-    if (!WIRE__KEY_IS(end, &p, "call_id") || !wire__rd_bytes(end, &p, &o->call_id) ||
-        !WIRE__KEY_IS(end, &p, "result") || !wire__rd_bytes(end, &p, &o->result)) {
-        return false;
-    }
-    o->is_error = false;
-    return p == end;
-}
-
 /* The payload map (depth 1) must span [p, v->end) exactly. */
 static int wire__decode_body(const wire__vctx *v, unsigned type, const uint8_t *p, wire_msg *m)
 {
-    switch (type) { /* the payload is not empty: *p may be read */
+    switch (type) { /* a whole payload must end where the map does */
     case WIRE_PUBLISH:
-        if (wire__publish_fast(v, p, &m->publish)) {
+        if (wire__publish_fast(v, p, 1, &m->publish) == v->end) {
             return 0;
         }
         memset(&m->publish, 0, sizeof m->publish);
         break;
     case WIRE_CALL:
     case WIRE_CAST:
-        if (wire__call_fast(v, p, &m->call)) {
+        if (wire__call_fast(v, p, 1, &m->call) == v->end) {
             return 0;
         }
         memset(&m->call, 0, sizeof m->call);
         break;
     case WIRE_REPLY:
-        if (wire__reply_fast(v, p, &m->reply)) {
+        if (wire__reply_fast(v, p, 1, &m->reply) == v->end) {
             return 0;
         }
         memset(&m->reply, 0, sizeof m->reply);
@@ -1011,8 +1028,16 @@ static int wire__decode_body(const wire__vctx *v, unsigned type, const uint8_t *
     case WIRE_RPC_ROUTE: {
         wire_rpc_route *r = &m->rpc_route;
         if (r->payload_type == WIRE_RPC_PAYLOAD_CALL) {
+            if (wire__call_fast(v, deferred, 2, &r->call) != NULL) {
+                return 0;
+            }
+            memset(&r->call, 0, sizeof r->call);
             return wire__dmap(v, &wire__call_t, &deferred, 2, &r->call, &mask, NULL);
         }
+        if (wire__reply_fast(v, deferred, 2, &r->reply) != NULL) {
+            return 0;
+        }
+        memset(&r->reply, 0, sizeof r->reply);
         rv = wire__dmap(v, &wire__reply_t, &deferred, 2, &r->reply, &mask, NULL);
         return rv != 0 ? rv : wire__reply_fix(&r->reply, mask);
     }
@@ -1333,196 +1358,10 @@ static const char *wire__selector(const wire__field *f, uint8_t v)
     return NULL;
 }
 
-static uint64_t wire__size_map(const wire__table *t, const void *base);
-
-/* The size of field f's value, or WIRE__BAD if it cannot be encoded. Never more than
- * WIRE__FRAME_MAX + 5 otherwise, so callers may add a few before they compare. */
-static uint64_t wire__size_field(const wire__field *f, const void *base)
-{
-    const char *at = (const char *)base + f->off;
-    switch (f->kind) {
-    case K_BYTES: return wire__size_bytes((const wire_bytes *)at);
-    case K_QOS: return *(const uint8_t *)at > 2 ? WIRE__BAD : 1;
-    case K_BOOL: return 1;
-    case K_I64: return wire__int_size(*(const int64_t *)at);
-    case K_U32: return wire__uint_size(*(const uint32_t *)at);
-    case K_U64: return wire__uint_size(*(const uint64_t *)at);
-    case K_BLIST: {
-        const wire_bytes_list *l = (const wire_bytes_list *)at;
-        wire_list_iter it = wire_bytes_list_iter(l);
-        wire_bytes b;
-        uint32_t got = 0;
-        uint64_t n = wire__count_size(l->count);
-        while (wire_bytes_list_next(&it, &b)) {
-            uint64_t e = wire__size_bytes(&b);
-            if (e == WIRE__BAD || (n += e) > WIRE__FRAME_MAX) {
-                return WIRE__BAD;
-            }
-            got++;
-        }
-        return got == l->count ? n : WIRE__BAD;
-    }
-    case K_NLIST: {
-        const wire_node_list *l = (const wire_node_list *)at;
-        wire_list_iter it = wire_node_list_iter(l);
-        wire_node node;
-        uint32_t got = 0;
-        uint64_t n = wire__count_size(l->count);
-        while (wire_node_list_next(&it, &node)) {
-            uint64_t e = wire__size_map(&wire__node_t, &node);
-            if (e == WIRE__BAD || (n += e) > WIRE__FRAME_MAX) {
-                return WIRE__BAD;
-            }
-            got++;
-        }
-        return got == l->count ? n : WIRE__BAD;
-    }
-    case K_RAW: {
-        /* Well-formed and one value only; the encoder's own bound on nesting is the stack cap. */
-        const wire_bytes *b = (const wire_bytes *)at;
-        if (b->p == NULL || b->len > WIRE__FRAME_MAX ||
-            wire__check_exact(b->p, b->len, WIRE_MAX_DEPTH_CAP, UINT32_MAX) != 0) {
-            return WIRE__BAD;
-        }
-        return b->len;
-    }
-    case K_MAP: return wire__size_map(f->sub, at);
-    case K_PTYPE:
-    case K_FVRESULT: {
-        const char *sel = wire__selector(f, *(const uint8_t *)at);
-        return sel == NULL ? WIRE__BAD : wire__bin_size(strlen(sel));
-    }
-    case K_RPCPAYLOAD: {
-        const wire_rpc_route *r = (const wire_rpc_route *)base;
-        if (r->payload_type == WIRE_RPC_PAYLOAD_CALL) {
-            return wire__size_map(&wire__call_t, &r->call);
-        }
-        return wire__size_map(&wire__reply_t, &r->reply); /* a bad type fails at K_PTYPE */
-    }
-    default: return WIRE__BAD;
-    }
-}
-
-/* The size of the map of base by table t, or WIRE__BAD. */
-static uint64_t wire__size_map(const wire__table *t, const void *base)
-{
-    uint32_t cnt = 0;
-    uint64_t n = 0;
-    for (uint32_t i = 0; i < t->n; i++) {
-        const wire__field *f = &t->f[i];
-        if (wire__field_present(f, base)) {
-            uint64_t e = wire__size_field(f, base);
-            cnt++;
-            n += 2 + (uint64_t)f->nlen + e; /* the key is a bin 8 */
-            if (e == WIRE__BAD || n > WIRE__FRAME_MAX) {
-                return WIRE__BAD;
-            }
-        }
-    }
-    n += wire__count_size(cnt);
-    return n > WIRE__FRAME_MAX ? WIRE__BAD : n;
-}
-
-static uint8_t *wire__write_map(const wire__table *t, const void *base, uint8_t *d);
-
-/* Writes field f's value (sized and checked by wire__size_field). */
-static uint8_t *wire__write_field(const wire__field *f, const void *base, uint8_t *d)
-{
-    const char *at = (const char *)base + f->off;
-    switch (f->kind) {
-    case K_BYTES: {
-        const wire_bytes *b = (const wire_bytes *)at;
-        return wire__w_bin(d, b->p, b->len);
-    }
-    case K_QOS: return wire__w_uint(d, *(const uint8_t *)at);
-    case K_BOOL: *d++ = *(const bool *)at ? 0xc3 : 0xc2; return d;
-    case K_I64: return wire__w_int(d, *(const int64_t *)at);
-    case K_U32: return wire__w_uint(d, *(const uint32_t *)at);
-    case K_U64: return wire__w_uint(d, *(const uint64_t *)at);
-    case K_BLIST: {
-        const wire_bytes_list *l = (const wire_bytes_list *)at;
-        wire_list_iter it = wire_bytes_list_iter(l);
-        wire_bytes b;
-        d = wire__w_count(d, l->count, false);
-        while (wire_bytes_list_next(&it, &b)) {
-            d = wire__w_bin(d, b.p, b.len);
-        }
-        return d;
-    }
-    case K_NLIST: {
-        const wire_node_list *l = (const wire_node_list *)at;
-        wire_list_iter it = wire_node_list_iter(l);
-        wire_node node;
-        d = wire__w_count(d, l->count, false);
-        while (wire_node_list_next(&it, &node)) {
-            d = wire__write_map(&wire__node_t, &node, d);
-        }
-        return d;
-    }
-    case K_RAW: {
-        const wire_bytes *b = (const wire_bytes *)at;
-        memcpy(d, b->p, b->len);
-        return d + b->len;
-    }
-    case K_MAP: return wire__write_map(f->sub, at, d);
-    case K_PTYPE:
-    case K_FVRESULT: {
-        const char *s = wire__selector(f, *(const uint8_t *)at);
-        return wire__w_bin(d, s, strlen(s));
-    }
-    case K_RPCPAYLOAD: {
-        const wire_rpc_route *r = (const wire_rpc_route *)base;
-        if (r->payload_type == WIRE_RPC_PAYLOAD_CALL) {
-            return wire__write_map(&wire__call_t, &r->call, d);
-        }
-        return wire__write_map(&wire__reply_t, &r->reply, d);
-    }
-    default: return d; /* refused by wire__size_field */
-    }
-}
-
-/* Copies a key name (2 to 19 bytes) a word at a time; a memcpy of a variable length this
- * short costs more than the copy. */
-static inline uint8_t *wire__w_name(uint8_t *d, const char *s, uint32_t n)
-{
-    if (n >= 8) {
-        for (uint32_t i = 0; i + 8 < n; i += 8) {
-            memcpy(d + i, s + i, 8);
-        }
-        memcpy(d + n - 8, s + n - 8, 8); /* the last 8, overlapping what was copied */
-    } else if (n >= 4) {
-        memcpy(d, s, 4);
-        memcpy(d + n - 4, s + n - 4, 4);
-    } else {
-        for (uint32_t i = 0; i < n; i++) {
-            d[i] = (uint8_t)s[i];
-        }
-    }
-    return d + n;
-}
-
-static uint8_t *wire__write_map(const wire__table *t, const void *base, uint8_t *d)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < t->n; i++) {
-        n += wire__field_present(&t->f[i], base) ? 1 : 0;
-    }
-    d = wire__w_count(d, n, true);
-    for (uint32_t i = 0; i < t->n; i++) {
-        const wire__field *f = &t->f[i];
-        if (wire__field_present(f, base)) {
-            *d++ = 0xc4;
-            *d++ = f->nlen;
-            d = wire__w_name(d, f->name, f->nlen);
-            d = wire__write_field(f, base, d);
-        }
-    }
-    return d;
-}
-
-/* PUBLISH, the message of the pub/sub hot path, written straight from its struct: the bytes
- * wire__publish_t gives (its five keys in table order, all required), without the walk. The
- * tests check it against the table encoder (a PUBSUB_ROUTE's nested payload). */
+/* PUBLISH, the message of the pub/sub hot path, written straight from its struct (at the top
+ * of a frame and inside a PUBSUB_ROUTE): the bytes wire__publish_t gives (its five keys in
+ * table order, all required), without the walk. tests/unit/test_wire_fast.c checks it against
+ * msgpuck, tests/unit/test_wire_diff.c against the table encoder it replaced. */
 static const uint8_t wire__k_topic[] = {0xc4, 5, 't', 'o', 'p', 'i', 'c'};
 static const uint8_t wire__k_payload[] = {0xc4, 7, 'p', 'a', 'y', 'l', 'o', 'a', 'd'};
 static const uint8_t wire__k_qos[] = {0xc4, 3, 'q', 'o', 's'};
@@ -1563,8 +1402,9 @@ static inline uint8_t *wire__publish_write(const wire_publish *p, uint8_t *d)
 }
 
 /* CALL and CAST (whose call_id is optional), and REPLY: the RPC hot path, written straight
- * from their structs like PUBLISH (the bytes of wire__call_t / wire__cast_f / wire__reply_t;
- * tests/unit/test_wire_diff.c checks them against the table encoder it replaced). */
+ * from their structs like PUBLISH, at the top of a frame and inside an RPC_ROUTE: the bytes of
+ * wire__call_t / wire__cast_f / wire__reply_t (tests/unit/test_wire_diff.c checks them against
+ * the table encoder it replaced). */
 static const uint8_t wire__k_call_id[] = {0xc4, 7, 'c', 'a', 'l', 'l', '_', 'i', 'd'};
 static const uint8_t wire__k_procedure[] = {0xc4, 9, 'p', 'r', 'o', 'c', 'e', 'd', 'u', 'r', 'e'};
 static const uint8_t wire__k_args[] = {0xc4, 4, 'a', 'r', 'g', 's'};
@@ -1652,6 +1492,197 @@ static inline uint8_t *wire__reply_write(const wire_reply *r, uint8_t *d)
     }
     d = WIRE__KEY(d, wire__k_result);
     return wire__w_bin(d, r->result.p, r->result.len);
+}
+
+static uint64_t wire__size_map(const wire__table *t, const void *base);
+
+/* The size of field f's value, or WIRE__BAD if it cannot be encoded. Never more than
+ * WIRE__FRAME_MAX + 5 otherwise, so callers may add a few before they compare. */
+static uint64_t wire__size_field(const wire__field *f, const void *base)
+{
+    const char *at = (const char *)base + f->off;
+    switch (f->kind) {
+    case K_BYTES: return wire__size_bytes((const wire_bytes *)at);
+    case K_QOS: return *(const uint8_t *)at > 2 ? WIRE__BAD : 1;
+    case K_BOOL: return 1;
+    case K_I64: return wire__int_size(*(const int64_t *)at);
+    case K_U32: return wire__uint_size(*(const uint32_t *)at);
+    case K_U64: return wire__uint_size(*(const uint64_t *)at);
+    case K_BLIST: {
+        const wire_bytes_list *l = (const wire_bytes_list *)at;
+        wire_list_iter it = wire_bytes_list_iter(l);
+        wire_bytes b;
+        uint32_t got = 0;
+        uint64_t n = wire__count_size(l->count);
+        while (wire_bytes_list_next(&it, &b)) {
+            uint64_t e = wire__size_bytes(&b);
+            if (e == WIRE__BAD || (n += e) > WIRE__FRAME_MAX) {
+                return WIRE__BAD;
+            }
+            got++;
+        }
+        return got == l->count ? n : WIRE__BAD;
+    }
+    case K_NLIST: {
+        const wire_node_list *l = (const wire_node_list *)at;
+        wire_list_iter it = wire_node_list_iter(l);
+        wire_node node;
+        uint32_t got = 0;
+        uint64_t n = wire__count_size(l->count);
+        while (wire_node_list_next(&it, &node)) {
+            uint64_t e = wire__size_map(&wire__node_t, &node);
+            if (e == WIRE__BAD || (n += e) > WIRE__FRAME_MAX) {
+                return WIRE__BAD;
+            }
+            got++;
+        }
+        return got == l->count ? n : WIRE__BAD;
+    }
+    case K_RAW: {
+        /* Well-formed and one value only; the encoder's own bound on nesting is the stack cap. */
+        const wire_bytes *b = (const wire_bytes *)at;
+        if (b->p == NULL || b->len > WIRE__FRAME_MAX ||
+            wire__check_exact(b->p, b->len, WIRE_MAX_DEPTH_CAP, UINT32_MAX) != 0) {
+            return WIRE__BAD;
+        }
+        return b->len;
+    }
+    case K_MAP:
+        return f->sub == &wire__publish_t ? wire__publish_size((const wire_publish *)at)
+                                          : wire__size_map(f->sub, at);
+    case K_PTYPE:
+    case K_FVRESULT: {
+        const char *sel = wire__selector(f, *(const uint8_t *)at);
+        return sel == NULL ? WIRE__BAD : wire__bin_size(strlen(sel));
+    }
+    case K_RPCPAYLOAD: {
+        const wire_rpc_route *r = (const wire_rpc_route *)base;
+        if (r->payload_type == WIRE_RPC_PAYLOAD_CALL) {
+            return wire__call_size(&r->call, false);
+        }
+        return wire__reply_size(&r->reply); /* a bad type fails at K_PTYPE */
+    }
+    default: return WIRE__BAD;
+    }
+}
+
+/* The size of the map of base by table t, or WIRE__BAD. */
+static uint64_t wire__size_map(const wire__table *t, const void *base)
+{
+    uint32_t cnt = 0;
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < t->n; i++) {
+        const wire__field *f = &t->f[i];
+        if (wire__field_present(f, base)) {
+            uint64_t e = wire__size_field(f, base);
+            cnt++;
+            n += 2 + (uint64_t)f->nlen + e; /* the key is a bin 8 */
+            if (e == WIRE__BAD || n > WIRE__FRAME_MAX) {
+                return WIRE__BAD;
+            }
+        }
+    }
+    n += wire__count_size(cnt);
+    return n > WIRE__FRAME_MAX ? WIRE__BAD : n;
+}
+
+static uint8_t *wire__write_map(const wire__table *t, const void *base, uint8_t *d);
+
+/* Writes field f's value (sized and checked by wire__size_field). */
+static uint8_t *wire__write_field(const wire__field *f, const void *base, uint8_t *d)
+{
+    const char *at = (const char *)base + f->off;
+    switch (f->kind) {
+    case K_BYTES: {
+        const wire_bytes *b = (const wire_bytes *)at;
+        return wire__w_bin(d, b->p, b->len);
+    }
+    case K_QOS: return wire__w_uint(d, *(const uint8_t *)at);
+    case K_BOOL: *d++ = *(const bool *)at ? 0xc3 : 0xc2; return d;
+    case K_I64: return wire__w_int(d, *(const int64_t *)at);
+    case K_U32: return wire__w_uint(d, *(const uint32_t *)at);
+    case K_U64: return wire__w_uint(d, *(const uint64_t *)at);
+    case K_BLIST: {
+        const wire_bytes_list *l = (const wire_bytes_list *)at;
+        wire_list_iter it = wire_bytes_list_iter(l);
+        wire_bytes b;
+        d = wire__w_count(d, l->count, false);
+        while (wire_bytes_list_next(&it, &b)) {
+            d = wire__w_bin(d, b.p, b.len);
+        }
+        return d;
+    }
+    case K_NLIST: {
+        const wire_node_list *l = (const wire_node_list *)at;
+        wire_list_iter it = wire_node_list_iter(l);
+        wire_node node;
+        d = wire__w_count(d, l->count, false);
+        while (wire_node_list_next(&it, &node)) {
+            d = wire__write_map(&wire__node_t, &node, d);
+        }
+        return d;
+    }
+    case K_RAW: {
+        const wire_bytes *b = (const wire_bytes *)at;
+        memcpy(d, b->p, b->len);
+        return d + b->len;
+    }
+    case K_MAP:
+        return f->sub == &wire__publish_t ? wire__publish_write((const wire_publish *)at, d)
+                                          : wire__write_map(f->sub, at, d);
+    case K_PTYPE:
+    case K_FVRESULT: {
+        const char *s = wire__selector(f, *(const uint8_t *)at);
+        return wire__w_bin(d, s, strlen(s));
+    }
+    case K_RPCPAYLOAD: {
+        const wire_rpc_route *r = (const wire_rpc_route *)base;
+        if (r->payload_type == WIRE_RPC_PAYLOAD_CALL) {
+            return wire__call_write(&r->call, false, d);
+        }
+        return wire__reply_write(&r->reply, d);
+    }
+    default: return d; /* refused by wire__size_field */
+    }
+}
+
+/* Copies a key name (2 to 19 bytes) a word at a time; a memcpy of a variable length this
+ * short costs more than the copy. */
+static inline uint8_t *wire__w_name(uint8_t *d, const char *s, uint32_t n)
+{
+    if (n >= 8) {
+        for (uint32_t i = 0; i + 8 < n; i += 8) {
+            memcpy(d + i, s + i, 8);
+        }
+        memcpy(d + n - 8, s + n - 8, 8); /* the last 8, overlapping what was copied */
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            d[i] = (uint8_t)s[i];
+        }
+    }
+    return d + n;
+}
+
+static uint8_t *wire__write_map(const wire__table *t, const void *base, uint8_t *d)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->n; i++) {
+        n += wire__field_present(&t->f[i], base) ? 1 : 0;
+    }
+    d = wire__w_count(d, n, true);
+    for (uint32_t i = 0; i < t->n; i++) {
+        const wire__field *f = &t->f[i];
+        if (wire__field_present(f, base)) {
+            *d++ = 0xc4;
+            *d++ = f->nlen;
+            d = wire__w_name(d, f->name, f->nlen);
+            d = wire__write_field(f, base, d);
+        }
+    }
+    return d;
 }
 
 /* The payload size of m, or WIRE__BAD if m cannot be encoded. */
