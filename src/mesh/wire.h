@@ -24,11 +24,15 @@
  * required key that is missing, or a value of the wrong type is WIRE_EMALFORMED. An optional
  * key whose value is nil counts as absent.
  *
- * Hostile input: before any typed decoding the whole payload is walked once by a bounds-checked
- * validator (it does not rely on msgpuck's mp_check, whose element counter can overflow on
- * map32 counts >= 2^30). Every container's element count is checked against
- * wire_limits.max_elems and its nesting against wire_limits.max_depth (WIRE_ELIMIT), every
- * length against the bytes that remain (WIRE_EMALFORMED). Only then are values read.
+ * Hostile input: the payload is decoded in one bounds-checked pass (it does not rely on
+ * msgpuck's mp_check, whose element counter can overflow on map32 counts >= 2^30). Every
+ * container's element count is checked against wire_limits.max_elems and its nesting against
+ * wire_limits.max_depth (WIRE_ELIMIT), every length against the bytes that remain
+ * (WIRE_EMALFORMED), before anything inside is read; values the decoder skips (unknown keys)
+ * are checked the same way. The error is that of "validate the whole payload, then decode":
+ * if the payload is not well-formed msgpack within the limits, the first such problem in byte
+ * order decides between WIRE_ELIMIT and WIRE_EMALFORMED, even when a typed problem (a missing
+ * key, a wrong type) comes earlier; otherwise a typed problem is WIRE_EMALFORMED.
  *
  * Built on msgpuck (header-only). wire.c is the one translation unit that defines MP_SOURCE,
  * i.e. holds msgpuck's out-of-line functions and tables: macula_core needs no libmsgpuck.a,
@@ -389,7 +393,15 @@ int wire_decode(const uint8_t *buf, size_t len, const wire_limits *lim, wire_msg
  * The encoder does not apply a peer's limits; receivers do. */
 int wire_encode(const wire_msg *m, uint8_t *buf, size_t cap, size_t *len);
 
-/* As wire_encode into a malloc'd buffer the caller frees. WIRE_ENOMEM if malloc fails. */
+/* The exact size in bytes of the frame wire_encode writes for *m (header included), or 0 if
+ * *m cannot be encoded (every case wire_encode refuses with WIRE_EINVAL). Costs a walk of the
+ * message without writing or copying anything (a raw STORE / FIND_VALUE_REPLY value is
+ * checked, as wire_encode does); use it to size a buffer exactly, then wire_encode into it
+ * (which sizes again: it never trusts a size from an earlier call). */
+size_t wire_encoded_size(const wire_msg *m);
+
+/* As wire_encode into a malloc'd buffer of exactly the frame's size, which the caller frees.
+ * WIRE_ENOMEM if malloc fails. */
 int wire_encode_alloc(const wire_msg *m, uint8_t **out, size_t *len);
 
 /* ---- streaming reassembly --------------------------------------------------------------- */
