@@ -262,23 +262,6 @@ static void psc__act_free(psc *p, psc_act *r)
     psc__release(p, r, sizeof *r);
 }
 
-/* wire_encode_alloc in one pass: a buffer of `guess` bytes first (the caller's estimate from
- * the variable fields), the exact size only when that was short. */
-static int psc__encode(const wire_msg *m, size_t guess, uint8_t **out, size_t *len)
-{
-    *out = malloc(guess);
-    if (*out == NULL) {
-        return WIRE_ENOMEM;
-    }
-    int rc = wire_encode(m, *out, guess, len);
-    if (rc == WIRE_OK) {
-        return rc;
-    }
-    free(*out);
-    *out = NULL;
-    return rc == WIRE_ENOBUF ? wire_encode_alloc(m, out, len) : rc;
-}
-
 static int psc__send_frame(psc *p, bool to_node, uint64_t conn, const psc_node *n,
                            const wire_msg *m)
 {
@@ -972,8 +955,7 @@ static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint
             w.publish.payload = (wire_bytes){payload, plen};
             w.publish.qos = q;
             w.publish.message_id = (wire_bytes){id, id ? QOS_ID_LEN : 0};
-            if (psc__encode(&w, WIRE_HEADER_LEN + 96 + tlen + plen, &frames[q], &flen[q]) !=
-                WIRE_OK) {
+            if (wire_encode_alloc(&w, &frames[q], &flen[q]) != WIRE_OK) {
                 continue;
             }
         }
@@ -1086,8 +1068,7 @@ static void psc__route_out(psc *p, const psc_cache *const *keys, size_t nkeys, c
             r->payload.message_id = (wire_bytes){id, id ? QOS_ID_LEN : 0};
             uint8_t *frame = NULL;
             size_t flen = 0;
-            if (psc__encode(&w, WIRE_HEADER_LEN + 192 + 2 * tlen + plen, &frame, &flen) !=
-                WIRE_OK) {
+            if (wire_encode_alloc(&w, &frame, &flen) != WIRE_OK) {
                 continue;
             }
             if (qos == 1) {

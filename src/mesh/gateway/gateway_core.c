@@ -225,10 +225,9 @@ static size_t gwc__arena(gwc *g, size_t n)
 
 static int gwc__send(gwc *g, uint64_t conn, const wire_msg *m)
 {
-    size_t need = 0;
-    int rc = wire_encode(m, NULL, 0, &need);
-    if (rc != WIRE_ENOBUF) {
-        return rc == WIRE_ENOMEM ? GWC_ENOMEM : GWC_EINVAL;
+    size_t need = wire_encoded_size(m);
+    if (need == 0) {
+        return GWC_EINVAL;
     }
     size_t off = gwc__arena(g, need);
     if (off == SIZE_MAX) {

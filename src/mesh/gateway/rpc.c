@@ -149,29 +149,13 @@ static void gw_rpc__hop_gone(gw_rpc *g, gw_rpc_call *e, bool failed)
  * it to macula_gateway through the cached pid (looked up again once when it died). */
 static void gw_rpc__send_conn(gw_rpc *g, uint64_t conn, const wire_msg *m)
 {
-    size_t len = 0;
-    int rc = WIRE_ENOBUF;
-    for (int tries = 0; tries < 2 && rc == WIRE_ENOBUF; tries++) {
-        /* the first try in what the buffer has; on ENOBUF, len is not known: 4x and again */
-        size_t want = tries == 0 ? 4096 : g->sbuf_cap * 4;
-        if (!bytebuf_reserve(&g->sbuf, &g->sbuf_cap, want, 4096)) {
-            return;
-        }
-        rc = wire_encode(m, g->sbuf + sizeof conn, g->sbuf_cap - sizeof conn, &len);
-    }
-    if (rc != WIRE_OK) {
-        uint8_t *frame = NULL; /* larger still: once the size is known, in place */
-        if (rc != WIRE_ENOBUF || wire_encode_alloc(m, &frame, &len) != WIRE_OK) {
-            return;
-        }
-        free(frame);
-        if (!bytebuf_reserve(&g->sbuf, &g->sbuf_cap, sizeof conn + len, 4096) ||
-            wire_encode(m, g->sbuf + sizeof conn, g->sbuf_cap - sizeof conn, &len) != WIRE_OK) {
-            return;
-        }
+    size_t len = wire_encoded_size(m);
+    if (len == 0 || !bytebuf_reserve(&g->sbuf, &g->sbuf_cap, sizeof conn + len, 4096) ||
+        wire_encode(m, g->sbuf + sizeof conn, len, &len) != WIRE_OK) {
+        return;
     }
     memcpy(g->sbuf, &conn, sizeof conn);
-    rc = SUP_ENOPROC;
+    int rc = SUP_ENOPROC;
     if (!sup_pid_is_null(g->gw)) {
         rc = sup_send(g->rt, sup_self(g->self), g->gw, GW_SEND_FRAME, g->sbuf, sizeof conn + len);
     }
