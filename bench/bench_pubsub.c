@@ -21,6 +21,9 @@
  *             slowest subscriber (W = min(1000, 256 KiB / SIZE)): the same end-to-end flow
  *             control for every system; without it a subscriber that falls behind is cut off
  *             (macula: send queue full, redis: output buffer limit, NATS: slow consumer).
+ *             A waiting publisher is woken as soon as a subscriber makes progress: the peers'
+ *             through a condition variable, macula's (which keeps its connection running in
+ *             macula_mesh_run meanwhile) through macula_mesh_wake.
  *             The peers' publisher buffers writes (flushed at 16 KiB or when it must wait), as
  *             their own client libraries do; macula's publisher calls macula_mesh_publish
  *             (QoS 0 queues; the API sends at 16 KiB) and macula_mesh_flush when it must wait.
@@ -926,10 +929,18 @@ static _Atomic int g_stop;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 static _Atomic int g_waiting;
+static macula_mesh *_Atomic g_pub_mesh; /* a macula publisher waits in macula_mesh_run */
 
+/* A subscriber made progress: the waiting publisher is woken, whichever way it waits (a
+ * condition variable, or a macula publisher's macula_mesh_run through macula_mesh_wake). */
 static void wake_publisher(void)
 {
     if (atomic_load_explicit(&g_waiting, memory_order_relaxed)) {
+        macula_mesh *pm = atomic_load_explicit(&g_pub_mesh, memory_order_acquire);
+        if (pm != NULL) {
+            macula_mesh_wake(pm);
+            return;
+        }
         pthread_mutex_lock(&g_mu);
         pthread_cond_signal(&g_cv);
         pthread_mutex_unlock(&g_mu);
@@ -988,7 +999,13 @@ static bool wait_until(bus *pub, sub_state *subs, int n, pred_fn pred, uint32_t 
             return false;
         }
         if (pub->kind == SYS_MACULA) {
-            macula_mesh_run(pub->m, 1);
+            /* its own connection keeps running meanwhile; a subscriber's progress wakes it */
+            atomic_store(&g_pub_mesh, pub->m);
+            atomic_store(&g_waiting, 1);
+            if (!pred(subs, n, arg)) {
+                macula_mesh_run(pub->m, 1);
+            }
+            atomic_store(&g_waiting, 0);
             continue;
         }
         if (pub->kind == SYS_REDIS) {

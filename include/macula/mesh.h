@@ -98,6 +98,11 @@ int macula_mesh_unsubscribe(macula_mesh *m, const char *pattern);
 int macula_mesh_run(macula_mesh *m, uint32_t timeout_ms);
 /* From a callback: make macula_mesh_run return. */
 void macula_mesh_stop(macula_mesh *m);
+/* From any thread (the only call that may be made from another thread): make the
+ * macula_mesh_run that is running return soon, or the next one at once if none runs; wakes
+ * that come together may return it once. For a program whose other threads learn what the
+ * thread in macula_mesh_run waits for. Not after macula_mesh_disconnect. */
+void macula_mesh_wake(macula_mesh *m);
 
 /* ---- RPC: call / cast / advertise / unadvertise --------------------------------------------
  * macula/mesh_rpc.h (prefix macula_rpc_): a macula_rpc is its own connection to a node, driven

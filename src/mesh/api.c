@@ -36,6 +36,7 @@ struct macula_mesh {
     uv_timer_t ping;  /* keep-alive */
     uv_timer_t retry; /* QoS 1 outbox */
     uv_timer_t wait;  /* bounds the wait for a full send queue */
+    uv_async_t wake;  /* macula_mesh_wake: ends a macula_mesh_run from another thread */
     mesh_client *client;
     identity *id;
     char dir[512];
@@ -293,6 +294,12 @@ static void api__rm_identity(const char *dir)
     rmdir(dir);
 }
 
+static void api__wake_cb(uv_async_t *a)
+{
+    macula_mesh *m = a->data;
+    m->stop = true;
+}
+
 static void api__close_cb(uv_handle_t *h)
 {
     (void)h;
@@ -318,6 +325,7 @@ static void api__free(macula_mesh *m)
     uv_close((uv_handle_t *)&m->ping, api__close_cb);
     uv_close((uv_handle_t *)&m->retry, api__close_cb);
     uv_close((uv_handle_t *)&m->wait, api__close_cb);
+    uv_close((uv_handle_t *)&m->wake, api__close_cb);
     while (uv_run(&m->loop, UV_RUN_DEFAULT) != 0) {
     }
     (void)uv_loop_close(&m->loop);
@@ -362,6 +370,9 @@ int macula_mesh_connect(const char *url, const macula_mesh_options *opts, macula
     uv_timer_init(&m->loop, &m->retry);
     uv_timer_init(&m->loop, &m->wait);
     m->timer.data = m->ping.data = m->retry.data = m->wait.data = m;
+    uv_async_init(&m->loop, &m->wake, api__wake_cb);
+    m->wake.data = m;
+    uv_unref((uv_handle_t *)&m->wake); /* does not keep the loop alive by itself */
     if (m->outbox == NULL || m->dedup == NULL ||
         gnutls_rnd(GNUTLS_RND_NONCE, m->id_prefix, sizeof m->id_prefix) != 0) {
         api__free(m);
@@ -603,4 +614,11 @@ int macula_mesh_run(macula_mesh *m, uint32_t timeout_ms)
 void macula_mesh_stop(macula_mesh *m)
 {
     m->stop = true;
+}
+
+void macula_mesh_wake(macula_mesh *m)
+{
+    if (m != NULL) {
+        (void)uv_async_send(&m->wake);
+    }
 }

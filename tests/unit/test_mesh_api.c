@@ -11,7 +11,9 @@
  *    in order at every matching pattern; invalid topics are refused after a valid one;
  *    unsubscribe, subscribe and subscribe-from-a-callback change who receives.
  * No timing assertions: waits are bounded loops. */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -166,6 +168,59 @@ static void warm_up(macula_mesh *pub, macula_mesh *sub, const sink *s)
     for (int i = 0; i < 10; i++) {
         assert_int_equal(macula_mesh_run(sub, 10), MACULA_MESH_OK);
     }
+}
+
+/* macula_mesh_wake from another thread ends a macula_mesh_run with no timeout (the only ways out
+ * of it are a stop, a wake and the connection's end); a wake before the run makes the next one
+ * return. A run that never returns would hang the test: the waker ends the process after 60 s. */
+typedef struct waker {
+    macula_mesh *m;
+    pid_t node; /* killed with the process on failure (its output would keep ctest waiting) */
+    atomic_int woke, returned;
+} waker;
+
+static void *waker_main(void *arg)
+{
+    waker *w = arg;
+    atomic_store(&w->woke, 1);
+    macula_mesh_wake(w->m);
+    for (int i = 0; i < 6000 && !atomic_load(&w->returned); i++) {
+        usleep(10000);
+    }
+    if (!atomic_load(&w->returned)) {
+        fprintf(stderr, "test_wake: macula_mesh_run did not return after macula_mesh_wake\n");
+        kill(w->node, SIGKILL);
+        _exit(1); /* not abort(): cmocka catches SIGABRT on its own thread only */
+    }
+    return NULL;
+}
+
+static void test_wake(void **state)
+{
+    const node *n = *state;
+    macula_mesh_options o = {.realm = REALM};
+    macula_mesh *m = NULL;
+    assert_int_equal(macula_mesh_connect(n->url, &o, &m), MACULA_MESH_OK);
+    for (int round = 0; round < 3; round++) {
+        waker w = {.m = m, .node = n->pid};
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, waker_main, &w), 0);
+        assert_int_equal(macula_mesh_run(m, 0), MACULA_MESH_OK);
+        assert_int_equal(atomic_load(&w.woke), 1);
+        atomic_store(&w.returned, 1);
+        assert_int_equal(pthread_join(t, NULL), 0);
+    }
+    /* a wake before the run: the next run returns */
+    waker w = {.m = m, .node = n->pid};
+    macula_mesh_wake(m);
+    atomic_store(&w.woke, 1);
+    pthread_t t;
+    atomic_store(&w.returned, 0);
+    assert_int_equal(pthread_create(&t, NULL, waker_main, &w), 0);
+    assert_int_equal(macula_mesh_run(m, 0), MACULA_MESH_OK);
+    atomic_store(&w.returned, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    macula_mesh_disconnect(m);
 }
 
 static void test_qos0_burst(void **state)
@@ -415,6 +470,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_wake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos0_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_topics_and_subscriptions, setup, teardown),
