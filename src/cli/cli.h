@@ -37,8 +37,9 @@ int cli_mcp_fixture(int argc, char **argv);
 int cli_dht(int argc, char **argv);
 int cli_call(int argc, char **argv);
 int cli_advertise(int argc, char **argv);
-/* `macula __handler-guard CMD ARGS...` (internal, started by advertise): runs CMD in the
- * guard's process group, exits as CMD did, and kills the group when advertise dies. */
+/* `macula __handler-guard PID CMD ARGS...` (internal, started by advertise, PID its own):
+ * runs CMD in the guard's process group, exits as CMD did, and kills the group when
+ * advertise dies. */
 int cli_handler_guard(int argc, char **argv);
 int cli_pub(int argc, char **argv);
 int cli_sub(int argc, char **argv);

@@ -16,9 +16,10 @@
  * after --max-time S (60) is killed (handler_error). Prints "serving PROC" once advertised.
  *
  * Each handler runs in a process group of its own, led by a small guard (`macula
- * __handler-guard CMD ARGS...`, this binary) that runs CMD and passes its exit status on. The
- * guard asks the kernel for SIGHUP when advertise dies (PR_SET_PDEATHSIG), even by SIGKILL, and
- * then kills its whole group: no handler, and nothing a handler started, outlives advertise.
+ * __handler-guard PID CMD ARGS...`, this binary; PID is advertise's) that runs CMD and passes
+ * its exit status on. The guard asks the kernel for SIGHUP when advertise dies
+ * (PR_SET_PDEATHSIG), even by SIGKILL, and then kills its whole group: no running handler, nor
+ * what it started in its group, outlives advertise.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +48,8 @@ typedef struct rpc_cli {
     const char *args;
     uint32_t timeout_ms;
     char **argv;  /* advertise: the command */
-    char **gargv; /* advertise: "macula", "__handler-guard", the command, NULL */
+    char **gargv; /* advertise: "macula", "__handler-guard", our pid, the command, NULL */
+    char self_pid[24];
     uint64_t max_time_ms;
     int status;
     bool done;
@@ -489,14 +491,16 @@ static int rpc_cli__common(int argc, char **argv, bool advertise)
     c.argv = advertise ? argv + i : NULL;
     if (advertise) {
         size_t n = (size_t)(argc - i);
-        c.gargv = calloc(n + 3, sizeof *c.gargv);
+        c.gargv = calloc(n + 4, sizeof *c.gargv);
         if (c.gargv == NULL) {
             fprintf(stderr, "%s: out of memory\n", c.prog);
             return 1;
         }
+        snprintf(c.self_pid, sizeof c.self_pid, "%ld", (long)getpid());
         c.gargv[0] = "macula";
         c.gargv[1] = "__handler-guard";
-        memcpy(c.gargv + 2, c.argv, n * sizeof *c.gargv);
+        c.gargv[2] = c.self_pid;
+        memcpy(c.gargv + 3, c.argv, n * sizeof *c.gargv);
     } else {
         json_error_t jerr;
         json_t *v = json_loads(c.args, JSON_DECODE_ANY, &jerr);
@@ -534,18 +538,23 @@ static void rpc_guard__orphaned(int sig)
 
 int cli_handler_guard(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "macula __handler-guard: a command is needed\n");
+    char *end = NULL;
+    long watched = argc >= 3 ? strtol(argv[1], &end, 10) : 0;
+    if (argc < 3 || end == NULL || *end != '\0' || watched < 1) {
+        fprintf(stderr, "macula __handler-guard: usage: PID CMD [ARGS...]\n");
         return 127;
     }
+    argc--; /* from here on, argv[1] is the command */
+    argv++;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = rpc_guard__orphaned;
     sigemptyset(&sa.sa_mask);
     (void)sigaction(SIGHUP, &sa, NULL);
-    pid_t parent = getppid();
-    if (prctl(PR_SET_PDEATHSIG, SIGHUP) != 0 || getppid() != parent || parent == 1) {
-        rpc_guard__orphaned(SIGHUP); /* advertise is gone already (or cannot be watched) */
+    /* after the request, the parent must still be advertise: else it died before (our parent
+     * is then init or a subreaper) and no SIGHUP would come */
+    if (prctl(PR_SET_PDEATHSIG, SIGHUP) != 0 || getppid() != (pid_t)watched) {
+        rpc_guard__orphaned(SIGHUP);
     }
     pid_t child = fork();
     if (child < 0) {

@@ -37,6 +37,8 @@ struct macula_mesh {
     uv_timer_t retry; /* QoS 1 outbox */
     uv_timer_t wait;  /* bounds the wait for a full send queue */
     uv_async_t wake;  /* macula_mesh_wake: ends a macula_mesh_run from another thread */
+    bool woken;       /* a wake arrived that no macula_mesh_run has returned for yet */
+    bool in_run;      /* inside macula_mesh_run (other waits leave `woken` alone) */
     mesh_client *client;
     identity *id;
     char dir[512];
@@ -140,7 +142,7 @@ static void api__spin(macula_mesh *m, uint32_t timeout_ms)
     if (timeout_ms > 0) {
         uv_timer_start(&m->timer, api__timer_cb, timeout_ms, 0);
     }
-    while (!m->stop && !m->timed_out && !m->closed) {
+    while (!m->stop && !m->timed_out && !m->closed && !(m->woken && m->in_run)) {
         if (uv_run(&m->loop, UV_RUN_ONCE) == 0) {
             break;
         }
@@ -177,6 +179,9 @@ static void api__deliver(macula_mesh *m, const wire_publish *p)
     const char *topic = (const char *)p->topic.p;
     size_t tlen = p->topic.len;
     if (tlen != m->hit_topic_len || memcmp(topic, m->hit_topic, tlen) != 0) {
+        /* a delivery this one is nested in (a callback that ran the loop) must not trust the
+         * hits any more: they are about to describe another topic */
+        m->subs_gen++;
         for (size_t i = 0; i < m->nsubs; i++) {
             m->subs[i].hit = topic_match(m->subs[i].pattern, m->subs[i].len, topic, tlen);
         }
@@ -297,7 +302,7 @@ static void api__rm_identity(const char *dir)
 static void api__wake_cb(uv_async_t *a)
 {
     macula_mesh *m = a->data;
-    m->stop = true;
+    m->woken = true; /* kept until a macula_mesh_run returns: no other wait consumes it */
 }
 
 static void api__close_cb(uv_handle_t *h)
@@ -370,7 +375,18 @@ int macula_mesh_connect(const char *url, const macula_mesh_options *opts, macula
     uv_timer_init(&m->loop, &m->retry);
     uv_timer_init(&m->loop, &m->wait);
     m->timer.data = m->ping.data = m->retry.data = m->wait.data = m;
-    uv_async_init(&m->loop, &m->wake, api__wake_cb);
+    if (uv_async_init(&m->loop, &m->wake, api__wake_cb) != 0) {
+        uv_close((uv_handle_t *)&m->timer, NULL);
+        uv_close((uv_handle_t *)&m->ping, NULL);
+        uv_close((uv_handle_t *)&m->retry, NULL);
+        uv_close((uv_handle_t *)&m->wait, NULL);
+        (void)uv_run(&m->loop, UV_RUN_DEFAULT);
+        (void)uv_loop_close(&m->loop);
+        qos_outbox_free(m->outbox);
+        qos_dedup_free(m->dedup);
+        free(m);
+        return MACULA_MESH_ENOMEM;
+    }
     m->wake.data = m;
     uv_unref((uv_handle_t *)&m->wake); /* does not keep the loop alive by itself */
     if (m->outbox == NULL || m->dedup == NULL ||
@@ -607,7 +623,10 @@ int macula_mesh_run(macula_mesh *m, uint32_t timeout_ms)
     if (m->closed) {
         return MACULA_MESH_ECLOSED;
     }
+    m->in_run = true;
     api__spin(m, timeout_ms);
+    m->in_run = false;
+    m->woken = false;
     return m->closed ? MACULA_MESH_ECLOSED : MACULA_MESH_OK;
 }
 

@@ -123,6 +123,20 @@ kill -9 "${adv[orphan]}"
 group_gone() { ! pgrep -g "$hpgid" >/dev/null; }
 check "after kill -9 of advertise, nothing of the handler's group is left" poll 10 group_gone
 
+# advertise as PID 1 (a container's entry point, here a PID namespace of its own): its
+# handlers' guards must not take PID 1 for a dead parent.
+if unshare -fp --mount-proc true 2>/dev/null; then
+  unshare -fp --mount-proc "$macula" advertise demo.pid1 --node "$(url 2)" --realm $R -- sh -c 'echo 11' \
+    >"$work/adv.pid1.out" 2>"$work/adv.pid1.err" &
+  adv[pid1]=$!
+  pids+=("${adv[pid1]}")
+  check "advertise as PID 1 of a PID namespace serves demo.pid1" poll 20 grep -q "serving demo.pid1" "$work/adv.pid1.out"
+  check "...and its handler answers" poll 30 answers 2 $R demo.pid1 '{}' 11
+  kill -TERM "${adv[pid1]}" 2>/dev/null
+else
+  echo "skip advertise as PID 1 (no PID namespaces here)"
+fi
+
 # Realms: node 6 of another realm bootstraps through node 1 (refused there).
 check "node 6 (realm other.realm) starts" start 6 other.realm "$(url 1)"
 call 6 other.realm demo.add '[1,2]' 20

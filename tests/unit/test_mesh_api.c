@@ -223,6 +223,89 @@ static void test_wake(void **state)
     macula_mesh_disconnect(m);
 }
 
+/* Nested deliveries: S1's callback (n.a.*) runs the loop and a message on another topic
+ * (n.b.y, for S3 only) is delivered inside it; back in the outer delivery, S2 (n.a.**) must
+ * still get n.a.x and S3 must not. The remembered matches of the inner topic must not be
+ * used for the outer one. */
+typedef struct nest {
+    macula_mesh *pub, *sub;
+    int s1, s2, s3, s3_wrong, nested;
+} nest;
+
+static void nest_s1(void *ctx, const char *topic, size_t tlen, const char *pattern,
+                    const uint8_t *payload, size_t len)
+{
+    (void)pattern;
+    (void)payload;
+    (void)len;
+    nest *x = ctx;
+    if (tlen != 5 || memcmp(topic, "n.a.x", 5) != 0) {
+        return;
+    }
+    x->s1++;
+    if (x->nested++ > 0) {
+        return;
+    }
+    assert_int_equal(macula_mesh_publish(x->pub, "n.b.y", (const uint8_t *)"b", 1, 0),
+                     MACULA_MESH_OK);
+    assert_int_equal(macula_mesh_flush(x->pub), MACULA_MESH_OK);
+    for (int i = 0; i < 500 && x->s3 == 0; i++) {
+        assert_int_equal(macula_mesh_run(x->sub, 10), MACULA_MESH_OK);
+    }
+}
+
+static void nest_s2(void *ctx, const char *topic, size_t tlen, const char *pattern,
+                    const uint8_t *payload, size_t len)
+{
+    (void)pattern;
+    (void)payload;
+    (void)len;
+    nest *x = ctx;
+    if (tlen == 5 && memcmp(topic, "n.a.x", 5) == 0) {
+        x->s2++;
+    }
+}
+
+static void nest_s3(void *ctx, const char *topic, size_t tlen, const char *pattern,
+                    const uint8_t *payload, size_t len)
+{
+    (void)pattern;
+    (void)payload;
+    (void)len;
+    nest *x = ctx;
+    if (tlen == 5 && memcmp(topic, "n.b.y", 5) == 0) {
+        x->s3++;
+    } else {
+        x->s3_wrong++;
+    }
+}
+
+static void test_nested_delivery(void **state)
+{
+    const node *n = *state;
+    macula_mesh_options o = {.realm = REALM};
+    nest x = {0};
+    assert_int_equal(macula_mesh_connect(n->url, &o, &x.pub), MACULA_MESH_OK);
+    assert_int_equal(macula_mesh_connect(n->url, &o, &x.sub), MACULA_MESH_OK);
+    assert_int_equal(macula_mesh_subscribe(x.sub, "n.a.*", 0, nest_s1, &x), MACULA_MESH_OK);
+    assert_int_equal(macula_mesh_subscribe(x.sub, "n.a.**", 0, nest_s2, &x), MACULA_MESH_OK);
+    assert_int_equal(macula_mesh_subscribe(x.sub, "n.b.*", 0, nest_s3, &x), MACULA_MESH_OK);
+    /* until the subscriptions are in place at the node: n.a.x reaches S1 */
+    for (int i = 0; i < 500 && x.s1 == 0; i++) {
+        assert_int_equal(macula_mesh_publish(x.pub, "n.a.x", (const uint8_t *)"a", 1, 0),
+                         MACULA_MESH_OK);
+        assert_int_equal(macula_mesh_flush(x.pub), MACULA_MESH_OK);
+        assert_int_equal(macula_mesh_run(x.sub, 20), MACULA_MESH_OK);
+    }
+    assert_int_equal(x.nested > 0, 1);
+    assert_int_equal(x.s3, 1);
+    /* every n.a.x S1 saw, S2 saw too; S3 saw only n.b.y */
+    assert_int_equal(x.s2, x.s1);
+    assert_int_equal(x.s3_wrong, 0);
+    macula_mesh_disconnect(x.pub);
+    macula_mesh_disconnect(x.sub);
+}
+
 static void test_qos0_burst(void **state)
 {
     const node *n = *state;
@@ -471,6 +554,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nested_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos0_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_topics_and_subscriptions, setup, teardown),

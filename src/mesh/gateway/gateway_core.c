@@ -828,6 +828,10 @@ int gwc_send_frame_many(gwc *g, const uint8_t *conns, size_t n, const uint8_t *f
         }
         gwc__act *a = gwc__push(g, GWC_ACT_SEND, conn);
         if (a == NULL) {
+            if (queued == 0) {
+                g->arena_len = off;
+                return GWC_ENOMEM;
+            }
             break; /* the ones queued so far stay queued */
         }
         a->data_off = off;

@@ -38,7 +38,7 @@ typedef struct gw_quic {
     bool flush_queued; /* a QS_FLUSH to ourselves is on its way */
 } gw_quic;
 
-enum { QS_FLUSH = 0x4801 };
+enum { QS_FLUSH = 0x4f01 };         /* self-sent only; a range no other actor uses */
 #define QS_BATCH_MAX (256u * 1024u) /* a batch this large goes at once */
 
 /* Sends the data gathered in this loop turn to the gateway as one GW_CONN_DATA_BATCH (stream
