@@ -38,8 +38,8 @@ typedef struct gw_quic {
     bool flush_queued; /* a QS_FLUSH to ourselves is on its way */
 } gw_quic;
 
-enum { QS_FLUSH = 0x4f01 };         /* self-sent only; a range no other actor uses */
-#define QS_BATCH_MAX (256u * 1024u) /* a batch this large goes at once */
+enum { QS_FLUSH = 0x4f01 };               /* self-sent only; a range no other actor uses */
+#define QS_BATCH_MAX ((size_t)256 * 1024) /* a batch this large goes at once */
 
 /* Sends the data gathered in this loop turn to the gateway as one GW_CONN_DATA_BATCH (stream
  * data arrives in libuv's read callbacks; the runtime runs after them, so the batch costs no
@@ -141,12 +141,11 @@ static void qs__on_stream_data(quic_conn *c, int64_t sid, const uint8_t *data, s
     memcpy(q->batch + q->blen, &r, sizeof r);
     memcpy(q->batch + q->blen + sizeof r, data, len);
     q->blen = need;
-    if (q->blen >= QS_BATCH_MAX) {
-        qs__flush(q);
-    } else if (!q->flush_queued && sup_send(q->rt, q->self, q->self, QS_FLUSH, NULL, 0) == SUP_OK) {
-        q->flush_queued = true;
-    } else if (!q->flush_queued) {
-        qs__flush(q);
+    if (q->blen < QS_BATCH_MAX && !q->flush_queued) {
+        q->flush_queued = sup_send(q->rt, q->self, q->self, QS_FLUSH, NULL, 0) == SUP_OK;
+    }
+    if (q->blen >= QS_BATCH_MAX || !q->flush_queued) {
+        qs__flush(q); /* large enough now, or no flush could be queued */
     }
 }
 
