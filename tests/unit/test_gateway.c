@@ -639,6 +639,45 @@ static void test_pubsub_publish_fanout(void **state)
     fake_clear(&n->fk);
 }
 
+/* The pubsub worker is stopped (terminate_child: it stays down) after the gateway cached its
+ * pid: a PUBLISH taken into a batch that then finds no worker is counted as unhandled, not
+ * lost silently; once the worker is back, publishes flow again. */
+static void test_publish_without_worker(void **state)
+{
+    node *n = *state;
+    handshake(n, 1, 0x01);
+    handshake(n, 2, 0x02);
+    static const wire_bytes topics[] = {{(const uint8_t *)"t.x", 3}};
+    wire_msg sub = {.type = WIRE_SUBSCRIBE};
+    sub.subscribe.topics = (wire_bytes_list){1, topics, NULL};
+    send_msg(n, 2, &sub);
+    publish_tx(n, 1, "up"); /* the gateway now holds the worker's pid */
+    int got[4];
+    count_pubs(n, "up", got);
+    assert_int_equal(got[2], 1);
+    fake_clear(&n->fk);
+    sup_child_info ci[8];
+    assert_true(sup_which_children_sync(n->rt, n->sys, ci, 8) > 0);
+    sup_pid wsup = ci[0].pid;
+    assert_int_equal(sup_terminate_child_sync(n->rt, wsup, "macula_gateway_pubsub", SUP_NOPID), 0);
+    sup_rt_run(n->rt);
+    gwc_stats before, after;
+    assert_true(gw_gateway_stats(n->rt, &before));
+    publish_tx(n, 1, "down");
+    assert_true(gw_gateway_stats(n->rt, &after));
+    assert_int_equal(after.frames_unhandled, before.frames_unhandled + 1);
+    count_pubs(n, "down", got);
+    assert_int_equal(got[2], 0);
+    sup_pid back = SUP_NOPID;
+    sup_reason why;
+    assert_int_equal(sup_restart_child_sync(n->rt, wsup, "macula_gateway_pubsub", &back, &why), 0);
+    sup_rt_run(n->rt);
+    publish_tx(n, 1, "again");
+    count_pubs(n, "again", got);
+    assert_int_equal(got[2], 1);
+    fake_clear(&n->fk);
+}
+
 /* GW_CONN_DATA_BATCH (the QUIC server's stream data of one loop turn): records of several
  * connections are handled in order; a batch whose records do not tile it is dropped whole. */
 static void test_conn_data_batch(void **state)
@@ -799,6 +838,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_realm_mismatch, up, down),
         cmocka_unit_test_setup_teardown(test_garbage_isolated, up, down),
         cmocka_unit_test_setup_teardown(test_conn_data_batch, up, down),
+        cmocka_unit_test_setup_teardown(test_publish_without_worker, up, down),
         cmocka_unit_test_setup_teardown(test_pubsub_publish_fanout, up, down),
         cmocka_unit_test_setup_teardown(test_gateway_restart, up, down),
         cmocka_unit_test_setup_teardown(test_clients_table_restart_resyncs, up, down),

@@ -62,6 +62,7 @@ typedef struct gw_gateway {
     size_t ps_cap;
     uint8_t *pb; /* GW_PS_PUBLISH batch being built: records (pubsub.h), sent by gw__ps_pub_flush */
     size_t pb_len; /* bytes in it (0: none pending) */
+    uint64_t pb_n; /* records in it */
     size_t pb_cap;
     bool chaos;
 } gw_gateway;
@@ -186,15 +187,19 @@ static int gw__ps_send_now(gw_gateway *g, int tag, const void *data, size_t len)
     return sup_send(g->rt, sup_self(g->self), g->ps, tag, data, len);
 }
 
-/* Sends the GW_PS_PUBLISH batch being built, if any. A worker that died since the frames were
- * taken loses them (as a worker crash loses what is in its mailbox). */
+/* Sends the GW_PS_PUBLISH batch being built, if any. When no worker runs after all (the cached
+ * pid died and none was restarted yet), its frames are lost and counted in frames_unhandled,
+ * as a frame is when no worker runs at the hook. */
 static void gw__ps_pub_flush(gw_gateway *g)
 {
     if (g->pb_len == 0) {
         return;
     }
-    (void)gw__ps_send_now(g, GW_PS_PUBLISH, g->pb, g->pb_len);
+    if (gw__ps_send_now(g, GW_PS_PUBLISH, g->pb, g->pb_len) != 0 && g->core != NULL) {
+        gwc_count_unhandled(g->core, g->pb_n); /* no worker ran after all: counted as before */
+    }
     g->pb_len = 0;
+    g->pb_n = 0;
 }
 
 /* Every other message to the worker goes after the publishes taken before it (the worker sees
@@ -326,6 +331,7 @@ static int gw__ps_publish(gw_gateway *g, const gwc_peer *peer, const wire_frame 
         memcpy(g->pb + g->pb_len + sizeof pp, f->payload, f->payload_len);
     }
     g->pb_len = need;
+    g->pb_n++;
     if (g->pb_len >= GW_PS_BATCH_MAX) {
         gw__ps_pub_flush(g);
     }

@@ -806,6 +806,12 @@ int gwc_send_frame(gwc *g, uint64_t conn, const uint8_t *frame, size_t len)
     return GWC_OK;
 }
 
+void gwc_count_unhandled(gwc *g, uint64_t n)
+{
+    g->stats.frames_hooked -= n < g->stats.frames_hooked ? n : g->stats.frames_hooked;
+    g->stats.frames_unhandled += n;
+}
+
 int gwc_send_frame_many(gwc *g, const uint8_t *conns, size_t n, const uint8_t *frame, size_t len)
 {
     gwc__queue_reset_if_drained(g);

@@ -234,6 +234,9 @@ void gwc_set_frame_hook(gwc *g, gwc_frame_hook hook, void *user);
  * in frames_out by its type. GWC_ENOTFOUND if conn is not a connected client, GWC_EINVAL if
  * the bytes are not one frame with a known type, GWC_ENOMEM. */
 int gwc_send_frame(gwc *g, uint64_t conn, const uint8_t *frame, size_t len);
+/* Frames the frame hook took but could not hand on after all (the layer that was to get them
+ * was gone when they were sent): moved from frames_hooked to frames_unhandled. */
+void gwc_count_unhandled(gwc *g, uint64_t n);
 /* The same frame to each of n connections (conns: n ids, unaligned bytes are fine), checked
  * and stored once. Connections that are not connected clients are skipped. Returns how many
  * it was queued to, or GWC_EINVAL / GWC_ENOMEM (nothing queued). */
