@@ -430,6 +430,15 @@ static void publish_tx(node *n, uint64_t conn, const char *pl)
     send_msg(n, conn, &pub);
 }
 
+/* conn subscribes to "t.x". */
+static void subscribe_tx(node *n, uint64_t conn)
+{
+    static const wire_bytes topics[] = {{(const uint8_t *)"t.x", 3}};
+    wire_msg sub = {.type = WIRE_SUBSCRIBE};
+    sub.subscribe.topics = (wire_bytes_list){1, topics, NULL};
+    send_msg(n, conn, &sub);
+}
+
 /* A PUBLISH goes to the pubsub worker already decoded (GW_PS_PUBLISH) and comes back as one
  * GW_PS_FANOUT for both subscribers; a GW_PS_PUBLISH whose places lie outside its payload and a
  * GW_PS_FANOUT whose length disagrees with its header are dropped; after the worker crashes,
@@ -440,11 +449,8 @@ static void test_pubsub_publish_fanout(void **state)
     handshake(n, 1, 0x01);
     handshake(n, 2, 0x02);
     handshake(n, 3, 0x03);
-    static const wire_bytes topics[] = {{(const uint8_t *)"t.x", 3}};
-    wire_msg sub = {.type = WIRE_SUBSCRIBE};
-    sub.subscribe.topics = (wire_bytes_list){1, topics, NULL};
-    send_msg(n, 2, &sub);
-    send_msg(n, 3, &sub);
+    subscribe_tx(n, 2);
+    subscribe_tx(n, 3);
     fake_clear(&n->fk);
     publish_tx(n, 1, "one");
     int got[4];
@@ -591,8 +597,9 @@ static void test_pubsub_publish_fanout(void **state)
     /* Several frames in one piece of stream data from conn 3: PUBLISH b1, PUBLISH b2,
      * UNSUBSCRIBE, PUBLISH b3. The PUBLISHes are batched; the batch reaches the worker before
      * the UNSUBSCRIBE, so conn 3 still gets b1 and b2, and not b3. */
+    static const wire_bytes tx[] = {{(const uint8_t *)"t.x", 3}};
     wire_msg unsub = {.type = WIRE_UNSUBSCRIBE};
-    unsub.unsubscribe.topics = (wire_bytes_list){1, topics, NULL};
+    unsub.unsubscribe.topics = (wire_bytes_list){1, tx, NULL};
     const char *pls[4] = {"b1", "b2", NULL, "b3"};
     uint8_t data[1024];
     size_t dlen = 0;
@@ -620,7 +627,7 @@ static void test_pubsub_publish_fanout(void **state)
     assert_int_equal(got[3], 0);
     fake_clear(&n->fk);
     /* conn 3 subscribes again (the rest of the test expects it) */
-    send_msg(n, 3, &sub);
+    subscribe_tx(n, 3);
     sup_rt_run(n->rt);
     fake_clear(&n->fk);
 
@@ -647,10 +654,7 @@ static void test_publish_without_worker(void **state)
     node *n = *state;
     handshake(n, 1, 0x01);
     handshake(n, 2, 0x02);
-    static const wire_bytes topics[] = {{(const uint8_t *)"t.x", 3}};
-    wire_msg sub = {.type = WIRE_SUBSCRIBE};
-    sub.subscribe.topics = (wire_bytes_list){1, topics, NULL};
-    send_msg(n, 2, &sub);
+    subscribe_tx(n, 2);
     publish_tx(n, 1, "up"); /* the gateway now holds the worker's pid */
     int got[4];
     count_pubs(n, "up", got);
@@ -685,10 +689,7 @@ static void test_conn_data_batch(void **state)
     node *n = *state;
     handshake(n, 1, 0x01);
     handshake(n, 2, 0x02);
-    static const wire_bytes topics[] = {{(const uint8_t *)"t.x", 3}};
-    wire_msg sub = {.type = WIRE_SUBSCRIBE};
-    sub.subscribe.topics = (wire_bytes_list){1, topics, NULL};
-    send_msg(n, 2, &sub);
+    subscribe_tx(n, 2);
     fake_clear(&n->fk);
     uint8_t batch[2048];
     size_t blen = 0;
