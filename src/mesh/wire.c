@@ -1710,15 +1710,19 @@ size_t wire_encoded_size(const wire_msg *m)
     return (size_t)n + WIRE_HEADER_LEN;
 }
 
+void wire_encode_header(uint8_t out[WIRE_HEADER_LEN], uint8_t type, uint32_t payload_len)
+{
+    out[0] = WIRE_VERSION;
+    out[1] = type;
+    out[2] = 0;
+    out[3] = 0;
+    (void)wire__w_be(out + 4, payload_len, 4);
+}
+
 /* Writes the frame of m, whose size wire_encoded_size gave, into buf. */
 static void wire__write_msg(const wire_msg *m, uint8_t *buf, size_t size)
 {
-    size_t plen = size - WIRE_HEADER_LEN;
-    buf[0] = WIRE_VERSION;
-    buf[1] = m->type;
-    buf[2] = 0;
-    buf[3] = 0;
-    (void)wire__w_be(buf + 4, plen, 4);
+    wire_encode_header(buf, (uint8_t)m->type, (uint32_t)(size - WIRE_HEADER_LEN));
     uint8_t *d = buf + WIRE_HEADER_LEN;
     switch (m->type) {
     case WIRE_PUBLISH: d = wire__publish_write(&m->publish, d); break;

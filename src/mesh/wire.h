@@ -366,6 +366,9 @@ typedef struct wire_header {
  * WIRE_EUNSUPPORTED_VERSION, WIRE_EUNKNOWN_TYPE, WIRE_EFRAME_TOO_LARGE (8 + payload_len >
  * lim->max_frame_size). On 0 *h is filled. Reads at most 8 bytes. */
 int wire_decode_header(const uint8_t *buf, size_t len, const wire_limits *lim, wire_header *h);
+/* Writes the 8 header bytes of a frame of `type` with a payload of payload_len bytes (version
+ * WIRE_VERSION, flags 0): for a layer that passes on a payload it already decoded. */
+void wire_encode_header(uint8_t out[WIRE_HEADER_LEN], uint8_t type, uint32_t payload_len);
 
 /* ---- decoding --------------------------------------------------------------------------- */
 

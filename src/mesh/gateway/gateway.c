@@ -219,26 +219,20 @@ static bool gw__ps_buf(gw_gateway *g, size_t len)
 }
 
 /* The frame f as it came (header and payload, already decoded once by the core), built in
- * ps_buf: passed on without being encoded again. NULL when the buffer cannot grow. */
-static const uint8_t *gw__frame_bytes(gw_gateway *g, const wire_frame *f, size_t *len)
+ * ps_buf at offset `at` (bytes before it are the caller's): passed on without being encoded
+ * again. Returns where the frame starts, NULL when the buffer cannot grow. */
+static const uint8_t *gw__frame_bytes(gw_gateway *g, const wire_frame *f, size_t at, size_t *len)
 {
     *len = WIRE_HEADER_LEN + f->payload_len;
-    if (!gw__ps_buf(g, *len)) {
+    if (!gw__ps_buf(g, at + *len)) {
         return NULL;
     }
-    uint8_t *hdr = g->ps_buf;
-    hdr[0] = WIRE_VERSION;
-    hdr[1] = f->type;
-    hdr[2] = 0;
-    hdr[3] = 0;
-    hdr[4] = (uint8_t)(f->payload_len >> 24);
-    hdr[5] = (uint8_t)(f->payload_len >> 16);
-    hdr[6] = (uint8_t)(f->payload_len >> 8);
-    hdr[7] = (uint8_t)f->payload_len;
+    uint8_t *hdr = g->ps_buf + at;
+    wire_encode_header(hdr, (uint8_t)f->type, f->payload_len);
     if (f->payload_len > 0) {
         memcpy(hdr + WIRE_HEADER_LEN, f->payload, f->payload_len);
     }
-    return g->ps_buf;
+    return hdr;
 }
 
 static void gw__ps_hdr(gw_ps_frame_hdr *h, const gwc_peer *peer)
@@ -253,12 +247,9 @@ static int gw__ps_frame(gw_gateway *g, const gwc_peer *peer, const wire_frame *f
 {
     gw_ps_frame_hdr h;
     size_t flen = 0;
-    if (!gw__ps_buf(g, sizeof h + WIRE_HEADER_LEN + f->payload_len) ||
-        gw__frame_bytes(g, f, &flen) == NULL) {
+    if (gw__frame_bytes(g, f, sizeof h, &flen) == NULL) { /* the frame after the header */
         return GWC_HOOK_PASS;
     }
-    /* the frame goes after the header: move it up, then write the header in front */
-    memmove(g->ps_buf + sizeof h, g->ps_buf, flen);
     gw__ps_hdr(&h, peer);
     memcpy(g->ps_buf, &h, sizeof h);
     return gw__ps_send(g, GW_PS_FRAME, g->ps_buf, sizeof h + flen) == 0 ? GWC_HOOK_TAKEN
@@ -495,7 +486,7 @@ static int gw__rpc_call(gw_gateway *g, gwc *core, uint64_t conn, const wire_fram
 {
     gwc_client_info ci;
     size_t len = 0;
-    const uint8_t *frame = gw__frame_bytes(g, f, &len);
+    const uint8_t *frame = gw__frame_bytes(g, f, 0, &len);
     if (frame == NULL || gwc_conn_info(core, conn, &ci) != GWC_OK) {
         return GWC_HOOK_PASS;
     }
@@ -552,7 +543,7 @@ static int gw__frame_hook(void *user, gwc *core, const gwc_peer *peer, const wir
     gw_gateway *g = user;
     if (f->type == WIRE_CAST || f->type == WIRE_REPLY || f->type == WIRE_RPC_ROUTE) {
         size_t rl = 0;
-        const uint8_t *rf = gw__frame_bytes(g, f, &rl);
+        const uint8_t *rf = gw__frame_bytes(g, f, 0, &rl);
         if (rf == NULL) {
             return GWC_HOOK_PASS;
         }
