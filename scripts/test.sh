@@ -14,6 +14,7 @@ scripts/setup.sh test || exit 1
 passed=0
 failed=0
 failures=()
+failed_tests=() # "DIR NAME" of every failed ctest entry, reported again at the end
 
 # ctest_pass DIR LABEL: runs ctest and adds its counts
 ctest_pass() {
@@ -32,7 +33,22 @@ ctest_pass() {
   if [ $rc -ne 0 ]; then
     failures+=("$label")
     [ -n "$line" ] || failed=$((failed + 1))
+    local t
+    while read -r t; do
+      [ -n "$t" ] && failed_tests+=("$dir $t")
+    done < <(echo "$out" | sed -n '/The following tests FAILED:/,$p' |
+      sed -nE 's/^[[:space:]]*[0-9]+ - ([^ ]+) .*/\1/p')
   fi
+}
+
+# report_failed_test DIR NAME: the end of that test's output, from ctest's log
+report_failed_test() {
+  local dir=$1 name=$2
+  echo "---- $dir: $name (last 60 lines of its output)"
+  awk -v n="$name" '
+    $0 ~ "^[0-9]+/[0-9]+ Test: " n "$" { on = 1; next }
+    on && /^"?<end of output>|^Test time =/ { on = 0 }
+    on { print }' "$dir/Testing/Temporary/LastTest.log" 2>/dev/null | tail -60
 }
 
 # step LABEL CMD...: one check that passes or fails as a whole
@@ -84,8 +100,12 @@ if ls fuzz/fuzz_*.c >/dev/null 2>&1; then
       corpus="fuzz/corpus/${name#fuzz_}"
       work=$(mktemp -d)
       [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+      # libFuzzer's progress goes to a file; its last lines are printed, all of it on failure
+      log="build-fuzz/$name.log"
+      echo "== fuzz $name (log: $log)"
       step "fuzz $name" ./build-fuzz/"$name" -max_total_time="${MACULA_FUZZ_SECONDS:-30}" \
-        -rss_limit_mb=2048 "$work"
+        -rss_limit_mb=2048 "$work" >"$log" 2>&1
+      if [ "${failures[${#failures[@]}-1]:-}" = "fuzz $name" ]; then tail -80 "$log"; else tail -2 "$log"; fi
       rm -rf "$work"
     done
   else
@@ -95,8 +115,14 @@ if ls fuzz/fuzz_*.c >/dev/null 2>&1; then
 fi
 
 echo
+for t in "${failed_tests[@]}"; do
+  report_failed_test ${t%% *} "${t#* }"
+done
 if [ ${#failures[@]} -gt 0 ]; then
   echo "failed: ${failures[*]}"
 fi
+for t in "${failed_tests[@]}"; do
+  echo "failed test: $t"
+done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -44,16 +44,19 @@
 
 /* ---- constants --------------------------------------------------------------------------- */
 
-#define QUIC__CID_LEN 16          /* our source connection IDs */
-#define QUIC__MAX_PKT 1452        /* largest UDP payload we write (ngtcp2's PMTUD ceiling) */
+#define QUIC__CID_LEN 16             /* our source connection IDs */
+#define QUIC__MAX_PKT 1452           /* largest UDP payload we write (ngtcp2's PMTUD ceiling) */
+#define QUIC__LOOP_PKT QUIC__UDP_MAX /* largest UDP payload to a loopback peer (docs/quic.md) */
+#define QUIC__UDP_MAX 65507          /* largest UDP payload (IPv4), also a GSO message's limit */
 #define QUIC__RECV_BUF 65536      /* one recvmmsg(2) entry: a datagram or a GRO batch (<= 64 KiB) */
 #define QUIC__RECV_CHUNKS 8       /* entries per recvmmsg(2) (a receive buffer of 512 KiB) */
 #define QUIC__RECV_BUDGET 32      /* datagrams one readable event reads before the write pass */
 #define QUIC__MAX_PKTS_PER_RUN 64 /* packets one service run writes before yielding */
 #define QUIC__MAX_VECS 16         /* chunks gathered into one STREAM frame */
 #define QUIC__TX_BATCH 32         /* datagrams per sendmmsg(2) */
-#define QUIC__GSO_MAX 16          /* datagrams per UDP GSO message (the kernel allows 64) */
-#define QUIC__CHUNK_MIN 4096      /* small writes share chunks of this size (bytes, with header) */
+#define QUIC__TX_BYTES (QUIC__TX_BATCH * QUIC__MAX_PKT + QUIC__LOOP_PKT) /* their buffer */
+#define QUIC__GSO_MAX 16     /* datagrams per UDP GSO message (the kernel allows 64) */
+#define QUIC__CHUNK_MIN 4096 /* small writes share chunks of this size (bytes, with header) */
 #define QUIC__INITIAL_BUCKETS 1024
 #define QUIC__SOCKBUF (4 * 1024 * 1024) /* requested SO_RCVBUF/SO_SNDBUF (kernel may cap) */
 #define QUIC__PRIORITY                                                                             \
@@ -127,6 +130,7 @@ struct quic_conn {
     uint64_t expiry;
     uint64_t close_deadline;
     uint64_t round;
+    size_t max_pkt; /* largest datagram written for it: QUIC__MAX_PKT, more to loopback */
     void *user;
     uint8_t *close_pkt; /* CONNECTION_CLOSE packet, resent in the closing period */
     size_t close_pktlen;
@@ -198,9 +202,11 @@ struct quic_endpoint {
     uint8_t *recvbuf; /* QUIC__RECV_CHUNKS * QUIC__RECV_BUF, one recvmmsg(2) */
     /* datagrams written and not yet handed to the kernel (quic__tx_flush) */
     size_t ntx;
+    size_t txused;                /* bytes of txbuf the batch holds */
+    size_t txoff[QUIC__TX_BATCH]; /* where each datagram starts in txbuf */
     size_t txlen[QUIC__TX_BATCH];
     struct sockaddr_storage txaddr[QUIC__TX_BATCH];
-    uint8_t txbuf[QUIC__TX_BATCH][QUIC__MAX_PKT];
+    uint8_t txbuf[QUIC__TX_BYTES];
 };
 
 /* ---- errors and logging ------------------------------------------------------------------ */
@@ -685,11 +691,13 @@ static socklen_t quic__sa_len(const struct sockaddr *sa)
 }
 
 /* Whether datagram j may join the UDP GSO message that starts at datagram `first`: same
- * destination, and every segment but the last exactly as long as the first. */
+ * destination, every segment but the last exactly as long as the first, and the message
+ * within UDP's 64 KiB. */
 static bool quic__gso_joins(const quic_endpoint *ep, size_t first, size_t j)
 {
     return j - first < QUIC__GSO_MAX && ep->txlen[j - 1] == ep->txlen[first] &&
            ep->txlen[j] <= ep->txlen[first] &&
+           (j - first + 1) * ep->txlen[first] <= QUIC__UDP_MAX &&
            memcmp(&ep->txaddr[j], &ep->txaddr[first],
                   quic__sa_len((const struct sockaddr *)&ep->txaddr[first])) == 0;
 }
@@ -704,6 +712,7 @@ static void quic__tx_flush(quic_endpoint *ep)
 {
     size_t n = ep->ntx, i = 0; /* i: first datagram not yet sent */
     ep->ntx = 0;
+    ep->txused = 0;
     int fd = ep->fd;
     if (n > 0 && ep->sends_pending == 0 && fd >= 0) {
         struct mmsghdr mm[QUIC__TX_BATCH];
@@ -723,7 +732,7 @@ static void quic__tx_flush(quic_endpoint *ep)
                     k++;
                 struct msghdr *h = &mm[nm].msg_hdr;
                 for (size_t x = j; x < k; x++) {
-                    iov[x].iov_base = ep->txbuf[x];
+                    iov[x].iov_base = ep->txbuf + ep->txoff[x];
                     iov[x].iov_len = ep->txlen[x];
                 }
                 h->msg_name = &ep->txaddr[j];
@@ -775,15 +784,17 @@ static void quic__tx_flush(quic_endpoint *ep)
         }
     }
     for (; i < n; i++)
-        quic__send_queued(ep, (const struct sockaddr *)&ep->txaddr[i], ep->txbuf[i], ep->txlen[i]);
+        quic__send_queued(ep, (const struct sockaddr *)&ep->txaddr[i], ep->txbuf + ep->txoff[i],
+                          ep->txlen[i]);
 }
 
-/* The slot the next datagram is written into (flushes a full batch first). */
-static uint8_t *quic__tx_slot(quic_endpoint *ep)
+/* The slot the next datagram, at most `room` bytes (<= QUIC__LOOP_PKT), is written into
+ * (flushes a full batch first). */
+static uint8_t *quic__tx_slot(quic_endpoint *ep, size_t room)
 {
-    if (ep->ntx == QUIC__TX_BATCH)
+    if (ep->ntx == QUIC__TX_BATCH || ep->txused + room > sizeof ep->txbuf)
         quic__tx_flush(ep);
-    return ep->txbuf[ep->ntx];
+    return ep->txbuf + ep->txused;
 }
 
 /* Commits the datagram written into quic__tx_slot. */
@@ -791,7 +802,11 @@ static void quic__tx_commit(quic_endpoint *ep, const struct sockaddr *to, size_t
 {
     ep->stats.packets_out++;
     memcpy(&ep->txaddr[ep->ntx], to, quic__sa_len(to));
+    if (len > ep->stats.max_datagram_out)
+        ep->stats.max_datagram_out = len;
+    ep->txoff[ep->ntx] = ep->txused;
     ep->txlen[ep->ntx] = len;
+    ep->txused += len;
     ep->ntx++;
 }
 
@@ -799,7 +814,7 @@ static void quic__tx_commit(quic_endpoint *ep, const struct sockaddr *to, size_t
  * returns to the loop. */
 static void quic__send(quic_endpoint *ep, const struct sockaddr *to, const uint8_t *buf, size_t len)
 {
-    uint8_t *slot = quic__tx_slot(ep);
+    uint8_t *slot = quic__tx_slot(ep, len);
     memcpy(slot, buf, len);
     quic__tx_commit(ep, to, len);
 }
@@ -1110,6 +1125,9 @@ static void quic__conn_write(quic_conn *c)
     ngtcp2_pkt_info pi;
     c->round++;
     size_t pkts = 0;
+    /* Without shaping ngtcp2 pads every datagram that holds an Initial packet to the room it
+     * is given, so larger packets (c->max_pkt) wait until the handshake is confirmed. */
+    size_t room = c->tls_done ? c->max_pkt : QUIC__MAX_PKT;
     for (;;) {
         if (ep->sends_pending > 0) {
             quic__mark_dirty(c); /* resumes when the socket drains */
@@ -1133,11 +1151,10 @@ static void quic__conn_write(quic_conn *c)
                 flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
         }
         ngtcp2_ssize ndatalen = -1;
-        uint8_t *slot = quic__tx_slot(ep);
+        uint8_t *slot = quic__tx_slot(ep, room);
         c->busy++;
-        ngtcp2_ssize n =
-            ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, slot, QUIC__MAX_PKT, &ndatalen, flags,
-                                      sid, nvec ? vec : NULL, nvec, now);
+        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, slot, room, &ndatalen,
+                                                   flags, sid, nvec ? vec : NULL, nvec, now);
         c->busy--;
         if (s && ndatalen >= 0) {
             quic__stream_advance(s, (size_t)ndatalen);
@@ -1652,13 +1669,55 @@ static int quic__tls_init(quic_conn *c)
 
 /* ---- connection creation ----------------------------------------------------------------- */
 
+/* Whether `sa` is a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104). */
+static bool quic__is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+/* The largest datagram we write to `remote`. A path to a loopback address never leaves this
+ * host: its MTU is the loopback device's, which the kernel reports for a UDP socket connected
+ * to it (IP_MTU / IPV6_MTU), so packets up to QUIC__LOOP_PKT go there without path MTU
+ * discovery. Every other path keeps QUIC__MAX_PKT, as does loopback when the kernel does not
+ * answer or cfg.no_loopback_jumbo is set. */
+static size_t quic__path_max_pkt(const quic_endpoint *ep, const struct sockaddr *remote)
+{
+    if (ep->cfg.no_loopback_jumbo || !quic__is_loopback(remote))
+        return QUIC__MAX_PKT;
+    int fd = socket(remote->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return QUIC__MAX_PKT;
+    int mtu = 0;
+    socklen_t len = sizeof mtu;
+    bool v6 = remote->sa_family == AF_INET6;
+    int ok =
+        connect(fd, remote, quic__sa_len(remote)) == 0 &&
+        getsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &len) == 0;
+    close(fd);
+    size_t hdr = (v6 ? 40 : 20) + 8; /* IP + UDP headers */
+    if (!ok || mtu <= 0 || (size_t)mtu < hdr + QUIC__MAX_PKT)
+        return QUIC__MAX_PKT;
+    size_t max = (size_t)mtu - hdr;
+    return max < QUIC__LOOP_PKT ? max : QUIC__LOOP_PKT;
+}
+
 static void quic__settings(const quic_endpoint *ep, ngtcp2_settings *s, ngtcp2_transport_params *p,
-                           uint64_t now)
+                           uint64_t now, size_t max_pkt)
 {
     ngtcp2_settings_default(s);
     s->initial_ts = now;
     s->handshake_timeout = (uint64_t)ep->cfg.handshake_timeout_ms * NGTCP2_MILLISECONDS;
-    s->max_tx_udp_payload_size = QUIC__MAX_PKT;
+    s->max_tx_udp_payload_size = max_pkt;
+    if (max_pkt > QUIC__MAX_PKT) {
+        /* the path's MTU is known (loopback): write packets of that size from the start */
+        s->no_tx_udp_payload_size_shaping = 1;
+        s->no_pmtud = 1;
+    }
     s->max_stream_window = QUIC_DEFAULT_MAX_STREAM_WINDOW > ep->cfg.stream_window
                                ? QUIC_DEFAULT_MAX_STREAM_WINDOW
                                : ep->cfg.stream_window;
@@ -1710,7 +1769,8 @@ static quic_conn *quic__server_conn_new(quic_endpoint *ep, const ngtcp2_pkt_hd *
     uint64_t now = quic__now();
     ngtcp2_settings s;
     ngtcp2_transport_params p;
-    quic__settings(ep, &s, &p, now);
+    c->max_pkt = quic__path_max_pkt(ep, (const struct sockaddr *)path->remote.addr);
+    quic__settings(ep, &s, &p, now, c->max_pkt);
     if (odcid) {
         /* the client echoed our Retry token: hd->dcid is the SCID we put in the Retry */
         p.original_dcid = *odcid;
@@ -1791,7 +1851,8 @@ int quic_connect(quic_endpoint *ep, const char *host, uint16_t port, const uint8
     uint64_t now = quic__now();
     ngtcp2_settings s;
     ngtcp2_transport_params p;
-    quic__settings(ep, &s, &p, now);
+    c->max_pkt = quic__path_max_pkt(ep, (const struct sockaddr *)&remote);
+    quic__settings(ep, &s, &p, now, c->max_pkt);
     ngtcp2_cid dcid, scid;
     int rc = quic__random_cid(&dcid, QUIC__CID_LEN);
     for (int tries = 0; rc == QUIC_OK && tries < 4; tries++) {

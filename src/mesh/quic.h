@@ -159,6 +159,9 @@ typedef struct quic_config {
     bool manual_consume;           /* credit returns only via quic_stream_consume */
     bool no_udp_gro;               /* receive one datagram per buffer even where the kernel
                                       has UDP GRO (the fallback path; for tests) */
+    bool no_loopback_jumbo;        /* to a loopback peer, write packets of at most 1452 bytes
+                                      like on any other path (default: up to 65,507 bytes, bounded
+                                      by the loopback device's MTU; docs/quic.md) */
     /* Address validation: a new client must first echo a Retry token (one more round trip)
      * always, or once this many incoming handshakes are in progress (a flood of spoofed
      * Initials then costs no connection state). 0: QUIC_DEFAULT_RETRY_HALF_OPEN. */
@@ -186,6 +189,7 @@ typedef struct quic_endpoint_stats {
     uint64_t resets_sent;     /* stateless resets for packets of unknown connections */
     uint64_t gso_batches;     /* UDP GSO messages sent (each several datagrams) */
     uint64_t gro_batches;     /* receive buffers that held several datagrams (UDP GRO) */
+    size_t max_datagram_out;  /* the largest datagram sent (UDP payload bytes) */
     bool gro;                 /* the socket has UDP_GRO (else one datagram per receive) */
 } quic_endpoint_stats;
 

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
@@ -908,24 +910,14 @@ static void test_gro_off_fallback(void **state)
     gro_batch_split(state, true);
 }
 
-/* 2 MiB echoed with the default windows: both directions write runs of full-sized packets,
- * which leave as UDP GSO messages and (where the socket has UDP_GRO) arrive as GRO batches,
- * are split again and come out intact. */
-static void echo_2mib(void **state, bool no_gro)
+/* Once c is connected to the echoing server: sends `total` bytes of pattern `seed` on a new
+ * stream with FIN and checks that they come back intact. Returns the data (caller frees). */
+static uint8_t *echo_bulk(fx *f, quic_conn *c, size_t total, uint32_t seed)
 {
-    fx *f = *state;
-    f->srv.echo = true;
-    quic_config sc = side_cfg(&f->srv, 0, true);
-    sc.no_udp_gro = no_gro;
-    side_start(&f->loop, &f->srv, &sc);
-    quic_config cc = side_cfg(&f->cli, 1, false);
-    side_start(&f->loop, &f->cli, &cc);
-    quic_conn *c = connect_to(f, &f->cli, &f->srv, identity_node_id(g_id[0]));
     RUN_UNTIL(f, f->cli.connected == 1 && f->srv.connected == 1);
-    size_t total = (size_t)2 * 1024 * 1024;
     uint8_t *data = malloc(total);
     assert_non_null(data);
-    pattern(data, total, 5);
+    pattern(data, total, seed);
     f->cli.tx = data;
     f->cli.txlen = total;
     f->cli.txconn = c;
@@ -934,6 +926,27 @@ static void echo_2mib(void **state, bool no_gro)
     RUN_UNTIL(f, f->cli.nrx == 1 && f->cli.rx[0].fin);
     assert_int_equal(f->cli.rx[0].len, total);
     assert_memory_equal(f->cli.rx[0].data, data, total);
+    return data;
+}
+
+/* 2 MiB echoed with the default windows: both directions write runs of full-sized packets,
+ * which leave as UDP GSO messages and (where the socket has UDP_GRO) arrive as GRO batches,
+ * are split again and come out intact. The peers are on loopback, so full-sized means up to
+ * 65,507 bytes (one per GSO message), or 1452 bytes with no_loopback_jumbo. */
+static void echo_2mib(void **state, bool no_gro, bool no_jumbo)
+{
+    fx *f = *state;
+    f->srv.echo = true;
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    sc.no_udp_gro = no_gro;
+    sc.no_loopback_jumbo = no_jumbo;
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    cc.no_loopback_jumbo = no_jumbo;
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *c = connect_to(f, &f->cli, &f->srv, identity_node_id(g_id[0]));
+    size_t total = (size_t)2 * 1024 * 1024;
+    uint8_t *data = echo_bulk(f, c, total, 5);
     assert_int_equal(f->srv.rx[0].len, total);
     assert_memory_equal(f->srv.rx[0].data, data, total);
     quic_endpoint_stats ss, cs;
@@ -951,22 +964,100 @@ static void echo_2mib(void **state, bool no_gro)
     if (!cs.gro)
         assert_int_equal(cs.gro_batches, 0);
     assert_true(ss.packets_in > ss.gro_batches);
-    fprintf(stderr, "client: gso %llu, gro %llu, in %llu; server: gso %llu, gro %llu, in %llu\n",
+    /* the largest datagram each side wrote: at most 1452 bytes without jumbo, above that
+     * (up to 64 KiB) to a loopback peer; 2 MiB in either direction cannot fit in fewer */
+    if (no_jumbo) {
+        assert_true(cs.max_datagram_out > 1200 && cs.max_datagram_out <= 1452);
+        assert_true(ss.max_datagram_out > 1200 && ss.max_datagram_out <= 1452);
+    } else {
+        assert_true(cs.max_datagram_out > 1452 && cs.max_datagram_out <= 65507);
+        assert_true(ss.max_datagram_out > 1452 && ss.max_datagram_out <= 65507);
+        assert_true(cs.packets_out < total / 4096); /* most of it in packets of 4 KiB or more */
+    }
+    fprintf(stderr,
+            "client: gso %llu, gro %llu, in %llu, out %llu, max %zu; server: gso %llu, gro %llu, "
+            "in %llu, max %zu\n",
             (unsigned long long)cs.gso_batches, (unsigned long long)cs.gro_batches,
-            (unsigned long long)cs.packets_in, (unsigned long long)ss.gso_batches,
-            (unsigned long long)ss.gro_batches, (unsigned long long)ss.packets_in);
+            (unsigned long long)cs.packets_in, (unsigned long long)cs.packets_out,
+            cs.max_datagram_out, (unsigned long long)ss.gso_batches,
+            (unsigned long long)ss.gro_batches, (unsigned long long)ss.packets_in,
+            ss.max_datagram_out);
     free(data);
 }
 
+/* packets of at most 1452 bytes, as on any path that is not loopback: runs of them leave as
+ * GSO messages */
 static void test_echo_2mib_gso_gro(void **state)
 {
-    echo_2mib(state, false);
+    echo_2mib(state, false, true);
 }
 
 /* the server without UDP_GRO, the client with it: both directions still arrive intact */
 static void test_echo_2mib_server_no_gro(void **state)
 {
-    echo_2mib(state, true);
+    echo_2mib(state, true, true);
+}
+
+/* the default to a loopback peer: packets up to the loopback MTU */
+static void test_echo_2mib_loopback_jumbo(void **state)
+{
+    echo_2mib(state, false, false);
+}
+
+/* the same with a server that reads one datagram per buffer */
+static void test_echo_2mib_loopback_jumbo_no_gro(void **state)
+{
+    echo_2mib(state, true, false);
+}
+
+/* An IPv4 address of this host that is not loopback, or false. */
+static bool local_non_loopback_ip4(char *out, size_t size)
+{
+    struct ifaddrs *all = NULL;
+    if (getifaddrs(&all) != 0)
+        return false;
+    bool found = false;
+    for (struct ifaddrs *i = all; i && !found; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+            continue;
+        const struct sockaddr_in *a = (const struct sockaddr_in *)i->ifa_addr;
+        if ((ntohl(a->sin_addr.s_addr) >> 24) == 127)
+            continue;
+        found = inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)size) != NULL;
+    }
+    freeifaddrs(all);
+    return found;
+}
+
+/* Large packets are for loopback addresses only: to this host's own address on another
+ * interface (which the kernel also carries over lo, but which names a network path) both
+ * sides keep to 1452 bytes. Skipped on a host with no such address. */
+static void test_no_jumbo_to_non_loopback_address(void **state)
+{
+    fx *f = *state;
+    char ip[INET_ADDRSTRLEN];
+    if (!local_non_loopback_ip4(ip, sizeof ip)) {
+        fprintf(stderr, "no non-loopback IPv4 address on this host\n");
+        skip();
+    }
+    f->srv.echo = true;
+    quic_config sc = side_cfg(&f->srv, 0, true);
+    sc.bind_host = "0.0.0.0";
+    side_start(&f->loop, &f->srv, &sc);
+    quic_config cc = side_cfg(&f->cli, 1, false);
+    cc.bind_host = "0.0.0.0";
+    side_start(&f->loop, &f->cli, &cc);
+    quic_conn *c = NULL;
+    assert_int_equal(quic_connect(f->cli.ep, ip, quic_endpoint_port(f->srv.ep),
+                                  identity_node_id(g_id[0]), NULL, &c),
+                     QUIC_OK);
+    uint8_t *data = echo_bulk(f, c, (size_t)256 * 1024, 9);
+    quic_endpoint_stats ss, cs;
+    quic_endpoint_stats_get(f->srv.ep, &ss);
+    quic_endpoint_stats_get(f->cli.ep, &cs);
+    assert_true(cs.max_datagram_out > 1200 && cs.max_datagram_out <= 1452);
+    assert_true(ss.max_datagram_out > 1200 && ss.max_datagram_out <= 1452);
+    free(data);
 }
 
 static void test_retry_address_validation(void **state)
@@ -1010,6 +1101,7 @@ static void test_stateless_reset_after_restart(void **state)
         uv_loop_t loop;
         uv_loop_init(&loop);
         side s = {0};
+        s.echo = true;
         quic_config sc = side_cfg(&s, 0, true);
         sc.log = NULL;
         quic_endpoint *ep = NULL;
@@ -1031,6 +1123,12 @@ static void test_stateless_reset_after_restart(void **state)
     assert_int_equal(
         quic_connect(f->cli.ep, "127.0.0.1", port, identity_node_id(g_id[0]), NULL, &c), QUIC_OK);
     RUN_UNTIL(f, f->cli.connected == 1);
+    /* one echo first: the server has then confirmed the handshake (so the client sends only
+     * short-header packets from here on, which a reset answers) */
+    int64_t sid0;
+    assert_int_equal(quic_stream_open(c, &sid0), QUIC_OK);
+    assert_int_equal(quic_stream_write(c, sid0, (const uint8_t *)"hello", 5, false), QUIC_OK);
+    RUN_UNTIL(f, rx_get(&f->cli, c, sid0)->len == 5);
     assert_int_equal(kill(pid, SIGKILL), 0);
     assert_int_equal(waitpid(pid, NULL, 0), pid);
 
@@ -1143,6 +1241,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gro_off_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_echo_2mib_gso_gro, setup, teardown),
         cmocka_unit_test_setup_teardown(test_echo_2mib_server_no_gro, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_echo_2mib_loopback_jumbo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_echo_2mib_loopback_jumbo_no_gro, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_jumbo_to_non_loopback_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_address_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stateless_reset_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_300_concurrent, setup, teardown),
