@@ -23,7 +23,7 @@ export HOME="$work/home"
 mkdir -p "$HOME"
 unset MACULA_FLOW_CHAOS MACULA_DATA_DIR MACULA_CONFIG
 
-HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 MACULA_MCP_PORT=0 \
+HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 MACULA_MCP_PORT=0 MACULA_QUIC_PORT=0 \
   "$macula" flow serve --data-dir "$work/data" >"$work/out" 2>"$work/err" &
 pid=$!
 url=

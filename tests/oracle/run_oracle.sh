@@ -90,8 +90,19 @@ run_one() {
             echo fail >"$out/status"
             return 0
         fi
+        # OTP plays the scenario in real time (restart intensity counts whole seconds): on a
+        # loaded machine its trace can come out differently. When C differs, OTP plays it
+        # once more, alone; C must equal one of OTP's two runs.
+        if [ $c_rc -eq 0 ] && ! cmp -s "$out/otp" "$out/c"; then
+            if $to escript "$here/sup_oracle.escript" "$json" >"$out/otp2" 2>"$out/otp2.err" &&
+                cmp -s "$out/otp2" "$out/c"; then
+                echo "warning: OTP's first run of $name differed (timing); its second run equals C" \
+                    >"$out/warn"
+                mv "$out/otp2" "$out/otp"
+            fi
+        fi
         if [ -f "$here/expected/$name.trace" ] && ! cmp -s "$out/otp" "$here/expected/$name.trace"; then
-            echo "warning: OTP output of $name differs from expected/$name.trace" >"$out/warn"
+            echo "warning: OTP output of $name differs from expected/$name.trace" >>"$out/warn"
         fi
     else
         ref="$here/expected/$name.trace"
