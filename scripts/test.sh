@@ -104,9 +104,10 @@ if ls fuzz/fuzz_*.c >/dev/null 2>&1; then
       # libFuzzer's progress goes to a file; its last lines are printed, all of it on failure
       log="build-fuzz/$name.log"
       echo "== fuzz $name (log: $log)"
+      nfail=${#failures[@]}
       step "fuzz $name" ./build-fuzz/"$name" -max_total_time="${MACULA_FUZZ_SECONDS:-30}" \
         -rss_limit_mb=2048 "$work" >"$log" 2>&1
-      if [ "${failures[${#failures[@]}-1]:-}" = "fuzz $name" ]; then tail -80 "$log"; else tail -2 "$log"; fi
+      if [ ${#failures[@]} -gt "$nfail" ]; then tail -80 "$log"; else tail -1 "$log"; fi
       rm -rf "$work"
     done
   else
