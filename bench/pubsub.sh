@@ -178,40 +178,45 @@ addr() {
   esac
 }
 kind() { [[ $1 == macula[12] ]] && echo macula || echo "$1"; }
-# cell KEY CMD...: runs CMD BENCH_RUNS times, appends "KEY name value" lines (median per name)
+# cell KEY CMD...: runs CMD once, appends "KEY name value" lines to $tmp/all. The whole set
+# of cells is run BENCH_RUNS times in rounds (every system once per round), so a slow period
+# of a shared machine falls on every system alike rather than on one system's block of cells;
+# the median over the rounds is printed.
 cell() {
-  local key=$1 i
+  local key=$1
   shift
-  echo "pubsub: $key ..." >&2
-  : >"$tmp/cell"
-  for ((i = 0; i < runs; i++)); do
-    if ! timeout 300 "$@" >>"$tmp/cell" 2>"$tmp/cell.err"; then
-      echo "bench/pubsub.sh: $key failed:" >&2
-      cat "$tmp/cell.err" >&2
-      exit 1
-    fi
-  done
-  sort -k1,1 -k2,2g "$tmp/cell" | awk -v key="$key" '
-    { v[$1, ++n[$1]] = $2 }
-    END { for (k in n) print key, k, v[k, int((n[k] + 1) / 2)] }' >>"$raw"
+  echo "pubsub: $key (round $((round + 1)) of $runs) ..." >&2
+  if ! timeout 300 "$@" >"$tmp/cell" 2>"$tmp/cell.err"; then
+    echo "bench/pubsub.sh: $key failed:" >&2
+    cat "$tmp/cell.err" >&2
+    exit 1
+  fi
+  awk -v key="$key" 'NF == 2 { print key, $1, $2 }' "$tmp/cell" >>"$tmp/all"
 }
 
 systems=(macula macula1 macula2 nats natss redis rediss mqtt mqtts)
 read -r -a run_systems <<<"${BENCH_SYSTEMS:-${systems[*]}}"
 cases=()
 for c in ${BENCH_CASES:-1:16 1:1024 10:16 10:1024}; do cases+=("${c/:/ }"); done
-for s in "${run_systems[@]}"; do
-  read -r pa sa <<<"$(addr "$s")"
-  for c in "${cases[@]}"; do
-    [[ $s == macula2 ]] && break # 2 hops: RPC only
-    read -r ns sz <<<"$c"
-    cell "ps.$s.$ns.$sz" "$bin" pubsub "$(kind "$s")" "$pa" "$sa" "$ns" "$sz" "$count" "$latn"
-  done
-  [[ "${BENCH_RPC_CELLS:-1}" == 0 ]] && continue
-  for n in 1 "$inflight"; do
-    cell "rpc.$s.$n" "$bin" rpc "$(kind "$s")" "$pa" "$sa" "$n" "$rpcms"
+: >"$tmp/all"
+for ((round = 0; round < runs; round++)); do
+  for s in "${run_systems[@]}"; do
+    read -r pa sa <<<"$(addr "$s")"
+    for c in "${cases[@]}"; do
+      [[ $s == macula2 ]] && break # 2 hops: RPC only
+      read -r ns sz <<<"$c"
+      cell "ps.$s.$ns.$sz" "$bin" pubsub "$(kind "$s")" "$pa" "$sa" "$ns" "$sz" "$count" "$latn"
+    done
+    [[ "${BENCH_RPC_CELLS:-1}" == 0 ]] && continue
+    for n in 1 "$inflight"; do
+      cell "rpc.$s.$n" "$bin" rpc "$(kind "$s")" "$pa" "$sa" "$n" "$rpcms"
+    done
   done
 done
+# the median of each KEY name over the rounds
+sort -k1,1 -k2,2 -k3,3g "$tmp/all" | awk '
+  { k = $1 " " $2; v[k, ++n[k]] = $3 }
+  END { for (k in n) print k, v[k, int((n[k] + 1) / 2)] }' >>"$raw"
 
 # ---- tables
 v() { awk -v k="$1" -v m="$2" '$1 == k && $2 == m { print $3 }' "$raw"; }
