@@ -1,6 +1,7 @@
 /* src/mesh/pubsub_core.c — the node's pub/sub logic, sans I/O (see pubsub_core.h). */
 #include "pubsub_core.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,17 @@ typedef struct psc_act {
     struct psc_act *next;
     psc_action a;
     void *own1, *own2; /* buffers the action's views point into */
+    bool own1_frame;   /* own1 is the data of a psc_frame (psc__frame_free) */
 } psc_act;
+
+/* A delivery frame: an encoded PUBLISH that SEND_CONN actions point into. Frames of up to
+ * PSC_FRAME_POOL_CAP bytes come from a free list, so a delivery allocates nothing in the
+ * steady state (a 1 KiB payload's frame is past the allocator's per-thread cache). */
+typedef struct psc_frame {
+    struct psc_frame *next;
+    size_t cap;
+    uint8_t data[];
+} psc_frame;
 
 struct psc {
     psc_config cfg;
@@ -140,6 +151,8 @@ struct psc {
     psc_act *head, *tail, *popped;
     psc_act *act_free; /* spent action records kept for reuse (not counted in mem) */
     size_t act_free_n;
+    psc_frame *frame_free; /* spent pooled frames (not counted in mem) */
+    size_t frame_free_n;
     /* The index keys of the last published topic's first segment (most publishes repeat a
      * topic): valid while memo_gen == cache_gen; every entry stays checked for freshness. */
     char memo_seg[PSC_INDEX_VALUE_MAX];
@@ -150,7 +163,9 @@ struct psc {
     size_t mem;
 };
 
-#define PSC_ACT_FREE_MAX 1024 /* spent action records kept */
+#define PSC_ACT_FREE_MAX 1024   /* spent action records kept */
+#define PSC_FRAME_POOL_CAP 2048 /* frames up to this size are pooled */
+#define PSC_FRAME_FREE_MAX 256  /* spent pooled frames kept (512 KiB) */
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -204,6 +219,43 @@ static int psc__unhex(char c)
     return -1;
 }
 
+/* A frame of at least `size` bytes (pooled when it fits PSC_FRAME_POOL_CAP); NULL: no
+ * memory. */
+static psc_frame *psc__frame_new(psc *p, size_t size)
+{
+    psc_frame *f = NULL;
+    if (size <= PSC_FRAME_POOL_CAP) {
+        f = p->frame_free;
+        if (f != NULL) {
+            p->frame_free = f->next;
+            p->frame_free_n--;
+            return f;
+        }
+        size = PSC_FRAME_POOL_CAP;
+    }
+    f = malloc(sizeof *f + size);
+    if (f != NULL) {
+        f->cap = size;
+    }
+    return f;
+}
+
+/* Releases the frame whose data is `data` (NULL: no-op). */
+static void psc__frame_free(psc *p, void *data)
+{
+    if (data == NULL) {
+        return;
+    }
+    psc_frame *f = (psc_frame *)((uint8_t *)data - offsetof(psc_frame, data));
+    if (f->cap == PSC_FRAME_POOL_CAP && p->frame_free_n < PSC_FRAME_FREE_MAX) {
+        f->next = p->frame_free;
+        p->frame_free = f;
+        p->frame_free_n++;
+        return;
+    }
+    free(f);
+}
+
 /* Queues an action; takes ownership of own1/own2 (freed after the action was popped). */
 static int psc__push(psc *p, const psc_action *a, void *own1, size_t own1_len, void *own2,
                      size_t own2_len)
@@ -226,6 +278,7 @@ static int psc__push(psc *p, const psc_action *a, void *own1, size_t own1_len, v
     r->a = *a;
     r->own1 = own1;
     r->own2 = own2;
+    r->own1_frame = false;
     if (p->tail != NULL) {
         p->tail->next = r;
     } else {
@@ -248,7 +301,11 @@ static void psc__act_free(psc *p, psc_act *r)
         extra += r->a.key_len;
     }
     p->mem -= extra;
-    free(r->own1);
+    if (r->own1_frame) {
+        psc__frame_free(p, r->own1);
+    } else {
+        free(r->own1);
+    }
     free(r->own2);
     if (p->act_free_n < PSC_ACT_FREE_MAX) {
         p->mem -= sizeof *r;
@@ -674,6 +731,11 @@ void psc_free(psc *p)
         p->act_free = r->next;
         free(r);
     }
+    while (p->frame_free != NULL) {
+        psc_frame *f = p->frame_free;
+        p->frame_free = f->next;
+        free(f);
+    }
     topic_trie_free(p->trie);
     qos_outbox_free(p->outbox);
     qos_dedup_free(p->dedup);
@@ -955,9 +1017,15 @@ static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint
             w.publish.payload = (wire_bytes){payload, plen};
             w.publish.qos = q;
             w.publish.message_id = (wire_bytes){id, id ? QOS_ID_LEN : 0};
-            if (wire_encode_alloc(&w, &frames[q], &flen[q]) != WIRE_OK) {
+            psc_frame *f = psc__frame_new(p, wire_encoded_size(&w));
+            if (f == NULL) {
                 continue;
             }
+            if (wire_encode(&w, f->data, f->cap, &flen[q]) != WIRE_OK) {
+                psc__frame_free(p, f->data);
+                continue;
+            }
+            frames[q] = f->data;
         }
         if (q == 1) {
             int orc = qos_outbox_add(p->outbox, id, m.hits[i].conn, frames[q], flen[q], now);
@@ -977,9 +1045,10 @@ static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint
     for (int q = 0; q < 2; q++) {
         if (owner[q] != NULL) {
             owner[q]->own1 = frames[q];
+            owner[q]->own1_frame = true;
             p->mem += flen[q];
         } else {
-            free(frames[q]);
+            psc__frame_free(p, frames[q]);
         }
     }
     if (m.hits != local) {

@@ -201,6 +201,43 @@ static void test_many_subscribers_once(void **state)
     psc_free(p);
 }
 
+/* Delivery frames come from a pool up to 2 KiB and from the heap above: payloads on both sides
+ * of that line, many times over (frames reused), arrive intact to two subscribers each. */
+static void test_delivery_frames_reused(void **state)
+{
+    (void)state;
+    psc *p = mk(1, 0);
+    acts as;
+    assert_int_equal(psc_subscribe(p, 1, S("t.*"), 0, 0), PSC_OK);
+    assert_int_equal(psc_subscribe(p, 2, S("t.x"), 0, 0), PSC_OK);
+    drain(p, &as);
+    static const size_t sizes[] = {5, 1900, 2100, 5000};
+    static char payload[5000];
+    for (int i = 0; i < 400; i++) {
+        size_t len = sizes[i % 4];
+        memset(payload, 'a' + i % 26, len);
+        wire_publish w = {.topic = {(const uint8_t *)"t.x", 3},
+                          .payload = {(uint8_t *)payload, len}};
+        assert_int_equal(psc_publish(p, 9, &w, 0), PSC_OK);
+        int got = 0;
+        psc_action a;
+        while (psc_next_action(p, &a)) {
+            if (a.kind != PSC_ACT_SEND_CONN) {
+                continue;
+            }
+            wire_msg m;
+            size_t used = 0;
+            assert_int_equal(wire_decode(a.data, a.len, NULL, &m, &used), WIRE_OK);
+            assert_int_equal(used, a.len);
+            assert_int_equal(m.publish.payload.len, len);
+            assert_memory_equal(m.publish.payload.p, payload, len);
+            got++;
+        }
+        assert_int_equal(got, 2);
+    }
+    psc_free(p);
+}
+
 /* Limits, repeated and invalid subscriptions, unsubscribe, disconnect. */
 static void test_limits_and_cleanup(void **state)
 {
@@ -690,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_remote_lookup_and_cache),
         cmocka_unit_test(test_cache_eviction_memo),
         cmocka_unit_test(test_many_subscribers_once),
+        cmocka_unit_test(test_delivery_frames_reused),
         cmocka_unit_test(test_two_nodes_qos1),
         cmocka_unit_test(test_route_qos0_and_stale),
     };
