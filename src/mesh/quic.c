@@ -690,6 +690,17 @@ static socklen_t quic__sa_len(const struct sockaddr *sa)
     return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
+/* Whether `sa` is a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104). */
+static bool quic__is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
 /* Whether datagram j may join the UDP GSO message that starts at datagram `first`: same
  * destination, every segment but the last exactly as long as the first, and the message
  * within UDP's 64 KiB. */
@@ -1126,8 +1137,12 @@ static void quic__conn_write(quic_conn *c)
     c->round++;
     size_t pkts = 0;
     /* Without shaping ngtcp2 pads every datagram that holds an Initial packet to the room it
-     * is given, so larger packets (c->max_pkt) wait until the handshake is confirmed. */
-    size_t room = c->tls_done ? c->max_pkt : QUIC__MAX_PKT;
+     * is given, so larger packets (c->max_pkt) wait until the handshake is confirmed; and
+     * they go only while the path is still a loopback one (a migrated path is not). */
+    size_t room = QUIC__MAX_PKT;
+    if (c->max_pkt > QUIC__MAX_PKT && c->tls_done &&
+        quic__is_loopback((const struct sockaddr *)ngtcp2_conn_get_path(c->conn)->remote.addr))
+        room = c->max_pkt;
     for (;;) {
         if (ep->sends_pending > 0) {
             quic__mark_dirty(c); /* resumes when the socket drains */
@@ -1669,22 +1684,14 @@ static int quic__tls_init(quic_conn *c)
 
 /* ---- connection creation ----------------------------------------------------------------- */
 
-/* Whether `sa` is a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104). */
-static bool quic__is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family != AF_INET6)
-        return false;
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-}
-
 /* The largest datagram we write to `remote`. A path to a loopback address never leaves this
  * host: its MTU is the loopback device's, which the kernel reports for a UDP socket connected
  * to it (IP_MTU / IPV6_MTU), so packets up to QUIC__LOOP_PKT go there without path MTU
  * discovery. Every other path keeps QUIC__MAX_PKT, as does loopback when the kernel does not
- * answer or cfg.no_loopback_jumbo is set. */
+ * answer or cfg.no_loopback_jumbo is set. ngtcp2 further bounds it by the peer's
+ * max_udp_payload_size transport parameter (RFC 9000 18.2: what the peer can receive; ours
+ * is the default 65,527, matching our 64 KiB receive buffers): a peer that cannot take large
+ * datagrams says so there. */
 static size_t quic__path_max_pkt(const quic_endpoint *ep, const struct sockaddr *remote)
 {
     if (ep->cfg.no_loopback_jumbo || !quic__is_loopback(remote))

@@ -92,7 +92,7 @@ run_one() {
         fi
         # OTP plays the scenario in real time (restart intensity counts whole seconds): on a
         # loaded machine its trace can come out differently. When C differs, OTP plays it
-        # once more, alone; C must equal one of OTP's two runs.
+        # once more; C must equal one of OTP's two runs.
         if [ $c_rc -eq 0 ] && ! cmp -s "$out/otp" "$out/c"; then
             if $to escript "$here/sup_oracle.escript" "$json" >"$out/otp2" 2>"$out/otp2.err" &&
                 cmp -s "$out/otp2" "$out/c"; then
