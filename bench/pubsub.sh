@@ -10,7 +10,7 @@
 #   BENCH_PUBSUB_LAT     messages per latency cell, one in flight (default 1000)
 #   BENCH_RPC_MS         measuring time per RPC cell (default 3000, after 1 s of warm-up)
 #   BENCH_RPC_INFLIGHT   the "N in flight" of the RPC rows (default 32)
-#   BENCH_RUNS           runs per cell, the median is printed (default 1)
+#   BENCH_RUNS           rounds (every system once per round); the median is printed (default 1)
 #   BENCH_SYSTEMS        which columns to run (default "macula macula1 nats natss redis rediss
 #                        mqtt mqtts"; ratios of columns not run print as –)
 #   BENCH_CASES          pub/sub cells as NSUBS:SIZE (default "1:16 1:1024 10:16 10:1024")
