@@ -55,7 +55,17 @@ struct macula_rpc {
     mrpc_handler *handlers;
     mrpc_request *requests;
     uint64_t next_request;
+    uint8_t id_prefix[8]; /* call ids: this random prefix and id_seq (no syscall per call) */
+    uint64_t id_seq;
 };
+
+/* A call id unique to this client (its random prefix) and within it (a counter). */
+static void mrpc__new_id(macula_rpc *r, uint8_t id[MRPC_ID_LEN])
+{
+    uint64_t n = ++r->id_seq;
+    memcpy(id, r->id_prefix, sizeof r->id_prefix);
+    memcpy(id + sizeof r->id_prefix, &n, sizeof n);
+}
 
 const char *macula_rpc_strerror(int err)
 {
@@ -223,6 +233,10 @@ int macula_rpc_open(void *loop, const char *url, const char *realm, const macula
     snprintf(r->dir, sizeof r->dir, "%s/macula-rpc-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     identity_config ic = {.data_dir = r->dir, .cert_validity_days = 1};
     char err[256];
+    if (uv_random(NULL, NULL, r->id_prefix, sizeof r->id_prefix, 0, NULL) != 0) {
+        free(r);
+        return MACULA_RPC_EIDENTITY;
+    }
     if (mkdtemp(r->dir) == NULL) {
         free(r);
         return MACULA_RPC_EIDENTITY;
@@ -276,7 +290,7 @@ static int mrpc__send_call(macula_rpc *r, int type, const char *procedure, const
         if (p == NULL) {
             return MACULA_RPC_ENOMEM;
         }
-        uv_random(NULL, NULL, p->id, sizeof p->id, 0, NULL);
+        mrpc__new_id(r, p->id);
         uint32_t t = timeout_ms ? timeout_ms : MRPC_DEFAULT_TIMEOUT;
         p->deadline = uv_now(r->loop) + t;
         p->fn = done;
@@ -285,7 +299,7 @@ static int mrpc__send_call(macula_rpc *r, int type, const char *procedure, const
         c->has_timeout = true;
         c->timeout_ms = t;
     } else {
-        uv_random(NULL, NULL, cast_id, sizeof cast_id, 0, NULL);
+        mrpc__new_id(r, cast_id);
         c->call_id = (wire_bytes){cast_id, MRPC_ID_LEN};
     }
     if (mesh_client_send(r->client, &m) != MESH_CLIENT_OK) {
