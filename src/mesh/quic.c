@@ -55,8 +55,9 @@
 #define QUIC__MAX_VECS 16         /* chunks gathered into one STREAM frame */
 #define QUIC__TX_BATCH 32         /* datagrams per sendmmsg(2) */
 #define QUIC__TX_BYTES (QUIC__TX_BATCH * QUIC__MAX_PKT + QUIC__LOOP_PKT) /* their buffer */
-#define QUIC__GSO_MAX 16     /* datagrams per UDP GSO message (the kernel allows 64) */
-#define QUIC__CHUNK_MIN 4096 /* small writes share chunks of this size (bytes, with header) */
+#define QUIC__GSO_MAX 16        /* datagrams per UDP GSO message (the kernel allows 64) */
+#define QUIC__CHUNK_MIN 4096    /* small writes share chunks of this size (bytes, with header) */
+#define QUIC__CHUNK_FREE_MAX 64 /* spent chunks of that size an endpoint keeps (256 KiB) */
 #define QUIC__INITIAL_BUCKETS 1024
 #define QUIC__SOCKBUF (4 * 1024 * 1024) /* requested SO_RCVBUF/SO_SNDBUF (kernel may cap) */
 #define QUIC__PRIORITY                                                                             \
@@ -94,7 +95,8 @@ typedef struct qtable {
 
 /* Queued send data, kept until acknowledged. Small writes are appended to the tail chunk while
  * it has room (bytes already handed to ngtcp2 never move: a chunk is never reallocated), so a
- * stream of small messages costs one allocation per QUIC__CHUNK_MIN bytes, not one per write. */
+ * stream of small messages needs a chunk per QUIC__CHUNK_MIN bytes, not one per write; spent
+ * chunks of that size are kept by the endpoint for reuse (quic__chunk_new). */
 typedef struct qchunk {
     struct qchunk *next;
     uint64_t off; /* stream offset of data[0] */
@@ -196,6 +198,8 @@ struct quic_endpoint {
     bool no_gso; /* the kernel refused UDP_SEGMENT once: plain datagrams from then on */
     bool gro;    /* the socket has UDP_GRO: a received buffer may hold several datagrams */
     quic_endpoint_stats stats;
+    struct qchunk *chunk_free; /* spent QUIC__CHUNK_MIN chunks, reused by any stream */
+    size_t chunk_nfree;
     ngtcp2_callbacks cb_client, cb_server;
     ngtcp2_mem mem; /* counts what ngtcp2 holds (stats.ngtcp2_bytes) */
     uint8_t sendbuf[QUIC__MAX_PKT];
@@ -889,6 +893,38 @@ static void quic__send_list_remove(quic_conn *c, quic_stream *s)
     s->snext = NULL;
 }
 
+/* The payload room of a chunk of QUIC__CHUNK_MIN bytes (header included). */
+#define QUIC__CHUNK_STD (QUIC__CHUNK_MIN - sizeof(qchunk))
+
+/* A chunk that holds `cap` bytes: a spent one of the standard size when there is one (small
+ * writes allocate nothing in the steady state), else from the heap. NULL: no memory. */
+static qchunk *quic__chunk_new(quic_endpoint *ep, size_t cap)
+{
+    qchunk *k;
+    if (cap == QUIC__CHUNK_STD && ep->chunk_free) {
+        k = ep->chunk_free;
+        ep->chunk_free = k->next;
+        ep->chunk_nfree--;
+        return k;
+    }
+    k = malloc(sizeof *k + cap);
+    if (k)
+        k->cap = cap;
+    return k;
+}
+
+/* Gives a chunk back: kept for reuse up to QUIC__CHUNK_FREE_MAX standard ones, else freed. */
+static void quic__chunk_release(quic_endpoint *ep, qchunk *k)
+{
+    if (k->cap == QUIC__CHUNK_STD && ep->chunk_nfree < QUIC__CHUNK_FREE_MAX) {
+        k->next = ep->chunk_free;
+        ep->chunk_free = k;
+        ep->chunk_nfree++;
+        return;
+    }
+    free(k);
+}
+
 static void quic__stream_free(quic_conn *c, quic_stream *s)
 {
     quic__send_list_remove(c, s);
@@ -901,7 +937,7 @@ static void quic__stream_free(quic_conn *c, quic_stream *s)
     qchunk *k = s->head;
     while (k) {
         qchunk *next = k->next;
-        free(k);
+        quic__chunk_release(c->ep, k);
         k = next;
     }
     free(s);
@@ -1497,7 +1533,7 @@ static int quic__cb_acked(ngtcp2_conn *conn, int64_t sid, uint64_t offset, uint6
         s->head = k->next;
         if (s->tail == k)
             s->tail = NULL;
-        free(k);
+        quic__chunk_release(c->ep, k);
     }
     quic_endpoint *ep = c->ep;
     if (s->want_writable && s->written - s->acked <= ep->cfg.stream_send_buffer / 2) {
@@ -2307,6 +2343,11 @@ static void quic__on_handle_closed(uv_handle_t *h)
         free(ep->alpn);
         free(ep->bind_host);
         free(ep->recvbuf);
+        while (ep->chunk_free) {
+            qchunk *k = ep->chunk_free;
+            ep->chunk_free = k->next;
+            free(k);
+        }
         free(ep);
     }
 }
@@ -2626,19 +2667,17 @@ static int quic__stream_writable(quic_conn *c, int64_t sid, quic_stream **out)
 
 /* Where the next len bytes of s go: the tail chunk when it has room (the bytes before
  * k->len may be in ngtcp2's hands, they do not move), else a new chunk. NULL: no memory. */
-static qchunk *quic__stream_room(quic_stream *s, size_t len)
+static qchunk *quic__stream_room(quic_endpoint *ep, quic_stream *s, size_t len)
 {
     qchunk *k = s->tail;
     if (k && k->cap - k->len >= len)
         return k;
-    size_t cap = len < QUIC__CHUNK_MIN / 2 ? QUIC__CHUNK_MIN - sizeof *k : len;
-    k = malloc(sizeof *k + cap);
+    k = quic__chunk_new(ep, len < QUIC__CHUNK_MIN / 2 ? QUIC__CHUNK_STD : len);
     if (!k)
         return NULL;
     k->next = NULL;
     k->off = s->written;
     k->len = 0;
-    k->cap = cap;
     if (s->tail)
         s->tail->next = k;
     else
@@ -2673,7 +2712,7 @@ int quic_stream_write(quic_conn *c, int64_t sid, const uint8_t *data, size_t len
             s->want_writable = true;
             return QUIC_EAGAIN;
         }
-        qchunk *k = quic__stream_room(s, len);
+        qchunk *k = quic__stream_room(c->ep, s, len);
         if (!k)
             return QUIC_ENOMEM;
         memcpy(k->data + k->len, data, len);
@@ -2696,7 +2735,7 @@ int quic_stream_reserve(quic_conn *c, int64_t sid, size_t min, uint8_t **buf, si
         s->want_writable = true;
         return QUIC_EAGAIN;
     }
-    qchunk *k = quic__stream_room(s, min);
+    qchunk *k = quic__stream_room(c->ep, s, min);
     if (!k)
         return QUIC_ENOMEM;
     *buf = k->data + k->len;
