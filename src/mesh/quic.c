@@ -148,6 +148,7 @@ struct quic_conn {
     bool half_open; /* counted in ep->half_open */
     bool got_reset; /* the peer answered with a stateless reset */
     bool tls_done;  /* handshake confirmed: the GnuTLS session can go */
+    bool have_rtt;  /* ngtcp2 has an RTT sample (the pacing work-around in quic__conn_write) */
     int busy;       /* inside ngtcp2 or an application callback of conn_service */
     uint8_t expected[IDENTITY_ID_LEN];
     uint8_t peer_id[IDENTITY_ID_LEN];
@@ -1163,6 +1164,15 @@ static void quic__conn_fail(quic_conn *c, int rv)
 /* ---- writing ----------------------------------------------------------------------------- */
 
 /* Writes as many packets as ngtcp2, congestion control and the socket allow. */
+/* The first stream from s on (in send-list order) with data or FIN to write and not blocked
+ * by flow control in this round; NULL when there is none. */
+static quic_stream *quic__next_sender(const quic_conn *c, quic_stream *s)
+{
+    while (s && (s->blocked_round == c->round || !quic__stream_has_output(s)))
+        s = s->snext;
+    return s;
+}
+
 static void quic__conn_write(quic_conn *c)
 {
     quic_endpoint *ep = c->ep;
@@ -1188,12 +1198,12 @@ static void quic__conn_write(quic_conn *c)
             quic__mark_dirty(c);
             break;
         }
-        quic_stream *s = c->send_head;
-        while (s && (s->blocked_round == c->round || !quic__stream_has_output(s)))
-            s = s->snext;
+        quic_stream *s = quic__next_sender(c, c->send_head);
         ngtcp2_vec vec[QUIC__MAX_VECS];
         size_t nvec = 0, total = 0;
-        uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+        /* MORE asks ngtcp2 to leave the packet open for another stream's frame; with no
+         * other stream waiting it would only cost one more call to close the packet. */
+        uint32_t flags = s && quic__next_sender(c, s->snext) ? NGTCP2_WRITE_STREAM_FLAG_MORE : 0;
         int64_t sid = -1;
         if (s) {
             sid = s->id;
@@ -1241,9 +1251,12 @@ static void quic__conn_write(quic_conn *c)
      * until the first RTT sample, which holds back the first application data by ~20 ms.
      * Skip the pacing update while there is no RTT sample yet. */
 #ifndef MACULA_QUIC_PACE_BEFORE_RTT /* defined: ngtcp2's own behaviour, to measure the gap */
-    ngtcp2_conn_stat st;
-    ngtcp2_conn_get_conn_stat(c->conn, &st);
-    if (st.latest_rtt != 0)
+    if (!c->have_rtt) {
+        ngtcp2_conn_stat st;
+        ngtcp2_conn_get_conn_stat(c->conn, &st);
+        c->have_rtt = st.latest_rtt != 0; /* once sampled, latest_rtt never returns to 0 */
+    }
+    if (c->have_rtt)
         ngtcp2_conn_update_pkt_tx_time(c->conn, now);
 #else
     ngtcp2_conn_update_pkt_tx_time(c->conn, now);
