@@ -122,8 +122,10 @@ static void test_health_ready_live(void **state)
     assert_non_null(strstr(r.body, "\"status\":\"healthy\""));
     assert_non_null(strstr(r.body, "\"ready\":true"));
     assert_non_null(strstr(r.body, "\"uptime\":"));
+    assert_null(strstr(r.body, "waiting"));
     get(n, "GET", "/ready", &r);
     assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"ready\":true}\n");
     get(n, "GET", "/live", &r);
     assert_int_equal(r.status, 200);
 }
@@ -184,6 +186,37 @@ static void test_metrics_prometheus_format(void **state)
     }
 }
 
+/* Readiness follows the serving actors: with the pubsub worker stopped (terminate_child, so
+ * nothing restarts it) /ready and /health answer 503 and name it, /live and /tree still
+ * answer; once it runs again the node is ready. */
+static void test_not_ready_while_a_worker_is_down(void **state)
+{
+    node *n = *state;
+    sup_actor_info ai; /* the pubsub worker's supervisor: macula_gateway_workers_sup */
+    assert_int_equal(sup_actor_info_get(n->rt, sup_whereis(n->rt, "macula_gateway_pubsub"), &ai),
+                     0);
+    sup_pid ws = ai.parent;
+    assert_int_equal(sup_terminate_child_sync(n->rt, ws, "macula_gateway_pubsub", SUP_NOPID), 0);
+    req r;
+    get(n, "GET", "/ready", &r);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body, "{\"ready\":false,\"waiting\":[\"macula_gateway_pubsub\"]}\n");
+    get(n, "GET", "/health", &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body, "\"status\":\"unhealthy\",\"ready\":false"));
+    assert_non_null(strstr(r.body, "\"waiting\":[\"macula_gateway_pubsub\"]"));
+    get(n, "GET", "/live", &r);
+    assert_int_equal(r.status, 200);
+    get(n, "GET", "/tree", &r);
+    assert_int_equal(r.status, 200);
+    sup_pid again;
+    sup_reason why;
+    assert_int_equal(sup_restart_child_sync(n->rt, ws, "macula_gateway_pubsub", &again, &why), 0);
+    get(n, "GET", "/ready", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"ready\":true}\n");
+}
+
 /* The health worker is supervised: killed, it comes back and serves again. */
 static void test_health_worker_restarts(void **state)
 {
@@ -211,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_tree_shows_seed_names),
         cmocka_unit_test(test_not_found_and_method),
         cmocka_unit_test(test_metrics_prometheus_format),
+        cmocka_unit_test(test_not_ready_while_a_worker_is_down),
         cmocka_unit_test(test_health_worker_restarts),
     };
     return cmocka_run_group_tests(tests, node_up, node_down);

@@ -303,11 +303,41 @@ static void metrics_pubsub(sup_rt *rt, textbuf *b)
     }
 }
 
+/* The actors a node serves with (the QUIC listener's actor lives only while its socket is
+ * bound). The bootstrap system is not among them: the seed's fault isolation keeps the
+ * gateway and routing serving while it restarts. */
+static const char *const health_serving[] = {
+    "macula_routing_server",  "macula_gateway_quic_server", "macula_gateway",
+    "macula_gateway_clients", "macula_gateway_pubsub",      "macula_gateway_rpc",
+    "macula_gateway_mesh",    "macula_peers_sup",
+};
+
+/* Appends `,"waiting":[names]` for the serving actors that are not running (none: nothing)
+ * and returns whether the node is ready: its root and every serving actor alive. */
+static bool health_ready(const health *h, bool root_alive, textbuf *waiting)
+{
+    bool ready = root_alive;
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof health_serving / sizeof *health_serving; i++) {
+        if (!sup_is_alive(h->rt, sup_whereis(h->rt, health_serving[i]))) {
+            textbuf_printf(waiting, "%s\"%s\"", n++ ? "," : ",\"waiting\":[", health_serving[i]);
+            ready = false;
+        }
+    }
+    if (n > 0) {
+        textbuf_printf(waiting, "]");
+    }
+    return ready;
+}
+
 static int handle(void *user, const char *path, http_response *res)
 {
     health *h = user;
     sup_pid root = sup_whereis(h->rt, "macula_root");
-    bool ready = sup_is_alive(h->rt, root);
+    bool root_alive = sup_is_alive(h->rt, root);
+    textbuf waiting = {0};
+    bool ready = health_ready(h, root_alive, &waiting);
+    const char *wait_json = waiting.p ? waiting.p : "";
     double uptime = (double)(sup_rt_now(h->rt) - h->started_ms) / 1000.0;
     textbuf b = {0};
     res->status = 200;
@@ -328,23 +358,23 @@ static int handle(void *user, const char *path, http_response *res)
         textbuf_printf(&b,
                        "{\"status\":\"%s\",\"ready\":%s,\"uptime\":%.3f,\"version\":\"%s\","
                        "\"node_id\":%s%s%s,\"realm\":%s%s%s,\"clients\":%ld,\"peers\":%u,"
-                       "\"actors\":%zu,\"memory\":%zu%s%s%s%s}\n",
+                       "\"actors\":%zu,\"memory\":%zu%s%s%s%s%s}\n",
                        ready ? "healthy" : "unhealthy", ready ? "true" : "false", uptime,
                        MACULA_VERSION, q_id, h->cfg->node_id ? h->cfg->node_id : "null", q_id,
                        q_realm, h->cfg->realm ? h->cfg->realm : "null", q_realm,
                        gw_clients_count(h->rt) < 0 ? 0 : gw_clients_count(h->rt), peers,
                        sup_rt_actor_count(h->rt), sup_rt_memory(h->rt), fs ? ",\"flow\":" : "",
-                       fs ? fs : "", ds ? ",\"dht\":" : "", ds ? ds : "");
+                       fs ? fs : "", ds ? ",\"dht\":" : "", ds ? ds : "", wait_json);
         free(fs);
         free(ds);
         res->status = ready ? 200 : 503;
     } else if (strcmp(path, "/ready") == 0) {
-        textbuf_printf(&b, "{\"ready\":%s}\n", ready ? "true" : "false");
+        textbuf_printf(&b, "{\"ready\":%s%s}\n", ready ? "true" : "false", wait_json);
         res->status = ready ? 200 : 503;
     } else if (strcmp(path, "/live") == 0) {
         textbuf_printf(&b, "{\"live\":true}\n");
     } else if (strcmp(path, "/tree") == 0) {
-        char *json = ready ? sup_tree_json(h->rt, root) : NULL;
+        char *json = root_alive ? sup_tree_json(h->rt, root) : NULL;
         if (json == NULL) {
             textbuf_printf(&b, "{\"error\":\"no tree\"}\n");
             res->status = 503;
@@ -400,6 +430,7 @@ static int handle(void *user, const char *path, http_response *res)
         textbuf_printf(&b, "{\"error\":\"not found\"}\n");
         res->status = 404;
     }
+    free(waiting.p);
     res->body = b.p;
     res->len = b.len;
     return b.p ? 0 : -1;
