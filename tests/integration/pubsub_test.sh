@@ -117,7 +117,16 @@ resent_above() { [ "$(metric 5 macula_pubsub_qos_resent_total)" -gt "${resent0:-
 check "pub q1.a --qos 1 at node 1 (acknowledged)" pub 1 q1.a once --qos 1
 check "node 5 retried the unacknowledged delivery" poll 60 resent_above
 check "...the subscriber printed it" poll 30 grep -q "$(printf 'q1.a\tonce')" "$work/q1.out"
-sleep 3 # node 5 resends every second until acknowledged: a duplicate would be here by now
+# Node 5 resends every second until acknowledged: once its resend count holds still for 3 s
+# the retry was acknowledged, and a duplicate would have been printed by then.
+settled() {
+  local a b
+  a=$(metric 5 macula_pubsub_qos_resent_total)
+  sleep 3
+  b=$(metric 5 macula_pubsub_qos_resent_total)
+  [ "$a" = "$b" ]
+}
+check "node 5's resends stopped (the retry was acknowledged)" poll 20 settled
 kill -TERM "${subpid[q1]}" 2>/dev/null
 check "subscriber stopped" waitpid "${subpid[q1]}" 30
 check "...printed the message exactly once" test "$(grep -c "$(printf 'q1.a\tonce')" "$work/q1.out")" = 1
@@ -157,8 +166,8 @@ check "node 5 rebuilt the subscription from the gateway's ledger" poll 10 bash -
 check "pub c.x --qos 1 at node 1 after the crash" pub 1 c.x after --qos 1
 check "...reaches the subscriber that stayed connected" waitpid "${subpid[chaos]}" 30
 check "...printed" grep -qx "$(printf 'c.x\tafter')" "$work/chaos.out"
-check "chaos is refused on a node without MACULA_CHAOS" bash -c \
-  "! MACULA_CHAOS= $macula chaos crash macula_gateway_pubsub --node https://127.0.0.1:1 --realm $R 2>/dev/null"
+# (that a node started without MACULA_CHAOS refuses the procedure is checked in rpc_test.sh,
+# whose nodes run without it)
 
 for n in 1 2 3 4 5; do
   kill -TERM "${pids[n]}" 2>/dev/null

@@ -158,6 +158,13 @@ else
   echo "skip advertise as PID 1 (no PID namespaces for this user here)"
 fi
 
+# The chaos procedure on a node started without MACULA_CHAOS (as all of these are): refused,
+# and nothing is killed.
+"$macula" chaos crash macula_gateway_pubsub --node "$(url 2)" --realm $R >"$work/chaos.out" 2>"$work/chaos.err"
+check "macula chaos crash on a node without MACULA_CHAOS fails" test $? -ne 0
+check "...because chaos needs MACULA_CHAOS=1" grep -q "chaos procedures need MACULA_CHAOS=1" "$work/chaos.err"
+check "...and node 2's pubsub worker was not restarted" bash -c "curl -s http://127.0.0.1:${hport[2]}/tree | grep -q '\"id\":\"macula_gateway_pubsub\",\"restart\":\"permanent\",\"restarts\":0,'"
+
 # Realms: node 6 of another realm bootstraps through node 1 (refused there).
 check "node 6 (realm other.realm) starts" start 6 other.realm "$(url 1)"
 call 6 other.realm demo.add '[1,2]' 20
