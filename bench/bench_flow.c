@@ -11,10 +11,17 @@
  *                         runtime, from the first submit to the last completion.
  *   exec_tasks_per_s      N/10 tasks on 8 exec agents running /bin/cat (one process per task)
  *                         on a real libuv loop: all submitted, then every result awaited.
- *   dispatch_latency_p50_le_us / _p99_le_us
- *                         2,000 tasks submitted one at a time to idle agents (each awaited
- *                         before the next): submit -> assignment from the observer's histogram,
- *                         as the bound of the bucket holding the quantile (µs).
+ *   dispatch_latency_{idle,burst}_{mean,p50_le,p99_le}_us
+ *                         The observer's dispatch latency histogram (flow_metrics "observer"):
+ *                         from the task_submit request entering the flow (the task queue
+ *                         stamps it, uv_hrtime) to the task's first assignment to an agent
+ *                         (the registry applying it), on a real libuv loop with 8 builtin
+ *                         agents. idle: 2,000 echo tasks submitted one at a time, each awaited
+ *                         before the next, so an agent is always idle: the path's own cost.
+ *                         burst: 2,000 tasks of 1 ms each (builtin sleep) submitted back to
+ *                         back, then all awaited: the queue builds up (8 agents, ~250 ms of
+ *                         work) and the wait for a free agent counts. mean = the histogram's sum /
+ * count (exact); p50 / p99 as the upper bound of the bucket holding the quantile.
  *   crash_requeue_us_median / _p99 / _max
  *                         1,000 times: a task runs (builtin sleep, 1 h) on one of 2 agents; the
  *                         agent is killed (chaos_kill); the time from the kill request to the
@@ -101,42 +108,107 @@ static void run_tasks(sup_rt *rt, const char *sw, int n, const char *label)
     json_decref(spec);
 }
 
-/* The q-quantile's bucket bound (seconds) of the observer's dispatch histogram. */
-static double hist_quantile(const json_t *buckets, double q)
-{
-    size_t n = json_array_size(buckets);
-    json_int_t total = json_integer_value(json_object_get(json_array_get(buckets, n - 1), "count"));
-    for (size_t i = 0; i < n; i++) {
-        const json_t *b = json_array_get(buckets, i);
-        if ((double)json_integer_value(json_object_get(b, "count")) >= q * (double)total) {
-            const json_t *le = json_object_get(b, "le");
-            return json_is_number(le) ? json_number_value(le) : -1.0;
-        }
-    }
-    return -1.0;
-}
+/* A snapshot of the observer's dispatch histogram: cumulative counts per bucket, sum. */
+enum { HIST_MAX = 32 };
+typedef struct hist {
+    size_t n;
+    double le[HIST_MAX]; /* -1: +Inf */
+    double cum[HIST_MAX];
+    double sum;
+} hist;
 
-/* Dispatch latency: with the swarm's agents idle, tasks submitted one at a time (each awaited
- * before the next), so submit -> assignment is the scheduler's own cost, not time queued behind
- * other tasks. Read from the observer's histogram (bucket bounds). */
-static void dispatch_latency(sup_rt *rt, const char *sw, int n)
+static hist hist_read(sup_rt *rt)
 {
-    json_t *spec = json_pack("{s:{s:i}}", "input", "n", 1);
-    for (int i = 0; i < n; i++) {
-        char *id = submit(rt, sw, spec);
-        await_done(rt, id);
-        free(id);
-    }
-    json_decref(spec);
     json_t *m = NULL;
     if (flow_metrics(rt, &m) != 0) {
         die("metrics", -1, m);
     }
-    const json_t *b = json_object_get(
-        json_object_get(json_object_get(m, "observer"), "dispatch_latency_seconds"), "buckets");
-    printf("dispatch_latency_p50_le_us %.0f\n", hist_quantile(b, 0.50) * 1e6);
-    printf("dispatch_latency_p99_le_us %.0f\n", hist_quantile(b, 0.99) * 1e6);
+    const json_t *d = json_object_get(json_object_get(m, "observer"), "dispatch_latency_seconds");
+    const json_t *b = json_object_get(d, "buckets");
+    hist h = {.sum = json_number_value(json_object_get(d, "sum"))};
+    for (size_t i = 0; i < json_array_size(b) && i < HIST_MAX; i++) {
+        const json_t *le = json_object_get(json_array_get(b, i), "le");
+        h.le[i] = json_is_number(le) ? json_number_value(le) : -1.0;
+        h.cum[i] = (double)json_integer_value(json_object_get(json_array_get(b, i), "count"));
+        h.n = i + 1;
+    }
     json_decref(m);
+    return h;
+}
+
+/* Prints mean and the p50 / p99 bucket bounds (µs) of what was observed between a and b. */
+static void hist_print(const char *label, const hist *a, const hist *b)
+{
+    double total = b->cum[b->n - 1] - a->cum[a->n - 1];
+    if (total <= 0) {
+        die("no dispatch observed", 0, NULL);
+    }
+    printf("dispatch_latency_%s_mean_us %.1f\n", label, (b->sum - a->sum) / total * 1e6);
+    static const double qs[] = {0.50, 0.99};
+    static const char *const qn[] = {"p50", "p99"};
+    for (int q = 0; q < 2; q++) {
+        for (size_t i = 0; i < b->n; i++) {
+            if (b->cum[i] - a->cum[i] >= qs[q] * total) {
+                if (b->le[i] < 0) {
+                    printf("dispatch_latency_%s_%s_le_us inf\n", label, qn[q]);
+                } else {
+                    printf("dispatch_latency_%s_%s_le_us %.0f\n", label, qn[q], b->le[i] * 1e6);
+                }
+                break;
+            }
+        }
+    }
+}
+
+/* Waits until the swarm has `want` idle agents (its pool started). */
+static void wait_idle_agents(sup_rt *rt, const char *sw, size_t want)
+{
+    for (int tries = 0; tries < 10000; tries++) {
+        json_t *agents = NULL;
+        if (flow_agent_list(rt, sw, &agents) != 0) {
+            die("agent_list", -1, agents);
+        }
+        size_t idle = 0;
+        for (size_t i = 0; i < json_array_size(agents); i++) {
+            const char *s = json_string_value(json_object_get(json_array_get(agents, i), "state"));
+            idle += s && strcmp(s, "idle") == 0;
+        }
+        json_decref(agents);
+        if (idle >= want) {
+            return;
+        }
+        uv_sleep(1);
+    }
+    die("the pool did not start", (int)want, NULL);
+}
+
+/* Dispatch latency, read from the observer's histogram (see the top of the file). */
+static void dispatch_latency(sup_rt *rt, const char *sw, int n)
+{
+    wait_idle_agents(rt, sw, 8);
+    json_t *spec = json_pack("{s:{s:i}}", "input", "n", 1);
+    hist h0 = hist_read(rt);
+    for (int i = 0; i < n; i++) { /* idle: each awaited before the next */
+        char *id = submit(rt, sw, spec);
+        await_done(rt, id);
+        free(id);
+    }
+    hist h1 = hist_read(rt);
+    hist_print("idle", &h0, &h1);
+    json_t *sleep = json_pack("{s:{s:s, s:i}}", "input", "op", "sleep", "ms", 1);
+    char **ids = calloc((size_t)n, sizeof *ids);
+    for (int i = 0; i < n; i++) { /* burst: all submitted, then awaited */
+        ids[i] = submit(rt, sw, sleep);
+    }
+    for (int i = 0; i < n; i++) {
+        await_done(rt, ids[i]);
+        free(ids[i]);
+    }
+    free(ids);
+    hist h2 = hist_read(rt);
+    hist_print("burst", &h1, &h2);
+    json_decref(sleep);
+    json_decref(spec);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -218,14 +290,15 @@ int main(int argc, char **argv)
     setenv("MACULA_FLOW_CHAOS", "1", 1);
     sup_pid flow;
     sup_reason why;
+    /* every result is awaited after all were submitted: keep every ended task */
+    static const flow_options opts = {.task_retention = FLOW_TASK_RETENTION_ALL};
     /* builtin, virtual runtime */
     sup_rt *rt = sup_rt_new_virtual();
-    if (flow_start(rt, SUP_NOPID, NULL, NULL, &flow, &why) != 0) {
+    if (flow_start(rt, SUP_NOPID, (void *)&opts, NULL, &flow, &why) != 0) {
         die("flow_start", -1, NULL);
     }
     char *sw = swarm(rt, "{\"topology\":\"star\",\"config\":{\"pool_min\":{\"worker\":8,"
                          "\"specialist\":0,\"scout\":0}}}");
-    dispatch_latency(rt, sw, 2000);
     run_tasks(rt, sw, (int)n, "builtin_tasks_per_s");
     free(sw);
     crash_requeue(rt);
@@ -234,9 +307,14 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     rt = sup_rt_new(&loop);
-    if (flow_start(rt, SUP_NOPID, NULL, NULL, &flow, &why) != 0) {
+    if (flow_start(rt, SUP_NOPID, (void *)&opts, NULL, &flow, &why) != 0) {
         die("flow_start", -1, NULL);
     }
+    /* builtin agents on the real loop: the dispatch latency (uv_hrtime, not the virtual clock) */
+    sw = swarm(rt, "{\"topology\":\"star\",\"config\":{\"pool_min\":{\"worker\":8,"
+                   "\"specialist\":0,\"scout\":0}}}");
+    dispatch_latency(rt, sw, 2000);
+    free(sw);
     sw = swarm(rt, "{\"topology\":\"star\",\"config\":{\"pool_min\":{\"worker\":8,"
                    "\"specialist\":0,\"scout\":0},\"executor\":"
                    "{\"type\":\"exec\",\"argv\":[\"/bin/cat\"]}}}");

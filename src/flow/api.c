@@ -110,6 +110,11 @@ void flow__hmap_free_values(hmap *m, void (*fr)(void *))
     hmap_free(m);
 }
 
+uint64_t flow__now_ns(sup_rt *rt)
+{
+    return sup_rt_loop(rt) != NULL ? uv_hrtime() : sup_rt_now(rt) * 1000000u;
+}
+
 static void flow__hex(char *out, const unsigned char *b, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

@@ -87,7 +87,10 @@ void flow_view_set(const sup_rt *rt, flow_view_slot slot, const void *ptr);
 void flow_view_clear(const sup_rt *rt, flow_view_slot slot, const void *ptr);
 const void *flow_view_get(const sup_rt *rt, flow_view_slot slot);
 
-/* The dispatch latency histogram (submit -> assign), kept by the metrics observer. */
+/* The dispatch latency histogram, kept by the metrics observer: from a task_submit request
+ * entering this node (the task queue's front door, flow__now_ns) to the task's first
+ * assignment to an agent, observed by the registry when it applies the assignment and carried
+ * to the observer as the task_assigned event's "dispatch_ns". */
 #define FLOW_LAT_BUCKETS 16
 extern const double flow_latency_bounds[FLOW_LAT_BUCKETS]; /* upper bounds, seconds */
 typedef struct flow_latency {
@@ -119,6 +122,10 @@ void flow__front_door(sup_actor *self, void *state, const sup_msg *m, const char
                       flow_door_fn handle);
 /* Forwards an API request to the registry on behalf of the original caller. */
 void flow__forward(sup_actor *self, sup_from from, const char *op, json_t *args);
+/* The runtime's monotonic clock in ns: uv_hrtime() on a real runtime, the virtual clock
+ * (sup_rt_now × 10^6) on a virtual one. This node's own clock: it never goes into a command
+ * (replicas would disagree); the dispatch latency is measured with it (registry.c). */
+uint64_t flow__now_ns(sup_rt *rt);
 /* A random UUID v4 text (37 bytes) and a 32-hex trace id (33 bytes). */
 void flow__uuid(char out[37]);
 void flow__trace_id(char out[33]);

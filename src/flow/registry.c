@@ -40,6 +40,15 @@
  *    then. The acting node is the primary of the current view once settled (FLOW_TAG_ROLE, as
  *    the Raft leader); an agent another node added is removed by it (reg__pbft_foreign_agent).
  * All paths end in reg__done, which answers the request that caused the command.
+ *
+ * Dispatch latency (the metrics observer's histogram): a task_submit request is stamped with
+ * this node's monotonic clock where it enters (the task queue, flow__now_ns; a bare "apply"
+ * request here). The stamp is kept in this actor only (`entered`, task → time), never in the
+ * command, so replicas stay identical. When this node applies the task's first assignment,
+ * the elapsed time goes to the observers as the task_assigned event's "dispatch_ns"; with
+ * Raft or PBFT that is the node that took the request (it applies every command). The entry
+ * goes at that assignment, at the task's end, when its submission is refused (the task is not
+ * in the state) and when the state is replaced, so it lives only while the task is pending.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +100,13 @@ typedef struct reg_wait { /* raft: a proposed command waiting to be committed */
     reg_kind kind;
     char agent[FLOW_ID_MAX]; /* REG_K_AGENT_UP */
     char swarm[FLOW_ID_MAX]; /* REG_K_CLAIM */
+    char task[FLOW_ID_MAX];  /* a refused task_submit: its dispatch stamp goes */
 } reg_wait;
+
+typedef struct reg_entered { /* a task_submit request's arrival on this node */
+    char task[FLOW_ID_MAX];  /* the key */
+    uint64_t ns;             /* flow__now_ns when it entered */
+} reg_entered;
 
 typedef struct reg_state {
     flow_state *fs;
@@ -102,6 +117,7 @@ typedef struct reg_state {
     reg_swarm *zombies;
     uint64_t tick_ref, tick_at;
     uint64_t refused_queue_full, commands_refused;
+    hmap entered; /* task → reg_entered, until its first assignment (dispatch latency) */
     /* the apply path */
     bool raft;           /* commands go through the Raft log */
     bool pbft;           /* commands go through PBFT (reg__pbft_*; leader = acting primary) */
@@ -156,8 +172,10 @@ static void reg__send_needs(sup_actor *self, reg_swarm *rs)
     }
 }
 
-static void reg__observe(sup_actor *self, const reg_state *st, const flow_event *e,
-                         const char *const *names, size_t n)
+/* Casts an event to the observers `names`; dispatch_ns (UINT64_MAX: none) is a first
+ * assignment's dispatch latency. */
+static void reg__observe_dispatch(sup_actor *self, const reg_state *st, const flow_event *e,
+                                  const char *const *names, size_t n, uint64_t dispatch_ns)
 {
     sup_rt *rt = sup_self_rt(self);
     const flow_task *t = e->task[0] ? flow_state_task(st->fs, e->task) : NULL;
@@ -165,6 +183,9 @@ static void reg__observe(sup_actor *self, const reg_state *st, const flow_event 
     json_object_del(j, "data"); /* observers need no payloads */
     if (t && flow_task_get_trace_id(t)[0]) {
         json_object_set_new(j, "trace_id", json_string(flow_task_get_trace_id(t)));
+    }
+    if (dispatch_ns != UINT64_MAX) {
+        json_object_set_new(j, "dispatch_ns", json_integer((json_int_t)dispatch_ns));
     }
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
@@ -175,6 +196,53 @@ static void reg__observe(sup_actor *self, const reg_state *st, const flow_event 
         }
     }
     free(text);
+}
+
+static void reg__observe(sup_actor *self, const reg_state *st, const flow_event *e,
+                         const char *const *names, size_t n)
+{
+    reg__observe_dispatch(self, st, e, names, n, UINT64_MAX);
+}
+
+/* ---- dispatch latency (see the top of the file) -------------------------------------------- */
+
+/* Records when task's submit request entered this node. Not for a task the state or this map
+ * already has: the state machine refuses that submission, and the stamp, if any, stays the
+ * first one's. */
+static void reg__entered_put(reg_state *st, const char *task, uint64_t ns)
+{
+    if (!flow_id_valid(task) || flow_hget(&st->entered, task) != NULL ||
+        flow_state_task(st->fs, task) != NULL) {
+        return;
+    }
+    reg_entered *en = calloc(1, sizeof *en);
+    if (en == NULL) {
+        return; /* not timed */
+    }
+    snprintf(en->task, sizeof en->task, "%s", task);
+    en->ns = ns;
+    if (flow_hput(&st->entered, en->task, en) != 0) {
+        free(en);
+    }
+}
+
+/* Forgets task's stamp; returns the time since it entered (ns), UINT64_MAX if none. */
+static uint64_t reg__entered_take(sup_actor *self, reg_state *st, const char *task)
+{
+    reg_entered *en = task[0] ? flow_hdel(&st->entered, task) : NULL;
+    if (en == NULL) {
+        return UINT64_MAX;
+    }
+    uint64_t now = flow__now_ns(sup_self_rt(self));
+    uint64_t d = now > en->ns ? now - en->ns : 0;
+    free(en);
+    return d;
+}
+
+static void reg__entered_clear(reg_state *st)
+{
+    flow__hmap_free_values(&st->entered, free);
+    hmap_init(&st->entered);
 }
 
 /* Whether this node acts on events (runs swarm actors, agents, timers): the ready Raft
@@ -300,6 +368,7 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
         case FLOW_EV_TASK_COMPLETED:
         case FLOW_EV_TASK_FAILED:
         case FLOW_EV_TASK_CANCELLED: {
+            (void)reg__entered_take(self, st, e->task); /* ended before any assignment */
             json_t *view = flow_state_task_json(st->fs, e->task);
             if (view) {
                 flow__cast_json(rt, me, sup_whereis(rt, FLOW_N_TRACKER), FLOW_TAG_DONE, view);
@@ -307,8 +376,10 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
             reg__observe(self, st, e, task_obs, 2);
             break;
         }
-        case FLOW_EV_TASK_ACCEPTED:
         case FLOW_EV_TASK_ASSIGNED:
+            reg__observe_dispatch(self, st, e, task_obs, 2, reg__entered_take(self, st, e->task));
+            break;
+        case FLOW_EV_TASK_ACCEPTED:
         case FLOW_EV_TASK_STARTED:
         case FLOW_EV_TASK_REQUEUED: reg__observe(self, st, e, task_obs, 2); break;
         case FLOW_EV_BREAKER: reg__observe(self, st, e, swarm_obs, 2); break;
@@ -414,6 +485,9 @@ static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc,
     sup_rt *rt = sup_self_rt(self);
     const char *task = reg__str(cmd, "task"), *agent = reg__str(cmd, "agent");
     const char *swarm = reg__str(cmd, "swarm");
+    if (rc != 0 && task && flow_state_task(st->fs, task) == NULL) {
+        (void)reg__entered_take(self, st, task); /* a refused submission: never dispatched */
+    }
     switch (kind) {
     case REG_K_NONE: break;
     case REG_K_AGENT_UP: reg__agent_added(self, st, agent ? agent : "", rc, err); break;
@@ -461,6 +535,7 @@ static void reg__pbft_submit(sup_actor *self, reg_state *st, const json_t *cmd, 
     w->from = from;
     w->kind = kind;
     snprintf(w->agent, sizeof w->agent, "%s", reg__str(cmd, "agent") ?: "");
+    snprintf(w->task, sizeof w->task, "%s", reg__str(cmd, "task") ?: "");
     hmap_put(&st->waits, &w->cookie, sizeof w->cookie, w, NULL);
     json_t *p = json_pack("{s:I, s:O}", "c", (json_int_t)w->cookie, "cmd", cmd);
     if (flow__cast_json(rt, sup_self(self), sup_whereis(rt, FLOW_N_PBFT), FLOW_TAG_PROPOSE, p) !=
@@ -503,6 +578,7 @@ static void reg__submit(sup_actor *self, reg_state *st, json_t *cmd, sup_from fr
         w->kind = kind;
         snprintf(w->agent, sizeof w->agent, "%s", reg__str(cmd, "agent") ?: "");
         snprintf(w->swarm, sizeof w->swarm, "%s", reg__str(cmd, "swarm") ?: "");
+        snprintf(w->task, sizeof w->task, "%s", reg__str(cmd, "task") ?: "");
         hmap_put(&st->waits, &w->cookie, sizeof w->cookie, w, NULL);
         json_t *p = json_pack("{s:I, s:O}", "c", (json_int_t)w->cookie, "cmd", cmd);
         if (flow__cast_json(rt, sup_self(self), sup_whereis(rt, FLOW_N_RAFT), FLOW_TAG_PROPOSE,
@@ -557,7 +633,8 @@ static void reg__refused(sup_actor *self, reg_state *st, const sup_msg *m)
     reg_wait *w = hmap_del(&st->waits, &cookie, sizeof cookie);
     if (w) {
         int code = (int)json_integer_value(json_object_get(j, "code"));
-        json_t *cmd = json_pack("{s:s, s:s}", "agent", w->agent, "swarm", w->swarm);
+        json_t *cmd =
+            json_pack("{s:s, s:s, s:s}", "agent", w->agent, "swarm", w->swarm, "task", w->task);
         reg__done(self, st, cmd, code ? code : FLOW_ECONSENSUS, reg__str(j, "message") ?: "",
                   w->from, w->kind);
         json_decref(cmd);
@@ -592,6 +669,7 @@ static void reg__replace(sup_actor *self, reg_state *st, flow_state *fs)
         return;
     }
     reg__teardown(self, st);
+    reg__entered_clear(st);
     flow_view_clear(sup_self_rt(self), FLOW_VIEW_STATE, st->fs);
     flow_state_free(st->fs);
     st->fs = fs;
@@ -1040,6 +1118,15 @@ static void reg__op(sup_actor *self, reg_state *st, sup_from from, const char *o
             json_decref(cmd);
             return;
         }
+        const char *type = reg__str(cmd, "cmd"), *task = reg__str(cmd, "task");
+        if (type && task && strcmp(type, "task_submit") == 0) {
+            /* stamped by the task queue, or (a bare apply request) on arrival here */
+            const json_t *at = json_object_get(args, "entered_ns");
+            reg__entered_put(st, task,
+                             json_is_integer(at) && json_integer_value(at) > 0
+                                 ? (uint64_t)json_integer_value(at)
+                                 : flow__now_ns(rt));
+        }
         reg__submit(self, st, cmd, from, REG_K_VIEW);
         return;
     }
@@ -1176,6 +1263,7 @@ static int reg_init(sup_actor *self, void *state, void *arg)
     election_node_name(st->my_id, st->me);
     st->claiming = json_object();
     hmap_init(&st->waits);
+    hmap_init(&st->entered);
     st->fs = flow_state_new();
     st->retention = flow__retention(o);
     if (st->fs != NULL) {
@@ -1425,6 +1513,7 @@ static void reg_terminate(sup_actor *self, void *state, const sup_reason *reason
     }
     hmap_free(&st->mrefs);
     flow__hmap_free_values(&st->waits, free);
+    flow__hmap_free_values(&st->entered, free);
     json_decref(st->leader_info);
     json_decref(st->claiming);
     json_decref(st->alive);

@@ -13,7 +13,10 @@
 #     pauses and cannot commit;
 #  5. healed → all three converge: the same tasks, all completed, the same counters;
 #  6. SIGTERM → every node exits 0 (with a sanitizer build: no leak, no error).
-# No timing is asserted: every wait polls with a generous deadline.
+# No timing is asserted: every wait polls with a generous deadline. Election timeout 1 s (1-2 s
+# randomised): no step measures an election's speed, and a stall of a node under a sanitizer
+# and a parallel ctest must not depose the leader between the steps; the leader is read again
+# before each step that relies on it.
 set -u
 BIN=${1:?usage: flow_partition_test.sh MACULA_BIN}
 # shellcheck source=tests/integration/flow_lib.sh
@@ -21,7 +24,7 @@ BIN=${1:?usage: flow_partition_test.sh MACULA_BIN}
 
 flow_setup partition 25000 300 20 3
 FLOW_ADDRS="raft http gossip"
-FLOW_ARGS=(--election-ms 150)
+FLOW_ARGS=(--election-ms 1000)
 FLOW_ENV=(MACULA_FLOW_FAULTS=1)
 FLOW_FAIL_STATUS=2000
 
@@ -91,6 +94,7 @@ submit_batch 1 5 warm
 check_done 1 "$DIR/acked.warm" || fail "warm-up tasks"
 
 # ---- 2. isolate a follower ------------------------------------------------------------------
+L=$(wait_live_leader) || fail "no leader before isolating a follower"
 F=2
 [ "$L" = 2 ] && F=3
 isolate "$F" true
@@ -107,6 +111,7 @@ check_done "$F" "$DIR/acked.p1" || fail "healed follower $F did not catch up"
 echo "ok 3 - healed follower $F caught up (has the partition's tasks) and is no longer paused"
 
 # ---- 4. isolate the leader ------------------------------------------------------------------
+L=$(wait_live_leader) || fail "no leader before isolating it"
 OTHERS=()
 for i in 1 2 3; do [ "$i" != "$L" ] && OTHERS+=("$i"); done
 isolate "$L" true
@@ -114,6 +119,10 @@ L2=$(wait_leader "${OTHERS[@]}") || fail "no new leader among ${OTHERS[*]} after
 wait_view "$L" "True 1 3" 600 || fail "isolated old leader $L: gossip view $(gossip_view "$L")"
 code=$(post_here "$L" task_submit '{"swarm":"s1","input":{"op":"sleep","ms":1,"k":"old-leader"}}' 10)
 [ "$code" != 200 ] || fail "the isolated old leader $L acknowledged a submission"
+for _ in $(seq 1 100); do # it steps down once an election timeout passes without a majority
+    [ "$(status_of "$L" | jget ready)" != True ] && break
+    sleep 0.1
+done
 [ "$(status_of "$L" | jget ready)" != True ] || fail "the isolated old leader $L still reports itself a ready leader"
 submit_batch "$L2" 10 p2
 check_done "$L2" "$DIR/acked.p2" || fail "the new leader $L2 did not complete the submissions"

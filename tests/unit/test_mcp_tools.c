@@ -652,6 +652,60 @@ static void test_chaos_switch(void **state)
     assert_int_equal(count_method(f, "notifications/tools/list_changed"), 0);
 }
 
+/* The state of a task, read through the task_status tool (no virtual time passes). */
+static const char *task_state(fx *f, const char *task)
+{
+    static char buf[32];
+    char args[128];
+    snprintf(args, sizeof args, "{\"task\":\"%s\"}", task);
+    json_t *r = call_meta(f, "task_status", args, "", 0);
+    snprintf(buf, sizeof buf, "%s", str(ok(r), "state"));
+    return buf;
+}
+
+/* chaos_inject_latency's effect on the virtual clock: before it, a task completes without any
+ * time passing; after ms=50 on the swarm's only agent, a task it runs has not completed 49 ms
+ * after its submission and has completed once 50 ms passed. */
+static void test_chaos_latency_delays_tasks(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(mcp_flow_set_chaos(f->mf, true), 0);
+    ok(call(f, "swarm_init",
+            "{\"id\":\"lat\",\"config\":{\"max_agents\":1,\"pool_min\":{\"worker\":1,"
+            "\"specialist\":0,\"scout\":0},\"pool_max\":{\"worker\":1,\"specialist\":0,"
+            "\"scout\":0}}}"));
+    pump(f, 0, 50);
+    json_t *agents = ok(call(f, "agent_list", "{\"swarm\":\"lat\"}"));
+    assert_int_equal(json_array_size(json_object_get(agents, "agents")), 1);
+    char agent[64], task[64], args[160];
+    snprintf(agent, sizeof agent, "%s",
+             str(json_array_get(json_object_get(agents, "agents"), 0), "id"));
+    /* no latency yet: done at the time it was submitted */
+    uint64_t t0 = sup_rt_now(f->rt);
+    json_t *tk = ok(call_meta(f, "task_submit", "{\"swarm\":\"lat\",\"input\":{\"v\":1}}", "", 0));
+    snprintf(task, sizeof task, "%s", str(tk, "id"));
+    assert_string_equal(task_state(f, task), "completed");
+    assert_int_equal(sup_rt_now(f->rt), t0);
+    /* 50 ms on the agent */
+    snprintf(args, sizeof args, "{\"agent\":\"%s\",\"ms\":50}", agent);
+    assert_true(
+        json_is_true(json_object_get(ok(call(f, "chaos_inject_latency", args)), "injected")));
+    pump(f, 0, 0); /* the registry passes it on to the agent */
+    t0 = sup_rt_now(f->rt);
+    tk = ok(call_meta(f, "task_submit", "{\"swarm\":\"lat\",\"input\":{\"v\":2}}", "", 0));
+    snprintf(task, sizeof task, "%s", str(tk, "id"));
+    assert_int_equal(sup_rt_now(f->rt), t0);
+    assert_string_equal(task_state(f, task), "running");
+    pump(f, 0, 49);
+    assert_int_equal(sup_rt_now(f->rt), t0 + 49);
+    assert_string_equal(task_state(f, task), "running");
+    pump(f, 0, 2);
+    assert_string_equal(task_state(f, task), "completed");
+    snprintf(args, sizeof args, "{\"task\":\"%s\"}", task);
+    json_t *r = ok(call(f, "task_result", args));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "result"), "v")), 2);
+}
+
 /* A second client session that counts list_changed. */
 typedef struct peer {
     int list_changed, other;
@@ -845,6 +899,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_before_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_end_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chaos_switch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chaos_latency_delays_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operator_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operator_switch, setup_allowed, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_restart, setup, teardown),

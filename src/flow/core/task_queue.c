@@ -6,6 +6,9 @@
  * This actor does what the deterministic machine must not: it mints the task's UUID and trace
  * id, turns a relative deadline into an absolute time, checks the request's shape, and
  * forwards the resulting task_submit command to the registry, which answers the caller.
+ * The request is stamped here, where it enters the flow, with this node's monotonic clock
+ * (flow__now_ns): the stamp travels beside the command ("entered_ns" of the apply request),
+ * never in it, and the registry measures the dispatch latency from it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +23,7 @@ static void tq__submit(sup_actor *self, void *state, sup_from from, json_t *args
 {
     tq_state *st = state;
     sup_rt *rt = sup_self_rt(self);
+    uint64_t entered = flow__now_ns(rt);
     const json_t *input = json_object_get(args, "input");
     const char *swarm = json_string_value(json_object_get(args, "swarm"));
     json_int_t dl = json_integer_value(json_object_get(args, "deadline_ms"));
@@ -46,7 +50,8 @@ static void tq__submit(sup_actor *self, void *state, sup_from from, json_t *args
         json_object_set_new(cmd, "deadline", json_integer((json_int_t)sup_rt_now(rt) + dl));
     }
     st->submitted++;
-    flow__forward(self, from, "apply", json_pack("{s:o}", "cmd", cmd));
+    flow__forward(self, from, "apply",
+                  json_pack("{s:o, s:I}", "cmd", cmd, "entered_ns", (json_int_t)entered));
 }
 
 static void tq_call(sup_actor *self, void *state, const sup_msg *m)

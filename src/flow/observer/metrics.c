@@ -1,15 +1,14 @@
 /*
  * flow/observer/metrics.c — erlmcp_flow_metrics: counts the flow's events by kind and keeps
- * the dispatch latency histogram: from the registry applying a task's submission to applying
- * its first assignment, measured on the monotonic clock when the events arrive (both come
- * from the registry in apply order, so the delay of the casts cancels out). The histogram is
- * published for /metrics (flow_metrics_prometheus); gauges (tasks by state, queue depth,
- * agents, breakers) come from the registry's state. flow_metrics() returns both as JSON.
+ * the dispatch latency histogram: from a task_submit request entering the node (the task
+ * queue stamps it) to the task's first assignment to an agent. The registry measures it on
+ * the runtime's monotonic clock (flow__now_ns) when it applies the assignment and sends it as
+ * the task_assigned event's "dispatch_ns"; this actor only files it, so the delay of the
+ * event's delivery to it does not count. The histogram is published for /metrics
+ * (flow_metrics_prometheus); gauges (tasks by state, queue depth, agents, breakers) come from
+ * the registry's state. flow_metrics() returns both as JSON.
  */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "flow/flow_int.h"
 
@@ -28,13 +27,7 @@ void flow_latency_observe(flow_latency *h, double seconds)
     h->sum += seconds;
 }
 
-typedef struct mt_submitted {
-    char task[FLOW_ID_MAX]; /* the key */
-    uint64_t ns;            /* hrtime of the submission */
-} mt_submitted;
-
 typedef struct mt_state {
-    hmap submitted; /* task → mt_submitted, until its first assignment or end */
     json_t *events; /* name → count */
     flow_latency lat;
 } mt_state;
@@ -48,30 +41,14 @@ static void mt_cast(sup_actor *self, void *state, const sup_msg *m)
     }
     json_t *e = flow__msg_json(m);
     const char *name = json_string_value(json_object_get(e, "event"));
-    const char *task = json_string_value(json_object_get(e, "task"));
     if (name) {
         json_int_t n = json_integer_value(json_object_get(st->events, name));
         json_object_set_new(st->events, name, json_integer(n + 1));
     }
-    if (name && task && strcmp(name, "task_accepted") == 0) {
-        mt_submitted *t = calloc(1, sizeof *t);
-        if (t) {
-            snprintf(t->task, sizeof t->task, "%s", task);
-            t->ns = uv_hrtime();
-            void *old = NULL;
-            if (hmap_put(&st->submitted, t->task, strlen(t->task), t, &old) != 0) {
-                free(t);
-            }
-            free(old); /* the same task accepted twice: the newer submission counts */
-        }
-    } else if (name && task &&
-               (strcmp(name, "task_assigned") == 0 || strcmp(name, "task_completed") == 0 ||
-                strcmp(name, "task_failed") == 0 || strcmp(name, "task_cancelled") == 0)) {
-        mt_submitted *t = flow_hdel(&st->submitted, task);
-        if (t && strcmp(name, "task_assigned") == 0) {
-            flow_latency_observe(&st->lat, (double)(uv_hrtime() - t->ns) / 1e9);
-        }
-        free(t);
+    const json_t *d = json_object_get(e, "dispatch_ns");
+    if (name && strcmp(name, "task_assigned") == 0 && json_is_integer(d) &&
+        json_integer_value(d) >= 0) {
+        flow_latency_observe(&st->lat, (double)json_integer_value(d) / 1e9);
     }
     json_decref(e);
 }
@@ -98,7 +75,6 @@ static int mt_init(sup_actor *self, void *state, void *arg)
 {
     (void)arg;
     mt_state *st = state;
-    hmap_init(&st->submitted);
     st->events = json_object();
     sup_set_label(self, FLOW_N_METRICS);
     flow_view_set(sup_self_rt(self), FLOW_VIEW_LATENCY, &st->lat);
@@ -110,7 +86,6 @@ static void mt_terminate(sup_actor *self, void *state, const sup_reason *reason)
     (void)reason;
     mt_state *st = state;
     flow_view_clear(sup_self_rt(self), FLOW_VIEW_LATENCY, &st->lat);
-    flow__hmap_free_values(&st->submitted, free);
     json_decref(st->events);
 }
 

@@ -67,7 +67,8 @@ static void prom__latency(FILE *f, const flow_latency *h)
         h = &none;
     }
     prom__family(f, "macula_flow_dispatch_latency_seconds", "histogram",
-                 "Time from a task's submission to its assignment to an agent.");
+                 "Time from a task_submit request entering this node to the task's first "
+                 "assignment to an agent.");
     uint64_t cum = 0;
     for (int b = 0; b < FLOW_LAT_BUCKETS; b++) {
         cum += h->bucket[b];
