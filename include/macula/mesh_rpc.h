@@ -66,7 +66,9 @@ int macula_rpc_open(void *loop, const char *url, const char *realm, const macula
                     void *ctx, macula_rpc **out);
 
 /* Calls procedure with args (JSON text; NULL: "null"); timeout_ms 0: 30 s. done is called
- * exactly once (result, error, "timeout" when the node did not answer in time, "closed"). */
+ * exactly once (result, error, "timeout" when the node did not answer in time, "closed").
+ * MACULA_RPC_EINVAL, and no call, when args is not one JSON text as jansson reads it (strict
+ * UTF-8, no \u0000, paired surrogates, integers within int64). The same for a cast. */
 int macula_rpc_call(macula_rpc *r, const char *procedure, const char *args_json,
                     uint32_t timeout_ms, macula_rpc_result_fn done, void *ctx);
 /* Casts (no answer). */

@@ -1,12 +1,12 @@
 /* src/mcp/json.c — JSON text to and from jansson values (see json.h). */
 #include "json.h"
 
-#include <errno.h>
-#include <locale.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/jsontext.h"
 
 /* ---- buffer ----------------------------------------------------------------------------- */
 
@@ -36,41 +36,6 @@ void mcp_buf_free(mcp_buf *b)
     free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
-}
-
-/* The length of the valid UTF-8 sequence at p (first byte >= 0x80), 0 when invalid: no
- * overlong forms, no surrogates, nothing past U+10FFFF. */
-static size_t json__utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    uint32_t v;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        v = c & 0x1Fu;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        v = c & 0x0Fu;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        v = c & 0x07u;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n) {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0u) != 0x80u) {
-            return 0;
-        }
-        v = (v << 6) | (p[i] & 0x3Fu);
-    }
-    if ((n == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
-        (n == 4 && (v < 0x10000 || v > 0x10FFFF))) {
-        return 0;
-    }
-    return n;
 }
 
 /* ---- parser ----------------------------------------------------------------------------- */
@@ -215,7 +180,7 @@ static int jp__string(jp *s, const char **str, size_t *len, char **owned)
             esc = true;
             continue;
         }
-        size_t n = json__utf8_len(p, end);
+        size_t n = jsontext_utf8_len(p, end);
         if (n == 0) {
             return -1;
         }
@@ -242,95 +207,15 @@ static int jp__string(jp *s, const char **str, size_t *len, char **owned)
     return 0;
 }
 
-static bool jp__digit(const jp *s, const unsigned char *p)
-{
-    return p < s->end && *p >= '0' && *p <= '9';
-}
-
 static json_t *jp__number(jp *s)
 {
-    const unsigned char *p = s->p, *start = p;
-    bool neg = *p == '-', real = false;
-    if (neg) {
-        p++;
-    }
-    if (!jp__digit(s, p)) {
+    jsontext_number num;
+    size_t n = jsontext_number_read(s->p, s->end, &num);
+    if (n == 0) {
         return NULL;
     }
-    if (*p == '0') {
-        p++;
-        if (jp__digit(s, p)) {
-            return NULL; /* a leading zero */
-        }
-    } else {
-        while (jp__digit(s, p)) {
-            p++;
-        }
-    }
-    const unsigned char *int_end = p;
-    if (p < s->end && *p == '.') {
-        p++;
-        if (!jp__digit(s, p)) {
-            return NULL;
-        }
-        while (jp__digit(s, p)) {
-            p++;
-        }
-        real = true;
-    }
-    if (p < s->end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < s->end && (*p == '+' || *p == '-')) {
-            p++;
-        }
-        if (!jp__digit(s, p)) {
-            return NULL;
-        }
-        while (jp__digit(s, p)) {
-            p++;
-        }
-        real = true;
-    }
-    s->p = p;
-    if (!real) {
-        uint64_t v = 0;
-        for (const unsigned char *d = start + neg; d < int_end; d++) {
-            unsigned dv = *d - '0';
-            if (v > (UINT64_MAX - dv) / 10) {
-                return NULL;
-            }
-            v = v * 10 + dv;
-        }
-        if (neg) {
-            if (v > (uint64_t)INT64_MAX + 1) {
-                return NULL;
-            }
-            return json_integer(v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(json_int_t)v);
-        }
-        return v > (uint64_t)INT64_MAX ? NULL : json_integer((json_int_t)v);
-    }
-    size_t n = (size_t)(p - start);
-    char small[64];
-    char *t = n < sizeof small ? small : malloc(n + 1);
-    if (t == NULL) {
-        return NULL;
-    }
-    memcpy(t, start, n);
-    t[n] = '\0';
-    const char *dp = localeconv()->decimal_point;
-    if (dp != NULL && dp[0] != '.' && dp[0] != '\0' && dp[1] == '\0') {
-        char *dot = memchr(t, '.', n);
-        if (dot != NULL) {
-            *dot = dp[0];
-        }
-    }
-    errno = 0;
-    double d = strtod(t, NULL);
-    int overflow = (d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE;
-    if (t != small) {
-        free(t);
-    }
-    return overflow ? NULL : json_real(d);
+    s->p += n;
+    return num.real ? json_real(num.d) : json_integer(num.i);
 }
 
 static json_t *jp__literal(jp *s, const char *word, size_t n, json_t *v)
@@ -507,7 +392,7 @@ static int jw__string(mcp_buf *b, const char *str, size_t len)
             continue;
         }
         if (c >= 0x80) {
-            size_t n = json__utf8_len(p, end);
+            size_t n = jsontext_utf8_len(p, end);
             if (n == 0) {
                 return -1;
             }

@@ -77,6 +77,14 @@ check "...and at node 1 (routed)" poll 30 answers 1 $R demo.echo "$big" "$big"
 check "node 1 originated RPC routes" test "$(metric 1 macula_rpc_routes_sent_total)" -ge 1
 check "node 5 delivered routed calls to its handler" test "$(metric 5 macula_rpc_routes_delivered_total)" -ge 1
 
+# Arguments that are not one JSON text are refused before anything is
+# sent (exit 2): a cut array, a lone surrogate escape, an integer past int64.
+for bad in '[1,' '"\ud800"' '9223372036854775808'; do
+  call 1 $R demo.add "$bad" 20
+  check "macula call with the arguments $bad: exit 2" test $? -eq 2
+  check "...the arguments are not JSON" grep -q "the arguments are not JSON" "$work/call.err"
+done
+
 call 1 $R demo.unknown '[]' 20
 check "a procedure nobody serves: exit 1" test $? -eq 1
 check "...with no_handler" grep -q "^no_handler" "$work/call.err"

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "json_cases.h"
 #include "mcp/json.h"
 
 #define FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
@@ -56,101 +57,23 @@ static int same_s(const char *s)
     return same(s, strlen(s));
 }
 
-static const char rpc_call[] =
-    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
-    "\"arguments\":{\"text\":\"hello\"}}}";
-
-static const char *const accepted[] = {
-    "{}",
-    "[]",
-    " \t\r\n{ \"a\" : [ 1 , -2 , 3.5 , -0.0 , 1e10 , 1E-7 , 2.5e+3 ] } \n",
-    rpc_call,
-    "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
-    "\"\\u00e9\\u20AC\\ud83d\\ude00\\u0001\\u001f\\u007f\"",
-    "\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80 \x7f\"",
-    "9223372036854775807",
-    "-9223372036854775808",
-    "0",
-    "-0",
-    "1.7976931348623157e308",
-    "1e-400", /* underflow is accepted (0) */
-    "0.1",
-    "123456789012345678901234567890.5",
-    "true",
-    "false",
-    "null",
-    "[true,false,null,{\"\":\"\"}]",
-    "{\"a\":{\"b\":{\"c\":[[[]]]}},\"z\":1,\"m\":2}",
-    "{\"k\\u00e9y\":1,\"k\\u00e8y\":2}",
-};
-
-static const char *const rejected[] = {
-    "",
-    "   ",
-    "{",
-    "}",
-    "[1,]",
-    "[,1]",
-    "{\"a\":1,}",
-    "{\"a\" 1}",
-    "{a:1}",
-    "{\"a\":1,\"a\":2}",
-    "{\"a\\u0062\":1,\"ab\":2}",
-    "01",
-    "-01",
-    "-",
-    "1.",
-    ".5",
-    "1e",
-    "1e+",
-    "+1",
-    "0x10",
-    "9223372036854775808",
-    "-9223372036854775809",
-    "99999999999999999999",
-    "1e400",
-    "-1e400",
-    "tru",
-    "truex",
-    "nul",
-    "True",
-    "\"abc",
-    "\"\\u0000\"",
-    "\"\\ud83d\"",
-    "\"\\ude00\"",
-    "\"\\ud83d\\u0041\"",
-    "\"\\u12\"",
-    "\"\\x41\"",
-    "\"\\\"",
-    "\"a\tb\"",
-    "\"a\nb\"",
-    "\"\xff\"",
-    "\"\xc0\xaf\"",
-    "\"\xe0\x80\xaf\"",
-    "\"\xed\xa0\x80\"",
-    "\"\xf4\x90\x80\x80\"",
-    "\"\xc3\"",
-    "1 2",
-    "{} {}",
-    "[1] x",
-    "NaN",
-    "Infinity",
-};
-
 static void test_edge_cases(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof accepted / sizeof *accepted; i++) {
-        if (!same_s(accepted[i])) {
-            fprintf(stderr, "expected to parse: %s\n", accepted[i]);
+    for (size_t i = 0; i < sizeof json_cases_accepted / sizeof *json_cases_accepted; i++) {
+        if (!same_s(json_cases_accepted[i])) {
+            fprintf(stderr, "expected to parse: %s\n", json_cases_accepted[i]);
             fail();
         }
     }
-    for (size_t i = 0; i < sizeof rejected / sizeof *rejected; i++) {
-        if (same_s(rejected[i])) {
-            fprintf(stderr, "expected to be rejected: %s\n", rejected[i]);
+    for (size_t i = 0; i < sizeof json_cases_rejected / sizeof *json_cases_rejected; i++) {
+        if (same_s(json_cases_rejected[i])) {
+            fprintf(stderr, "expected to be rejected: %s\n", json_cases_rejected[i]);
             fail();
         }
+    }
+    for (size_t i = 0; i < sizeof json_cases_dup_keys / sizeof *json_cases_dup_keys; i++) {
+        assert_int_equal(same_s(json_cases_dup_keys[i]), 0);
     }
     /* NUL bytes: in a string, between tokens, after the value */
     assert_int_equal(same("\"a\0b\"", 5), 0);
@@ -224,62 +147,13 @@ static void test_writer(void **state)
     json_decref(o);
 }
 
-/* xorshift64*: deterministic */
-static uint64_t rnd_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
-{
-    rnd_state ^= rnd_state >> 12;
-    rnd_state ^= rnd_state << 25;
-    rnd_state ^= rnd_state >> 27;
-    return rnd_state * 0x2545F4914F6CDD1Dull;
-}
-
 static void test_mutations(void **state)
 {
     (void)state;
-    static const char *const seeds[] = {
-        "{\"jsonrpc\":\"2.0\",\"id\":17,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
-        "\"arguments\":{\"text\":\"h\\u00e9llo\\n\",\"n\":[1,-2.5e3,true,null]}}}",
-        "[{\"a\":\"\\ud83d\\ude00\xc3\xa9\"},{\"b\":-0.125},{\"c\":{}},[],\"\\\"\\\\\"]",
-        "{\"x\":12345678901234,\"y\":1E+2,\"z\":false,\"\xe2\x82\xac\":\"\xf0\x9f\x98\x80\"}",
-    };
-    /* bytes a mutation inserts: structure, escapes, digits, UTF-8 pieces, controls */
-    static const char pool[] = "{}[]\":,\\u0123456789abcdefABCDEF.eE+-tfnrl \t\n\r\x01\x7f\x80\xbf"
-                               "\xc2\xc3\xe0\xe2\xed\xf0\xf4\xff";
-    char buf[512];
-    int ok = 0, total = 0;
-    for (int round = 0; round < 60000; round++) {
-        const char *s = seeds[rnd() % 3];
-        size_t n = strlen(s);
-        memcpy(buf, s, n + 1);
-        int edits = 1 + (int)(rnd() % 4);
-        for (int k = 0; k < edits; k++) {
-            size_t at = n ? rnd() % n : 0;
-            switch (rnd() % 4) {
-            case 0: buf[at] = pool[rnd() % (sizeof pool - 1)]; break;
-            case 1: /* delete */
-                if (n > 1) {
-                    memmove(buf + at, buf + at + 1, n - at - 1);
-                    n--;
-                }
-                break;
-            case 2: /* insert */
-                if (n + 1 < sizeof buf) {
-                    memmove(buf + at + 1, buf + at, n - at);
-                    buf[at] = pool[rnd() % (sizeof pool - 1)];
-                    n++;
-                }
-                break;
-            default: /* truncate */ n = at; break;
-            }
-        }
-        ok += same(buf, n);
-        total++;
-    }
-    fprintf(stderr, "mutations: %d of %d accepted\n", ok, total);
+    int ok = json_cases_mutations(60000, same);
     /* both outcomes were exercised */
-    assert_true(ok > total / 50);
-    assert_true(ok < total);
+    assert_true(ok > 60000 / 50);
+    assert_true(ok < 60000);
 }
 
 int main(void)

@@ -26,8 +26,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <uv.h>
 
 #include "macula/mesh.h"
+#include "macula/mesh_rpc.h"
 
 #define REALM "t.api"
 #define BURST 3000u
@@ -549,6 +551,100 @@ static void test_topics_and_subscriptions(void **state)
     macula_mesh_disconnect(sub);
 }
 
+/* ---- the RPC client API (mesh_rpc.h) ------------------------------------------------------ */
+
+typedef struct rpcx {
+    uv_loop_t loop;
+    bool ready, closed, advertised;
+    int answers;
+    char result[256];
+} rpcx;
+
+static void rx_ready(macula_rpc *r, void *ctx)
+{
+    (void)r;
+    ((rpcx *)ctx)->ready = true;
+}
+
+static void rx_closed(macula_rpc *r, const char *reason, void *ctx)
+{
+    (void)reason;
+    ((rpcx *)ctx)->closed = true;
+    macula_rpc_free(r);
+}
+
+static void rx_echo(macula_rpc *r, uint64_t request, const char *procedure, const char *args,
+                    size_t len, void *ctx)
+{
+    (void)procedure;
+    (void)ctx;
+    assert_int_equal(macula_rpc_respond(r, request, args, len), MACULA_RPC_OK);
+}
+
+static void rx_advertised(macula_rpc *r, const char *error_code, const char *text, size_t len,
+                          void *ctx)
+{
+    (void)r;
+    (void)text;
+    (void)len;
+    ((rpcx *)ctx)->advertised = error_code == NULL;
+}
+
+static void rx_done(macula_rpc *r, const char *error_code, const char *text, size_t len, void *ctx)
+{
+    (void)r;
+    rpcx *x = ctx;
+    x->answers++;
+    snprintf(x->result, sizeof x->result, "%s%.*s", error_code ? error_code : "", (int)len, text);
+}
+
+#define RX_UNTIL(x, cond)                                                                          \
+    do {                                                                                           \
+        uint64_t until_ = uv_hrtime() + 60ull * 1000000000ull;                                     \
+        while (!(cond)) {                                                                          \
+            assert_true(uv_hrtime() < until_);                                                     \
+            uv_run(&(x)->loop, UV_RUN_ONCE); /* the client's 100 ms tick bounds each turn */       \
+        }                                                                                          \
+    } while (0)
+
+/* A call comes back through the node from a handler on the same client. Arguments that are not
+ * one JSON text (as jansson would read it) are refused at once with MACULA_RPC_EINVAL and never
+ * reach the node: their callbacks never run. */
+static void test_rpc_call_and_refused_arguments(void **state)
+{
+    node *n = *state;
+    rpcx *x = calloc(1, sizeof *x);
+    assert_non_null(x);
+    assert_int_equal(uv_loop_init(&x->loop), 0);
+    macula_rpc_callbacks cb = {.on_ready = rx_ready, .on_closed = rx_closed};
+    macula_rpc *r = NULL;
+    assert_int_equal(macula_rpc_open(&x->loop, n->url, REALM, &cb, x, &r), MACULA_RPC_OK);
+    RX_UNTIL(x, x->ready);
+    assert_int_equal(macula_rpc_advertise(r, "t.echo", rx_echo, x, rx_advertised, x),
+                     MACULA_RPC_OK);
+    RX_UNTIL(x, x->advertised);
+    static const char args[] = "{\"a\":[1,-2.5e3,\"\\u00e9\",null],\"b\":{}}";
+    assert_int_equal(macula_rpc_call(r, "t.echo", args, 10000, rx_done, x), MACULA_RPC_OK);
+    RX_UNTIL(x, x->answers == 1);
+    assert_string_equal(x->result, args);
+    static const char *const bad[] = {
+        "[1,", "\"\\ud800\"", "9223372036854775808", "{} x", "", "{\"a\":1,}", "\"\x80\""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(macula_rpc_call(r, "t.echo", bad[i], 10000, rx_done, x),
+                         MACULA_RPC_EINVAL);
+        assert_int_equal(macula_rpc_cast(r, "t.echo", bad[i]), MACULA_RPC_EINVAL);
+    }
+    assert_int_equal(macula_rpc_call(r, "t.echo", NULL, 10000, rx_done, x), MACULA_RPC_OK);
+    RX_UNTIL(x, x->answers == 2);
+    assert_string_equal(x->result, "null");
+    macula_rpc_close(r);
+    RX_UNTIL(x, x->closed);
+    uv_run(&x->loop, UV_RUN_DEFAULT); /* the handles close */
+    assert_int_equal(x->answers, 2);
+    assert_int_equal(uv_loop_close(&x->loop), 0);
+    free(x);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -558,6 +654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qos0_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_topics_and_subscriptions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_call_and_refused_arguments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
