@@ -126,6 +126,22 @@ typedef struct psc_act {
 /* A delivery frame: an encoded PUBLISH that SEND_CONN actions point into. Frames of up to
  * PSC_FRAME_POOL_CAP bytes come from a free list, so a delivery allocates nothing in the
  * steady state (a 1 KiB payload's frame is past the allocator's per-thread cache). */
+#define PSC_MCACHE_N 64     /* topics remembered (direct-mapped by hash) */
+#define PSC_MCACHE_TOPIC 96 /* the longest topic remembered */
+#define PSC_MCACHE_HITS 16  /* the most local subscribers remembered for one topic */
+
+typedef struct psc_hit {
+    uint64_t conn;
+    uint8_t qos;
+} psc_hit;
+
+typedef struct psc_mcache {
+    uint64_t gen; /* psc.sub_gen when filled (0: empty; sub_gen starts at 1) */
+    uint16_t tlen, n;
+    char topic[PSC_MCACHE_TOPIC];
+    psc_hit hits[PSC_MCACHE_HITS]; /* merged: one per connection, at its highest QoS */
+} psc_mcache;
+
 typedef struct psc_frame {
     struct psc_frame *next;
     size_t cap;
@@ -161,6 +177,14 @@ struct psc {
     uint64_t memo_gen, cache_gen; /* cache_gen moves when a cache entry is freed */
     psc_stats st;
     size_t mem;
+    /* The local subscribers of recently published topics (psc__local_hits): a publisher
+     * usually repeats its topics, and the match (validation, split, trie walk, QoS look-ups)
+     * is most of a small message's cost. Valid while sub_gen, which every change of the trie
+     * moves, is what it was when filled. */
+    uint64_t sub_gen;
+    psc_mcache mcache[PSC_MCACHE_N];
+    const char *mc_for; /* psc__topic_ok's topic, whose slot (mc_slot) psc__local_hits uses */
+    psc_mcache *mc_slot;
 };
 
 #define PSC_ACT_FREE_MAX 1024 /* spent action records kept */
@@ -638,6 +662,7 @@ int psc_new(const psc_config *cfg, uint64_t now, psc **out)
     bool deflt = oc.retry_ms == 0 && oc.max_retry_ms == 0 && oc.max_tries == 0 &&
                  oc.max_pending == 0 && oc.max_bytes == 0;
     p->trie = topic_trie_new();
+    p->sub_gen = 1;
     p->outbox = qos_outbox_new(deflt ? NULL : &oc);
     p->dedup = qos_dedup_new(cfg->dedup_window_ms, cfg->dedup_max_ids);
     if (p->trie == NULL || p->outbox == NULL || p->dedup == NULL) {
@@ -802,6 +827,7 @@ int psc_subscribe(psc *p, uint64_t conn, const char *pattern, size_t len, uint8_
         psc__release(p, sub, sizeof *sub);
         return PSC_ENOMEM;
     }
+    p->sub_gen++;
     sub->pat = pt;
     sub->qos = qos > 0 ? 1 : 0;
     p->st.subscriptions++;
@@ -813,6 +839,7 @@ static void psc__unsub_one(psc *p, psc_conn *c, psc_sub *sub)
 {
     psc_pat *pt = sub->pat;
     (void)topic_trie_remove(p->trie, pt->text, pt->len, c->conn);
+    p->sub_gen++;
     hmap_del(&c->subs, pt->text, pt->len);
     psc__pat_unref(p, pt);
     psc__release(p, sub, sizeof *sub);
@@ -919,11 +946,6 @@ void psc_conn_down(psc *p, uint64_t conn, uint64_t now)
 
 /* ---- delivery ----------------------------------------------------------------------------- */
 
-typedef struct psc_hit {
-    uint64_t conn;
-    uint8_t qos;
-} psc_hit;
-
 #define PSC_HITS_SCAN 16 /* hit lists up to this long are de-duplicated as they grow */
 
 static int psc__hit_cmp(const void *a, const void *b)
@@ -1000,20 +1022,73 @@ static void psc__match_cb(void *ctx, uint64_t sub, const char *pattern, size_t p
 
 /* Delivers a message to the local subscribers. With an upstream connection (a route), QoS 1
  * deliveries are recorded so that the upstream PUBACK waits for them; returns how many. */
+/* The cache slot of topic, or NULL when the topic is too long to be remembered. */
+static psc_mcache *psc__mcache_slot(psc *p, const char *topic, size_t tlen)
+{
+    if (tlen > PSC_MCACHE_TOPIC) {
+        return NULL;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < tlen; i++) {
+        h = (h ^ (uint8_t)topic[i]) * 16777619u;
+    }
+    return &p->mcache[h % PSC_MCACHE_N];
+}
+
+static bool psc__mcache_holds(const psc *p, const psc_mcache *e, const char *topic, size_t tlen)
+{
+    return e != NULL && e->gen == p->sub_gen && e->tlen == tlen &&
+           memcmp(e->topic, topic, tlen) == 0;
+}
+
+/* A valid topic name: one remembered in the cache was checked when it was filled. The slot
+ * is kept for the psc__local_hits that follows (one hash per message). */
+static bool psc__topic_ok(psc *p, const char *topic, size_t tlen)
+{
+    p->mc_for = topic;
+    p->mc_slot = psc__mcache_slot(p, topic, tlen);
+    return psc__mcache_holds(p, p->mc_slot, topic, tlen) ||
+           topic_validate_name(topic, tlen) == TOPIC_OK;
+}
+
+/* The local subscribers of a valid topic into m->hits / m->n (merged: one per connection, at
+ * its highest subscription QoS), from the cache or from the trie (then remembered). On
+ * PSC_EINVAL nothing is left to free. */
+static int psc__local_hits(psc *p, const char *topic, size_t tlen, psc_match_ctx *m)
+{
+    psc_mcache *e = p->mc_for == topic ? p->mc_slot : psc__mcache_slot(p, topic, tlen);
+    p->mc_for = NULL;
+    if (psc__mcache_holds(p, e, topic, tlen)) {
+        memcpy(m->hits, e->hits, e->n * sizeof *e->hits); /* m->cap >= PSC_MCACHE_HITS */
+        m->n = e->n;
+        return PSC_OK;
+    }
+    m->qos = 1; /* each subscription's own QoS; the delivery takes the lower of the two */
+    if (topic_trie_match(p->trie, topic, tlen, psc__match_cb, m) < 0) {
+        if (m->hits != m->local) {
+            free(m->hits);
+        }
+        return PSC_EINVAL;
+    }
+    m->n = psc__hits_merge(m->hits, m->n);
+    if (e != NULL && !m->nomem && m->n <= PSC_MCACHE_HITS) {
+        e->gen = p->sub_gen;
+        e->tlen = (uint16_t)tlen;
+        e->n = (uint16_t)m->n;
+        memcpy(e->topic, topic, tlen);
+        memcpy(e->hits, m->hits, m->n * sizeof *m->hits);
+    }
+    return PSC_OK;
+}
+
 static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint8_t *payload,
                               size_t plen, uint8_t qos, const uint8_t *id, uint64_t now, psc_up *up)
 {
     psc_hit local[16]; /* most messages: no allocation for the hit list */
-    psc_match_ctx m = {
-        .p = p, .hits = local, .local = local, .cap = sizeof local / sizeof *local, .qos = qos};
-    int rc = topic_trie_match(p->trie, topic, tlen, psc__match_cb, &m);
-    if (rc < 0) {
-        if (m.hits != local) {
-            free(m.hits);
-        }
+    psc_match_ctx m = {.p = p, .hits = local, .local = local, .cap = sizeof local / sizeof *local};
+    if (psc__local_hits(p, topic, tlen, &m) != PSC_OK) {
         return PSC_EINVAL;
     }
-    m.n = psc__hits_merge(m.hits, m.n);
     /* One encoding per delivery QoS, shared by every subscriber's action; the last action
      * that uses it owns it (actions are carried out in order). */
     uint8_t *frames[2] = {NULL, NULL};
@@ -1389,7 +1464,7 @@ int psc_lookup_done(psc *p, const char *key, size_t key_len, const psc_index_ent
 int psc_publish(psc *p, uint64_t conn, const wire_publish *pub, uint64_t now)
 {
     uint8_t qos = pub->qos > 0 ? 1 : 0;
-    if (topic_validate_name((const char *)pub->topic.p, pub->topic.len) != TOPIC_OK ||
+    if (!psc__topic_ok(p, (const char *)pub->topic.p, pub->topic.len) ||
         (qos == 1 && pub->message_id.len != QOS_ID_LEN)) {
         p->st.refused_invalid++;
         return PSC_EINVAL;
@@ -1454,7 +1529,7 @@ int psc_route_in(psc *p, uint64_t conn, const uint8_t from[PSC_ID_LEN], const wi
         p->st.routes_refused++;
         return PSC_EHOPS;
     }
-    if (topic_validate_name((const char *)pub->topic.p, pub->topic.len) != TOPIC_OK ||
+    if (!psc__topic_ok(p, (const char *)pub->topic.p, pub->topic.len) ||
         (qos == 1 && pub->message_id.len != QOS_ID_LEN)) {
         p->st.routes_refused++;
         return PSC_EINVAL;

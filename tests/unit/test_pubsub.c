@@ -717,6 +717,99 @@ static void test_route_qos0_and_stale(void **state)
     psc_free(b);
 }
 
+/* Publishes topic at QoS qos and returns the local deliveries: to[i] got a frame of QoS q[i]
+ * (lookups for remote subscribers are answered with nobody). */
+static size_t deliver_to(psc *p, const char *topic, uint8_t qos, uint64_t to[], uint8_t q[])
+{
+    static uint8_t seq;
+    uint8_t id[16];
+    memset(id, ++seq, sizeof id);
+    wire_publish w = pubmsg(topic, "x", qos, qos ? id : NULL);
+    acts as;
+    if (psc_publish(p, 99, &w, 0) != PSC_OK) {
+        return SIZE_MAX;
+    }
+    drain(p, &as);
+    size_t n = 0;
+    for (size_t i = 0; i < as.n; i++) {
+        if (as.a[i].kind == PSC_ACT_SEND_CONN) {
+            wire_msg m;
+            decode(&as.a[i], &m);
+            if (m.type != WIRE_PUBLISH) {
+                assert_int_equal(as.a[i].conn, 99); /* the publisher's PUBACK */
+                continue;
+            }
+            to[n] = as.a[i].conn;
+            q[n++] = m.publish.qos;
+        }
+    }
+    answer_empty(p, &as, 0);
+    drain(p, &as);
+    return n;
+}
+
+/* The local match of a topic is remembered, and forgotten at every change of the
+ * subscriptions: a subscriber added after a topic was published gets the next publish, one
+ * removed (unsubscribe, disconnect) does not; QoS stays per subscription; topics too long or
+ * with too many subscribers to remember are matched every time; an invalid topic is refused
+ * every time. */
+static void test_local_match_cache(void **state)
+{
+    (void)state;
+    psc *p = mk(1, 0);
+    acts as;
+    uint64_t to[64];
+    uint8_t q[64];
+    assert_int_equal(psc_subscribe(p, 10, S("a.*"), 0, 0), PSC_OK);
+    drain(p, &as);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(deliver_to(p, "a.b", 0, to, q), 1);
+        assert_int_equal(to[0], 10);
+    }
+    assert_int_equal(psc_subscribe(p, 11, S("a.b"), 1, 0), PSC_OK);
+    drain(p, &as);
+    assert_int_equal(deliver_to(p, "a.b", 1, to, q), 2); /* 11 is new: the match is redone */
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(q[k], to[k] == 11 ? 1 : 0); /* 10 subscribed at QoS 0 */
+    }
+    assert_int_equal(deliver_to(p, "a.b", 0, to, q), 2); /* QoS 0 message: QoS 0 for all */
+    assert_int_equal(q[0] + q[1], 0);
+    assert_int_equal(deliver_to(p, "a.b", 1, to, q), 2); /* cached, QoS still per subscriber */
+    assert_int_equal(q[0] + q[1], 1);
+    assert_int_equal(psc_unsubscribe(p, 10, S("a.*"), 0), PSC_OK);
+    drain(p, &as);
+    assert_int_equal(deliver_to(p, "a.b", 0, to, q), 1);
+    assert_int_equal(to[0], 11);
+    psc_conn_down(p, 11, 0);
+    drain(p, &as);
+    assert_int_equal(deliver_to(p, "a.b", 0, to, q), 0);
+    /* not remembered: a 120-byte topic; 20 subscribers of one topic */
+    char longt[121];
+    for (int i = 0; i < 120; i++) {
+        longt[i] = i % 2 ? '.' : 'x';
+    }
+    longt[119] = 'y';
+    longt[120] = '\0';
+    assert_int_equal(psc_subscribe(p, 12, S("**"), 0, 0), PSC_OK);
+    for (uint64_t c = 20; c < 40; c++) {
+        assert_int_equal(psc_subscribe(p, c, S("m.n"), 0, 0), PSC_OK);
+    }
+    drain(p, &as);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(deliver_to(p, longt, 0, to, q), 1);
+        assert_int_equal(deliver_to(p, "m.n", 0, to, q), 21);
+    }
+    assert_int_equal(psc_unsubscribe(p, 25, S("m.n"), 0), PSC_OK);
+    drain(p, &as);
+    assert_int_equal(deliver_to(p, "m.n", 0, to, q), 20);
+    /* refused every time, never remembered */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(deliver_to(p, "a..b", 0, to, q), SIZE_MAX);
+        assert_int_equal(deliver_to(p, "a.*", 0, to, q), SIZE_MAX);
+    }
+    psc_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -728,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_cache_eviction_memo),
         cmocka_unit_test(test_many_subscribers_once),
         cmocka_unit_test(test_delivery_frames_reused),
+        cmocka_unit_test(test_local_match_cache),
         cmocka_unit_test(test_two_nodes_qos1),
         cmocka_unit_test(test_route_qos0_and_stale),
     };
