@@ -6,7 +6,8 @@
  *
  * Prints one line per result, "name value" (ns per operation). Each map holds ENTRIES live
  * entries (1,000 and 100,000: a node's connection table and a large one); the keys looked up
- * are all present and visited in a pseudo-random order fixed before the clock starts.
+ * are all present, every entry is among them, and they are visited in a pseudo-random order
+ * fixed before the clock starts.
  *
  *   hash_8B_ns, hash_20B_ns           hmap_hash alone (the keyed SipHash)
  *   get_u64key_hmap_ENTRIES_ns        hmap_get on an 8-byte key (a counter, as gwc__find does)
@@ -42,20 +43,33 @@ typedef struct conn {
     size_t tlen;
 } conn;
 
-/* A fixed pseudo-random visiting order over n entries (n <= 2^32). */
-static uint32_t *order_new(size_t n, size_t len)
+/* A fixed pseudo-random visiting order over n entries (n <= 2^31): *len (a power of two, at
+ * least 65,536 and at least n) indices that name every entry at least once (i % n for every
+ * slot, then shuffled), so that every entry of the map is looked up. */
+static uint32_t *order_new(size_t n, size_t *len)
 {
-    uint32_t *o = malloc(len * sizeof *o);
+    size_t l = (size_t)1 << 16;
+    while (l < n) {
+        l <<= 1;
+    }
+    uint32_t *o = malloc(l * sizeof *o);
     if (o == NULL) {
         die("out of memory");
     }
+    for (size_t i = 0; i < l; i++) {
+        o[i] = (uint32_t)(i % n);
+    }
     uint64_t x = 0x9e3779b97f4a7c15u;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = l - 1; i > 0; i--) { /* Fisher-Yates */
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        o[i] = (uint32_t)(x % n);
+        size_t j = (size_t)(x % (i + 1));
+        uint32_t t = o[i];
+        o[i] = o[j];
+        o[j] = t;
     }
+    *len = l;
     return o;
 }
 
@@ -82,13 +96,14 @@ static void bench_size(size_t entries, long n)
             die("put failed");
         }
     }
-    enum { ORDER = 1 << 16 };
-    uint32_t *o = order_new(entries, ORDER);
+    size_t order_len = 0;
+    uint32_t *o = order_new(entries, &order_len);
+    const size_t mask = order_len - 1;
     uintptr_t acc = 0;
 
     uint64_t t0 = now_ns();
     for (long i = 0; i < n; i++) {
-        uint64_t key = o[i & (ORDER - 1)] + 1;
+        uint64_t key = o[(size_t)i & mask] + 1;
         acc += (uintptr_t)hmap_get(&by_id, &key, sizeof key);
     }
     uint64_t t1 = now_ns();
@@ -96,7 +111,7 @@ static void bench_size(size_t entries, long n)
 
     t0 = now_ns();
     for (long i = 0; i < n; i++) {
-        uint64_t key = o[i & (ORDER - 1)] + 1;
+        uint64_t key = o[(size_t)i & mask] + 1;
         acc += (uintptr_t)hmap_u64_get(&by_u64, key);
     }
     t1 = now_ns();
@@ -105,7 +120,7 @@ static void bench_size(size_t entries, long n)
     t0 = now_ns();
     for (long i = 0; i < n; i++) {
         /* a copy of the topic, as a decoded message would carry it */
-        const conn *c = &cs[o[i & (ORDER - 1)]];
+        const conn *c = &cs[o[(size_t)i & mask]];
         char topic[24];
         memcpy(topic, c->topic, sizeof topic);
         acc += (uintptr_t)hmap_get(&by_topic, topic, c->tlen);

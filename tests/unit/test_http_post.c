@@ -4,8 +4,11 @@
  * port):
  *  - an answered POST: the server sees the path and the body, the owner gets the status;
  *  - nothing listening: the owner gets status 0 and a connect error;
- *  - released while the server holds the answer back: nothing reaches the owner, everything
- *    is freed (LSan) once the loop has closed the handles;
+ *  - released while the server holds the answer back (a bare TCP listener that reads the
+ *    request and never answers): the client closes its connection (the listener reads EOF long
+ *    before the request's own timeout), nothing reaches the owner (a control message sent
+ *    after the close arrives alone), everything is freed (LSan) once the loop has closed the
+ *    handles;
  *  - released, then the runtime freed before the loop closes the handles (a node's shutdown):
  *    nothing touches the runtime again (ASan).
  */
@@ -25,6 +28,7 @@
 #include "macula/sup.h"
 
 #define TAG 0x7e57
+#define CONTROL_TAG 0x7e58
 
 typedef struct fixture {
     uv_loop_t loop;
@@ -38,8 +42,17 @@ typedef struct fixture {
     char body[256];
     bool hold;          /* do not answer */
     http_request *held; /* the request held back (until its close) */
+    /* a bare TCP listener that never answers (released_in_flight) */
+    uv_tcp_t raw_srv, raw_peer;
+    bool raw_srv_open, raw_peer_open; /* closed by teardown (also after a failed assert) */
+    char raw_buf[1024];
+    size_t raw_len;
+    int raw_request; /* a complete request was read */
+    int raw_eof;     /* the client closed the connection */
     /* what the owner got */
-    int results;
+    int results;  /* well-formed outcome messages */
+    int infos;    /* every TAG message, whatever its size */
+    int controls; /* CONTROL_TAG messages */
     flow_http_result last;
 } fixture;
 
@@ -49,6 +62,13 @@ static void owner_info(sup_actor *self, void *state, const sup_msg *m)
 {
     (void)self;
     (void)state;
+    if (m->kind == SUP_MSG_INFO && m->tag == CONTROL_TAG) {
+        the->controls++;
+        return;
+    }
+    if (m->tag == TAG) {
+        the->infos++;
+    }
     if (m->kind == SUP_MSG_INFO && m->tag == TAG && m->len == sizeof(flow_http_result)) {
         memcpy(&the->last, m->data, sizeof the->last);
         the->results++;
@@ -108,6 +128,12 @@ static int teardown(void **state)
     }
     if (f->rt) {
         sup_rt_free(f->rt);
+    }
+    if (f->raw_peer_open) {
+        uv_close((uv_handle_t *)&f->raw_peer, NULL);
+    }
+    if (f->raw_srv_open) {
+        uv_close((uv_handle_t *)&f->raw_srv, NULL);
     }
     uv_run(&f->loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&f->loop);
@@ -184,26 +210,77 @@ static void nothing_listening(void **state)
     flow_http_release(r);
 }
 
+static void raw_alloc(uv_handle_t *h, size_t size, uv_buf_t *b)
+{
+    (void)size;
+    fixture *f = h->data;
+    b->base = f->raw_buf + f->raw_len;
+    b->len = sizeof f->raw_buf - 1 - f->raw_len;
+}
+
+static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    (void)b;
+    fixture *f = s->data;
+    if (n > 0) {
+        f->raw_len += (size_t)n;
+        f->raw_buf[f->raw_len] = '\0';
+        const char *end = strstr(f->raw_buf, "\r\n\r\n");
+        if (end != NULL && strcmp(end + 4, "{}") == 0) {
+            f->raw_request = 1;
+        }
+    } else if (n < 0) { /* EOF or reset: the client closed its end */
+        f->raw_eof = 1;
+        uv_read_stop(s);
+    }
+}
+
+static void raw_connection(uv_stream_t *srv, int status)
+{
+    fixture *f = srv->data;
+    if (status < 0 || f->raw_peer_open) {
+        return;
+    }
+    assert_int_equal(uv_tcp_init(&f->loop, &f->raw_peer), 0);
+    f->raw_peer.data = f;
+    f->raw_peer_open = true;
+    assert_int_equal(uv_accept(srv, (uv_stream_t *)&f->raw_peer), 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&f->raw_peer, raw_alloc, raw_read), 0);
+}
+
 static void released_in_flight(void **state)
 {
     fixture *f = *state;
-    f->hold = true;
+    /* a listener that reads the request and never answers */
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    assert_int_equal(uv_tcp_init(&f->loop, &f->raw_srv), 0);
+    f->raw_srv.data = f;
+    f->raw_srv_open = true;
+    assert_int_equal(uv_tcp_bind(&f->raw_srv, (const struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&f->raw_srv, 4, raw_connection), 0);
+    struct sockaddr_in got;
+    int len = sizeof got;
+    assert_int_equal(uv_tcp_getsockname(&f->raw_srv, (struct sockaddr *)&got, &len), 0);
     flow_http_url u;
-    url_of(f, f->port, &u);
+    url_of(f, ntohs(got.sin_port), &u);
     flow_http_req *r = NULL;
+    /* a timeout far beyond run_until's bound: only the release can close the connection */
     assert_int_equal(flow_http_post(&f->loop, f->rt, f->owner, TAG, 9, &u, "application/json",
-                                    strdup("{}"), 2, 10000, &r),
+                                    strdup("{}"), 2, 3600000, &r),
                      0);
     assert_non_null(r);
-    run_until(f, &f->requests, 1); /* the server has it and holds the answer */
+    run_until(f, &f->raw_request, 1); /* the server has it and holds the answer */
+    assert_int_equal(f->raw_eof, 0);
     flow_http_release(r);
-    for (int i = 0; i < 100; i++) {
-        uv_run(&f->loop, UV_RUN_NOWAIT);
-    }
-    assert_int_equal(f->results, 0); /* nothing reached the owner */
-    if (f->held) {
-        http_request_respond(f->held, 200, "application/json", NULL, "{}", 2);
-    }
+    run_until(f, &f->raw_eof, 1); /* the release closed the client's connection */
+    /* anything the release sent the owner was queued before that close; a control message
+     * sent now arrives after it */
+    char one = 1;
+    assert_int_equal(sup_send(f->rt, SUP_NOPID, f->owner, CONTROL_TAG, &one, 1), 0);
+    run_until(f, &f->controls, 1);
+    assert_int_equal(f->infos, 0); /* nothing reached the owner */
+    assert_int_equal(f->results, 0);
 }
 
 static void released_then_runtime_freed(void **state)

@@ -26,6 +26,7 @@
 #include "macula/config.h"
 #include "macula/sup.h"
 #include "macula/sup_supervisor.h"
+#include "mesh/gateway/gateway.h"
 #include "mesh/gateway/mesh_worker.h"
 #include "mesh/gateway/quic_server.h"
 #include "mesh/gateway/rpc.h"
@@ -196,6 +197,29 @@ static void send_ping_via_gateway(tnode *from, const tnode *to)
     free(frame);
 }
 
+/* PINGs n's gateway has received (on any connection; keep-alives too). */
+static uint64_t pings_in(tnode *n)
+{
+    gwc_stats gs;
+    assert_true(gw_gateway_stats(n->rt, &gs));
+    return gs.frames_in[WIRE_PING];
+}
+
+typedef struct ping_seen {
+    tnode *from, *to;
+    uint64_t frames_out, pings; /* before the send */
+} ping_seen;
+
+/* The gateway's frame left `from`'s pool and reached `to`'s gateway. */
+static bool ping_arrived(world *w, void *arg)
+{
+    (void)w;
+    ping_seen *ps = arg;
+    mesh_pool_stats st;
+    return gw_mesh_stats(ps->from->rt, &st, NULL) && st.frames_out > ps->frames_out &&
+           pings_in(ps->to) > ps->pings;
+}
+
 /* DHT, RPC and gateway traffic from A to B: one connection, one peer system. */
 static void test_one_connection_per_peer(void **state)
 {
@@ -241,11 +265,13 @@ static void test_one_connection_per_peer(void **state)
     assert_true(wait_for(w, rpc_answer_back, a, 10000));
 
     /* Gateway traffic (macula_gateway_mesh's sends) to the same peer. */
-    send_ping_via_gateway(a, b);
-    spin(w, 200);
-
     mesh_pool_stats st;
     uint32_t peers = 0;
+    pool_stats(a, &st, &peers);
+    ping_seen ps = {a, b, st.frames_out, pings_in(b)};
+    send_ping_via_gateway(a, b);
+    assert_true(wait_for(w, ping_arrived, &ps, 15000));
+
     pool_stats(a, &st, &peers);
     assert_int_equal(st.opened, 1);
     assert_int_equal(st.conns, 1);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <cmocka.h>
@@ -479,14 +480,35 @@ static bool sup_gone(run_ctx *c)
     return sup_rt_actor_count(c->rt) == 0;
 }
 
+/* Polls (bounded, 30 s) until `path` exists. */
+static bool file_appears(const char *path)
+{
+    uint64_t start = uv_hrtime();
+    while (access(path, F_OK) != 0) {
+        if (uv_hrtime() - start > 30000000000ull) {
+            return false;
+        }
+        uv_sleep(5);
+    }
+    return true;
+}
+
 static void test_osproc_shutdown_term_then_kill(void **state)
 {
     (void)state;
     run_ctx c;
     uv_loop_init(&c.loop);
     c.rt = sup_rt_new(&c.loop);
+    /* sh creates the ready file once its trap is installed */
+    char ready[] = "/tmp/macula-sup-trap-XXXXXX";
+    int fd = mkstemp(ready);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(unlink(ready), 0);
+    char script[128];
+    snprintf(script, sizeof script, "trap '' TERM; : > '%s'; sleep 30 & wait; sleep 30", ready);
     char *polite[] = {"sleep", "30", NULL};
-    char *stubborn[] = {"sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30", NULL};
+    char *stubborn[] = {"sh", "-c", script, NULL};
     sup_osproc_spec p1 = {.argv = polite}, p2 = {.argv = stubborn};
     sup_child_spec specs[] = {
         {.id = "polite", .start = sup_osproc_start, .arg = &p1, .shutdown_ms = 2000},
@@ -494,8 +516,9 @@ static void test_osproc_shutdown_term_then_kill(void **state)
     sup_pid s = start_sup(c.rt, SUP_ONE_FOR_ONE, 1, 60, specs, 2);
     int os_pid = sup_osproc_os_pid(c.rt, child_pid(c.rt, s, "stubborn"));
     assert_true(os_pid > 0);
-    /* give sh time to install its trap */
-    uv_sleep(200);
+    bool trapped = file_appears(ready); /* sh ignores SIGTERM from now on */
+    unlink(ready);
+    assert_true(trapped);
     sup_reason sd = sup_reason_shutdown();
     sup_exit(c.rt, SUP_NOPID, s, &sd);
     run_until(&c, sup_gone, 10000);
