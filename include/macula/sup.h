@@ -202,6 +202,20 @@ uint64_t sup_send_after(sup_actor *self, uint64_t ms, int tag, const void *data,
 /* Returns true if the timer was pending (its message will not arrive). */
 bool sup_cancel_timer(sup_actor *self, uint64_t ref);
 
+/* An actor's next timeout, armed lazily: setting it earlier re-arms the timer at once; setting
+ * it later (a client's idle deadline moving with every frame) keeps the timer armed for the
+ * earlier time, so a busy actor does not cancel and start a timer per message. The actor, woken
+ * early, finds nothing due and sets the deadline again. Zero-initialised: not armed. */
+typedef struct sup_deadline {
+    uint64_t ref; /* the armed timer; 0: none */
+    uint64_t at;  /* when it fires (runtime ms), while ref != 0 */
+} sup_deadline;
+/* Sets the deadline to `at` (runtime ms, sup_rt_now's clock; UINT64_MAX: none). The timer
+ * arrives as SUP_MSG_TIMER with `tag`; check it with sup_deadline_fired. */
+void sup_deadline_set(sup_actor *self, sup_deadline *d, uint64_t at, int tag);
+/* True, and the deadline disarmed, when m is the timer of d (call on every SUP_MSG_TIMER). */
+bool sup_deadline_fired(sup_deadline *d, const sup_msg *m);
+
 /* ---- links, monitors, exit signals ----------------------------------------------------- */
 int sup_link(sup_actor *self, sup_pid other);         /* linking to a dead pid sends EXIT noproc */
 void sup_unlink(sup_actor *self, sup_pid other);      /* also drops a queued EXIT from `other` */

@@ -1166,6 +1166,32 @@ bool sup_cancel_timer(sup_actor *self, uint64_t ref)
     return false;
 }
 
+void sup_deadline_set(sup_actor *self, sup_deadline *d, uint64_t at, int tag)
+{
+    if (d->ref != 0 && at >= d->at) {
+        return; /* armed for an earlier (or the same) time */
+    }
+    if (d->ref != 0) {
+        (void)sup_cancel_timer(self, d->ref);
+        d->ref = 0;
+    }
+    if (at == UINT64_MAX) {
+        return;
+    }
+    uint64_t now = sup_rt_now(self->rt);
+    d->ref = sup_send_after(self, at > now ? at - now : 0, tag, NULL, 0);
+    d->at = at;
+}
+
+bool sup_deadline_fired(sup_deadline *d, const sup_msg *m)
+{
+    if (m->kind != SUP_MSG_TIMER || d->ref == 0 || m->ref != d->ref) {
+        return false;
+    }
+    d->ref = 0;
+    return true;
+}
+
 static void rt_fire_timers(sup_rt *rt, uint64_t now)
 {
     sup_timer *t;

@@ -602,6 +602,72 @@ static void test_reason_format_parse(void **state)
     assert_false(sup_reason_is_normal(&r));
 }
 
+/* ---- sup_deadline: a lazily armed next timeout -------------------------------------------- */
+
+enum { DL_SET = 700, DL_TICK };
+
+typedef struct dl_state {
+    sup_deadline d;
+    uint64_t want; /* the actor's real next deadline; UINT64_MAX: none */
+    uint64_t fired[8];
+    int nfired;
+} dl_state;
+
+static dl_state *dl_seen;
+
+static void dl_info(sup_actor *self, void *state, const sup_msg *m)
+{
+    dl_state *st = state;
+    dl_seen = st;
+    uint64_t now = sup_rt_now(sup_self_rt(self));
+    if (m->kind == SUP_MSG_INFO && m->tag == DL_SET) {
+        memcpy(&st->want, m->data, sizeof st->want);
+    } else if (sup_deadline_fired(&st->d, m)) {
+        assert_true(st->nfired < 8);
+        st->fired[st->nfired++] = now;
+        if (st->want <= now) {
+            st->want = UINT64_MAX; /* done */
+        }
+    }
+    sup_deadline_set(self, &st->d, st->want, DL_TICK); /* as an actor does after each message */
+}
+
+static const sup_behaviour dl_behaviour = {
+    .name = "deadline", .state_size = sizeof(dl_state), .handle_info = dl_info};
+
+static void dl_want(sup_rt *rt, sup_pid a, uint64_t at)
+{
+    assert_int_equal(sup_send(rt, SUP_NOPID, a, DL_SET, &at, sizeof at), 0);
+    sup_rt_run(rt);
+}
+
+/* Later deadlines keep the earlier timer (which fires, finds nothing due, and arms the real
+ * one); an earlier deadline re-arms at once and the cancelled timer never arrives. */
+static void test_deadline_lazy_rearm(void **state)
+{
+    (void)state;
+    sup_rt *rt = sup_rt_new_virtual();
+    sup_pid a;
+    assert_int_equal(sup_spawn(rt, SUP_NOPID, &dl_behaviour, NULL, 0, &a, NULL), 0);
+    dl_want(rt, a, 100);
+    assert_int_equal(sup_rt_next_deadline(rt), 100);
+    dl_want(rt, a, 300); /* later: the timer for 100 stays */
+    assert_int_equal(sup_rt_next_deadline(rt), 100);
+    sup_rt_advance(rt, 1000);
+    assert_int_equal(dl_seen->nfired, 2);
+    assert_int_equal(dl_seen->fired[0], 100); /* early: nothing due, 300 armed */
+    assert_int_equal(dl_seen->fired[1], 300);
+    assert_int_equal(sup_rt_next_deadline(rt), UINT64_MAX);
+    dl_want(rt, a, 1500);
+    dl_want(rt, a, 1200); /* earlier: re-armed at once */
+    assert_int_equal(sup_rt_next_deadline(rt), 1200);
+    sup_rt_advance(rt, 3000);
+    assert_int_equal(dl_seen->nfired, 3); /* the cancelled 1500 never arrived */
+    assert_int_equal(dl_seen->fired[2], 1200);
+    assert_int_equal(sup_rt_next_deadline(rt), UINT64_MAX);
+    sup_rt_free(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -615,6 +681,7 @@ int main(void)
         cmocka_unit_test_setup(test_call_dead_or_dying_callee, setup),
         cmocka_unit_test_setup(test_caller_dies_pending_call_released, setup),
         cmocka_unit_test_setup(test_timers_order_cancel_and_owner_exit, setup),
+        cmocka_unit_test_setup(test_deadline_lazy_rearm, setup),
         cmocka_unit_test_setup(test_links_and_exit_signals, setup),
         cmocka_unit_test_setup(test_killed_propagates_trappable, setup),
         cmocka_unit_test_setup(test_monitors, setup),

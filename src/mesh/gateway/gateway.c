@@ -53,8 +53,7 @@ typedef struct gw_gateway {
     gw_transport transport;
     bool attached;
     uint64_t attach_ref;
-    uint64_t timer_ref;
-    uint64_t timer_at; /* deadline the timer is armed for, UINT64_MAX: none */
+    sup_deadline timer; /* the core's next deadline (gwc_next_deadline) */
     gw_pending pending[GW_PENDING_MAX];
     hmap ps_ledger;  /* conn -> gw_ps_conn */
     sup_pid ps;      /* macula_gateway_pubsub as last looked up (a dead pid: looked up again) */
@@ -416,19 +415,7 @@ static void gw__flush(gw_gateway *g)
 
 static void gw__rearm(gw_gateway *g)
 {
-    uint64_t d = gwc_next_deadline(g->core);
-    if (d == g->timer_at) {
-        return;
-    }
-    if (g->timer_ref != 0) {
-        (void)sup_cancel_timer(g->self, g->timer_ref);
-        g->timer_ref = 0;
-    }
-    g->timer_at = d;
-    if (d != UINT64_MAX) {
-        uint64_t now = sup_rt_now(g->rt);
-        g->timer_ref = sup_send_after(g->self, d > now ? d - now : 0, GW_TICK, NULL, 0);
-    }
+    sup_deadline_set(g->self, &g->timer, gwc_next_deadline(g->core), GW_TICK);
 }
 
 static gw_pending *gw__pending_slot(gw_gateway *g)
@@ -637,7 +624,6 @@ static int gw__init(sup_actor *self, void *state, void *arg)
     const gw_gateway_config *cfg = arg;
     g->rt = sup_self_rt(self);
     g->self = self;
-    g->timer_at = UINT64_MAX;
     gwc_config cc = cfg->core;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -746,9 +732,7 @@ static void gw__info(sup_actor *self, void *state, const sup_msg *m)
         }
         break;
     case SUP_MSG_TIMER:
-        if (m->ref == g->timer_ref) {
-            g->timer_ref = 0;
-            g->timer_at = UINT64_MAX;
+        if (sup_deadline_fired(&g->timer, m)) {
             (void)gwc_tick(g->core, now);
         }
         break;

@@ -59,7 +59,7 @@ typedef struct ps {
     const gw_pubsub_config *cfg;
     char realm[256];
     psc *core;
-    uint64_t timer_ref, timer_at;
+    sup_deadline timer; /* the core's next deadline (psc_next_deadline) */
     gw_pubsub_view view;
     ps_call calls[PS_CALLS_MAX];
     ps_deferred deferred[PS_DEFERRED_MAX];
@@ -272,22 +272,9 @@ static void ps__advertise(ps *s, const char *key, size_t klen, const uint8_t *va
 
 static void ps__rearm(ps *s)
 {
-    uint64_t d = psc_next_deadline(s->core);
-    if (d == s->timer_at) {
-        return;
-    }
-    if (s->timer_ref != 0) {
-        (void)sup_cancel_timer(s->self, s->timer_ref);
-        s->timer_ref = 0;
-    }
-    s->timer_at = d;
-    if (d != UINT64_MAX) {
-        uint64_t now = sup_rt_now(s->rt);
-        s->timer_ref = sup_send_after(s->self, d > now ? d - now : 0, PS_TICK, NULL, 0);
-    }
+    sup_deadline_set(s->self, &s->timer, psc_next_deadline(s->core), PS_TICK);
 }
 
-/* Carries out the core's actions, re-arms the timer, publishes the counters. */
 /* Carries out the core's queued actions (their frames go into the fan-out batch). */
 static void ps__run_actions(ps *s)
 {
@@ -312,6 +299,7 @@ static void ps__run_actions(ps *s)
     }
 }
 
+/* Carries out the core's actions, re-arms the timer, publishes the counters. */
 static void ps__flush(ps *s)
 {
     ps__run_actions(s);
@@ -664,7 +652,6 @@ static int ps__init(sup_actor *self, void *state, void *arg)
     s->rt = sup_self_rt(self);
     s->self = self;
     s->cfg = arg;
-    s->timer_at = UINT64_MAX;
     const gw_pubsub_config *cfg = s->cfg;
     snprintf(s->realm, sizeof s->realm, "%s", cfg && cfg->realm ? cfg->realm : "macula.default");
     psc_config pc;
@@ -758,9 +745,7 @@ static void ps__info(sup_actor *self, void *state, const sup_msg *m)
         }
         break;
     case SUP_MSG_TIMER:
-        if (m->ref == s->timer_ref) {
-            s->timer_ref = 0;
-            s->timer_at = UINT64_MAX;
+        if (sup_deadline_fired(&s->timer, m)) {
             (void)psc_tick(s->core, now);
         }
         break;

@@ -72,7 +72,7 @@ typedef struct gw_rpc {
     uint64_t salt;
     gw_rpc_lookup lookups[GW_RPC_LOOKUP_MAX];
     gw_rpc_fwd fwds[GW_RPC_FORWARD_MAX];
-    uint64_t timer_ref, timer_at;
+    sup_deadline timer; /* the cores' next deadline */
     gw_rpc_view view;
     sup_pid gw;    /* macula_gateway as last looked up (a dead pid: looked up again) */
     uint8_t *sbuf; /* GW_SEND_FRAME message being built: conn, then the frame (reused) */
@@ -615,18 +615,7 @@ static void gw_rpc__drain(gw_rpc *g)
         }
     }
     uint64_t a = rpcc_next_deadline(g->caller), b = rpcs_next_deadline(g->server);
-    uint64_t d = a < b ? a : b;
-    if (d != g->timer_at) {
-        if (g->timer_ref != 0) {
-            (void)sup_cancel_timer(g->self, g->timer_ref);
-            g->timer_ref = 0;
-        }
-        g->timer_at = d;
-        if (d != UINT64_MAX) {
-            uint64_t now = sup_rt_now(g->rt);
-            g->timer_ref = sup_send_after(g->self, d > now ? d - now : 0, GW_RPC_TICK, NULL, 0);
-        }
-    }
+    sup_deadline_set(g->self, &g->timer, a < b ? a : b, GW_RPC_TICK);
     rpcc_get_stats(g->caller, &g->view.caller);
     rpcs_get_stats(g->server, &g->view.server);
 }
@@ -810,7 +799,6 @@ static int gw_rpc__init(sup_actor *self, void *state, void *arg)
     gw_rpc *g = state;
     g->rt = sup_self_rt(self);
     g->self = self;
-    g->timer_at = UINT64_MAX;
     if (arg != NULL) {
         g->cfg = *(const gw_rpc_config *)arg;
     }
@@ -916,9 +904,7 @@ static void gw_rpc__info(sup_actor *self, void *state, const sup_msg *m)
 {
     gw_rpc *g = state;
     g->self = self;
-    if (m->kind == SUP_MSG_TIMER && m->ref == g->timer_ref) {
-        g->timer_ref = 0;
-        g->timer_at = UINT64_MAX;
+    if (sup_deadline_fired(&g->timer, m)) {
         uint64_t now = sup_rt_now(g->rt);
         rpcc_tick(g->caller, now);
         rpcs_tick(g->server, now);
