@@ -14,7 +14,7 @@ TEST_PKGS=(libcmocka-dev erlang-nox clang libclang-rt-14-dev clang-tidy clang-fo
 # The peers bench/run.sh measures against, side by side.
 # bench/pubsub.sh speaks NATS, RESP and MQTT itself (bench/bench_pubsub.c), so no client
 # library is needed, only the servers.
-BENCH_PKGS=(erlang-nox mosquitto openssl etcd-server nats-server redis-server time)
+BENCH_PKGS=(erlang-nox mosquitto openssl etcd-server nats-server redis-server time valgrind)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-build}" = "bench" ]; then
