@@ -49,6 +49,8 @@
  * Raft or PBFT that is the node that took the request (it applies every command). The entry
  * goes at that assignment, at the task's end, when its submission is refused (the task is not
  * in the state) and when the state is replaced, so it lives only while the task is pending.
+ * The task_accepted event carries the stamp itself ("entered_ns"): the tracer starts the
+ * task's root and "flow.queued" spans there (observer/otel_tracer.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,10 +174,11 @@ static void reg__send_needs(sup_actor *self, reg_swarm *rs)
     }
 }
 
-/* Casts an event to the observers `names`; dispatch_ns (UINT64_MAX: none) is a first
- * assignment's dispatch latency. */
-static void reg__observe_dispatch(sup_actor *self, const reg_state *st, const flow_event *e,
-                                  const char *const *names, size_t n, uint64_t dispatch_ns)
+/* Casts an event to the observers `names`, with the integer field `key` = ns unless key is
+ * NULL or ns is UINT64_MAX: a first assignment's "dispatch_ns" (its dispatch latency), an
+ * acceptance's "entered_ns" (when the submit request entered this node, flow__now_ns). */
+static void reg__observe_ns(sup_actor *self, const reg_state *st, const flow_event *e,
+                            const char *const *names, size_t n, const char *key, uint64_t ns)
 {
     sup_rt *rt = sup_self_rt(self);
     const flow_task *t = e->task[0] ? flow_state_task(st->fs, e->task) : NULL;
@@ -184,8 +187,8 @@ static void reg__observe_dispatch(sup_actor *self, const reg_state *st, const fl
     if (t && flow_task_get_trace_id(t)[0]) {
         json_object_set_new(j, "trace_id", json_string(flow_task_get_trace_id(t)));
     }
-    if (dispatch_ns != UINT64_MAX) {
-        json_object_set_new(j, "dispatch_ns", json_integer((json_int_t)dispatch_ns));
+    if (key != NULL && ns != UINT64_MAX) {
+        json_object_set_new(j, key, json_integer((json_int_t)ns));
     }
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
@@ -201,7 +204,7 @@ static void reg__observe_dispatch(sup_actor *self, const reg_state *st, const fl
 static void reg__observe(sup_actor *self, const reg_state *st, const flow_event *e,
                          const char *const *names, size_t n)
 {
-    reg__observe_dispatch(self, st, e, names, n, UINT64_MAX);
+    reg__observe_ns(self, st, e, names, n, NULL, UINT64_MAX);
 }
 
 /* ---- dispatch latency (see the top of the file) -------------------------------------------- */
@@ -224,6 +227,13 @@ static void reg__entered_put(reg_state *st, const char *task, uint64_t ns)
     if (flow_hput(&st->entered, en->task, en) != 0) {
         free(en);
     }
+}
+
+/* Task's stamp (flow__now_ns when its submit request entered this node), UINT64_MAX if none. */
+static uint64_t reg__entered_peek(const reg_state *st, const char *task)
+{
+    const reg_entered *en = task[0] ? flow_hget(&st->entered, task) : NULL;
+    return en ? en->ns : UINT64_MAX;
 }
 
 /* Forgets task's stamp; returns the time since it entered (ns), UINT64_MAX if none. */
@@ -377,9 +387,12 @@ static void reg__route(sup_actor *self, reg_state *st, const flow_events *ev)
             break;
         }
         case FLOW_EV_TASK_ASSIGNED:
-            reg__observe_dispatch(self, st, e, task_obs, 2, reg__entered_take(self, st, e->task));
+            reg__observe_ns(self, st, e, task_obs, 2, "dispatch_ns",
+                            reg__entered_take(self, st, e->task));
             break;
-        case FLOW_EV_TASK_ACCEPTED:
+        case FLOW_EV_TASK_ACCEPTED: /* the tracer starts the task's spans at the stamp */
+            reg__observe_ns(self, st, e, task_obs, 2, "entered_ns", reg__entered_peek(st, e->task));
+            break;
         case FLOW_EV_TASK_STARTED:
         case FLOW_EV_TASK_REQUEUED: reg__observe(self, st, e, task_obs, 2); break;
         case FLOW_EV_BREAKER: reg__observe(self, st, e, swarm_obs, 2); break;

@@ -5,9 +5,17 @@
  * Per task, in the task's trace (its trace_id): a root span "flow.task" from submission to its
  * end, and children for each phase: "flow.queued" (submitted or requeued -> assigned),
  * "flow.assigned" (assigned -> started by the agent), "flow.run" (started -> completed, failed,
- * requeued or the next ring stage). Times are wall-clock ns taken when the registry's events
- * arrive. Attributes: flow.task.id, flow.swarm, flow.agent, flow.attempt; status OK or ERROR
- * with the error text.
+ * requeued or the next ring stage). Times are wall-clock ns (CLOCK_REALTIME; on a virtual
+ * runtime the virtual clock, sup_rt_now × 10^6) taken when the registry's events arrive, but
+ * for the start of the root span and the first "flow.queued": a task submitted on this node
+ * starts when its task_submit request entered the node (the task_accepted event's
+ * "entered_ns", the registry's stamp on flow__now_ns, converted to wall-clock as
+ * wall_now - (mono_now - entered_ns)), so the wait before the command was applied (the
+ * registry's mailbox, a Raft commit) counts. A task known only through replication (submitted
+ * on another node: no stamp here) starts when its task_accepted event arrives. A requeued
+ * task's next "flow.queued" starts when its task_requeued event arrives.
+ * Attributes: flow.task.id, flow.swarm, flow.agent, flow.attempt; status OK or ERROR with the
+ * error text.
  *
  * Finished spans are kept in a ring of the last 1,024 (the "traces" request) and, with an
  * endpoint, queued for export (the OpenTelemetry batch span processor's settings):
@@ -64,11 +72,28 @@ typedef struct ot_state {
     char last_error[128];
 } ot_state;
 
-static uint64_t ot__now_ns(void)
+/* The spans' clock: wall-clock ns, or the virtual clock on a virtual runtime. */
+static uint64_t ot__now_ns(sup_rt *rt)
 {
+    if (sup_rt_loop(rt) == NULL) {
+        return sup_rt_now(rt) * 1000000u;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* When a task accepted at `now` (ot__now_ns) started: its submit request's arrival on this
+ * node if the event carries it ("entered_ns", on flow__now_ns's clock), else now. */
+static uint64_t ot__submitted_at(sup_rt *rt, const json_t *e, uint64_t now)
+{
+    const json_t *at = json_object_get(e, "entered_ns");
+    if (!json_is_integer(at) || json_integer_value(at) < 0) {
+        return now;
+    }
+    uint64_t mono = flow__now_ns(rt), entered = (uint64_t)json_integer_value(at);
+    uint64_t waited = mono > entered ? mono - entered : 0;
+    return waited < now ? now - waited : 0;
 }
 
 static json_t *ot__attr(const char *key, json_t *value)
@@ -155,7 +180,7 @@ static void ot__event(sup_actor *self, ot_state *st, const json_t *e)
     if (name == NULL || task == NULL) {
         return;
     }
-    uint64_t now = ot__now_ns();
+    uint64_t now = ot__now_ns(sup_self_rt(self));
     ot_task *t = flow_hget(&st->open, task);
     if (t == NULL) {
         if (strcmp(name, "task_accepted") != 0 || (t = calloc(1, sizeof *t)) == NULL) {
@@ -172,7 +197,7 @@ static void ot__event(sup_actor *self, ot_state *st, const json_t *e)
             flow__trace_id(t->trace);
         }
         flow__span_id(t->root);
-        t->t0 = t->phase_start = now;
+        t->t0 = t->phase_start = ot__submitted_at(sup_self_rt(self), e, now);
         t->attempt = 1;
         if (flow_hput(&st->open, t->task, t) != 0) {
             free(t);
