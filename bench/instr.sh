@@ -55,10 +55,10 @@ measure() {
   d=$(mktemp -d)
   node_up "$b" "$d" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$w/rpc"
   "$b/bench_pubsub" rpc macula "$url" "$url" 1 2000 >/dev/null
-  callgrind_control -z "$pid" >/dev/null
-  callgrind_control -i on "$pid" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  callgrind_control -i on "$pid" >/dev/null 2>&1
   "$b/bench_pubsub" rpc macula "$url" "$url" 1 6000 >/dev/null
-  callgrind_control -d "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
   node_down
   rm -rf "$d"
@@ -86,10 +86,10 @@ measure() {
     d=$(mktemp -d)
     node_up "$b" "$d" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$w/ps"
     "$b/bench_pubsub" pubsub macula "$url" "$url" "$1" "$2" 2000 5 >/dev/null
-    callgrind_control -z "$pid" >/dev/null
-    callgrind_control -i on "$pid" >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    callgrind_control -i on "$pid" >/dev/null 2>&1
     "$b/bench_pubsub" pubsub macula "$url" "$url" "$1" "$2" "$3" 5 >/dev/null
-    callgrind_control -d "$pid" >/dev/null
+    callgrind_control -d "$pid" >/dev/null 2>&1
     sleep 1
     node_down
     rm -rf "$d"
