@@ -95,7 +95,7 @@ static inline uint64_t hmap__sip13(uint64_t k0, uint64_t k1, const void *key, si
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-uint64_t hmap__siphash13(uint64_t k0, uint64_t k1, const void *key, size_t klen)
+uint64_t hmap_siphash13(uint64_t k0, uint64_t k1, const void *key, size_t klen)
 {
     return hmap__sip13(k0, k1, key, klen);
 }

@@ -69,8 +69,9 @@ const hmap_slot *hmap_next(const hmap *m, size_t *it);
 uint64_t hmap_hash(const void *key, size_t klen);
 
 /* SipHash-1-3 of key under the 128-bit key (k0, k1), as the reference defines it (k0 is the
- * key's first 8 bytes read little-endian). For tests against known vectors. */
-uint64_t hmap__siphash13(uint64_t k0, uint64_t k1, const void *key, size_t klen);
+ * key's first 8 bytes read little-endian): for tables that keep their own key (the QUIC
+ * endpoint's connection IDs), and for tests against known vectors. */
+uint64_t hmap_siphash13(uint64_t k0, uint64_t k1, const void *key, size_t klen);
 
 /*
  * hmap_u64 — a map from uint64_t keys to non-NULL pointers, for keys the program assigns

@@ -42,6 +42,8 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "base/hmap.h"
+
 /* ---- constants --------------------------------------------------------------------------- */
 
 #define QUIC__CID_LEN 16             /* our source connection IDs */
@@ -309,61 +311,13 @@ __attribute__((format(printf, 4, 5))) static void quic__fail(quic_conn *c, int e
     c->fail_reason = strdup(msg);
 }
 
-/* ---- keyed hash (SipHash-2-4) over connection IDs ---------------------------------------- */
-
-#define QUIC__ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define QUIC__SIPROUND                                                                             \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = QUIC__ROTL(v1, 13);                                                                   \
-        v1 ^= v0;                                                                                  \
-        v0 = QUIC__ROTL(v0, 32);                                                                   \
-        v2 += v3;                                                                                  \
-        v3 = QUIC__ROTL(v3, 16);                                                                   \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = QUIC__ROTL(v3, 21);                                                                   \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = QUIC__ROTL(v1, 17);                                                                   \
-        v1 ^= v2;                                                                                  \
-        v2 = QUIC__ROTL(v2, 32);                                                                   \
-    } while (0)
-
-static uint64_t quic__siphash(uint64_t k0, uint64_t k1, const uint8_t *p, size_t len)
-{
-    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
-    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t m = 0;
-        for (int j = 7; j >= 0; j--)
-            m = (m << 8) | p[i + (size_t)j];
-        v3 ^= m;
-        QUIC__SIPROUND;
-        QUIC__SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)len << 56;
-    for (size_t j = 0; i + j < len; j++)
-        b |= (uint64_t)p[i + j] << (8 * j);
-    v3 ^= b;
-    QUIC__SIPROUND;
-    QUIC__SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    QUIC__SIPROUND;
-    QUIC__SIPROUND;
-    QUIC__SIPROUND;
-    QUIC__SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
 /* ---- keyed tables: connection IDs and peers' stateless reset tokens --------------------- */
 
 static size_t quic__bucket(const quic_endpoint *ep, const qtable *t, const uint8_t *key, size_t len)
 {
-    return (size_t)(quic__siphash(ep->hash_k0, ep->hash_k1, key, len) & (t->nbuckets - 1));
+    /* keyed (SipHash-1-3 under the endpoint's own key): a client chooses the connection IDs of
+     * its Initials, so it must not be able to aim them at one bucket */
+    return (size_t)(hmap_siphash13(ep->hash_k0, ep->hash_k1, key, len) & (t->nbuckets - 1));
 }
 
 static quic_conn *quic__tbl_find(const quic_endpoint *ep, const qtable *t, const uint8_t *key,
