@@ -498,7 +498,9 @@ static void reg__done(sup_actor *self, reg_state *st, const json_t *cmd, int rc,
     sup_rt *rt = sup_self_rt(self);
     const char *task = reg__str(cmd, "task"), *agent = reg__str(cmd, "agent");
     const char *swarm = reg__str(cmd, "swarm");
-    if (rc != 0 && task && flow_state_task(st->fs, task) == NULL) {
+    const char *op = reg__str(cmd, "cmd");
+    if (rc != 0 && task && op && strcmp(op, "task_submit") == 0 &&
+        flow_state_task(st->fs, task) == NULL) {
         (void)reg__entered_take(self, st, task); /* a refused submission: never dispatched */
     }
     switch (kind) {

@@ -790,7 +790,11 @@ int psc_subscribe(psc *p, uint64_t conn, const char *pattern, size_t len, uint8_
     if (c != NULL) {
         psc_sub *old = hmap_get(&c->subs, pattern, len);
         if (old != NULL) {
-            old->qos = qos > 0 ? 1 : 0; /* a repeated SUBSCRIBE updates the QoS */
+            uint8_t q = qos > 0 ? 1 : 0; /* a repeated SUBSCRIBE updates the QoS */
+            if (old->qos != q) {
+                old->qos = q;
+                p->sub_gen++; /* the match cache holds each subscriber's QoS */
+            }
             return PSC_EEXIST;
         }
         if (c->subs.count >= p->cfg.max_subs_per_conn) {
@@ -1071,7 +1075,7 @@ static int psc__local_hits(psc *p, const char *topic, size_t tlen, psc_match_ctx
         return PSC_EINVAL;
     }
     m->n = psc__hits_merge(m->hits, m->n);
-    if (e != NULL && !m->nomem && m->n <= PSC_MCACHE_HITS) {
+    if (e != NULL && tlen <= PSC_MCACHE_TOPIC && !m->nomem && m->n <= PSC_MCACHE_HITS) {
         e->gen = p->sub_gen;
         e->tlen = (uint16_t)tlen;
         e->n = (uint16_t)m->n;

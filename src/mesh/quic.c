@@ -150,7 +150,6 @@ struct quic_conn {
     bool half_open;   /* counted in ep->half_open */
     bool got_reset;   /* the peer answered with a stateless reset */
     bool tls_done;    /* handshake confirmed: the GnuTLS session can go */
-    bool have_rtt;    /* ngtcp2 has an RTT sample (the pacing work-around in quic__conn_write) */
     bool expiry_pass; /* being serviced after ngtcp2_conn_handle_expiry (quic__on_timer) */
     int busy;         /* inside ngtcp2 or an application callback of conn_service */
     uint8_t expected[IDENTITY_ID_LEN];
@@ -1203,11 +1202,14 @@ static void quic__conn_write(quic_conn *c)
         quic__tx_commit(ep, (const struct sockaddr *)ps.path.remote.addr, (size_t)n);
         pkts++;
         /* ngtcp2 puts our stream data into a packet only after every pending control frame
-         * (ACK, flow control credit, retransmissions) has gone in. So when this packet took
-         * stream data and no stream has more, the next call would write nothing: it is
-         * skipped (about 2,000 instructions, 8% of a node's work per RPC leg). Not during
-         * the handshake (other packet number spaces) nor in a timer's pass, where ngtcp2 may
-         * want a second probe packet. */
+         * (ACK, flow control credit, resets, new connection IDs) has gone in. So when this
+         * packet took stream data and no stream has more, the next call would write nothing:
+         * it is skipped (about 2,000 instructions, 8% of a node's work per RPC leg). Not
+         * during the handshake (other packet number spaces) nor in a timer's pass, where
+         * ngtcp2 may want a second probe packet. One case can leave frames behind: a
+         * retransmission or crypto frame too big for the room left while a few bytes of our
+         * data still fit; they go with the next pass, which the peer's ACK of this
+         * ack-eliciting packet or our own loss timer makes. */
         if (wrote_data && c->tls_done && !c->expiry_pass &&
             quic__next_sender(c, c->send_head) == NULL)
             break;
@@ -1217,12 +1219,11 @@ static void quic__conn_write(quic_conn *c)
      * until the first RTT sample, which holds back the first application data by ~20 ms.
      * Skip the pacing update while there is no RTT sample yet. */
 #ifndef MACULA_QUIC_PACE_BEFORE_RTT /* defined: ngtcp2's own behaviour, to measure the gap */
-    if (!c->have_rtt) {
-        ngtcp2_conn_stat st;
-        ngtcp2_conn_get_conn_stat(c->conn, &st);
-        c->have_rtt = st.latest_rtt != 0; /* once sampled, latest_rtt never returns to 0 */
-    }
-    if (c->have_rtt)
+    /* read every pass: ngtcp2 sets latest_rtt back to 0 when a migration resets the congestion
+     * state, and the work-around must hold again until the new path's first sample */
+    ngtcp2_conn_stat st;
+    ngtcp2_conn_get_conn_stat(c->conn, &st);
+    if (st.latest_rtt != 0)
         ngtcp2_conn_update_pkt_tx_time(c->conn, now);
 #else
     ngtcp2_conn_update_pkt_tx_time(c->conn, now);

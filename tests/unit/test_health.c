@@ -209,6 +209,9 @@ static void test_not_ready_while_a_worker_is_down(void **state)
     assert_int_equal(r.status, 200);
     get(n, "GET", "/tree", &r);
     assert_int_equal(r.status, 200);
+    get(n, "GET", "/metrics", &r); /* the restart counters stay while a worker is down */
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "macula_supervisor_restarts_total{supervisor="));
     sup_pid again;
     sup_reason why;
     assert_int_equal(sup_restart_child_sync(n->rt, ws, "macula_gateway_pubsub", &again, &why), 0);

@@ -776,6 +776,13 @@ static void test_local_match_cache(void **state)
     assert_int_equal(q[0] + q[1], 0);
     assert_int_equal(deliver_to(p, "a.b", 1, to, q), 2); /* cached, QoS still per subscriber */
     assert_int_equal(q[0] + q[1], 1);
+    /* a repeated SUBSCRIBE that changes the QoS is seen by the next publish */
+    assert_int_equal(psc_subscribe(p, 10, S("a.*"), 1, 0), PSC_EEXIST);
+    assert_int_equal(deliver_to(p, "a.b", 1, to, q), 2);
+    assert_int_equal(q[0] + q[1], 2);
+    assert_int_equal(psc_subscribe(p, 10, S("a.*"), 0, 0), PSC_EEXIST);
+    assert_int_equal(deliver_to(p, "a.b", 1, to, q), 2);
+    assert_int_equal(q[0] + q[1], 1);
     assert_int_equal(psc_unsubscribe(p, 10, S("a.*"), 0), PSC_OK);
     drain(p, &as);
     assert_int_equal(deliver_to(p, "a.b", 0, to, q), 1);

@@ -409,7 +409,7 @@ static int handle(void *user, const char *path, http_response *res)
         textbuf_printf(&b, "# HELP macula_supervisor_restarts_total Automatic restarts per "
                            "supervisor.\n"
                            "# TYPE macula_supervisor_restarts_total counter\n");
-        if (ready) {
+        if (root_alive) {
             walk_sup(h->rt, root, &b);
         }
         metrics_gateway(h->rt, &b);
