@@ -12,42 +12,11 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "flow_fixture.h"
+
 #include "macula/flow.h"
 #include "macula/sup.h"
 #include "macula/sup_supervisor.h"
-
-static sup_rt *RT;
-static sup_pid FLOW;
-
-static int up(void **st)
-{
-    (void)st;
-    setenv("MACULA_FLOW_CHAOS", "1", 1);
-    RT = sup_rt_new_virtual();
-    sup_reason why;
-    return flow_start(RT, SUP_NOPID, NULL, NULL, &FLOW, &why);
-}
-
-static int down(void **st)
-{
-    (void)st;
-    sup_reason r = sup_reason_shutdown();
-    int rc = sup_stop_sync(RT, FLOW, &r);
-    if (sup_rt_actor_count(RT) != 0) {
-        rc = -1;
-    }
-    sup_rt_free(RT);
-    return rc;
-}
-
-static json_t *ok(int rc, json_t *out)
-{
-    if (rc != 0) {
-        char *t = json_dumps(out, 0);
-        fail_msg("flow error %d: %s", rc, t ? t : "?");
-    }
-    return out;
-}
 
 static uint64_t rng = 0x2545f4914f6cdd1du;
 static uint64_t next_rand(void)

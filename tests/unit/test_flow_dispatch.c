@@ -14,84 +14,11 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "flow_fixture.h"
+
 #include "macula/flow.h"
 #include "macula/sup.h"
 #include "macula/sup_supervisor.h"
-
-static sup_rt *RT;
-static sup_pid FLOW;
-
-static int up(void **st)
-{
-    (void)st;
-    setenv("MACULA_FLOW_CHAOS", "1", 1);
-    RT = sup_rt_new_virtual();
-    sup_reason why;
-    return flow_start(RT, SUP_NOPID, NULL, NULL, &FLOW, &why);
-}
-
-static int down(void **st)
-{
-    (void)st;
-    sup_reason r = sup_reason_shutdown();
-    int rc = sup_stop_sync(RT, FLOW, &r);
-    if (sup_rt_actor_count(RT) != 0) {
-        rc = -1;
-    }
-    sup_rt_free(RT);
-    return rc;
-}
-
-static json_t *ok(int rc, json_t *out)
-{
-    if (rc != 0) {
-        char *t = json_dumps(out, 0);
-        fail_msg("flow error %d: %s", rc, t ? t : "?");
-    }
-    return out;
-}
-
-static const char *sget(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-/* One worker, never more: a second task waits until the first lets the agent go. */
-static void one_worker_swarm(const char *id)
-{
-    char spec[256];
-    snprintf(spec, sizeof spec,
-             "{\"id\":\"%s\",\"topology\":\"star\",\"config\":{\"max_agents\":1,"
-             "\"pool_min\":{\"worker\":1,\"specialist\":0,\"scout\":0},"
-             "\"pool_max\":{\"worker\":1,\"specialist\":0,\"scout\":0}}}",
-             id);
-    json_t *s = json_loads(spec, 0, NULL), *out = NULL;
-    assert_non_null(s);
-    ok(flow_swarm_create(RT, s, &out), out);
-    json_decref(out);
-    json_decref(s);
-}
-
-static char *submit(const char *swarm, const char *spec)
-{
-    json_t *s = json_loads(spec, 0, NULL), *out = NULL;
-    assert_non_null(s);
-    ok(flow_task_submit(RT, swarm, s, &out), out);
-    json_decref(s);
-    char *id = strdup(sget(out, "id"));
-    json_decref(out);
-    return id;
-}
-
-static const char *state_of(const char *task)
-{
-    static char buf[32];
-    json_t *out = NULL;
-    ok(flow_task_status(RT, task, &out), out);
-    snprintf(buf, sizeof buf, "%s", sget(out, "state"));
-    json_decref(out);
-    return buf;
-}
 
 /* Moves the virtual clock forward by ms and delivers what that caused. */
 static void advance(uint64_t ms)
