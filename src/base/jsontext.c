@@ -52,15 +52,14 @@ static void jt__ws(jt *s)
     }
 }
 
-/* Four hex digits at s->p (advanced past them) into *v. */
-static bool jt__hex4(jt *s, uint32_t *v)
+bool jsontext_hex4(const unsigned char *p, const unsigned char *end, uint32_t *v)
 {
-    if (s->end - s->p < 4) {
+    if (end - p < 4) {
         return false;
     }
     uint32_t x = 0;
     for (int i = 0; i < 4; i++) {
-        unsigned c = s->p[i];
+        unsigned c = p[i];
         x <<= 4;
         if (c >= '0' && c <= '9') {
             x |= c - '0';
@@ -72,8 +71,17 @@ static bool jt__hex4(jt *s, uint32_t *v)
             return false;
         }
     }
-    s->p += 4;
     *v = x;
+    return true;
+}
+
+/* Four hex digits at s->p (advanced past them) into *v. */
+static bool jt__hex4(jt *s, uint32_t *v)
+{
+    if (!jsontext_hex4(s->p, s->end, v)) {
+        return false;
+    }
+    s->p += 4;
     return true;
 }
 

@@ -28,6 +28,9 @@ bool jsontext_valid(const char *text, size_t len, int max_depth);
  * not one: no overlong forms, no surrogates, nothing past U+10FFFF, nothing cut by end. */
 size_t jsontext_utf8_len(const unsigned char *p, const unsigned char *end);
 
+/* The four hex digits of a \u escape at p (before end) into *v; false when there are not four. */
+bool jsontext_hex4(const unsigned char *p, const unsigned char *end, uint32_t *v);
+
 /* A JSON number's value: an integer (no fraction, no exponent) or a real. */
 typedef struct jsontext_number {
     bool real;

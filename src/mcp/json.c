@@ -54,26 +54,6 @@ static void jp__ws(jp *s)
     }
 }
 
-static int jp__hex4(const unsigned char *p, uint32_t *out)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        unsigned c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') {
-            v |= c - '0';
-        } else if (c >= 'a' && c <= 'f') {
-            v |= c - 'a' + 10;
-        } else if (c >= 'A' && c <= 'F') {
-            v |= c - 'A' + 10;
-        } else {
-            return -1;
-        }
-    }
-    *out = v;
-    return 0;
-}
-
 static size_t jp__utf8_put(char *o, uint32_t cp)
 {
     if (cp < 0x80) {
@@ -122,12 +102,12 @@ static long jp__unescape(const unsigned char *p, const unsigned char *end, char 
         case 't': *o++ = '\t'; break;
         case 'u': {
             uint32_t cp, lo;
-            if (jp__hex4(p, &cp) != 0) {
+            if (!jsontext_hex4(p, end, &cp)) {
                 return -1;
             }
             p += 4;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || jp__hex4(p + 2, &lo) != 0 ||
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !jsontext_hex4(p + 2, end, &lo) ||
                     lo < 0xDC00 || lo > 0xDFFF) {
                     return -1;
                 }
