@@ -23,6 +23,7 @@
  *   dht_alpha                  --dht-alpha N                MACULA_DHT_ALPHA            3
  *   max_clients                --max-clients N              MACULA_MAX_CLIENTS          10000
  *   mesh_pool_max              --mesh-pool-max N            MACULA_MESH_POOL_MAX        1000
+ *   idle_poll_us               --idle-poll-us N             MACULA_IDLE_POLL_US         200
  *   max_frame_size             --max-frame-size BYTES       MACULA_MAX_FRAME_SIZE       1048576
  *   ping_interval              --ping-interval DURATION     MACULA_PING_INTERVAL        30000 (ms)
  *   data_dir                   --data-dir DIR               MACULA_DATA_DIR             see below
@@ -111,6 +112,7 @@ typedef enum macula_config_key {
     MACULA_KEY_LOG_LEVEL,
     MACULA_KEY_RPC_NO_DIRECT,
     MACULA_KEY_MESH_POOL_MAX,
+    MACULA_KEY_IDLE_POLL_US,
     MACULA_KEY_COUNT
 } macula_config_key;
 
@@ -151,6 +153,8 @@ typedef struct macula_config {
     uint32_t dht_alpha;                     /* 3, 1..dht_k */
     uint32_t max_clients;                   /* 10000 */
     uint32_t mesh_pool_max;    /* 1000: outgoing mesh connections (one pool per node, LRU) */
+    uint32_t idle_poll_us;     /* 200: the node's loop polls up to this long before it sleeps
+                                * (adaptive, src/base/evloop.h); 0: it always sleeps */
     uint32_t max_frame_size;   /* 1 MiB */
     uint32_t ping_interval_ms; /* 30000 */
     char data_dir[MACULA_CONFIG_PATH_MAX]; /* resolved by _finish */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "base/evloop.h"
 #include "cli.h"
 #include "macula/config.h"
 #include "macula/sup.h"
@@ -25,6 +26,7 @@
 
 typedef struct node_ctx {
     uv_loop_t *loop;
+    evloop evl; /* runs loop: polls briefly before it sleeps (idle_poll_us) */
     sup_rt *rt;
     sup_pid root;
     uv_signal_t sigint, sigterm;
@@ -61,7 +63,7 @@ static void watcher_info(sup_actor *self, void *state, const sup_msg *m)
         node_stopping(ctx);
         sup_reason n = sup_reason_normal();
         sup_stop(self, &n);
-        uv_stop(ctx->loop);
+        evloop_stop(&ctx->evl);
     }
 }
 
@@ -181,6 +183,7 @@ int cli_node_run(int argc, char **argv, const cli_node_ext *ext)
     identity_node_id_hex(id, hex);
     node_ctx ctx = {0};
     ctx.loop = uv_default_loop();
+    evloop_init(&ctx.evl, ctx.loop, conf->idle_poll_us);
     ctx.rt = sup_rt_new(ctx.loop);
     mesh_root_config *cfg = malloc(sizeof *cfg);
     if (cfg == NULL) {
@@ -192,6 +195,7 @@ int cli_node_run(int argc, char **argv, const cli_node_ext *ext)
     }
     mesh_root_config_defaults(cfg);
     mesh_root_config_apply(cfg, conf, id);
+    cfg->gateway.health.loop = &ctx.evl.stats;
     if (ext != NULL) {
         cfg->extra = ext->children;
         cfg->nextra = ext->nchildren;
@@ -226,6 +230,13 @@ int cli_node_run(int argc, char **argv, const cli_node_ext *ext)
     printf("  versions   libuv %s, GnuTLS %s, ngtcp2 %s, libmicrohttpd %s\n", uv_version_string(),
            gnutls_check_version(NULL), ngtcp2_version(0)->version_str, MHD_get_version());
     printf("  runtime    %zu actors\n", sup_rt_actor_count(ctx.rt));
+    if (conf->idle_poll_us > 0) {
+        printf("  loop       polls up to %u us for the next event before it sleeps "
+               "(idle_poll_us)\n",
+               (unsigned)(ctx.evl.max_ns / 1000));
+    } else {
+        printf("  loop       sleeps between events (idle_poll_us 0)\n");
+    }
     printf("  root       macula_root one_for_one, 10 restarts in 5 s\n");
     if (ext != NULL && ext->started != NULL &&
         ext->started(ext->user, ctx.loop, ctx.rt, conf) != 0) {
@@ -244,7 +255,7 @@ int cli_node_run(int argc, char **argv, const cli_node_ext *ext)
     ctx.sigint.data = ctx.sigterm.data = &ctx;
     uv_signal_start(&ctx.sigint, on_signal, SIGINT);
     uv_signal_start(&ctx.sigterm, on_signal, SIGTERM);
-    uv_run(ctx.loop, UV_RUN_DEFAULT);
+    evloop_run(&ctx.evl);
     uv_close((uv_handle_t *)&ctx.sigint, NULL);
     uv_close((uv_handle_t *)&ctx.sigterm, NULL);
     sup_rt_free(ctx.rt);

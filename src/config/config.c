@@ -92,6 +92,8 @@ static const config__def config__defs[MACULA_KEY_COUNT] = {
                                   T_NODE_IDS, 0, 0, 0, "none"},
     [MACULA_KEY_MESH_POOL_MAX] = {"mesh_pool_max", "--mesh-pool-max", "MACULA_MESH_POOL_MAX", NULL,
                                   T_UINT, OFF(mesh_pool_max), 1, 100000, "1000"},
+    [MACULA_KEY_IDLE_POLL_US] = {"idle_poll_us", "--idle-poll-us", "MACULA_IDLE_POLL_US", NULL,
+                                 T_UINT, OFF(idle_poll_us), 0, 10000, "200 (µs)"},
 };
 
 static const char *const config__levels[] = {"error", "warn", "info", "debug"};
@@ -154,6 +156,7 @@ void macula_config_defaults(macula_config *cfg)
     cfg->dht_alpha = 3;
     cfg->max_clients = 10000;
     cfg->mesh_pool_max = 1000;
+    cfg->idle_poll_us = 200;
     cfg->max_frame_size = 1u << 20;
     cfg->ping_interval_ms = 30000;
     cfg->mcp_port = 8765;

@@ -95,6 +95,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.dht_alpha, 3);
     assert_int_equal(c.max_clients, 10000);
     assert_int_equal(c.mesh_pool_max, 1000);
+    assert_int_equal(c.idle_poll_us, 200);
     assert_int_equal(c.max_frame_size, 1048576);
     assert_int_equal(c.ping_interval_ms, 30000);
     assert_string_equal(c.data_dir, "/home/test/.local/share/macula");
@@ -328,6 +329,10 @@ static const kcase cases[] = {
      {"1", "1000", "100000", NULL},
      {"0", "100001", "-1", "lots", NULL},
      "from 1 to 100000"},
+    {MACULA_KEY_IDLE_POLL_US,
+     {"0", "200", "10000", NULL},
+     {"10001", "-1", "200us", NULL},
+     "from 0 to 10000"},
 };
 
 static void test_every_key(void **state)
@@ -539,7 +544,8 @@ static void test_ini_every_key(void **state)
                        "mcp_port = 9876\n"
                        "  log_level = debug\n"
                        "rpc_no_direct = " ID_B "\n"
-                       "mesh_pool_max = 250\n";
+                       "mesh_pool_max = 250\n"
+                       "idle_poll_us = 0\n";
     assert_int_equal(ini(&c, text), MACULA_CONFIG_OK);
     assert_int_equal(c.quic_port, 4433);
     assert_string_equal(c.realm, "macula.arcade");
@@ -562,6 +568,7 @@ static void test_ini_every_key(void **state)
     assert_int_equal(c.rpc_no_direct_count, 1);
     assert_int_equal(c.rpc_no_direct[0][0], 0xff);
     assert_int_equal(c.mesh_pool_max, 250);
+    assert_int_equal(c.idle_poll_us, 0);
     for (int k = 0; k < MACULA_KEY_COUNT; k++) {
         assert_int_equal(c.source[k], MACULA_SRC_FILE);
     }

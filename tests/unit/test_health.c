@@ -63,6 +63,7 @@ typedef struct node {
     sup_rt *rt;
     sup_pid root;
     mesh_root_config cfg;
+    evloop_stats loop_stats; /* what a node loop would count (src/base/evloop.h) */
     uint16_t port;
 } node;
 
@@ -89,6 +90,8 @@ static int node_up(void **state)
     mesh_root_config_defaults(&n->cfg);
     n->cfg.gateway.health.addr = "127.0.0.1";
     n->cfg.gateway.health.port = 0; /* any free port */
+    n->loop_stats = (evloop_stats){.polls = 7, .hits = 5, .sleeps = 3, .poll_ns = 1500000000};
+    n->cfg.gateway.health.loop = &n->loop_stats;
     sup_reason why;
     if (mesh_root_start(n->rt, &n->cfg, &n->root, &why) != 0) {
         return -1;
@@ -171,6 +174,12 @@ static void test_metrics_prometheus_format(void **state)
     assert_non_null(strstr(r.body, "macula_gateway_frames_in_total{type=\"connect\"} 0\n"));
     assert_non_null(strstr(r.body, "macula_gateway_decode_errors_total{kind=\"malformed\"} 0\n"));
     assert_non_null(strstr(r.body, "macula_gateway_clients_tracked 0\n"));
+    /* the node loop's polling (the stats the loop's owner handed over) */
+    assert_non_null(strstr(r.body, "# TYPE macula_loop_poll_seconds_total counter\n"
+                                   "macula_loop_poll_seconds_total 1.500000\n"));
+    assert_non_null(strstr(r.body, "\nmacula_loop_polls_total 7\n"));
+    assert_non_null(strstr(r.body, "\nmacula_loop_poll_hits_total 5\n"));
+    assert_non_null(strstr(r.body, "\nmacula_loop_sleeps_total 3\n"));
     /* Where promtool is installed (the test set-up installs it), it must accept the page. */
     if (system("command -v promtool >/dev/null 2>&1") == 0) {
         char path[] = "/tmp/macula-metrics-XXXXXX";

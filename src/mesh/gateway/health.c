@@ -79,6 +79,22 @@ static void metric_counter(textbuf *b, const char *name, const char *help, uint6
                    (unsigned long long)v);
 }
 
+/* The event loop's poll-before-sleep (src/base/evloop.h): what it costs and what it catches. */
+static void metrics_loop(const evloop_stats *l, textbuf *b)
+{
+    textbuf_printf(b,
+                   "# HELP macula_loop_poll_seconds_total Time the node's loop spent polling "
+                   "for the next event instead of sleeping.\n"
+                   "# TYPE macula_loop_poll_seconds_total counter\n"
+                   "macula_loop_poll_seconds_total %.6f\n",
+                   (double)l->poll_ns / 1e9);
+    metric_counter(b, "macula_loop_polls_total", "Poll windows the node's loop started.", l->polls);
+    metric_counter(b, "macula_loop_poll_hits_total",
+                   "Poll windows in which an event arrived (a wake-up saved).", l->hits);
+    metric_counter(b, "macula_loop_sleeps_total", "Times the node's loop slept in the kernel.",
+                   l->sleeps);
+}
+
 static void metrics_quic(sup_rt *rt, textbuf *b)
 {
     gw_quic_stats q;
@@ -411,6 +427,9 @@ static int handle(void *user, const char *path, http_response *res)
                            "# TYPE macula_supervisor_restarts_total counter\n");
         if (root_alive) {
             walk_sup(h->rt, root, &b);
+        }
+        if (h->cfg->loop != NULL) {
+            metrics_loop(h->cfg->loop, &b);
         }
         metrics_gateway(h->rt, &b);
         metrics_quic(h->rt, &b);

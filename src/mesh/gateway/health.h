@@ -8,13 +8,16 @@
 
 #include <stdint.h>
 
+#include "base/evloop.h"
 #include "macula/sup.h"
 
 typedef struct gw_health_config {
-    const char *addr;    /* listen address, "0.0.0.0" */
-    uint16_t port;       /* 8080; 0 picks a free port (tests) */
-    const char *node_id; /* 64 hex digits for /health, or NULL (null) */
-    const char *realm;   /* the realm for /health, or NULL (null); JSON-safe characters */
+    const char *addr;         /* listen address, "0.0.0.0" */
+    uint16_t port;            /* 8080; 0 picks a free port (tests) */
+    const char *node_id;      /* 64 hex digits for /health, or NULL (null) */
+    const char *realm;        /* the realm for /health, or NULL (null); JSON-safe characters */
+    const evloop_stats *loop; /* the node loop's polling counters for /metrics, or NULL; owned
+                               * by whoever runs the loop and valid while the worker runs */
 } gw_health_config;
 
 /* A sup_start_fn; arg is a gw_health_config that outlives the child spec. */

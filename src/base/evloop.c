@@ -1,0 +1,108 @@
+/* src/base/evloop.c — a libuv loop that polls briefly before it sleeps (see evloop.h). */
+#include "base/evloop.h"
+
+#include <poll.h>
+#include <time.h>
+
+static uint64_t evloop__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void evloop_init(evloop *e, uv_loop_t *loop, uint32_t max_us)
+{
+    *e = (evloop){.loop = loop};
+    if (max_us > EVLOOP_POLL_MAX_US) {
+        max_us = EVLOOP_POLL_MAX_US;
+    }
+    e->max_ns = (uint64_t)max_us * 1000u;
+}
+
+void evloop_adapt(evloop *e, bool hit, uint64_t waited_ns)
+{
+    if (hit || e->max_ns == 0) {
+        return; /* the window caught the event: it is long enough */
+    }
+    uint64_t start = e->max_ns / 4;
+    if (waited_ns <= e->max_ns) {
+        /* the event came soon after the window ran out: a longer one would have caught it */
+        uint64_t w = e->win_ns == 0 ? start : e->win_ns * 2;
+        e->win_ns = w > e->max_ns ? e->max_ns : w;
+    } else {
+        /* events are further apart than polling is worth */
+        uint64_t w = e->win_ns / 2;
+        e->win_ns = w < start ? 0 : w;
+    }
+}
+
+/* Whether the loop has something to do right now: a due timer, or idle work queued. */
+static bool evloop__due(uv_loop_t *loop)
+{
+    uv_update_time(loop);
+    return uv_backend_timeout(loop) == 0;
+}
+
+/* Polls the backend until it has an event, something is due, or the window ends. Returns
+ * whether something arrived; *now is the time it stopped. */
+static bool evloop__poll(evloop *e, uint64_t t0, uint64_t *now)
+{
+    struct pollfd p = {.fd = uv_backend_fd(e->loop), .events = POLLIN};
+    for (;;) {
+        if (poll(&p, 1, 0) > 0) {
+            *now = evloop__now();
+            return true;
+        }
+        *now = evloop__now();
+        if (*now - t0 >= e->win_ns) {
+            return false;
+        }
+        if (evloop__due(e->loop)) {
+            return true;
+        }
+    }
+}
+
+int evloop_run(evloop *e)
+{
+    e->stop = false;
+    if (e->max_ns == 0) {
+        return uv_run(e->loop, UV_RUN_DEFAULT);
+    }
+    int alive = 1;
+    while (!e->stop) {
+        alive = uv_run(e->loop, UV_RUN_NOWAIT);
+        if (alive == 0 || e->stop) {
+            break;
+        }
+        if (evloop__due(e->loop)) {
+            continue; /* more work is already queued */
+        }
+        uint64_t t0 = evloop__now();
+        if (e->win_ns > 0) {
+            uint64_t t1;
+            bool hit = evloop__poll(e, t0, &t1);
+            e->stats.polls++;
+            e->stats.poll_ns += t1 - t0;
+            if (hit) {
+                e->stats.hits++;
+                evloop_adapt(e, true, t1 - t0);
+                continue;
+            }
+        }
+        e->stats.sleeps++;
+        alive = uv_run(e->loop, UV_RUN_ONCE);
+        evloop_adapt(e, false, evloop__now() - t0);
+        if (alive == 0) {
+            break;
+        }
+    }
+    return alive;
+}
+
+void evloop_stop(evloop *e)
+{
+    e->stop = true;
+    uv_stop(e->loop);
+}
