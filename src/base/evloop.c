@@ -2,6 +2,7 @@
 #include "base/evloop.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <time.h>
 
 static uint64_t evloop__now(void)
@@ -45,7 +46,9 @@ static bool evloop__due(uv_loop_t *loop)
 }
 
 /* Polls the backend until it has an event, something is due, or the window ends. Returns
- * whether something arrived; *now is the time it stopped. */
+ * whether something arrived; *now is the time it stopped. Each round yields the CPU: a task
+ * that is runnable here (another node, a client, the process that will send the next event)
+ * runs at once instead of waiting for this one's time slice to end. */
 static bool evloop__poll(evloop *e, uint64_t t0, uint64_t *now)
 {
     struct pollfd p = {.fd = uv_backend_fd(e->loop), .events = POLLIN};
@@ -61,6 +64,7 @@ static bool evloop__poll(evloop *e, uint64_t t0, uint64_t *now)
         if (evloop__due(e->loop)) {
             return true;
         }
+        sched_yield();
     }
 }
 
