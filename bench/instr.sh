@@ -11,7 +11,8 @@
 #   node_per_msg_1KiB_x10 the node's instructions per published message, 1 -> 10 with 1 KiB.
 # Under valgrind everything runs ~50x slower, so batches are smaller than in a real run: read the
 # numbers as work per unit, compared between builds, not as a rate. Needs valgrind
-# (scripts/setup.sh bench). Takes about 4 minutes per build.
+# (scripts/setup.sh bench). Takes about 4 minutes per build. The node runs with idle_poll_us 0:
+# polling for the next event executes instructions that are not work per message.
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n '2,14p' "$0"; exit 64; }
 command -v valgrind >/dev/null || { echo "valgrind is missing: scripts/setup.sh bench" >&2; exit 1; }
@@ -24,7 +25,7 @@ node_up() {
   shift 2
   mkdir -p "$d/home"
   env HOME="$d/home" HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 MACULA_QUIC_PORT=0 \
-    MACULA_REALM=bench "$@" "$b/macula" node >"$d/out" 2>"$d/err" &
+    MACULA_REALM=bench MACULA_IDLE_POLL_US=0 "$@" "$b/macula" node >"$d/out" 2>"$d/err" &
   pid=$!
   for _ in $(seq 1 600); do grep -q ready "$d/out" 2>/dev/null && break; sleep 0.1; done
   local port

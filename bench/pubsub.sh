@@ -23,6 +23,11 @@
 # (not verified by the client). A missing server is an error: `scripts/setup.sh bench`
 # installs them (nats-server, redis-server, mosquitto, openssl).
 #
+# The macula nodes run with their defaults, so they poll up to idle_poll_us (200 µs) for the
+# next event before sleeping (README, Configuration); nats-server's Go runtime spins before it
+# parks as well, redis and mosquitto sleep in epoll_wait. BENCH_MACULA_ENV adds environment
+# settings to every node (e.g. "MACULA_IDLE_POLL_US=0" to measure them sleeping).
+#
 # Columns: "macula" is publisher and subscribers (caller and provider) on node A; "macula
 # 1 hop" has the subscribers (the provider) on node B: node A forwards to node B over the
 # mesh (PUBSUB_ROUTE / RPC_ROUTE, found through the DHT). Ratios are macula (node A only) /
@@ -122,9 +127,10 @@ declare -A qport hport
 start_node() { # start_node NAME [BOOTSTRAP_URL [RPC_NO_DIRECT]]
   local n=$1 boot=${2:-} nodirect=${3:-} dir="$tmp/node-$1"
   mkdir -p "$dir/home"
+  # shellcheck disable=SC2086 # BENCH_MACULA_ENV is a list of NAME=VALUE words
   env HOME="$dir/home" HEALTH_PORT=0 MACULA_HEALTH_ADDR=127.0.0.1 MACULA_QUIC_PORT=0 \
     MACULA_REALM=bench MACULA_BOOTSTRAP_PEERS="$boot" MACULA_RPC_NO_DIRECT="$nodirect" \
-    "$macula" node >"$dir/out" 2>"$dir/err" &
+    ${BENCH_MACULA_ENV:-} "$macula" node >"$dir/out" 2>"$dir/err" &
   spids+=($!)
   for _ in $(seq 1 200); do
     hport[$n]=$(sed -n 's#.*health     http://127.0.0.1:\([0-9]*\)/health.*#\1#p' "$dir/out")
