@@ -183,6 +183,27 @@ void sup_free(sup_actor *self, void *p);
 /* Payloads are copied: the sender keeps its buffer. Sends to a dead pid return SUP_ENOPROC
  * and are otherwise no-ops. `from` is the sending actor (SUP_NOPID from outside). */
 int sup_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, const void *data, size_t len);
+
+/* A message built in place, for senders that gather a large payload piece by piece (a batch of
+ * frames): the bytes are written straight into the envelope that will be queued, so sending
+ * copies nothing. A zeroed sup_msgbuf is empty; it belongs to the actor that fills it, which
+ * frees it in terminate (sup_msgbuf_free) if it may hold an unsent message.
+ *   sup_msgbuf_reserve  makes data[0 .. need) writable, keeping every byte of data[0 .. cap)
+ *                       (the block may move: reload data); SUP_ENOMEM, nothing changed, when
+ *                       it cannot grow;
+ *   sup_msgbuf_send     queues data[0 .. len) to `to` as sup_send would (SUP_MSG_INFO, `tag`)
+ *                       and leaves b empty; on SUP_ENOPROC (a dead pid) b keeps its bytes, so
+ *                       the caller may send it to another pid or free it. An empty b sends a
+ *                       message with no payload. */
+typedef struct sup_msgbuf {
+    void *env_;          /* private: the envelope being filled, or NULL */
+    unsigned char *data; /* the payload being built (NULL while empty) */
+    size_t len;          /* bytes written: set by the caller, at most cap */
+    size_t cap;          /* bytes writable */
+} sup_msgbuf;
+int sup_msgbuf_reserve(sup_rt *rt, sup_msgbuf *b, size_t need);
+int sup_msgbuf_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, sup_msgbuf *b);
+void sup_msgbuf_free(sup_rt *rt, sup_msgbuf *b);
 int sup_cast(sup_rt *rt, sup_pid from, sup_pid to, int tag, const void *data, size_t len);
 /* Calls `to`; returns the call ref (> 0), or 0 if `to` is dead — then a SUP_MSG_REPLY with
  * SUP_ECALLEE / reason noproc is still delivered, so callers have one path. The reply or

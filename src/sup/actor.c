@@ -231,8 +231,9 @@ static inline unsigned env_class(size_t len)
     return c;
 }
 
-static sup_env *env_new(sup_rt *rt, sup_msg_kind kind, int tag, sup_pid from, uint64_t ref,
-                        const void *data, size_t len)
+/* A block whose payload holds at least len bytes: from its class's pool, else allocated.
+ * Only cls and cap are set. */
+static sup_env *env_alloc(sup_rt *rt, size_t len)
 {
     unsigned cls = env_class(len);
     sup_env *e = cls < SUP_ENV_NCLASS ? rt->env_free[cls] : NULL;
@@ -246,10 +247,16 @@ static sup_env *env_new(sup_rt *rt, sup_msg_kind kind, int tag, sup_pid from, ui
             fprintf(stderr, "macula: out of memory\n");
             abort();
         }
-        e = xmalloc(sizeof *e + cap); /* every field is set below, the payload copied in */
+        e = xmalloc(sizeof *e + cap); /* the caller sets every other field */
         e->cls = cls;
         e->cap = cap;
     }
+    return e;
+}
+
+/* Sets every header field of a block about to be queued; the payload is the caller's. */
+static void env_head(sup_env *e, sup_msg_kind kind, int tag, sup_pid from, uint64_t ref, size_t len)
+{
     e->next = NULL;
     e->kind = kind;
     e->tag = tag;
@@ -258,6 +265,13 @@ static sup_env *env_new(sup_rt *rt, sup_msg_kind kind, int tag, sup_pid from, ui
     e->status = 0;
     e->reason = NULL;
     e->len = len;
+}
+
+static sup_env *env_new(sup_rt *rt, sup_msg_kind kind, int tag, sup_pid from, uint64_t ref,
+                        const void *data, size_t len)
+{
+    sup_env *e = env_alloc(rt, len);
+    env_head(e, kind, tag, from, ref, len);
     if (len > 0) {
         memcpy(e->data, data, len);
     }
@@ -989,6 +1003,67 @@ static int send_kind(sup_rt *rt, sup_msg_kind kind, sup_pid from, sup_pid to, in
 int sup_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, const void *data, size_t len)
 {
     return send_kind(rt, SUP_MSG_INFO, from, to, tag, data, len);
+}
+
+/* ---- messages built in place ------------------------------------------------------------ */
+
+int sup_msgbuf_reserve(sup_rt *rt, sup_msgbuf *b, size_t need)
+{
+    if (need <= b->cap) {
+        return SUP_OK;
+    }
+    sup_env *e = b->env_;
+    if (e == NULL) {
+        /* a fresh block, from a class pool when it fits one, as a send would take it */
+        if (need > SIZE_MAX - sizeof *e) {
+            return SUP_ENOMEM;
+        }
+        e = env_alloc(rt, need);
+        e->reason = NULL;
+        b->env_ = e;
+        b->data = e->data;
+        b->cap = e->cap;
+        return SUP_OK;
+    }
+    size_t cap = b->cap * 2 > need ? b->cap * 2 : need;
+    if (cap > SIZE_MAX - sizeof *e) {
+        return SUP_ENOMEM;
+    }
+    sup_env *n = realloc(e, sizeof *n + cap);
+    if (n == NULL) {
+        return SUP_ENOMEM; /* b is unchanged: its block is still e */
+    }
+    n->cls = SUP_ENV_NCLASS; /* a block of its own from now on: freed, not pooled */
+    n->cap = cap;
+    b->env_ = n;
+    b->data = n->data;
+    b->cap = cap;
+    return SUP_OK;
+}
+
+int sup_msgbuf_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, sup_msgbuf *b)
+{
+    sup_actor *a = lookup_alive(rt, to);
+    if (a == NULL) {
+        return SUP_ENOPROC;
+    }
+    sup_env *e = b->env_;
+    if (e == NULL) {
+        e = env_new(rt, SUP_MSG_INFO, tag, from, 0, NULL, 0);
+    } else {
+        env_head(e, SUP_MSG_INFO, tag, from, 0, b->len <= e->cap ? b->len : e->cap);
+    }
+    *b = (sup_msgbuf){0};
+    deliver(rt, a, e);
+    return SUP_OK;
+}
+
+void sup_msgbuf_free(sup_rt *rt, sup_msgbuf *b)
+{
+    if (b->env_ != NULL) {
+        env_free(rt, b->env_);
+    }
+    *b = (sup_msgbuf){0};
 }
 
 int sup_cast(sup_rt *rt, sup_pid from, sup_pid to, int tag, const void *data, size_t len)

@@ -59,10 +59,9 @@ typedef struct gw_gateway {
     sup_pid ps;      /* macula_gateway_pubsub as last looked up (a dead pid: looked up again) */
     uint8_t *ps_buf; /* GW_PS_FRAME message being built (grows, reused) */
     size_t ps_cap;
-    uint8_t *pb; /* GW_PS_PUBLISH batch being built: records (pubsub.h), sent by gw__ps_pub_flush */
-    size_t pb_len; /* bytes in it (0: none pending) */
+    sup_msgbuf pb; /* GW_PS_PUBLISH batch being built in place: records (pubsub.h), sent by
+                    * gw__ps_pub_flush; pb.len 0: none pending */
     uint64_t pb_n; /* records in it */
-    size_t pb_cap;
     bool chaos;
 } gw_gateway;
 
@@ -169,21 +168,24 @@ static void gw__ps_sync(gw_gateway *g, sup_pid to)
 }
 
 /* Sends to macula_gateway_pubsub through the cached pid; a send to a dead pid (the worker
- * restarted) looks the name up again and retries once. SUP_ENOPROC when none runs. */
-static int gw__ps_send_now(gw_gateway *g, int tag, const void *data, size_t len)
+ * restarted) looks the name up again and retries once. SUP_ENOPROC when none runs. With b, the
+ * message is b's bytes, sent without a copy (b is emptied; on failure it keeps them). */
+static int gw__ps_send_now(gw_gateway *g, int tag, const void *data, size_t len, sup_msgbuf *b)
 {
-    int rc = SUP_ENOPROC;
-    if (!sup_pid_is_null(g->ps)) {
-        rc = sup_send(g->rt, sup_self(g->self), g->ps, tag, data, len);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt > 0 || sup_pid_is_null(g->ps)) {
+            g->ps = sup_whereis(g->rt, "macula_gateway_pubsub");
+            if (sup_pid_is_null(g->ps)) {
+                return SUP_ENOPROC;
+            }
+        }
+        int rc = b != NULL ? sup_msgbuf_send(g->rt, sup_self(g->self), g->ps, tag, b)
+                           : sup_send(g->rt, sup_self(g->self), g->ps, tag, data, len);
         if (rc != SUP_ENOPROC) {
             return rc;
         }
     }
-    g->ps = sup_whereis(g->rt, "macula_gateway_pubsub");
-    if (sup_pid_is_null(g->ps)) {
-        return SUP_ENOPROC;
-    }
-    return sup_send(g->rt, sup_self(g->self), g->ps, tag, data, len);
+    return SUP_ENOPROC;
 }
 
 /* Sends the GW_PS_PUBLISH batch being built, if any. When no worker runs after all (the cached
@@ -191,13 +193,13 @@ static int gw__ps_send_now(gw_gateway *g, int tag, const void *data, size_t len)
  * as a frame is when no worker runs at the hook. */
 static void gw__ps_pub_flush(gw_gateway *g)
 {
-    if (g->pb_len == 0) {
+    if (g->pb.len == 0) {
         return;
     }
-    if (gw__ps_send_now(g, GW_PS_PUBLISH, g->pb, g->pb_len) != 0 && g->core != NULL) {
+    if (gw__ps_send_now(g, GW_PS_PUBLISH, NULL, 0, &g->pb) != SUP_OK && g->core != NULL) {
         gwc_count_unhandled(g->core, g->pb_n); /* no worker ran after all: counted as before */
     }
-    g->pb_len = 0;
+    g->pb.len = 0; /* sent (and emptied), or dropped */
     g->pb_n = 0;
 }
 
@@ -206,7 +208,7 @@ static void gw__ps_pub_flush(gw_gateway *g)
 static int gw__ps_send(gw_gateway *g, int tag, const void *data, size_t len)
 {
     gw__ps_pub_flush(g);
-    return gw__ps_send_now(g, tag, data, len);
+    return gw__ps_send_now(g, tag, data, len, NULL);
 }
 
 /* PUBLISH .. PUBACK (0x10-0x14) go to macula_gateway_pubsub; PASS when it is not running
@@ -300,8 +302,10 @@ static int gw__ps_publish(gw_gateway *g, const gwc_peer *peer, const wire_frame 
             return GWC_HOOK_PASS;
         }
     }
-    size_t need = g->pb_len + sizeof(gw_ps_pub) + f->payload_len;
-    if (!bytebuf_reserve(&g->pb, &g->pb_cap, need, 4096)) {
+    size_t need = g->pb.len + sizeof(gw_ps_pub) + f->payload_len;
+    /* a new batch starts with room for a typical read, so it rarely has to grow (and move) */
+    size_t want = g->pb.cap == 0 && need < GW_PS_BATCH_START ? GW_PS_BATCH_START : need;
+    if (sup_msgbuf_reserve(g->rt, &g->pb, want) != SUP_OK) {
         return GWC_HOOK_PASS;
     }
     gw_ps_pub pp;
@@ -316,13 +320,13 @@ static int gw__ps_publish(gw_gateway *g, const gwc_peer *peer, const wire_frame 
     pp.mid_len = (uint32_t)pub->message_id.len;
     pp.qos = pub->qos;
     pp.retain = pub->retain ? 1 : 0;
-    memcpy(g->pb + g->pb_len, &pp, sizeof pp);
+    memcpy(g->pb.data + g->pb.len, &pp, sizeof pp);
     if (f->payload_len > 0) {
-        memcpy(g->pb + g->pb_len + sizeof pp, f->payload, f->payload_len);
+        memcpy(g->pb.data + g->pb.len + sizeof pp, f->payload, f->payload_len);
     }
-    g->pb_len = need;
+    g->pb.len = need;
     g->pb_n++;
-    if (g->pb_len >= GW_PS_BATCH_MAX) {
+    if (g->pb.len >= GW_PS_BATCH_MAX) {
         gw__ps_pub_flush(g);
     }
     return GWC_HOOK_TAKEN;
@@ -666,10 +670,7 @@ static void gw__terminate(sup_actor *self, void *state, const sup_reason *reason
     free(g->ps_buf);
     g->ps_buf = NULL;
     g->ps_cap = 0;
-    free(g->pb);
-    g->pb = NULL;
-    g->pb_len = 0;
-    g->pb_cap = 0;
+    sup_msgbuf_free(g->rt, &g->pb);
 }
 
 /* GW_CONN_DATA_BATCH: the records are checked first (a message they do not tile is dropped

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/bytebuf.h"
 #include "base/hmap.h"
 #include "gateway.h"
 #include "gateway_core.h"
@@ -68,10 +67,9 @@ typedef struct ps {
     uint64_t hosts_at;  /* when the hosts were last learned */
     hmap hosts;         /* node id -> ps_host */
     sup_pid gw;         /* macula_gateway as last looked up (a dead pid: looked up again) */
-    uint8_t *obuf;      /* GW_PS_FANOUT message being built (grows, reused) */
-    size_t obuf_cap;
-    size_t obuf_len;          /* bytes of finished records in obuf */
-    uint32_t fan_n;           /* connections in the record being built (0: none) */
+    sup_msgbuf ob;      /* GW_PS_FANOUT message built in place; ob.len: bytes of finished records
+                         * (the record being built follows them) */
+    uint32_t fan_n;     /* connections in the record being built (0: none) */
     const uint8_t *fan_frame; /* the action bytes it copied (same address and bytes: batched) */
     size_t fan_len;
 } ps;
@@ -125,13 +123,21 @@ bool gw_pubsub_stats(const sup_rt *rt, gw_pubsub_view *out)
 
 /* ---- outbound ---------------------------------------------------------------------------- */
 
-/* Sends to macula_gateway through the cached pid; a dead pid (the gateway restarted) is looked
- * up again and the send retried once. */
-static int ps__gw_send(ps *s, int tag, const void *data, size_t len)
+static bool ps__obuf_grow(ps *s, size_t need)
+{
+    /* a new batch starts with room for a typical turn, so it rarely has to grow (and move) */
+    size_t want = s->ob.cap == 0 && need < GW_PS_BATCH_START ? GW_PS_BATCH_START : need;
+    return sup_msgbuf_reserve(s->rt, &s->ob, want) == SUP_OK;
+}
+
+/* Sends the batch built in place to macula_gateway through the cached pid, without a copy (ob
+ * is emptied); a dead pid (the gateway restarted) is looked up again and the send retried
+ * once. On failure ob keeps its bytes. */
+static int ps__gw_send_ob(ps *s, int tag)
 {
     int rc = SUP_ENOPROC;
     if (!sup_pid_is_null(s->gw)) {
-        rc = sup_send(s->rt, sup_self(s->self), s->gw, tag, data, len);
+        rc = sup_msgbuf_send(s->rt, sup_self(s->self), s->gw, tag, &s->ob);
         if (rc != SUP_ENOPROC) {
             return rc;
         }
@@ -140,12 +146,7 @@ static int ps__gw_send(ps *s, int tag, const void *data, size_t len)
     if (sup_pid_is_null(s->gw)) {
         return SUP_ENOPROC;
     }
-    return sup_send(s->rt, sup_self(s->self), s->gw, tag, data, len);
-}
-
-static bool ps__obuf_grow(ps *s, size_t need)
-{
-    return bytebuf_reserve(&s->obuf, &s->obuf_cap, need, 4096);
+    return sup_msgbuf_send(s->rt, sup_self(s->self), s->gw, tag, &s->ob);
 }
 
 /* Closes the record being built (writes its header) into the batch. */
@@ -155,8 +156,8 @@ static void ps__fanout_close(ps *s)
         return;
     }
     gw_ps_fanout_hdr h = {.n = s->fan_n, .frame_len = (uint32_t)s->fan_len};
-    memcpy(s->obuf + s->obuf_len, &h, sizeof h);
-    s->obuf_len += sizeof h + s->fan_len + (size_t)s->fan_n * sizeof(uint64_t);
+    memcpy(s->ob.data + s->ob.len, &h, sizeof h);
+    s->ob.len += sizeof h + s->fan_len + (size_t)s->fan_n * sizeof(uint64_t);
     s->fan_n = 0;
     s->fan_frame = NULL;
     s->fan_len = 0;
@@ -166,19 +167,19 @@ static void ps__fanout_close(ps *s)
 static void ps__fanout_flush(ps *s)
 {
     ps__fanout_close(s);
-    if (s->obuf_len == 0) {
+    if (s->ob.len == 0) {
         return;
     }
-    if (ps__gw_send(s, GW_PS_FANOUT, s->obuf, s->obuf_len) != 0) {
+    if (ps__gw_send_ob(s, GW_PS_FANOUT) != 0) {
         /* count the deliveries lost with it */
         gw_ps_fanout_hdr h;
-        for (size_t off = 0; off + sizeof h <= s->obuf_len;) {
-            memcpy(&h, s->obuf + off, sizeof h);
+        for (size_t off = 0; off + sizeof h <= s->ob.len;) {
+            memcpy(&h, s->ob.data + off, sizeof h);
             s->view.send_failed += h.n;
             off += sizeof h + h.frame_len + (size_t)h.n * sizeof(uint64_t);
         }
     }
-    s->obuf_len = 0;
+    s->ob.len = 0; /* sent (and emptied), or dropped */
 }
 
 /* Adds conn to the fan-out of `frame` (the same bytes as the previous call: appended to its
@@ -188,18 +189,18 @@ static void ps__send_conn(ps *s, uint64_t conn, const uint8_t *frame, size_t len
 {
     size_t base = sizeof(gw_ps_fanout_hdr);
     if (s->fan_n > 0 && (frame != s->fan_frame || len != s->fan_len || s->fan_n == PS_FAN_MAX ||
-                         memcmp(s->obuf + s->obuf_len + base, frame, len) != 0)) {
+                         memcmp(s->ob.data + s->ob.len + base, frame, len) != 0)) {
         ps__fanout_close(s);
-        if (s->obuf_len >= GW_PS_BATCH_MAX) {
+        if (s->ob.len >= GW_PS_BATCH_MAX) {
             ps__fanout_flush(s);
         }
     }
     if (len > UINT32_MAX - base ||
-        !ps__obuf_grow(s, s->obuf_len + base + len + ((size_t)s->fan_n + 1) * sizeof conn)) {
+        !ps__obuf_grow(s, s->ob.len + base + len + ((size_t)s->fan_n + 1) * sizeof conn)) {
         s->view.send_failed++;
         return;
     }
-    uint8_t *rec = s->obuf + s->obuf_len;
+    uint8_t *rec = s->ob.data + s->ob.len;
     if (s->fan_n == 0) {
         memcpy(rec + base, frame, len);
         s->fan_frame = frame;
@@ -719,8 +720,7 @@ static void ps__terminate(sup_actor *self, void *state, const sup_reason *reason
         free(sl->val);
     }
     hmap_free(&s->hosts);
-    free(s->obuf);
-    s->obuf = NULL;
+    sup_msgbuf_free(s->rt, &s->ob);
 }
 
 static void ps__info(sup_actor *self, void *state, const sup_msg *m)

@@ -9,7 +9,6 @@
 
 #include <uv.h>
 
-#include "base/bytebuf.h"
 #include "base/hmap.h"
 #include "gateway_core.h"
 #include "mesh/quic.h"
@@ -33,26 +32,26 @@ typedef struct gw_quic {
     quic_endpoint *ep; /* NULL without a binding */
     hmap_u64 conns;    /* id -> qs_conn (ids are ours: hmap_u64) */
     uint64_t next_id;  /* last id handed out */
-    uint8_t *batch;    /* GW_CONN_DATA_BATCH being built: this loop turn's stream data */
-    size_t blen, bcap;
+    sup_msgbuf batch;  /* GW_CONN_DATA_BATCH being built in place: this turn's stream data */
     bool flush_queued; /* a QS_FLUSH to ourselves is on its way */
 } gw_quic;
 
-enum { QS_FLUSH = 0x4f01 };               /* self-sent only; a range no other actor uses */
-#define QS_BATCH_MAX ((size_t)256 * 1024) /* a batch this large goes at once */
+enum { QS_FLUSH = 0x4f01 };                /* self-sent only; a range no other actor uses */
+#define QS_BATCH_MAX ((size_t)256 * 1024)  /* a batch this large goes at once */
+#define QS_BATCH_START ((size_t)64 * 1024) /* room a new batch starts with */
 
 /* Sends the data gathered in this loop turn to the gateway as one GW_CONN_DATA_BATCH (stream
  * data arrives in libuv's read callbacks; the runtime runs after them, so the batch costs no
  * latency). Called before any other event goes to the gateway, so that order is kept. */
 static void qs__flush(gw_quic *q)
 {
-    if (q->blen == 0) {
+    if (q->batch.len == 0) {
         return;
     }
-    if (!sup_pid_is_null(q->gateway)) {
-        (void)sup_send(q->rt, q->self, q->gateway, GW_CONN_DATA_BATCH, q->batch, q->blen);
+    if (sup_pid_is_null(q->gateway) ||
+        sup_msgbuf_send(q->rt, q->self, q->gateway, GW_CONN_DATA_BATCH, &q->batch) != SUP_OK) {
+        q->batch.len = 0; /* no gateway to take it: dropped, as a send to a dead pid is */
     }
-    q->blen = 0;
 }
 
 /* ---- QUIC callbacks (run on the loop, outside actor callbacks) ---------------------------- */
@@ -131,20 +130,22 @@ static void qs__on_stream_data(quic_conn *c, int64_t sid, const uint8_t *data, s
         return;
     }
     gw_conn_data_rec r = {.conn = k->id, .len = (uint32_t)len};
-    size_t need = q->blen + sizeof r + len;
-    if (!bytebuf_reserve(&q->batch, &q->bcap, need, 16384)) {
+    size_t need = q->batch.len + sizeof r + len;
+    /* a new batch starts with room for a typical turn, so it rarely has to grow (and move) */
+    size_t want = q->batch.cap == 0 && need < QS_BATCH_START ? QS_BATCH_START : need;
+    if (sup_msgbuf_reserve(q->rt, &q->batch, want) != SUP_OK) {
         /* no room to batch: this piece goes alone, after what was gathered */
         qs__flush(q);
         (void)gw_gateway_conn_data(q->rt, q->self, q->gateway, k->id, data, len);
         return;
     }
-    memcpy(q->batch + q->blen, &r, sizeof r);
-    memcpy(q->batch + q->blen + sizeof r, data, len);
-    q->blen = need;
-    if (q->blen < QS_BATCH_MAX && !q->flush_queued) {
+    memcpy(q->batch.data + q->batch.len, &r, sizeof r);
+    memcpy(q->batch.data + q->batch.len + sizeof r, data, len);
+    q->batch.len = need;
+    if (q->batch.len < QS_BATCH_MAX && !q->flush_queued) {
         q->flush_queued = sup_send(q->rt, q->self, q->self, QS_FLUSH, NULL, 0) == SUP_OK;
     }
-    if (q->blen >= QS_BATCH_MAX || !q->flush_queued) {
+    if (q->batch.len >= QS_BATCH_MAX || !q->flush_queued) {
         qs__flush(q); /* large enough now, or no flush could be queued */
     }
 }
@@ -270,9 +271,7 @@ static void gw_quic__terminate(sup_actor *self, void *state, const sup_reason *r
         free(s->val);
     }
     hmap_u64_free(&q->conns);
-    free(q->batch);
-    q->batch = NULL;
-    q->blen = q->bcap = 0;
+    sup_msgbuf_free(q->rt, &q->batch);
 }
 
 static void gw_quic__call(sup_actor *self, void *state, const sup_msg *m)
