@@ -1015,10 +1015,11 @@ int sup_msgbuf_reserve(sup_rt *rt, sup_msgbuf *b, size_t need)
     sup_env *e = b->env_;
     if (e == NULL) {
         /* a fresh block, from a class pool when it fits one, as a send would take it */
-        if (need > SIZE_MAX - sizeof *e) {
+        size_t want = need > b->hint ? need : b->hint;
+        if (want > SIZE_MAX - sizeof *e) {
             return SUP_ENOMEM;
         }
-        e = env_alloc(rt, need);
+        e = env_alloc(rt, want);
         e->reason = NULL;
         b->env_ = e;
         b->data = e->data;
@@ -1053,7 +1054,7 @@ int sup_msgbuf_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, sup_msgbuf *b
     } else {
         env_head(e, SUP_MSG_INFO, tag, from, 0, b->len <= e->cap ? b->len : e->cap);
     }
-    *b = (sup_msgbuf){0};
+    *b = (sup_msgbuf){.hint = e->len};
     deliver(rt, a, e);
     return SUP_OK;
 }

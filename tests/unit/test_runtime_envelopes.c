@@ -351,6 +351,10 @@ static void test_msgbuf_grow_dead_pid_free(void **state)
     sup_rt_run(rt);
     assert_int_equal(g.n, 1);
     assert_int_equal(g.lens[0], len);
+    /* the next message from the same buffer starts as large as this one ended */
+    assert_int_equal(sup_msgbuf_reserve(rt, &b, 1), SUP_OK);
+    assert_true(b.cap >= len);
+    sup_msgbuf_free(rt, &b);
     /* an empty buffer sends a message without payload */
     sup_msgbuf e = {0};
     assert_int_equal(sup_msgbuf_send(rt, SUP_NOPID, a, T_DATA, &e), SUP_OK);

@@ -303,9 +303,7 @@ static int gw__ps_publish(gw_gateway *g, const gwc_peer *peer, const wire_frame 
         }
     }
     size_t need = g->pb.len + sizeof(gw_ps_pub) + f->payload_len;
-    /* a new batch starts with room for a typical read, so it rarely has to grow (and move) */
-    size_t want = g->pb.cap == 0 && need < GW_PS_BATCH_START ? GW_PS_BATCH_START : need;
-    if (sup_msgbuf_reserve(g->rt, &g->pb, want) != SUP_OK) {
+    if (sup_msgbuf_reserve(g->rt, &g->pb, need) != SUP_OK) {
         return GWC_HOOK_PASS;
     }
     gw_ps_pub pp;

@@ -125,9 +125,7 @@ bool gw_pubsub_stats(const sup_rt *rt, gw_pubsub_view *out)
 
 static bool ps__obuf_grow(ps *s, size_t need)
 {
-    /* a new batch starts with room for a typical turn, so it rarely has to grow (and move) */
-    size_t want = s->ob.cap == 0 && need < GW_PS_BATCH_START ? GW_PS_BATCH_START : need;
-    return sup_msgbuf_reserve(s->rt, &s->ob, want) == SUP_OK;
+    return sup_msgbuf_reserve(s->rt, &s->ob, need) == SUP_OK;
 }
 
 /* Sends the batch built in place to macula_gateway through the cached pid, without a copy (ob

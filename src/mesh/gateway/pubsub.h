@@ -94,7 +94,6 @@ typedef struct gw_ps_fanout_hdr {
 /* The most bytes either side puts into one GW_PS_PUBLISH or GW_PS_FANOUT batch before it sends
  * it and starts the next (a batch is also sent at the end of every handled message). */
 #define GW_PS_BATCH_MAX ((size_t)64 * 1024)
-#define GW_PS_BATCH_START ((size_t)16 * 1024) /* room a new batch starts with */
 
 typedef struct gw_ps_frame_hdr {
     uint64_t conn;

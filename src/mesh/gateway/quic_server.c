@@ -36,9 +36,8 @@ typedef struct gw_quic {
     bool flush_queued; /* a QS_FLUSH to ourselves is on its way */
 } gw_quic;
 
-enum { QS_FLUSH = 0x4f01 };                /* self-sent only; a range no other actor uses */
-#define QS_BATCH_MAX ((size_t)256 * 1024)  /* a batch this large goes at once */
-#define QS_BATCH_START ((size_t)64 * 1024) /* room a new batch starts with */
+enum { QS_FLUSH = 0x4f01 };               /* self-sent only; a range no other actor uses */
+#define QS_BATCH_MAX ((size_t)256 * 1024) /* a batch this large goes at once */
 
 /* Sends the data gathered in this loop turn to the gateway as one GW_CONN_DATA_BATCH (stream
  * data arrives in libuv's read callbacks; the runtime runs after them, so the batch costs no
@@ -131,9 +130,7 @@ static void qs__on_stream_data(quic_conn *c, int64_t sid, const uint8_t *data, s
     }
     gw_conn_data_rec r = {.conn = k->id, .len = (uint32_t)len};
     size_t need = q->batch.len + sizeof r + len;
-    /* a new batch starts with room for a typical turn, so it rarely has to grow (and move) */
-    size_t want = q->batch.cap == 0 && need < QS_BATCH_START ? QS_BATCH_START : need;
-    if (sup_msgbuf_reserve(q->rt, &q->batch, want) != SUP_OK) {
+    if (sup_msgbuf_reserve(q->rt, &q->batch, need) != SUP_OK) {
         /* no room to batch: this piece goes alone, after what was gathered */
         qs__flush(q);
         (void)gw_gateway_conn_data(q->rt, q->self, q->gateway, k->id, data, len);
