@@ -19,6 +19,10 @@ void evloop_init(evloop *e, uv_loop_t *loop, uint32_t max_us)
         max_us = EVLOOP_POLL_MAX_US;
     }
     e->max_ns = (uint64_t)max_us * 1000u;
+    if (loop != NULL && e->max_ns > 0) {
+        /* the time blocked in epoll_wait, so a wait is measured without the callbacks' work */
+        (void)uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
+    }
 }
 
 void evloop_adapt(evloop *e, bool hit, uint64_t waited_ns)
@@ -70,9 +74,16 @@ static bool evloop__poll(evloop *e, uint64_t t0, uint64_t *now)
 
 int evloop_run(evloop *e)
 {
-    e->stop = false;
+    if (e->stop) {
+        /* stopped before it ran: return at once, as uv_run does after an earlier uv_stop (this
+         * uv_run only takes the loop's stop flag back) */
+        e->stop = false;
+        return uv_run(e->loop, UV_RUN_NOWAIT);
+    }
     if (e->max_ns == 0) {
-        return uv_run(e->loop, UV_RUN_DEFAULT);
+        int r = uv_run(e->loop, UV_RUN_DEFAULT);
+        e->stop = false;
+        return r;
     }
     int alive = 1;
     while (!e->stop) {
@@ -95,13 +106,20 @@ int evloop_run(evloop *e)
                 continue;
             }
         }
-        e->stats.sleeps++;
+        /* the wait: the poll window, then the time blocked in the kernel until the event (not
+         * the callbacks it ran, which may take longer than any window) */
+        uint64_t idle0 = uv_metrics_idle_time(e->loop);
         alive = uv_run(e->loop, UV_RUN_ONCE);
-        evloop_adapt(e, false, evloop__now() - t0);
+        uint64_t blocked = uv_metrics_idle_time(e->loop) - idle0;
+        if (blocked > 0) {
+            e->stats.sleeps++;
+        }
+        evloop_adapt(e, false, e->win_ns + blocked);
         if (alive == 0) {
             break;
         }
     }
+    e->stop = false; /* honoured: the next run starts afresh */
     return alive;
 }
 

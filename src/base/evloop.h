@@ -32,8 +32,9 @@
 
 typedef struct evloop_stats {
     uint64_t polls;   /* poll windows started */
-    uint64_t hits;    /* of them, windows in which an event arrived */
-    uint64_t sleeps;  /* times the loop slept in the kernel */
+    uint64_t hits;    /* of them, windows that ended with work instead of a sleep: an event
+                       * arrived, or a timer came due */
+    uint64_t sleeps;  /* times the loop blocked in the kernel (epoll_wait) */
     uint64_t poll_ns; /* time spent polling: the CPU the feature costs */
 } evloop_stats;
 
@@ -41,24 +42,28 @@ typedef struct evloop {
     uv_loop_t *loop;
     uint64_t max_ns; /* the largest window; 0: never poll (a plain uv_run) */
     uint64_t win_ns; /* the current window, 0 or between max_ns / 4 and max_ns */
-    bool stop;       /* set by evloop_stop: evloop_run returns */
+    bool stop;       /* set by evloop_stop, cleared when evloop_run returns for it */
     evloop_stats stats;
 } evloop;
 
 /* Prepares e to run loop, polling at most max_us (capped at EVLOOP_POLL_MAX_US) per wait;
- * 0 disables polling. The window starts at zero: it grows only once events come close. */
+ * 0 disables polling. The window starts at zero: it grows only once events come close. With
+ * polling it turns on the loop's UV_METRICS_IDLE_TIME (how long it blocks in the kernel). */
 void evloop_init(evloop *e, uv_loop_t *loop, uint32_t max_us);
 
-/* The controller. hit: an event arrived within the poll window; waited_ns: the whole wait, from
- * the end of the previous turn to the event (poll and sleep together). Changes e->win_ns only. */
+/* The controller. hit: an event arrived within the poll window; waited_ns: how long the loop
+ * waited for the event, from the end of the previous turn: the poll window and then the time
+ * blocked in the kernel (not the time callbacks took). Changes e->win_ns only. */
 void evloop_adapt(evloop *e, bool hit, uint64_t waited_ns);
 
 /* Runs the loop until evloop_stop is called or nothing keeps it alive. Returns what the last
  * uv_run returned (non-zero: handles are still active). With max_us 0 this is
- * uv_run(UV_RUN_DEFAULT). */
+ * uv_run(UV_RUN_DEFAULT). Only evloop_stop ends a polling run: a bare uv_stop(loop) ends one
+ * turn, and the loop goes on (use evloop_stop wherever the loop is run by evloop_run). */
 int evloop_run(evloop *e);
 
-/* Ends evloop_run after the current callback returns (safe to call from any callback). */
+/* Ends evloop_run after the current callback returns (safe to call from any callback), or,
+ * called while no run is going on, makes the next evloop_run return at once. */
 void evloop_stop(evloop *e);
 
 #endif

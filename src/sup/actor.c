@@ -1007,38 +1007,64 @@ int sup_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, const void *data, si
 
 /* ---- messages built in place ------------------------------------------------------------ */
 
+/* The largest block a buffer's hint asks for: one outsized message does not make every later
+ * batch that large (each queued block counts its whole size). */
+#define SUP_MSGBUF_HINT_MAX ((size_t)256 * 1024)
+
+/* env_alloc that reports running out of memory instead of aborting: NULL. */
+static sup_env *env_try_alloc(sup_rt *rt, size_t len)
+{
+    unsigned cls = env_class(len);
+    if (cls < SUP_ENV_NCLASS && rt->env_free[cls] != NULL) {
+        return env_alloc(rt, len); /* a pooled block: no allocation */
+    }
+    size_t cap = cls < SUP_ENV_NCLASS ? env_class_cap[cls] : len;
+    if (cap > SIZE_MAX - sizeof(sup_env)) {
+        return NULL;
+    }
+    sup_env *e = malloc(sizeof *e + cap);
+    if (e != NULL) {
+        e->cls = cls;
+        e->cap = cap;
+    }
+    return e;
+}
+
 int sup_msgbuf_reserve(sup_rt *rt, sup_msgbuf *b, size_t need)
 {
     if (need <= b->cap) {
         return SUP_OK;
     }
     sup_env *e = b->env_;
-    if (e == NULL) {
-        /* a fresh block, from a class pool when it fits one, as a send would take it */
-        size_t want = need > b->hint ? need : b->hint;
-        if (want > SIZE_MAX - sizeof *e) {
+    size_t want;
+    if (e == NULL) { /* a fresh block: at least as large as the last message (bounded) */
+        size_t hint = b->hint < SUP_MSGBUF_HINT_MAX ? b->hint : SUP_MSGBUF_HINT_MAX;
+        want = need > hint ? need : hint;
+    } else {
+        want = b->cap * 2 > need ? b->cap * 2 : need;
+    }
+    sup_env *n;
+    if (e != NULL && e->cls >= SUP_ENV_NCLASS) {
+        /* a block of its own grows in place when it can */
+        if (want > SIZE_MAX - sizeof *n || (n = realloc(e, sizeof *n + want)) == NULL) {
+            return SUP_ENOMEM; /* b is unchanged: its block is still e */
+        }
+        n->cap = want;
+    } else {
+        /* a class block (from the pools when one is there), or a block of its own once the
+         * classes are outgrown; what was written moves over and the old block goes back */
+        if ((n = env_try_alloc(rt, want)) == NULL) {
             return SUP_ENOMEM;
         }
-        e = env_alloc(rt, want);
-        e->reason = NULL;
-        b->env_ = e;
-        b->data = e->data;
-        b->cap = e->cap;
-        return SUP_OK;
+        if (e != NULL) {
+            memcpy(n->data, e->data, e->cap);
+            env_free(rt, e);
+        }
     }
-    size_t cap = b->cap * 2 > need ? b->cap * 2 : need;
-    if (cap > SIZE_MAX - sizeof *e) {
-        return SUP_ENOMEM;
-    }
-    sup_env *n = realloc(e, sizeof *n + cap);
-    if (n == NULL) {
-        return SUP_ENOMEM; /* b is unchanged: its block is still e */
-    }
-    n->cls = SUP_ENV_NCLASS; /* a block of its own from now on: freed, not pooled */
-    n->cap = cap;
+    n->reason = NULL;
     b->env_ = n;
     b->data = n->data;
-    b->cap = cap;
+    b->cap = n->cap;
     return SUP_OK;
 }
 

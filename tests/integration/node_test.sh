@@ -67,6 +67,10 @@ metrics=$(curl -s "http://127.0.0.1:$port/metrics")
 check "/metrics counts the accepted connects" grep -q '^macula_gateway_connects_accepted_total [1-9]' <<<"$metrics"
 check "/metrics counts the realm refusal" \
   grep -q '^macula_gateway_connects_refused_total{reason="realm_mismatch"} 1' <<<"$metrics"
+# the node loop's polling counters (idle_poll_us, default 200): the loop has slept at least once
+check "banner names the loop's polling" grep -q "loop       polls up to 200 us" "$work/out"
+check "/metrics shows the node loop's polling" grep -q '^macula_loop_poll_seconds_total ' <<<"$metrics"
+check "...and the loop's sleeps" grep -Eq '^macula_loop_sleeps_total [1-9]' <<<"$metrics"
 check "...default data dir under HOME" grep -q "data dir   $HOME/.local/share/macula" "$work/out"
 check "...versions" grep -q "versions   libuv .*GnuTLS" "$work/out"
 check "identity files are mode 600" test "$(stat -c %a "$HOME/.local/share/macula/key.pem" "$HOME/.local/share/macula/cert.pem" | sort -u)" = 600

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -76,14 +77,22 @@ typedef struct pingpong {
     uv_poll_t poll;
     evloop *e;
     int rounds;
+    uint64_t work_ns; /* how long each callback works before it answers */
 } pingpong;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* The peer: sends a byte, waits for the answer, ROUNDS times. */
 static void *peer_main(void *arg)
 {
     pingpong *p = arg;
     char c = 'x';
-    for (int i = 0; i < ROUNDS; i++) {
+    for (int i = p->rounds; i < ROUNDS; i++) {
         if (write(p->fd[1], &c, 1) != 1 || read(p->fd[1], &c, 1) != 1) {
             break;
         }
@@ -100,18 +109,21 @@ static void on_readable(uv_poll_t *h, int status, int events)
     if (read(p->fd[0], &c, 1) != 1) {
         return;
     }
+    for (uint64_t t0 = now_ns(); now_ns() - t0 < p->work_ns;) {
+        /* a turn that works longer than the largest window */
+    }
     assert_int_equal(write(p->fd[0], &c, 1), 1);
     if (++p->rounds == ROUNDS) {
         evloop_stop(p->e);
     }
 }
 
-static void run_pingpong(uint32_t max_us, evloop *e, pingpong *p)
+static void run_pingpong(uint32_t max_us, uint64_t work_ns, int rounds, evloop *e, pingpong *p)
 {
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     evloop_init(e, &loop, max_us);
-    *p = (pingpong){.e = e};
+    *p = (pingpong){.e = e, .work_ns = work_ns, .rounds = ROUNDS - rounds};
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p->fd), 0);
     assert_int_equal(uv_poll_init(&loop, &p->poll, p->fd[0]), 0);
     p->poll.data = p;
@@ -122,6 +134,9 @@ static void run_pingpong(uint32_t max_us, evloop *e, pingpong *p)
     assert_int_not_equal(evloop_run(e), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(p->rounds, ROUNDS);
+    /* a stop asked for before a run ends that run at once */
+    evloop_stop(e);
+    assert_int_not_equal(evloop_run(e), 0);
     uv_close((uv_handle_t *)&p->poll, NULL);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -135,7 +150,7 @@ static void test_run_polls_catch_close_events(void **state)
     evloop e;
     pingpong p;
     /* the peer answers within microseconds: with a 10 ms window nearly every wait is a hit */
-    run_pingpong(EVLOOP_POLL_MAX_US, &e, &p);
+    run_pingpong(EVLOOP_POLL_MAX_US, 0, ROUNDS, &e, &p);
     assert_true(e.stats.polls > 0);
     assert_true(e.stats.hits > 0);
     assert_true(e.stats.hits <= e.stats.polls);
@@ -149,10 +164,23 @@ static void test_run_without_polling(void **state)
     (void)state;
     evloop e;
     pingpong p;
-    run_pingpong(0, &e, &p); /* a plain uv_run: same results, no polling */
+    run_pingpong(0, 0, ROUNDS, &e, &p); /* a plain uv_run: same results, no polling */
     assert_int_equal(e.stats.polls, 0);
     assert_int_equal(e.stats.hits, 0);
     assert_int_equal(e.stats.poll_ns, 0);
+}
+
+/* Each turn works 1.5 ms, longer than the 1 ms window, and the next event comes right after
+ * it: the wait is measured from the end of the turn, so the loop still polls and catches it
+ * (measuring from the start of the turn would shrink the window to nothing). */
+static void test_run_long_turns_still_poll(void **state)
+{
+    (void)state;
+    evloop e;
+    pingpong p;
+    run_pingpong(1000, 1500 * US, 200, &e, &p);
+    assert_true(e.stats.hits > e.stats.sleeps);
+    assert_true(e.win_ns > 0);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -195,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_adapt_disabled_and_capped),
         cmocka_unit_test(test_run_polls_catch_close_events),
         cmocka_unit_test(test_run_without_polling),
+        cmocka_unit_test(test_run_long_turns_still_poll),
         cmocka_unit_test(test_run_far_events_never_poll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

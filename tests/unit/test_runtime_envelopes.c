@@ -51,6 +51,7 @@ static bool intact(const void *data, size_t len)
 static struct {
     size_t lens[256];
     sup_msg_kind kinds[256];
+    const void *last; /* the payload pointer of the last message seen */
     int n;
     int bad;
 } g;
@@ -86,6 +87,7 @@ static void checker_msg(sup_actor *self, void *state, const sup_msg *m)
     if (!intact(m->data, m->len)) {
         g.bad++;
     }
+    g.last = m->data;
     if (g.n < 256) {
         g.lens[g.n] = m->len;
         g.kinds[g.n] = m->kind;
@@ -347,20 +349,47 @@ static void test_msgbuf_grow_dead_pid_free(void **state)
     assert_int_equal(sup_msgbuf_send(rt, SUP_NOPID, dead, T_DATA, &b), SUP_ENOPROC);
     assert_int_equal(b.len, len); /* kept */
     assert_memory_equal(b.data, p, len);
+    const void *built = b.data;
     assert_int_equal(sup_msgbuf_send(rt, SUP_NOPID, a, T_DATA, &b), SUP_OK);
     sup_rt_run(rt);
     assert_int_equal(g.n, 1);
     assert_int_equal(g.lens[0], len);
+    assert_ptr_equal(g.last, built); /* the block that was built is the one delivered: no copy */
     /* the next message from the same buffer starts as large as this one ended */
     assert_int_equal(sup_msgbuf_reserve(rt, &b, 1), SUP_OK);
     assert_true(b.cap >= len);
+    sup_msgbuf_free(rt, &b);
+    /* ... but no larger than the bound, after one outsized message */
+    size_t big = (size_t)1 << 20;
+    assert_int_equal(sup_msgbuf_reserve(rt, &b, big), SUP_OK);
+    memset(b.data, 0, big);
+    b.len = big;
+    assert_int_equal(sup_msgbuf_send(rt, SUP_NOPID, dead, T_DATA, &b), SUP_ENOPROC);
+    sup_msgbuf_free(rt, &b); /* never sent: no hint */
+    assert_int_equal(sup_msgbuf_reserve(rt, &b, big), SUP_OK);
+    b.len = 0;
+    assert_int_equal(sup_msgbuf_send(rt, SUP_NOPID, a, T_PASS, &b), SUP_OK);
+    assert_int_equal(sup_msgbuf_reserve(rt, &b, 1), SUP_OK);
+    assert_true(b.cap >= 1 && b.cap <= (size_t)256 * 1024);
+    sup_msgbuf_free(rt, &b);
+    sup_rt_run(rt);
+    assert_int_equal(g.n, 2); /* the empty T_PASS message above */
+    /* a class block that grows into the next class goes back to its pool */
+    size_t pool0 = sup__env_pool_bytes(rt);
+    assert_int_equal(sup_msgbuf_reserve(rt, &b, 100), SUP_OK);
+    size_t small = b.cap;
+    assert_true(small < 4096);
+    memcpy(b.data, p, 100);
+    assert_int_equal(sup_msgbuf_reserve(rt, &b, small + 1), SUP_OK);
+    assert_memory_equal(b.data, p, 100);
+    assert_true(sup__env_pool_bytes(rt) >= pool0);
     sup_msgbuf_free(rt, &b);
     /* an empty buffer sends a message without payload */
     sup_msgbuf e = {0};
     assert_int_equal(sup_msgbuf_send(rt, SUP_NOPID, a, T_DATA, &e), SUP_OK);
     sup_rt_run(rt);
-    assert_int_equal(g.n, 2);
-    assert_int_equal(g.lens[1], 0);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.lens[2], 0);
     /* never sent: freed, and freeing twice (or an empty one) is harmless */
     sup_msgbuf u = {0};
     assert_int_equal(sup_msgbuf_reserve(rt, &u, 5000), SUP_OK);

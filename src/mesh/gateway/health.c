@@ -90,9 +90,11 @@ static void metrics_loop(const evloop_stats *l, textbuf *b)
                    (double)l->poll_ns / 1e9);
     metric_counter(b, "macula_loop_polls_total", "Poll windows the node's loop started.", l->polls);
     metric_counter(b, "macula_loop_poll_hits_total",
-                   "Poll windows in which an event arrived (a wake-up saved).", l->hits);
-    metric_counter(b, "macula_loop_sleeps_total", "Times the node's loop slept in the kernel.",
-                   l->sleeps);
+                   "Poll windows that ended with work (an event, or a timer due) instead of a "
+                   "sleep.",
+                   l->hits);
+    metric_counter(b, "macula_loop_sleeps_total",
+                   "Times the node's loop blocked in the kernel waiting for an event.", l->sleeps);
 }
 
 static void metrics_quic(sup_rt *rt, textbuf *b)
