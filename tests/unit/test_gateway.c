@@ -682,6 +682,77 @@ static void test_publish_without_worker(void **state)
     fake_clear(&n->fk);
 }
 
+/* The gateway is stopped (terminate_child: it stays down) while the pubsub worker runs: the
+ * GW_PS_FANOUT batch built in place finds no gateway, and every delivery in it is counted in
+ * send_failed (the batch keeps its bytes when the send fails, so they can be counted). */
+static void test_fanout_without_gateway(void **state)
+{
+    node *n = *state;
+    handshake(n, 1, 0x01);
+    handshake(n, 2, 0x02);
+    handshake(n, 3, 0x03);
+    subscribe_tx(n, 2);
+    subscribe_tx(n, 3);
+    publish_tx(n, 1, "up"); /* the worker now holds the gateway's pid */
+    int got[4];
+    count_pubs(n, "up", got);
+    assert_int_equal(got[2], 1);
+    assert_int_equal(got[3], 1);
+    fake_clear(&n->fk);
+    sup_pid ps = sup_whereis(n->rt, "macula_gateway_pubsub");
+    assert_false(sup_pid_is_null(ps));
+    assert_int_equal(sup_terminate_child_sync(n->rt, n->sys, "macula_gateway", SUP_NOPID), 0);
+    sup_rt_run(n->rt);
+    assert_true(sup_pid_is_null(sup_whereis(n->rt, "macula_gateway")));
+    assert_true(sup_pid_eq(sup_whereis(n->rt, "macula_gateway_pubsub"), ps));
+    /* the stopped gateway closed its clients (their subscriptions went with them): two
+     * subscriptions as the gateway's frame hook would hand them over */
+    static const wire_bytes topics[] = {{(const uint8_t *)"t.x", 3}};
+    wire_msg sub = {.type = WIRE_SUBSCRIBE};
+    sub.subscribe.topics = (wire_bytes_list){1, topics, NULL};
+    uint8_t *fb = NULL;
+    size_t fl = 0;
+    assert_int_equal(wire_encode_alloc(&sub, &fb, &fl), 0);
+    for (uint64_t conn = 2; conn <= 3; conn++) {
+        uint8_t fm[sizeof(gw_ps_frame_hdr) + 64];
+        assert_true(fl <= 64);
+        gw_ps_frame_hdr h;
+        memset(&h, 0, sizeof h);
+        h.conn = conn;
+        h.node_id[0] = (uint8_t)conn;
+        memcpy(fm, &h, sizeof h);
+        memcpy(fm + sizeof h, fb, fl);
+        assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_FRAME, fm, sizeof h + fl), 0);
+    }
+    free(fb);
+    sup_rt_run(n->rt);
+    fake_clear(&n->fk); /* the closes of the stopped gateway's clients */
+    gw_pubsub_view v0, v1;
+    assert_true(gw_pubsub_stats(n->rt, &v0));
+    assert_int_equal(v0.core.subscriptions, 2);
+    uint8_t msg[sizeof(gw_ps_pub) + 8];
+    gw_ps_pub pp = {.conn = 1,
+                    .len = 8,
+                    .topic_off = 0,
+                    .topic_len = 3,
+                    .payload_off = 3,
+                    .payload_len = 5,
+                    .mid_off = GW_PS_ABSENT,
+                    .mid_len = 0};
+    memcpy(msg, &pp, sizeof pp);
+    memcpy(msg + sizeof pp, "t.xlost!", 8);
+    assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof msg), 0);
+    sup_rt_run(n->rt);
+    assert_true(gw_pubsub_stats(n->rt, &v1));
+    assert_int_equal(v1.core.published, v0.core.published + 1);
+    assert_int_equal(v1.send_failed, v0.send_failed + 2); /* both subscribers' deliveries */
+    assert_int_equal(n->fk.n, 0);                         /* and nothing reached a client */
+    sup_pid back = SUP_NOPID;
+    sup_reason why;
+    assert_int_equal(sup_restart_child_sync(n->rt, n->sys, "macula_gateway", &back, &why), 0);
+    sup_rt_run(n->rt);
+}
+
 /* GW_CONN_DATA_BATCH (the QUIC server's stream data of one loop turn): records of several
  * connections are handled in order; a batch whose records do not tile it is dropped whole. */
 static void test_conn_data_batch(void **state)
@@ -840,6 +911,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_isolated, up, down),
         cmocka_unit_test_setup_teardown(test_conn_data_batch, up, down),
         cmocka_unit_test_setup_teardown(test_publish_without_worker, up, down),
+        cmocka_unit_test_setup_teardown(test_fanout_without_gateway, up, down),
         cmocka_unit_test_setup_teardown(test_pubsub_publish_fanout, up, down),
         cmocka_unit_test_setup_teardown(test_gateway_restart, up, down),
         cmocka_unit_test_setup_teardown(test_clients_table_restart_resyncs, up, down),
