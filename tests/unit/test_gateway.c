@@ -439,6 +439,30 @@ static void subscribe_tx(node *n, uint64_t conn)
     send_msg(n, conn, &sub);
 }
 
+/* Clients 1, 2 and 3 connected; 2 and 3 subscribed to "t.x". */
+static void publisher_and_two_subscribers(node *n)
+{
+    handshake(n, 1, 0x01);
+    handshake(n, 2, 0x02);
+    handshake(n, 3, 0x03);
+    subscribe_tx(n, 2);
+    subscribe_tx(n, 3);
+}
+
+/* A GW_PS_PUBLISH record from connection 1 with 8 payload bytes: topic "t.x" at 0, the
+ * message at [payload_off, payload_off + payload_len), no message id. */
+static gw_ps_pub ps_pub_rec(uint32_t payload_off, uint32_t payload_len)
+{
+    return (gw_ps_pub){.conn = 1,
+                       .len = 8,
+                       .topic_off = 0,
+                       .topic_len = 3,
+                       .payload_off = payload_off,
+                       .payload_len = payload_len,
+                       .mid_off = GW_PS_ABSENT,
+                       .mid_len = 0};
+}
+
 /* A PUBLISH goes to the pubsub worker already decoded (GW_PS_PUBLISH) and comes back as one
  * GW_PS_FANOUT for both subscribers; a GW_PS_PUBLISH whose places lie outside its payload and a
  * GW_PS_FANOUT whose length disagrees with its header are dropped; after the worker crashes,
@@ -446,11 +470,7 @@ static void subscribe_tx(node *n, uint64_t conn)
 static void test_pubsub_publish_fanout(void **state)
 {
     node *n = *state;
-    handshake(n, 1, 0x01);
-    handshake(n, 2, 0x02);
-    handshake(n, 3, 0x03);
-    subscribe_tx(n, 2);
-    subscribe_tx(n, 3);
+    publisher_and_two_subscribers(n);
     fake_clear(&n->fk);
     publish_tx(n, 1, "one");
     int got[4];
@@ -466,14 +486,7 @@ static void test_pubsub_publish_fanout(void **state)
     assert_true(gw_pubsub_stats(n->rt, &v0));
     uint8_t msg[2 * (sizeof(gw_ps_pub) + 8)];
     memset(msg, 0, sizeof msg);
-    gw_ps_pub pp = {.conn = 1,
-                    .len = 8,
-                    .topic_off = 0,
-                    .topic_len = 3,
-                    .payload_off = 6,
-                    .payload_len = 3,
-                    .mid_off = GW_PS_ABSENT,
-                    .mid_len = 0};
+    gw_ps_pub pp = ps_pub_rec(6, 3);
     memcpy(msg, &pp, sizeof pp);
     memcpy(msg + sizeof pp, "t.xabcdefg", 8);
     /* payload_off + payload_len = 9 > 8 */
@@ -688,11 +701,7 @@ static void test_publish_without_worker(void **state)
 static void test_fanout_without_gateway(void **state)
 {
     node *n = *state;
-    handshake(n, 1, 0x01);
-    handshake(n, 2, 0x02);
-    handshake(n, 3, 0x03);
-    subscribe_tx(n, 2);
-    subscribe_tx(n, 3);
+    publisher_and_two_subscribers(n);
     publish_tx(n, 1, "up"); /* the worker now holds the gateway's pid */
     int got[4];
     count_pubs(n, "up", got);
@@ -731,14 +740,7 @@ static void test_fanout_without_gateway(void **state)
     assert_true(gw_pubsub_stats(n->rt, &v0));
     assert_int_equal(v0.core.subscriptions, 2);
     uint8_t msg[sizeof(gw_ps_pub) + 8];
-    gw_ps_pub pp = {.conn = 1,
-                    .len = 8,
-                    .topic_off = 0,
-                    .topic_len = 3,
-                    .payload_off = 3,
-                    .payload_len = 5,
-                    .mid_off = GW_PS_ABSENT,
-                    .mid_len = 0};
+    gw_ps_pub pp = ps_pub_rec(3, 5);
     memcpy(msg, &pp, sizeof pp);
     memcpy(msg + sizeof pp, "t.xlost!", 8);
     assert_int_equal(sup_send(n->rt, SUP_NOPID, ps, GW_PS_PUBLISH, msg, sizeof msg), 0);
