@@ -183,6 +183,7 @@ void sup_free(sup_actor *self, void *p);
 /* Payloads are copied: the sender keeps its buffer. Sends to a dead pid return SUP_ENOPROC
  * and are otherwise no-ops. `from` is the sending actor (SUP_NOPID from outside). */
 int sup_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, const void *data, size_t len);
+int sup_cast(sup_rt *rt, sup_pid from, sup_pid to, int tag, const void *data, size_t len);
 
 /* A message built in place, for senders that gather a large payload piece by piece (a batch of
  * frames): the bytes are written straight into the envelope that will be queued, so sending
@@ -194,20 +195,21 @@ int sup_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, const void *data, si
  *   sup_msgbuf_send     queues data[0 .. len) to `to` as sup_send would (SUP_MSG_INFO, `tag`)
  *                       and leaves b empty; on SUP_ENOPROC (a dead pid) b keeps its bytes, so
  *                       the caller may send it to another pid or free it. An empty b sends a
- *                       message with no payload. */
+ *                       message with no payload;
+ *   sup_msgbuf_free     releases the block held, if any, and zeroes b. */
 typedef struct sup_msgbuf {
     void *env_;          /* private: the envelope being filled, or NULL */
-    unsigned char *data; /* the payload being built (NULL while empty) */
+    unsigned char *data; /* the payload being built (NULL while no block is held) */
     size_t len;          /* bytes written: set by the caller, at most cap */
     size_t cap;          /* bytes writable */
     size_t hint;         /* private: the size of the last message sent from this buffer; a
-                          * fresh block starts at least that large, so a batch that fills up
-                          * like the previous one is not moved while it grows */
+                          * fresh block starts that large (at most 256 KiB), so a batch that
+                          * fills up like the previous one is not moved while it grows */
 } sup_msgbuf;
 int sup_msgbuf_reserve(sup_rt *rt, sup_msgbuf *b, size_t need);
 int sup_msgbuf_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, sup_msgbuf *b);
 void sup_msgbuf_free(sup_rt *rt, sup_msgbuf *b);
-int sup_cast(sup_rt *rt, sup_pid from, sup_pid to, int tag, const void *data, size_t len);
+
 /* Calls `to`; returns the call ref (> 0), or 0 if `to` is dead — then a SUP_MSG_REPLY with
  * SUP_ECALLEE / reason noproc is still delivered, so callers have one path. The reply or
  * the timeout (timeout_ms; 0 = infinity) arrives as SUP_MSG_REPLY; a late reply is dropped.
