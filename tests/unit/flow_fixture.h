@@ -91,4 +91,29 @@ static inline const char *state_of(const char *task)
     return buf;
 }
 
+/* Runs what is queued, moves the virtual clock by ms, and runs what that made due. */
+static inline void advance(uint64_t ms)
+{
+    sup_rt_run(RT);
+    sup_rt_advance(RT, sup_rt_now(RT) + ms);
+    sup_rt_run(RT);
+}
+
+/* Kills the agent running `task` (chaos_kill) and waits, on the virtual clock, until the pool
+ * has replaced it and the requeued task runs again. */
+static inline void kill_agent_until_rerun(const char *task)
+{
+    json_t *out = NULL;
+    ok(flow_task_status(RT, task, &out), out);
+    json_t *args = json_pack("{s:O}", "agent", json_object_get(out, "agent"));
+    json_decref(out);
+    ok(flow_request(RT, "chaos_kill", args, 0, &out), out);
+    json_decref(out);
+    json_decref(args);
+    for (int i = 0; i < 100 && strcmp(state_of(task), "running") != 0; i++) {
+        advance(10); /* the pool replaces the agent; the task runs again */
+    }
+    assert_string_equal(state_of(task), "running");
+}
+
 #endif

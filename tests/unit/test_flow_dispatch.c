@@ -20,14 +20,6 @@
 #include "macula/sup.h"
 #include "macula/sup_supervisor.h"
 
-/* Moves the virtual clock forward by ms and delivers what that caused. */
-static void advance(uint64_t ms)
-{
-    sup_rt_run(RT);
-    sup_rt_advance(RT, sup_rt_now(RT) + ms);
-    sup_rt_run(RT);
-}
-
 /* The observer's histogram: count, sum (s), and the cumulative count at bound `le`. */
 typedef struct hist {
     json_int_t count;
@@ -140,17 +132,8 @@ static void only_first_assignments_from_their_own_submit(void **st)
     /* a running task whose agent is killed is requeued and assigned again: no new sample */
     char *slow = submit("c", "{\"input\":{\"op\":\"sleep\",\"ms\":3600000},\"max_retries\":3}");
     assert_string_equal(state_of(slow), "running");
-    ok(flow_task_status(RT, slow, &out), out);
-    json_t *args = json_pack("{s:O}", "agent", json_object_get(out, "agent"));
-    json_decref(out);
     advance(50);
-    ok(flow_request(RT, "chaos_kill", args, 0, &out), out);
-    json_decref(out);
-    json_decref(args);
-    for (int i = 0; i < 100 && strcmp(state_of(slow), "running") != 0; i++) {
-        advance(10); /* the pool replaces the agent; the task runs again */
-    }
-    assert_string_equal(state_of(slow), "running");
+    kill_agent_until_rerun(slow);
     ok(flow_task_status(RT, slow, &out), out);
     assert_int_equal(json_integer_value(json_object_get(out, "retries")), 1);
     json_decref(out);

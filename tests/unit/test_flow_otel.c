@@ -31,14 +31,6 @@ static void cancel(const char *task)
     json_decref(out);
 }
 
-/* Moves the virtual clock forward by ms and delivers what that caused. */
-static void advance(uint64_t ms)
-{
-    sup_rt_run(RT);
-    sup_rt_advance(RT, sup_rt_now(RT) + ms);
-    sup_rt_run(RT);
-}
-
 /* The virtual clock now, in the spans' ns. */
 static uint64_t now_ns(void)
 {
@@ -172,19 +164,9 @@ static void requeued_phase_starts_at_requeue(void **st)
     uint64_t submitted = now_ns();
     char *slow = submit("c", "{\"input\":{\"op\":\"sleep\",\"ms\":3600000},\"max_retries\":3}");
     assert_string_equal(state_of(slow), "running");
-    json_t *out = NULL;
-    ok(flow_task_status(RT, slow, &out), out);
-    json_t *args = json_pack("{s:O}", "agent", json_object_get(out, "agent"));
-    json_decref(out);
     advance(50);
     uint64_t killed = now_ns();
-    ok(flow_request(RT, "chaos_kill", args, 0, &out), out);
-    json_decref(out);
-    json_decref(args);
-    for (int i = 0; i < 100 && strcmp(state_of(slow), "running") != 0; i++) {
-        advance(10); /* the pool replaces the agent; the task runs again */
-    }
-    assert_string_equal(state_of(slow), "running");
+    kill_agent_until_rerun(slow);
     span_times q1 = span_of(slow, "flow.queued", 1);
     assert_true(q1.start == submitted && q1.end == submitted);
     span_times run1 = span_of(slow, "flow.run", 1);
