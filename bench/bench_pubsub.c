@@ -21,8 +21,9 @@
  *             slowest subscriber (W = min(1000, 256 KiB / SIZE)): the same end-to-end flow
  *             control for every system; without it a subscriber that falls behind is cut off
  *             (macula: send queue full, redis: output buffer limit, NATS: slow consumer).
- *             A waiting publisher is woken as soon as a subscriber makes progress: the peers'
- *             through a condition variable, macula's (which keeps its connection running in
+ *             A waiting publisher is woken by the subscriber whose progress makes what it
+ *             waits for hold (once per wait, not once per delivery): the peers' through a
+ *             condition variable, macula's (which keeps its connection running in
  *             macula_mesh_run meanwhile) through macula_mesh_wake.
  *             The peers' publisher buffers writes (flushed at 16 KiB or when it must wait), as
  *             their own client libraries do; macula's publisher calls macula_mesh_publish
@@ -911,7 +912,8 @@ static void bus_poll(bus *b, int timeout_ms)
 
 /* ---- pub/sub ------------------------------------------------------------------------------ */
 
-typedef struct sub_state {
+typedef struct sub_state sub_state;
+struct sub_state {
     pthread_t th;
     bus b;
     const char *addr;
@@ -924,7 +926,7 @@ typedef struct sub_state {
     uint32_t *lat;             /* latency samples (ns / 1000) by seq */
     uint32_t latcount;
     _Atomic int ready;
-} sub_state;
+};
 
 static _Atomic int g_stop;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -932,20 +934,39 @@ static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 static _Atomic int g_waiting;
 static macula_mesh *_Atomic g_pub_mesh; /* a macula publisher waits in macula_mesh_run */
 
-/* A subscriber made progress: the waiting publisher is woken, whichever way it waits (a
- * condition variable, or a macula publisher's macula_mesh_run through macula_mesh_wake). */
+/* What the publisher waits for (wait_until). A subscriber wakes it only once that holds, so a
+ * wait costs one wake-up whatever the number of subscribers, for every system alike: the
+ * harness's own wake-ups (a futex, or an eventfd and libuv's async spin) compete for the
+ * machine's CPUs with the systems being measured, and ten per latency message were most of
+ * the harness's kernel time. */
+typedef bool (*pred_fn)(struct sub_state *subs, int n, uint32_t arg);
+static _Atomic(pred_fn) g_pred;
+static _Atomic uint32_t g_pred_arg;
+static struct sub_state *g_subs; /* set before the subscriber threads start */
+static int g_nsubs;
+
+/* A subscriber made progress: if the publisher waits and what it waits for now holds, it is
+ * woken, whichever way it waits (a condition variable, or a macula publisher's
+ * macula_mesh_run through macula_mesh_wake). The fence pairs with wait_until's: either the
+ * publisher's own check sees this progress, or this sees the publisher waiting. */
 static void wake_publisher(void)
 {
-    if (atomic_load_explicit(&g_waiting, memory_order_relaxed)) {
-        macula_mesh *pm = atomic_load_explicit(&g_pub_mesh, memory_order_acquire);
-        if (pm != NULL) {
-            macula_mesh_wake(pm);
-            return;
-        }
-        pthread_mutex_lock(&g_mu);
-        pthread_cond_signal(&g_cv);
-        pthread_mutex_unlock(&g_mu);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&g_waiting, memory_order_relaxed)) {
+        return;
     }
+    pred_fn pred = atomic_load_explicit(&g_pred, memory_order_acquire);
+    if (pred == NULL || !pred(g_subs, g_nsubs, atomic_load(&g_pred_arg))) {
+        return;
+    }
+    macula_mesh *pm = atomic_load_explicit(&g_pub_mesh, memory_order_acquire);
+    if (pm != NULL) {
+        macula_mesh_wake(pm);
+        return;
+    }
+    pthread_mutex_lock(&g_mu);
+    pthread_cond_signal(&g_cv);
+    pthread_mutex_unlock(&g_mu);
 }
 
 static void sub_on_msg(void *ctx, const char *topic, size_t tlen, const char *reply, size_t rlen,
@@ -989,12 +1010,12 @@ static void *sub_main(void *arg)
 }
 
 /* Waits (bounded) until pred holds; the publisher's own connection keeps running. */
-typedef bool (*pred_fn)(sub_state *subs, int n, uint32_t arg);
-
 static bool wait_until(bus *pub, sub_state *subs, int n, pred_fn pred, uint32_t arg,
                        uint64_t timeout_ns)
 {
     uint64_t until = now_ns() + timeout_ns;
+    atomic_store(&g_pred_arg, arg);
+    atomic_store(&g_pred, pred);
     while (!pred(subs, n, arg)) {
         if (now_ns() > until) {
             return false;
@@ -1003,6 +1024,7 @@ static bool wait_until(bus *pub, sub_state *subs, int n, pred_fn pred, uint32_t 
             /* its own connection keeps running meanwhile; a subscriber's progress wakes it */
             atomic_store(&g_pub_mesh, pub->m);
             atomic_store(&g_waiting, 1);
+            atomic_thread_fence(memory_order_seq_cst);
             if (!pred(subs, n, arg)) {
                 macula_mesh_run(pub->m, 1);
             }
@@ -1014,6 +1036,7 @@ static bool wait_until(bus *pub, sub_state *subs, int n, pred_fn pred, uint32_t 
         }
         pthread_mutex_lock(&g_mu);
         atomic_store(&g_waiting, 1);
+        atomic_thread_fence(memory_order_seq_cst);
         if (!pred(subs, n, arg)) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -1096,6 +1119,8 @@ static int run_pubsub(int argc, char **argv)
     if (subs == NULL) {
         die("calloc", "subs");
     }
+    g_subs = subs;
+    g_nsubs = nsubs;
     for (int i = 0; i < nsubs; i++) {
         subs[i].addr = argv[4];
         subs[i].k = k;
