@@ -167,6 +167,7 @@ struct psc {
     psc_act *head, *tail, *popped;
     psc_act *act_free; /* spent action records kept for reuse (not counted in mem) */
     size_t act_free_n;
+    uint64_t frame_seq;       /* the last psc_action.frame_id given */
     psc_frame *frame_free[2]; /* spent pooled frames per size class (not counted in mem) */
     size_t frame_free_n[2];
     /* The index keys of the last published topic's first segment (most publishes repeat a
@@ -362,7 +363,8 @@ static int psc__send_frame(psc *p, bool to_node, uint64_t conn, const psc_node *
     psc_action a = {.kind = to_node ? PSC_ACT_SEND_NODE : PSC_ACT_SEND_CONN,
                     .conn = conn,
                     .data = frame,
-                    .len = len};
+                    .len = len,
+                    .frame_id = ++p->frame_seq};
     if (n != NULL) {
         memcpy(a.node_id, n->id, PSC_ID_LEN);
         a.addr = n->addr;
@@ -384,7 +386,8 @@ static int psc__send_raw(psc *p, bool to_node, uint64_t conn, const psc_node *n,
     psc_action a = {.kind = to_node ? PSC_ACT_SEND_NODE : PSC_ACT_SEND_CONN,
                     .conn = conn,
                     .data = copy,
-                    .len = len};
+                    .len = len,
+                    .frame_id = ++p->frame_seq};
     if (n != NULL) {
         memcpy(a.node_id, n->id, PSC_ID_LEN);
         a.addr = n->addr;
@@ -1097,6 +1100,7 @@ static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint
      * that uses it owns it (actions are carried out in order). */
     uint8_t *frames[2] = {NULL, NULL};
     size_t flen[2] = {0, 0};
+    uint64_t fid[2] = {0, 0};
     psc_act *owner[2] = {NULL, NULL};
     for (size_t i = 0; i < m.n; i++) {
         uint8_t q = qos < m.hits[i].qos ? qos : m.hits[i].qos;
@@ -1115,6 +1119,7 @@ static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint
                 continue;
             }
             frames[q] = f->data;
+            fid[q] = ++p->frame_seq;
         }
         if (q == 1) {
             int orc = qos_outbox_add(p->outbox, id, m.hits[i].conn, frames[q], flen[q], now);
@@ -1124,8 +1129,11 @@ static int psc__deliver_local(psc *p, const char *topic, size_t tlen, const uint
                 up->wait[up->nwait++] = m.hits[i].conn;
             }
         }
-        psc_action a = {
-            .kind = PSC_ACT_SEND_CONN, .conn = m.hits[i].conn, .data = frames[q], .len = flen[q]};
+        psc_action a = {.kind = PSC_ACT_SEND_CONN,
+                        .conn = m.hits[i].conn,
+                        .data = frames[q],
+                        .len = flen[q],
+                        .frame_id = fid[q]};
         if (psc__push(p, &a, NULL, 0, NULL, 0) == PSC_OK) {
             owner[q] = p->tail;
             p->st.delivered++;
@@ -1235,7 +1243,11 @@ static void psc__route_out(psc *p, const psc_cache *const *keys, size_t nkeys, c
                     p->st.outbox_refused++;
                 }
             }
-            psc_action a = {.kind = PSC_ACT_SEND_NODE, .addr = n->addr, .data = frame, .len = flen};
+            psc_action a = {.kind = PSC_ACT_SEND_NODE,
+                            .addr = n->addr,
+                            .data = frame,
+                            .len = flen,
+                            .frame_id = ++p->frame_seq};
             memcpy(a.node_id, n->id, PSC_ID_LEN);
             if (psc__push(p, &a, frame, flen, NULL, 0) == PSC_OK) {
                 p->st.routes_out++;

@@ -105,6 +105,10 @@ typedef struct psc_action {
     const char *addr;
     const uint8_t *data;
     size_t len;
+    /* SEND_CONN / SEND_NODE: the frame's identity. Actions with the same frame_id carry the
+     * same bytes (one encoding of a message shared by its subscribers); every encoding gets a
+     * new id, so a consumer may batch by id without comparing bytes. */
+    uint64_t frame_id;
     const char *key; /* not NUL-terminated */
     size_t key_len;
 } psc_action;

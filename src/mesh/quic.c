@@ -57,9 +57,10 @@
 #define QUIC__MAX_VECS 16         /* chunks gathered into one STREAM frame */
 #define QUIC__TX_BATCH 32         /* datagrams per sendmmsg(2) */
 #define QUIC__TX_BYTES (QUIC__TX_BATCH * QUIC__MAX_PKT + QUIC__LOOP_PKT) /* their buffer */
-#define QUIC__GSO_MAX 16        /* datagrams per UDP GSO message (the kernel allows 64) */
-#define QUIC__CHUNK_MIN 4096    /* small writes share chunks of this size (bytes, with header) */
-#define QUIC__CHUNK_FREE_MAX 64 /* spent chunks of that size an endpoint keeps (256 KiB) */
+#define QUIC__GSO_MAX 16      /* datagrams per UDP GSO message (the kernel allows 64) */
+#define QUIC__CHUNK_MIN 4096  /* the smallest chunk, shared by small writes (header included) */
+#define QUIC__CHUNK_CLASSES 5 /* chunks of 4, 8, 16, 32, 64 KiB; larger writes: their own size */
+#define QUIC__CHUNK_POOL_MAX (1u << 20) /* bytes of spent class chunks an endpoint keeps */
 #define QUIC__INITIAL_BUCKETS 1024
 #define QUIC__SOCKBUF (4 * 1024 * 1024) /* requested SO_RCVBUF/SO_SNDBUF (kernel may cap) */
 #define QUIC__PRIORITY                                                                             \
@@ -97,8 +98,11 @@ typedef struct qtable {
 
 /* Queued send data, kept until acknowledged. Small writes are appended to the tail chunk while
  * it has room (bytes already handed to ngtcp2 never move: a chunk is never reallocated), so a
- * stream of small messages needs a chunk per QUIC__CHUNK_MIN bytes, not one per write; spent
- * chunks of that size are kept by the endpoint for reuse (quic__chunk_new). */
+ * stream of small messages needs a chunk per QUIC__CHUNK_MIN bytes, not one per write. A chunk
+ * has one of QUIC__CHUNK_CLASSES sizes (a write up to 64 KiB takes the smallest that holds it)
+ * and spent ones are kept by the endpoint for reuse, up to QUIC__CHUNK_POOL_MAX bytes
+ * (quic__chunk_new): a node fanning batches of several KiB out to many connections allocates
+ * nothing in the steady state. */
 typedef struct qchunk {
     struct qchunk *next;
     uint64_t off; /* stream offset of data[0] */
@@ -201,8 +205,8 @@ struct quic_endpoint {
     bool no_gso; /* the kernel refused UDP_SEGMENT once: plain datagrams from then on */
     bool gro;    /* the socket has UDP_GRO: a received buffer may hold several datagrams */
     quic_endpoint_stats stats;
-    struct qchunk *chunk_free; /* spent QUIC__CHUNK_MIN chunks, reused by any stream */
-    size_t chunk_nfree;
+    struct qchunk *chunk_free[QUIC__CHUNK_CLASSES]; /* spent chunks by class, for any stream */
+    size_t chunk_pool;                              /* bytes held in chunk_free */
     ngtcp2_callbacks cb_client, cb_server;
     ngtcp2_mem mem; /* counts what ngtcp2 holds (stats.ngtcp2_bytes) */
     uint8_t sendbuf[QUIC__MAX_PKT];
@@ -849,33 +853,54 @@ static void quic__send_list_remove(quic_conn *c, quic_stream *s)
     s->snext = NULL;
 }
 
-/* The payload room of a chunk of QUIC__CHUNK_MIN bytes (header included). */
-#define QUIC__CHUNK_STD (QUIC__CHUNK_MIN - sizeof(qchunk))
-
-/* A chunk that holds `cap` bytes: a spent one of the standard size when there is one (small
- * writes allocate nothing in the steady state), else from the heap. NULL: no memory. */
-static qchunk *quic__chunk_new(quic_endpoint *ep, size_t cap)
+/* The payload room of a chunk of class cls (its size, QUIC__CHUNK_MIN << cls, includes the
+ * header). */
+static size_t quic__chunk_room(int cls)
 {
+    return ((size_t)QUIC__CHUNK_MIN << cls) - sizeof(qchunk);
+}
+
+/* The smallest class whose chunk holds len bytes; -1: larger than every class. */
+static int quic__chunk_class(size_t len)
+{
+    for (int cls = 0; cls < QUIC__CHUNK_CLASSES; cls++) {
+        if (len <= quic__chunk_room(cls))
+            return cls;
+    }
+    return -1;
+}
+
+/* A chunk that holds at least len bytes: a spent one of the class when there is one (writes
+ * up to the largest class allocate nothing in the steady state), else from the heap (a write
+ * larger than every class gets a chunk of its own size). NULL: no memory. */
+static qchunk *quic__chunk_new(quic_endpoint *ep, size_t len)
+{
+    int cls = quic__chunk_class(len);
     qchunk *k;
-    if (cap == QUIC__CHUNK_STD && ep->chunk_free) {
-        k = ep->chunk_free;
-        ep->chunk_free = k->next;
-        ep->chunk_nfree--;
+    if (cls >= 0 && ep->chunk_free[cls]) {
+        k = ep->chunk_free[cls];
+        ep->chunk_free[cls] = k->next;
+        ep->chunk_pool -= (size_t)QUIC__CHUNK_MIN << cls;
         return k;
     }
+    size_t cap = cls >= 0 ? quic__chunk_room(cls) : len;
     k = malloc(sizeof *k + cap);
     if (k)
         k->cap = cap;
     return k;
 }
 
-/* Gives a chunk back: kept for reuse up to QUIC__CHUNK_FREE_MAX standard ones, else freed. */
+/* Gives a chunk back: a class chunk is kept for reuse while the pool holds at most
+ * QUIC__CHUNK_POOL_MAX bytes; the rest are freed. */
 static void quic__chunk_release(quic_endpoint *ep, qchunk *k)
 {
-    if (k->cap == QUIC__CHUNK_STD && ep->chunk_nfree < QUIC__CHUNK_FREE_MAX) {
-        k->next = ep->chunk_free;
-        ep->chunk_free = k;
-        ep->chunk_nfree++;
+    int cls = quic__chunk_class(k->cap);
+    size_t size = (size_t)QUIC__CHUNK_MIN << (cls >= 0 ? cls : 0);
+    if (cls >= 0 && k->cap == quic__chunk_room(cls) &&
+        ep->chunk_pool + size <= QUIC__CHUNK_POOL_MAX) {
+        k->next = ep->chunk_free[cls];
+        ep->chunk_free[cls] = k;
+        ep->chunk_pool += size;
         return;
     }
     free(k);
@@ -2327,10 +2352,12 @@ static void quic__on_handle_closed(uv_handle_t *h)
         free(ep->alpn);
         free(ep->bind_host);
         free(ep->recvbuf);
-        while (ep->chunk_free) {
-            qchunk *k = ep->chunk_free;
-            ep->chunk_free = k->next;
-            free(k);
+        for (int cls = 0; cls < QUIC__CHUNK_CLASSES; cls++) {
+            while (ep->chunk_free[cls]) {
+                qchunk *k = ep->chunk_free[cls];
+                ep->chunk_free[cls] = k->next;
+                free(k);
+            }
         }
         free(ep);
     }
@@ -2533,6 +2560,7 @@ void quic_endpoint_stats_get(const quic_endpoint *ep, quic_endpoint_stats *out)
     out->cids = ep->cidt.n;
     out->reset_tokens = ep->tokt.n;
     out->half_open = ep->half_open;
+    out->chunk_pool = ep->chunk_pool;
     out->gro = ep->gro;
 }
 
@@ -2656,7 +2684,7 @@ static qchunk *quic__stream_room(quic_endpoint *ep, quic_stream *s, size_t len)
     qchunk *k = s->tail;
     if (k && k->cap - k->len >= len)
         return k;
-    k = quic__chunk_new(ep, len < QUIC__CHUNK_MIN / 2 ? QUIC__CHUNK_STD : len);
+    k = quic__chunk_new(ep, len);
     if (!k)
         return NULL;
     k->next = NULL;

@@ -3,6 +3,7 @@
  * cores, clean-up on disconnect. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@ typedef struct act {
     char addr[PSC_ADDR_MAX];
     uint8_t data[2048];
     size_t len;
+    uint64_t frame_id;
+    const uint8_t *ptr; /* where the core kept the bytes (compared, never read) */
     char key[256];
 } act;
 
@@ -48,6 +51,8 @@ static void drain(psc *p, acts *out)
             memcpy(c->data, a.data, a.len);
         }
         c->len = a.len;
+        c->frame_id = a.frame_id;
+        c->ptr = a.data;
         if (a.key) {
             assert_true(a.key_len < sizeof c->key);
             memcpy(c->key, a.key, a.key_len);
@@ -235,6 +240,74 @@ static void test_delivery_frames_reused(void **state)
         }
         assert_int_equal(got, 2);
     }
+    psc_free(p);
+}
+
+/* frame_id names an encoding: the subscribers that share one get the same id and the same
+ * bytes, another QoS is another encoding with another id, and every message gets new ids even
+ * when its frame reuses a pooled block at the same address (what a consumer batching by id
+ * relies on: tests/unit/test_gateway.c sends the batches). */
+static void test_frame_ids(void **state)
+{
+    (void)state;
+    psc *p = mk(1, 0);
+    acts as;
+    for (uint64_t c = 1; c <= 3; c++) {
+        assert_int_equal(psc_subscribe(p, c, S("f.*"), 0, 0), PSC_OK);
+    }
+    assert_int_equal(psc_subscribe(p, 4, S("f.**"), 1, 0), PSC_OK);
+    drain(p, &as);
+    uint8_t id[16];
+    memset(id, 3, sizeof id);
+    uint64_t prev[2] = {0, 0};
+    bool reused = false;
+    const uint8_t *prev_ptr[2] = {NULL, NULL};
+    for (int i = 0; i < 64; i++) {
+        char payload[16];
+        snprintf(payload, sizeof payload, "m%02d", i); /* same length every time */
+        id[0] = (uint8_t)i;
+        wire_publish w = pubmsg("f.x", payload, 1, id);
+        assert_int_equal(psc_publish(p, 99, &w, (uint64_t)i), PSC_OK);
+        drain(p, &as);
+        const act *q0 = NULL;
+        const act *q1 = NULL;
+        size_t deliveries = 0;
+        for (size_t k = 0; k < count_kind(&as, PSC_ACT_SEND_CONN); k++) {
+            const act *a = nth(&as, PSC_ACT_SEND_CONN, k);
+            if (a->conn == 99) {
+                continue; /* the publisher's PUBACK */
+            }
+            deliveries++;
+            assert_true(a->frame_id != 0);
+            wire_msg m;
+            decode(a, &m);
+            assert_memory_equal(m.publish.payload.p, payload, 3);
+            if (a->conn == 4) {
+                q1 = a;
+                continue;
+            }
+            if (q0 == NULL) {
+                q0 = a;
+            }
+            assert_int_equal(a->frame_id, q0->frame_id); /* one encoding for conns 1-3 */
+            assert_int_equal(a->len, q0->len);
+            assert_memory_equal(a->data, q0->data, a->len);
+        }
+        assert_int_equal(deliveries, 4);
+        answer_empty(p, &as, (uint64_t)i);
+        assert_non_null(q0);
+        assert_non_null(q1);
+        assert_true(q1->frame_id != q0->frame_id); /* QoS 1 is another encoding */
+        assert_true(q0->frame_id != prev[0] && q0->frame_id != prev[1]);
+        assert_true(q1->frame_id != prev[0] && q1->frame_id != prev[1]);
+        reused = reused || q0->ptr == prev_ptr[0] || q0->ptr == prev_ptr[1] ||
+                 q1->ptr == prev_ptr[0] || q1->ptr == prev_ptr[1];
+        prev[0] = q0->frame_id;
+        prev[1] = q1->frame_id;
+        prev_ptr[0] = q0->ptr;
+        prev_ptr[1] = q1->ptr;
+    }
+    assert_true(reused); /* the pool gave a frame's address to a later message */
     psc_free(p);
 }
 
@@ -828,6 +901,7 @@ int main(void)
         cmocka_unit_test(test_cache_eviction_memo),
         cmocka_unit_test(test_many_subscribers_once),
         cmocka_unit_test(test_delivery_frames_reused),
+        cmocka_unit_test(test_frame_ids),
         cmocka_unit_test(test_local_match_cache),
         cmocka_unit_test(test_two_nodes_qos1),
         cmocka_unit_test(test_route_qos0_and_stale),

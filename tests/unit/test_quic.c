@@ -651,9 +651,10 @@ static void test_stream_reset(void **state)
     assert_memory_equal(f->srv.rx[1].data, "again", 5);
 }
 
-/* Writing in place: reserve/commit pieces of every size (small ones share a chunk, large ones
- * get their own, a commit of 0 queues nothing, a commit beyond the room is refused) mixed with
- * plain writes arrive complete and in order. */
+/* Writing in place: reserve/commit pieces of every size (small ones share a chunk, larger ones
+ * take a chunk of their class or, past 64 KiB, one of their own size; a commit of 0 queues
+ * nothing, a commit beyond the room is refused) mixed with plain writes arrive complete and in
+ * order. */
 static void test_reserve_commit(void **state)
 {
     fx *f = *state;
@@ -699,6 +700,42 @@ static void test_reserve_commit(void **state)
     assert_int_equal(quic_stream_reserve(c, sid, 1, &buf, &room), QUIC_ESTREAM);
     assert_int_equal(quic_stream_reserve(c, sid, 0, &buf, &room), QUIC_EINVAL);
     assert_int_equal(quic_stream_reserve(c, 12345, 1, &buf, &room), QUIC_ESTREAM);
+    free(want);
+}
+
+/* Spent send-buffer chunks are reused, within a bound: writes of every class and past the
+ * largest, many times over, arrive intact; once all is acknowledged the endpoint keeps some
+ * chunks (reuse) and never more than 1 MiB of them. */
+static void test_chunk_pool(void **state)
+{
+    fx *f = *state;
+    quic_conn *c = pair_up(f);
+    int64_t sid;
+    assert_int_equal(quic_stream_open(c, &sid), QUIC_OK);
+    static const size_t sizes[] = {100, 3000, 7000, 15000, 30000, 60000, 66000, 200};
+    static uint8_t buf[66000];
+    uint8_t *want = NULL;
+    size_t wlen = 0, wcap = 0;
+    uint32_t seed = 5;
+    for (int round = 0; round < 12; round++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            pattern(buf, sizes[i], seed++);
+            int rc;
+            while ((rc = quic_stream_write(c, sid, buf, sizes[i], false)) == QUIC_EAGAIN) {
+                uv_run(&f->loop, UV_RUN_ONCE);
+            }
+            assert_int_equal(rc, QUIC_OK);
+            buf_append(&want, &wlen, &wcap, buf, sizes[i]);
+        }
+    }
+    assert_int_equal(quic_stream_write(c, sid, NULL, 0, true), QUIC_OK);
+    RUN_UNTIL(f, f->srv.nrx == 1 && f->srv.rx[0].fin && quic_stream_queued(c, sid) == 0);
+    assert_int_equal(f->srv.rx[0].len, wlen);
+    assert_memory_equal(f->srv.rx[0].data, want, wlen);
+    quic_endpoint_stats st;
+    quic_endpoint_stats_get(f->cli.ep, &st);
+    assert_true(st.chunk_pool > 0);
+    assert_true(st.chunk_pool <= (size_t)1 << 20);
     free(want);
 }
 
@@ -1261,6 +1298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserve_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserve_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_does_not_disturb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gro_batch_split, setup, teardown),

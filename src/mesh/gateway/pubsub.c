@@ -70,7 +70,7 @@ typedef struct ps {
     sup_msgbuf ob;      /* GW_PS_FANOUT message built in place; ob.len: bytes of finished records
                          * (the record being built follows them) */
     uint32_t fan_n;     /* connections in the record being built (0: none) */
-    const uint8_t *fan_frame; /* the action bytes it copied (same address and bytes: batched) */
+    uint64_t fan_id;    /* the psc_action.frame_id it copied (the same id: the same bytes) */
     size_t fan_len;
 } ps;
 
@@ -157,7 +157,7 @@ static void ps__fanout_close(ps *s)
     memcpy(s->ob.data + s->ob.len, &h, sizeof h);
     s->ob.len += sizeof h + s->fan_len + (size_t)s->fan_n * sizeof(uint64_t);
     s->fan_n = 0;
-    s->fan_frame = NULL;
+    s->fan_id = 0;
     s->fan_len = 0;
 }
 
@@ -180,14 +180,13 @@ static void ps__fanout_flush(ps *s)
     s->ob.len = 0; /* sent (and emptied), or dropped */
 }
 
-/* Adds conn to the fan-out of `frame` (the same bytes as the previous call: appended to its
- * record; other bytes: a new record in the batch, which is sent once it reaches
+/* Adds conn to the fan-out of `frame` (the same frame_id as the previous call: appended to
+ * its record; another: a new record in the batch, which is sent once it reaches
  * GW_PS_BATCH_MAX). The frame is copied at once, so it need not outlive the call. */
-static void ps__send_conn(ps *s, uint64_t conn, const uint8_t *frame, size_t len)
+static void ps__send_conn(ps *s, uint64_t conn, const uint8_t *frame, size_t len, uint64_t id)
 {
     size_t base = sizeof(gw_ps_fanout_hdr);
-    if (s->fan_n > 0 && (frame != s->fan_frame || len != s->fan_len || s->fan_n == PS_FAN_MAX ||
-                         memcmp(s->ob.data + s->ob.len + base, frame, len) != 0)) {
+    if (s->fan_n > 0 && (id != s->fan_id || len != s->fan_len || s->fan_n == PS_FAN_MAX)) {
         ps__fanout_close(s);
         if (s->ob.len >= GW_PS_BATCH_MAX) {
             ps__fanout_flush(s);
@@ -201,7 +200,7 @@ static void ps__send_conn(ps *s, uint64_t conn, const uint8_t *frame, size_t len
     uint8_t *rec = s->ob.data + s->ob.len;
     if (s->fan_n == 0) {
         memcpy(rec + base, frame, len);
-        s->fan_frame = frame;
+        s->fan_id = id;
         s->fan_len = len;
     }
     memcpy(rec + base + len + (size_t)s->fan_n * sizeof conn, &conn, sizeof conn);
@@ -283,7 +282,7 @@ static void ps__run_actions(ps *s)
             ps__fanout_flush(s);
         }
         switch (a.kind) {
-        case PSC_ACT_SEND_CONN: ps__send_conn(s, a.conn, a.data, a.len); break;
+        case PSC_ACT_SEND_CONN: ps__send_conn(s, a.conn, a.data, a.len, a.frame_id); break;
         case PSC_ACT_SEND_NODE: ps__send_node(s, a.node_id, a.addr, a.data, a.len); break;
         case PSC_ACT_LOOKUP: {
             /* psc_lookup_done may be called from inside (a failure): copy the key first. */
