@@ -60,7 +60,7 @@
 #define QUIC__GSO_MAX 16      /* datagrams per UDP GSO message (the kernel allows 64) */
 #define QUIC__CHUNK_MIN 4096  /* the smallest chunk, shared by small writes (header included) */
 #define QUIC__CHUNK_CLASSES 5 /* chunks of 4, 8, 16, 32, 64 KiB; larger writes: their own size */
-#define QUIC__CHUNK_POOL_MAX (1u << 20) /* bytes of spent class chunks an endpoint keeps */
+#define QUIC__CHUNK_POOL_CLASS ((size_t)256 * 1024) /* bytes of spent chunks kept per class */
 #define QUIC__INITIAL_BUCKETS 1024
 #define QUIC__SOCKBUF (4 * 1024 * 1024) /* requested SO_RCVBUF/SO_SNDBUF (kernel may cap) */
 #define QUIC__PRIORITY                                                                             \
@@ -99,10 +99,11 @@ typedef struct qtable {
 /* Queued send data, kept until acknowledged. Small writes are appended to the tail chunk while
  * it has room (bytes already handed to ngtcp2 never move: a chunk is never reallocated), so a
  * stream of small messages needs a chunk per QUIC__CHUNK_MIN bytes, not one per write. A chunk
- * has one of QUIC__CHUNK_CLASSES sizes (a write up to 64 KiB takes the smallest that holds it)
- * and spent ones are kept by the endpoint for reuse, up to QUIC__CHUNK_POOL_MAX bytes
- * (quic__chunk_new): a node fanning batches of several KiB out to many connections allocates
- * nothing in the steady state. */
+ * has one of QUIC__CHUNK_CLASSES sizes, header included (a write of up to 64 KiB less the header
+ * takes the smallest that holds it, so a chunk may be up to twice the write) and spent ones are
+ * kept by the endpoint for reuse, up to QUIC__CHUNK_POOL_CLASS bytes per class, so large chunks
+ * never crowd out small ones (quic__chunk_new): a node fanning batches of several KiB out to
+ * many connections allocates nothing in the steady state. */
 typedef struct qchunk {
     struct qchunk *next;
     uint64_t off; /* stream offset of data[0] */
@@ -206,7 +207,7 @@ struct quic_endpoint {
     bool gro;    /* the socket has UDP_GRO: a received buffer may hold several datagrams */
     quic_endpoint_stats stats;
     struct qchunk *chunk_free[QUIC__CHUNK_CLASSES]; /* spent chunks by class, for any stream */
-    size_t chunk_pool;                              /* bytes held in chunk_free */
+    size_t chunk_pool[QUIC__CHUNK_CLASSES];         /* bytes held in each chunk_free list */
     ngtcp2_callbacks cb_client, cb_server;
     ngtcp2_mem mem; /* counts what ngtcp2 holds (stats.ngtcp2_bytes) */
     uint8_t sendbuf[QUIC__MAX_PKT];
@@ -880,7 +881,7 @@ static qchunk *quic__chunk_new(quic_endpoint *ep, size_t len)
     if (cls >= 0 && ep->chunk_free[cls]) {
         k = ep->chunk_free[cls];
         ep->chunk_free[cls] = k->next;
-        ep->chunk_pool -= (size_t)QUIC__CHUNK_MIN << cls;
+        ep->chunk_pool[cls] -= (size_t)QUIC__CHUNK_MIN << cls;
         return k;
     }
     size_t cap = cls >= 0 ? quic__chunk_room(cls) : len;
@@ -890,17 +891,17 @@ static qchunk *quic__chunk_new(quic_endpoint *ep, size_t len)
     return k;
 }
 
-/* Gives a chunk back: a class chunk is kept for reuse while the pool holds at most
- * QUIC__CHUNK_POOL_MAX bytes; the rest are freed. */
+/* Gives a chunk back: a class chunk is kept for reuse while its class holds at most
+ * QUIC__CHUNK_POOL_CLASS bytes; the rest are freed. */
 static void quic__chunk_release(quic_endpoint *ep, qchunk *k)
 {
     int cls = quic__chunk_class(k->cap);
     size_t size = (size_t)QUIC__CHUNK_MIN << (cls >= 0 ? cls : 0);
     if (cls >= 0 && k->cap == quic__chunk_room(cls) &&
-        ep->chunk_pool + size <= QUIC__CHUNK_POOL_MAX) {
+        ep->chunk_pool[cls] + size <= QUIC__CHUNK_POOL_CLASS) {
         k->next = ep->chunk_free[cls];
         ep->chunk_free[cls] = k;
-        ep->chunk_pool += size;
+        ep->chunk_pool[cls] += size;
         return;
     }
     free(k);
@@ -2560,7 +2561,9 @@ void quic_endpoint_stats_get(const quic_endpoint *ep, quic_endpoint_stats *out)
     out->cids = ep->cidt.n;
     out->reset_tokens = ep->tokt.n;
     out->half_open = ep->half_open;
-    out->chunk_pool = ep->chunk_pool;
+    out->chunk_pool = 0;
+    for (int cls = 0; cls < QUIC__CHUNK_CLASSES; cls++)
+        out->chunk_pool += ep->chunk_pool[cls];
     out->gro = ep->gro;
 }
 

@@ -190,8 +190,8 @@ typedef struct quic_endpoint_stats {
     uint64_t gso_batches;     /* UDP GSO messages sent (each several datagrams) */
     uint64_t gro_batches;     /* receive buffers that held several datagrams (UDP GRO) */
     size_t max_datagram_out;  /* the largest datagram sent (UDP payload bytes) */
-    size_t chunk_pool;        /* spent send-buffer chunks kept for reuse (bytes, <= 1 MiB) */
-    bool gro;                 /* the socket has UDP_GRO (else one datagram per receive) */
+    size_t chunk_pool; /* spent send-buffer chunks kept for reuse (bytes; 256 KiB per size class) */
+    bool gro;          /* the socket has UDP_GRO (else one datagram per receive) */
 } quic_endpoint_stats;
 
 /* ---- endpoint ---------------------------------------------------------------------------- */

@@ -246,7 +246,8 @@ static void test_delivery_frames_reused(void **state)
 /* frame_id names an encoding: the subscribers that share one get the same id and the same
  * bytes, another QoS is another encoding with another id, and every message gets new ids even
  * when its frame reuses a pooled block at the same address (what a consumer batching by id
- * relies on: tests/unit/test_gateway.c sends the batches). */
+ * relies on; tests/unit/test_mesh_api.c test_qos0_burst sends same-length messages through a
+ * node and fails if the gateway joined two of them). */
 static void test_frame_ids(void **state)
 {
     (void)state;

@@ -705,7 +705,8 @@ static void test_reserve_commit(void **state)
 
 /* Spent send-buffer chunks are reused, within a bound: writes of every class and past the
  * largest, many times over, arrive intact; once all is acknowledged the endpoint keeps some
- * chunks (reuse) and never more than 1 MiB of them. */
+ * chunks and never more than 256 KiB per class; a later small write takes one of them (the
+ * pool shrinks by exactly one 4 KiB chunk) and gives it back once acknowledged. */
 static void test_chunk_pool(void **state)
 {
     fx *f = *state;
@@ -734,8 +735,17 @@ static void test_chunk_pool(void **state)
     assert_memory_equal(f->srv.rx[0].data, want, wlen);
     quic_endpoint_stats st;
     quic_endpoint_stats_get(f->cli.ep, &st);
-    assert_true(st.chunk_pool > 0);
-    assert_true(st.chunk_pool <= (size_t)1 << 20);
+    assert_true(st.chunk_pool >= 4096);
+    assert_true(st.chunk_pool <= (size_t)5 * 256 * 1024);
+    size_t kept = st.chunk_pool;
+    int64_t sid2;
+    assert_int_equal(quic_stream_open(c, &sid2), QUIC_OK);
+    assert_int_equal(quic_stream_write(c, sid2, (const uint8_t *)"small", 5, true), QUIC_OK);
+    quic_endpoint_stats_get(f->cli.ep, &st);
+    assert_int_equal(st.chunk_pool, kept - 4096);
+    RUN_UNTIL(f, f->srv.nrx == 2 && f->srv.rx[1].fin);
+    RUN_UNTIL(f, quic_stream_queued(c, sid2) == 0 &&
+                     (quic_endpoint_stats_get(f->cli.ep, &st), st.chunk_pool == kept));
     free(want);
 }
 
