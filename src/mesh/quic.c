@@ -43,6 +43,7 @@
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
 #include "base/hmap.h"
+#include "mesh/aesgcm.h"
 
 /* ---- constants --------------------------------------------------------------------------- */
 
@@ -155,6 +156,7 @@ struct quic_conn {
     bool half_open;   /* counted in ep->half_open */
     bool got_reset;   /* the peer answered with a stateless reset */
     bool tls_done;    /* handshake confirmed: the GnuTLS session can go */
+    bool own_aead;    /* 1-RTT packets are protected by aesgcm.c (quic__install_1rtt) */
     bool expiry_pass; /* being serviced after ngtcp2_conn_handle_expiry (quic__on_timer) */
     int busy;         /* inside ngtcp2 or an application callback of conn_service */
     uint8_t expected[IDENTITY_ID_LEN];
@@ -1612,6 +1614,248 @@ static int quic__cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid, uint6
     return 0;
 }
 
+/* ---- 1-RTT packet protection on aesgcm.c --------------------------------------------------
+ *
+ * When TLS negotiated AES-128-GCM (QUIC v1) and the CPU runs aesgcm.c, the 1-RTT keys are
+ * derived here (RFC 9001 5.1: HKDF-Expand-Label "quic key", "quic iv", "quic hp"; key updates
+ * "quic ku", 6) and the packets sealed, opened and header-protected by aesgcm.c; GnuTLS keeps
+ * the handshake and the Initial and Handshake packets (ngtcp2_crypto_gnutls installs those).
+ * The two kinds of context live side by side in ngtcp2, which hands ours back to the callbacks
+ * below: our native_handle is tagged with the low bit (GnuTLS's handles are malloc'd, so
+ * even), and the callbacks pass untagged ones on to ngtcp2_crypto_gnutls. */
+
+#define QUIC__OWN_TAG ((uintptr_t)1)
+
+static bool quic__is_own(const void *handle)
+{
+    return ((uintptr_t)handle & QUIC__OWN_TAG) != 0;
+}
+
+static void *quic__own_ptr(const void *handle)
+{
+    return (void *)((uintptr_t)handle & ~QUIC__OWN_TAG);
+}
+
+static void *quic__own_tag(void *p)
+{
+    return (void *)((uintptr_t)p | QUIC__OWN_TAG);
+}
+
+static void quic__own_aead_free(void *handle)
+{
+    aesgcm_key *k = quic__own_ptr(handle);
+    aesgcm_wipe(k);
+    free(k);
+}
+
+static void quic__own_hp_free(void *handle)
+{
+    aes128_key *k = quic__own_ptr(handle);
+    aes128_wipe(k);
+    free(k);
+}
+
+static int quic__cb_encrypt(uint8_t *dest, const ngtcp2_crypto_aead *aead,
+                            const ngtcp2_crypto_aead_ctx *aead_ctx, const uint8_t *plaintext,
+                            size_t plaintextlen, const uint8_t *nonce, size_t noncelen,
+                            const uint8_t *aad, size_t aadlen)
+{
+    if (!quic__is_own(aead_ctx->native_handle))
+        return ngtcp2_crypto_encrypt_cb(dest, aead, aead_ctx, plaintext, plaintextlen, nonce,
+                                        noncelen, aad, aadlen);
+    if (noncelen != AESGCM_NONCE_LEN)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    aesgcm_seal(quic__own_ptr(aead_ctx->native_handle), nonce, aad, aadlen, plaintext, plaintextlen,
+                dest);
+    return 0;
+}
+
+static int quic__cb_decrypt(uint8_t *dest, const ngtcp2_crypto_aead *aead,
+                            const ngtcp2_crypto_aead_ctx *aead_ctx, const uint8_t *ciphertext,
+                            size_t ciphertextlen, const uint8_t *nonce, size_t noncelen,
+                            const uint8_t *aad, size_t aadlen)
+{
+    if (!quic__is_own(aead_ctx->native_handle))
+        return ngtcp2_crypto_decrypt_cb(dest, aead, aead_ctx, ciphertext, ciphertextlen, nonce,
+                                        noncelen, aad, aadlen);
+    if (noncelen != AESGCM_NONCE_LEN ||
+        aesgcm_open(quic__own_ptr(aead_ctx->native_handle), nonce, aad, aadlen, ciphertext,
+                    ciphertextlen, dest) != 0)
+        return NGTCP2_ERR_DECRYPT;
+    return 0;
+}
+
+/* RFC 9001 5.4.3: the mask is AES-ECB of the 16-byte sample (dest has room for 16). */
+static int quic__cb_hp_mask(uint8_t *dest, const ngtcp2_crypto_cipher *hp,
+                            const ngtcp2_crypto_cipher_ctx *hp_ctx, const uint8_t *sample)
+{
+    if (!quic__is_own(hp_ctx->native_handle))
+        return ngtcp2_crypto_hp_mask_cb(dest, hp, hp_ctx, sample);
+    aes128_encrypt_block(quic__own_ptr(hp_ctx->native_handle), sample, dest);
+    return 0;
+}
+
+static void quic__cb_delete_aead(ngtcp2_conn *conn, ngtcp2_crypto_aead_ctx *aead_ctx, void *user)
+{
+    if (!quic__is_own(aead_ctx->native_handle)) {
+        ngtcp2_crypto_delete_crypto_aead_ctx_cb(conn, aead_ctx, user);
+        return;
+    }
+    quic__own_aead_free(aead_ctx->native_handle);
+    aead_ctx->native_handle = NULL;
+}
+
+static void quic__cb_delete_hp(ngtcp2_conn *conn, ngtcp2_crypto_cipher_ctx *hp_ctx, void *user)
+{
+    if (!quic__is_own(hp_ctx->native_handle)) {
+        ngtcp2_crypto_delete_crypto_cipher_ctx_cb(conn, hp_ctx, user);
+        return;
+    }
+    quic__own_hp_free(hp_ctx->native_handle);
+    hp_ctx->native_handle = NULL;
+}
+
+static int quic__label(uint8_t *dest, size_t destlen, const ngtcp2_crypto_ctx *cx,
+                       const uint8_t *secret, size_t secretlen, const char *label)
+{
+    return ngtcp2_crypto_hkdf_expand_label(dest, destlen, &cx->md, secret, secretlen,
+                                           (const uint8_t *)label, strlen(label));
+}
+
+/* A packet-protection key and IV from a traffic secret, as a context of ours. */
+static int quic__own_aead_new(const ngtcp2_crypto_ctx *cx, const uint8_t *secret, size_t secretlen,
+                              ngtcp2_crypto_aead_ctx *out, uint8_t iv[AESGCM_NONCE_LEN])
+{
+    uint8_t key[AESGCM_KEY_LEN];
+    void *mem = NULL;
+    int rv = -1;
+    if (quic__label(key, sizeof key, cx, secret, secretlen, "quic key") == 0 &&
+        quic__label(iv, AESGCM_NONCE_LEN, cx, secret, secretlen, "quic iv") == 0 &&
+        posix_memalign(&mem, 64, sizeof(aesgcm_key)) == 0) {
+        aesgcm_init(mem, key);
+        out->native_handle = quic__own_tag(mem);
+        rv = 0;
+    }
+    explicit_bzero(key, sizeof key);
+    return rv;
+}
+
+static int quic__own_hp_new(const ngtcp2_crypto_ctx *cx, const uint8_t *secret, size_t secretlen,
+                            ngtcp2_crypto_cipher_ctx *out)
+{
+    uint8_t key[AESGCM_KEY_LEN];
+    void *mem = NULL;
+    int rv = -1;
+    if (quic__label(key, sizeof key, cx, secret, secretlen, "quic hp") == 0 &&
+        posix_memalign(&mem, 64, sizeof(aes128_key)) == 0) {
+        aes128_init(mem, key);
+        out->native_handle = quic__own_tag(mem);
+        rv = 0;
+    }
+    explicit_bzero(key, sizeof key);
+    return rv;
+}
+
+/* Whether this connection's 1-RTT packets go to aesgcm.c. */
+static bool quic__own_1rtt(const quic_conn *c, gnutls_session_t session, ngtcp2_conn *conn)
+{
+    return !c->ep->cfg.gnutls_aead && aesgcm_impl_get() != AESGCM_IMPL_NONE &&
+           gnutls_cipher_get(session) == GNUTLS_CIPHER_AES_128_GCM &&
+           ngtcp2_conn_get_negotiated_version(conn) == NGTCP2_PROTO_VER_V1;
+}
+
+/* Derives the 1-RTT keys of one direction from its secret and installs them as ours (what
+ * ngtcp2_crypto_derive_and_install_{rx,tx}_key do with GnuTLS contexts). */
+static int quic__install_1rtt(quic_conn *c, ngtcp2_conn *conn, gnutls_session_t session, bool rx,
+                              const uint8_t *secret, size_t secretlen)
+{
+    const ngtcp2_crypto_ctx *cx = ngtcp2_conn_get_crypto_ctx(conn);
+    if (!cx->aead.native_handle) {
+        ngtcp2_crypto_ctx tls;
+        ngtcp2_crypto_ctx_tls(&tls, session);
+        ngtcp2_conn_set_crypto_ctx(conn, &tls);
+        cx = ngtcp2_conn_get_crypto_ctx(conn);
+    }
+    ngtcp2_crypto_aead_ctx aead = {0};
+    ngtcp2_crypto_cipher_ctx hp = {0};
+    uint8_t iv[AESGCM_NONCE_LEN];
+    int rv = -1;
+    if (quic__own_aead_new(cx, secret, secretlen, &aead, iv) == 0 &&
+        quic__own_hp_new(cx, secret, secretlen, &hp) == 0) {
+        /* (the peer's transport parameters reach ngtcp2 through the TLS extension that
+         * ngtcp2_crypto_gnutls registers, so the client has nothing to add here) */
+        if (rx)
+            rv = ngtcp2_conn_install_rx_key(conn, secret, secretlen, &aead, iv, sizeof iv, &hp);
+        else
+            rv = ngtcp2_conn_install_tx_key(conn, secret, secretlen, &aead, iv, sizeof iv, &hp);
+    }
+    if (rv != 0) {
+        if (aead.native_handle)
+            quic__own_aead_free(aead.native_handle);
+        if (hp.native_handle)
+            quic__own_hp_free(hp.native_handle);
+        return -1;
+    }
+    c->own_aead = true;
+    c->ep->stats.keys_aesgcm++;
+    return 0;
+}
+
+/* GnuTLS hands over each traffic secret: 1-RTT ones as above, the rest as
+ * ngtcp2_crypto_gnutls would (its own secret function, which this one replaces). */
+static int quic__tls_secret(gnutls_session_t session, gnutls_record_encryption_level_t glevel,
+                            const void *rx_secret, const void *tx_secret, size_t secretlen)
+{
+    ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
+    quic_conn *c = ref->user_data;
+    ngtcp2_conn *conn = ref->get_conn(ref);
+    ngtcp2_crypto_level level = ngtcp2_crypto_gnutls_from_gnutls_record_encryption_level(glevel);
+    bool own = level == NGTCP2_CRYPTO_LEVEL_APPLICATION && quic__own_1rtt(c, session, conn);
+    if (rx_secret && (own ? quic__install_1rtt(c, conn, session, true, rx_secret, secretlen)
+                          : ngtcp2_crypto_derive_and_install_rx_key(conn, NULL, NULL, NULL, level,
+                                                                    rx_secret, secretlen)) != 0)
+        return -1;
+    if (tx_secret && (own ? quic__install_1rtt(c, conn, session, false, tx_secret, secretlen)
+                          : ngtcp2_crypto_derive_and_install_tx_key(conn, NULL, NULL, NULL, level,
+                                                                    tx_secret, secretlen)) != 0)
+        return -1;
+    return 0;
+}
+
+/* A key update (RFC 9001 6): the next secrets are HKDF-Expand-Label(secret, "quic ku"); the
+ * header-protection keys stay. */
+static int quic__cb_update_key(ngtcp2_conn *conn, uint8_t *rx_secret, uint8_t *tx_secret,
+                               ngtcp2_crypto_aead_ctx *rx_aead_ctx, uint8_t *rx_iv,
+                               ngtcp2_crypto_aead_ctx *tx_aead_ctx, uint8_t *tx_iv,
+                               const uint8_t *current_rx_secret, const uint8_t *current_tx_secret,
+                               size_t secretlen, void *user)
+{
+    quic_conn *c = user;
+    if (!c->own_aead) {
+        int rv = ngtcp2_crypto_update_key_cb(conn, rx_secret, tx_secret, rx_aead_ctx, rx_iv,
+                                             tx_aead_ctx, tx_iv, current_rx_secret,
+                                             current_tx_secret, secretlen, user);
+        if (rv == 0)
+            c->ep->stats.key_updates++;
+        return rv;
+    }
+    const ngtcp2_crypto_ctx *cx = ngtcp2_conn_get_crypto_ctx(conn);
+    if (quic__label(rx_secret, secretlen, cx, current_rx_secret, secretlen, "quic ku") != 0 ||
+        quic__label(tx_secret, secretlen, cx, current_tx_secret, secretlen, "quic ku") != 0)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    ngtcp2_crypto_aead_ctx rx = {0}, tx = {0};
+    if (quic__own_aead_new(cx, rx_secret, secretlen, &rx, rx_iv) != 0 ||
+        quic__own_aead_new(cx, tx_secret, secretlen, &tx, tx_iv) != 0) {
+        if (rx.native_handle)
+            quic__own_aead_free(rx.native_handle);
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+    *rx_aead_ctx = rx;
+    *tx_aead_ctx = tx;
+    c->ep->stats.key_updates++;
+    return 0;
+}
+
 static void quic__callbacks_init(ngtcp2_callbacks *cb, bool server)
 {
     memset(cb, 0, sizeof *cb);
@@ -1626,9 +1870,9 @@ static void quic__callbacks_init(ngtcp2_callbacks *cb, bool server)
     cb->handshake_confirmed = quic__cb_handshake_confirmed;
     cb->recv_stateless_reset = quic__cb_recv_stateless_reset;
     cb->dcid_status = quic__cb_dcid_status;
-    cb->encrypt = ngtcp2_crypto_encrypt_cb;
-    cb->decrypt = ngtcp2_crypto_decrypt_cb;
-    cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+    cb->encrypt = quic__cb_encrypt;
+    cb->decrypt = quic__cb_decrypt;
+    cb->hp_mask = quic__cb_hp_mask;
     cb->recv_stream_data = quic__cb_recv_stream_data;
     cb->acked_stream_data_offset = quic__cb_acked;
     cb->stream_open = quic__cb_stream_open;
@@ -1639,9 +1883,9 @@ static void quic__callbacks_init(ngtcp2_callbacks *cb, bool server)
     cb->rand = quic__cb_rand;
     cb->get_new_connection_id = quic__cb_get_new_cid;
     cb->remove_connection_id = quic__cb_remove_cid;
-    cb->update_key = ngtcp2_crypto_update_key_cb;
-    cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
-    cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+    cb->update_key = quic__cb_update_key;
+    cb->delete_crypto_aead_ctx = quic__cb_delete_aead;
+    cb->delete_crypto_cipher_ctx = quic__cb_delete_hp;
     cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
     cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
 }
@@ -1711,6 +1955,7 @@ static int quic__tls_init(quic_conn *c)
                        : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
     if (rv != 0)
         return QUIC_ETLS;
+    gnutls_handshake_set_secret_function(c->tls, quic__tls_secret); /* 1-RTT keys: aesgcm.c */
     if (gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, ep->cred) != 0)
         return QUIC_ETLS;
     if (c->server)
@@ -2609,6 +2854,16 @@ void quic_conn_close(quic_conn *c, uint64_t app_code, const char *reason)
     if (reason)
         c->close_reason = quic__reason_dup((const uint8_t *)reason, strlen(reason));
     quic__mark_dirty(c);
+}
+
+int quic_conn_update_key(quic_conn *c)
+{
+    if (!c || !c->conn || c->state != ST_OPEN || c->close_req)
+        return QUIC_EINVAL;
+    if (ngtcp2_conn_initiate_key_update(c->conn, quic__now()) != 0)
+        return QUIC_EAGAIN;
+    quic__mark_dirty(c);
+    return QUIC_OK;
 }
 
 const uint8_t *quic_conn_peer_id(const quic_conn *c)

@@ -162,6 +162,8 @@ typedef struct quic_config {
     bool no_loopback_jumbo;        /* to a loopback peer, write packets of at most 1452 bytes
                                       like on any other path (default: up to 65,507 bytes, bounded
                                       by the loopback device's MTU; docs/quic.md) */
+    bool gnutls_aead;              /* protect 1-RTT packets with GnuTLS even where the built-in
+                                      AES-128-GCM (aesgcm.h) could (for tests and comparison) */
     /* Address validation: a new client must first echo a Retry token (one more round trip)
      * always, or once this many incoming handshakes are in progress (a flood of spoofed
      * Initials then costs no connection state). 0: QUIC_DEFAULT_RETRY_HALF_OPEN. */
@@ -192,6 +194,11 @@ typedef struct quic_endpoint_stats {
     size_t max_datagram_out;  /* the largest datagram sent (UDP payload bytes) */
     size_t chunk_pool; /* spent send-buffer chunks kept for reuse (bytes; 256 KiB per size class) */
     bool gro;          /* the socket has UDP_GRO (else one datagram per receive) */
+    /* 1-RTT keys installed for the built-in AES-128-GCM (aesgcm.h) rather than GnuTLS (one
+     * per direction and connection), and generations of 1-RTT keys derived for key updates
+     * (RFC 9001 6; ngtcp2 derives each one ahead, so one per connection before any update) */
+    uint64_t keys_aesgcm;
+    uint64_t key_updates;
 } quic_endpoint_stats;
 
 /* ---- endpoint ---------------------------------------------------------------------------- */
@@ -227,6 +234,11 @@ void quic_conn_close(quic_conn *c, uint64_t app_code, const char *reason);
 
 /* The peer's node ID (32 bytes) once its certificate is verified (always by on_connected);
  * NULL before. */
+/* Starts a 1-RTT key update (RFC 9001 6; ngtcp2 also starts one itself before a key reaches
+ * AES-GCM's packet limit). QUIC_OK; QUIC_EAGAIN while the handshake or the previous update is
+ * not yet confirmed; QUIC_EINVAL for a connection that is not open. */
+int quic_conn_update_key(quic_conn *c);
+
 const uint8_t *quic_conn_peer_id(const quic_conn *c);
 bool quic_conn_is_server(const quic_conn *c);
 /* The peer's address (a sockaddr_in or sockaddr_in6). */
