@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -30,7 +31,7 @@
                           "vpclmulqdq")))
 
 static _Atomic int g_impl = -1; /* aesgcm_impl in use; -1 until first asked */
-static int g_best = -1;         /* what the CPU runs (written once, same value by any thread) */
+static _Atomic int g_best = -1; /* what the CPU runs (any thread that asks writes the same) */
 
 static uint64_t aesgcm__xgetbv0(void)
 {
@@ -61,9 +62,12 @@ static int aesgcm__detect(void)
 
 aesgcm_impl aesgcm_impl_best(void)
 {
-    if (g_best < 0)
-        g_best = aesgcm__detect();
-    return (aesgcm_impl)g_best;
+    int v = atomic_load_explicit(&g_best, memory_order_relaxed);
+    if (v < 0) {
+        v = aesgcm__detect();
+        atomic_store_explicit(&g_best, v, memory_order_relaxed);
+    }
+    return (aesgcm_impl)v;
 }
 
 aesgcm_impl aesgcm_impl_get(void)
@@ -73,9 +77,10 @@ aesgcm_impl aesgcm_impl_get(void)
         /* MACULA_AESGCM=off (GnuTLS for everything) or =aesni lowers the choice */
         const char *env = getenv("MACULA_AESGCM");
         aesgcm_impl want = AESGCM_IMPL_VAES;
-        if (env && strcmp(env, "off") == 0)
+        if (env && (strcasecmp(env, "off") == 0 || strcasecmp(env, "gnutls") == 0 ||
+                    strcmp(env, "0") == 0 || strcasecmp(env, "no") == 0))
             want = AESGCM_IMPL_NONE;
-        else if (env && strcmp(env, "aesni") == 0)
+        else if (env && strcasecmp(env, "aesni") == 0)
             want = AESGCM_IMPL_AESNI;
         int best = (int)aesgcm_impl_best();
         v = (int)want < best ? (int)want : best;
@@ -349,9 +354,9 @@ T_NI static size_t gcm__bulk_ni(const aesgcm_key *k, __m128i base, uint32_t *ctr
 #define GCM__SMALL_BLOCKS 16
 #define GCM__SMALL_TEXT 7 /* text blocks; with J0 one fixed batch of eight AES blocks */
 
-T_NI static inline int gcm__nblocks(size_t n)
+T_NI static inline size_t gcm__nblocks(size_t n)
 {
-    return (int)((n + AESGCM_BLOCK - 1) / AESGCM_BLOCK);
+    return n / AESGCM_BLOCK + (n % AESGCM_BLOCK != 0);
 }
 
 /* E(J0) and the keystream of counters 2.. in ks[0..nb): a fixed count, so the blocks stay in
@@ -371,7 +376,7 @@ T_NI static void gcm__small(const aesgcm_key *k, __m128i base, const uint8_t *aa
                             const uint8_t *in, size_t len, uint8_t *out, bool enc, __m128i *tag)
 {
     const __m128i *rk = (const __m128i *)k->aes.rk;
-    int nt = gcm__nblocks(len);
+    int nt = (int)gcm__nblocks(len); /* at most GCM__SMALL_TEXT */
     __m128i ks[GCM__SMALL_TEXT + 1], x[GCM__SMALL_BLOCKS];
     if (nt < 2)
         GCM__KEYSTREAM(2);
@@ -428,7 +433,7 @@ T_Z static size_t gcm__bulk_z(const aesgcm_key *k, __m128i base, uint32_t *ctr, 
         rk[r] = _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *)k->aes.rk[r]));
     __m512i hp[4];
     for (int j = 0; j < 4; j++)
-        hp[j] = _mm512_load_si512((const void *)k->hrev[(size_t)4 * (size_t)j]);
+        hp[j] = _mm512_loadu_si512((const void *)k->hrev[(size_t)4 * (size_t)j]);
     /* counters byte-reversed, so the 32-bit counter is the low dword of each lane */
     __m512i c = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(gcm__ctr(base, *ctr)), rev);
     c = _mm512_add_epi32(c, _mm512_set_epi32(0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0));
@@ -482,6 +487,8 @@ T_NI static void gcm__crypt(const aesgcm_key *k, const uint8_t nonce[AESGCM_NONC
                             uint8_t *out, bool enc, __m128i *tag)
 {
     const __m128i *rk = (const __m128i *)k->aes.rk;
+    if ((uint64_t)len > AESGCM_MAX_TEXT)
+        abort(); /* the 32-bit counter would come back to J0: a caller's bug, never data */
     uint8_t nb[AESGCM_BLOCK] = {0};
     memcpy(nb, nonce, AESGCM_NONCE_LEN);
     __m128i base = _mm_loadu_si128((const __m128i *)nb);

@@ -35,6 +35,7 @@
 #define AESGCM_NONCE_LEN 12
 #define AESGCM_TAG_LEN 16
 #define AESGCM_BLOCK ((size_t)16)
+#define AESGCM_MAX_TEXT ((UINT64_C(1) << 36) - 32) /* GCM's limit per message (SP 800-38D) */
 
 /* An AES-128 key schedule (the header-protection key of RFC 9001 5.4.3 uses it alone). */
 typedef struct aes128_key {
@@ -78,7 +79,10 @@ void aesgcm_init(aesgcm_key *k, const uint8_t key[AESGCM_KEY_LEN]);
 void aesgcm_wipe(aesgcm_key *k);
 void aes128_wipe(aes128_key *k);
 
-/* Encrypts len bytes of in and authenticates them with aadlen bytes of aad: writes len bytes
+/* Keys need 16-byte alignment (malloc's is enough). Texts are at most AESGCM_MAX_TEXT bytes
+ * (the process aborts on a longer one: a caller's bug); QUIC packets are at most 64 KiB.
+ *
+ * Encrypts len bytes of in and authenticates them with aadlen bytes of aad: writes len bytes
  * of ciphertext and then the 16-byte tag to out (len + AESGCM_TAG_LEN bytes). out may equal in
  * (in place); otherwise the two must not overlap. aad may be NULL when aadlen is 0, in when
  * len is 0. */

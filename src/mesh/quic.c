@@ -157,6 +157,7 @@ struct quic_conn {
     bool got_reset;   /* the peer answered with a stateless reset */
     bool tls_done;    /* handshake confirmed: the GnuTLS session can go */
     bool own_aead;    /* 1-RTT packets are protected by aesgcm.c (quic__install_1rtt) */
+    bool aead_chosen; /* own_aead is decided (at the first 1-RTT secret, for both directions) */
     bool expiry_pass; /* being serviced after ngtcp2_conn_handle_expiry (quic__on_timer) */
     int busy;         /* inside ngtcp2 or an application callback of conn_service */
     uint8_t expected[IDENTITY_ID_LEN];
@@ -1678,8 +1679,9 @@ static int quic__cb_decrypt(uint8_t *dest, const ngtcp2_crypto_aead *aead,
     if (!quic__is_own(aead_ctx->native_handle))
         return ngtcp2_crypto_decrypt_cb(dest, aead, aead_ctx, ciphertext, ciphertextlen, nonce,
                                         noncelen, aad, aadlen);
-    if (noncelen != AESGCM_NONCE_LEN ||
-        aesgcm_open(quic__own_ptr(aead_ctx->native_handle), nonce, aad, aadlen, ciphertext,
+    if (noncelen != AESGCM_NONCE_LEN)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    if (aesgcm_open(quic__own_ptr(aead_ctx->native_handle), nonce, aad, aadlen, ciphertext,
                     ciphertextlen, dest) != 0)
         return NGTCP2_ERR_DECRYPT;
     return 0;
@@ -1796,7 +1798,6 @@ static int quic__install_1rtt(quic_conn *c, ngtcp2_conn *conn, gnutls_session_t 
             quic__own_hp_free(hp.native_handle);
         return -1;
     }
-    c->own_aead = true;
     c->ep->stats.keys_aesgcm++;
     return 0;
 }
@@ -1810,7 +1811,14 @@ static int quic__tls_secret(gnutls_session_t session, gnutls_record_encryption_l
     quic_conn *c = ref->user_data;
     ngtcp2_conn *conn = ref->get_conn(ref);
     ngtcp2_crypto_level level = ngtcp2_crypto_gnutls_from_gnutls_record_encryption_level(glevel);
-    bool own = level == NGTCP2_CRYPTO_LEVEL_APPLICATION && quic__own_1rtt(c, session, conn);
+    bool own = false;
+    if (level == NGTCP2_CRYPTO_LEVEL_APPLICATION) {
+        if (!c->aead_chosen) { /* one choice for both directions, whatever changes later */
+            c->own_aead = quic__own_1rtt(c, session, conn);
+            c->aead_chosen = true;
+        }
+        own = c->own_aead;
+    }
     if (rx_secret && (own ? quic__install_1rtt(c, conn, session, true, rx_secret, secretlen)
                           : ngtcp2_crypto_derive_and_install_rx_key(conn, NULL, NULL, NULL, level,
                                                                     rx_secret, secretlen)) != 0)
@@ -2860,7 +2868,8 @@ int quic_conn_update_key(quic_conn *c)
 {
     if (!c || !c->conn || c->state != ST_OPEN || c->close_req)
         return QUIC_EINVAL;
-    if (ngtcp2_conn_initiate_key_update(c->conn, quic__now()) != 0)
+    /* inside ngtcp2 (a callback of c) the keys must not turn under its feet */
+    if (c->busy > 0 || ngtcp2_conn_initiate_key_update(c->conn, quic__now()) != 0)
         return QUIC_EAGAIN;
     quic__mark_dirty(c);
     return QUIC_OK;

@@ -17,6 +17,8 @@
  * proves the peer holds that key. A client given an expected node ID refuses a server whose
  * key hashes to anything else (QUIC_EPEERID, on both sides with the two IDs in the reason).
  * A peer certificate whose notAfter has passed is refused (QUIC_ETLS).
+ * 1-RTT packets are protected by aesgcm.h's AES-128-GCM when TLS negotiated it and the CPU
+ * runs it (unless cfg->gnutls_aead or MACULA_AESGCM=off), by GnuTLS otherwise.
  *
  * Connections. A quic_conn is created by quic_connect (client) or by the endpoint on a new
  * Initial packet (server). A server connection becomes visible to the application only when
@@ -232,13 +234,15 @@ int quic_connect(quic_endpoint *ep, const char *host, uint16_t port, const uint8
  * services it (before the loop next blocks). Repeated calls are no-ops. */
 void quic_conn_close(quic_conn *c, uint64_t app_code, const char *reason);
 
-/* The peer's node ID (32 bytes) once its certificate is verified (always by on_connected);
- * NULL before. */
 /* Starts a 1-RTT key update (RFC 9001 6; ngtcp2 also starts one itself before a key reaches
  * AES-GCM's packet limit). QUIC_OK; QUIC_EAGAIN while the handshake or the previous update is
- * not yet confirmed; QUIC_EINVAL for a connection that is not open. */
+ * not yet confirmed, for three PTOs after that (ngtcp2's rule), until ngtcp2 has derived the
+ * next keys (on a packet received after that), or when called from inside a callback of c;
+ * QUIC_EINVAL for a connection that is not open. */
 int quic_conn_update_key(quic_conn *c);
 
+/* The peer's node ID (32 bytes) once its certificate is verified (always by on_connected);
+ * NULL before. */
 const uint8_t *quic_conn_peer_id(const quic_conn *c);
 bool quic_conn_is_server(const quic_conn *c);
 /* The peer's address (a sockaddr_in or sockaddr_in6). */
