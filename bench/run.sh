@@ -3,7 +3,7 @@
 # each area printing its own markdown table. Timing lives here, never in the tests.
 #
 #   bench/run.sh                    all areas
-#   BENCH_AREAS="quic" bench/run.sh  some areas (runtime mcp quic pubsub)
+#   BENCH_AREAS="quic" bench/run.sh  some areas (runtime mcp quic aead pubsub)
 #   BENCH_RUNS=5 bench/run.sh
 #
 # It installs the peers it compares against (Debian packages: erlang-nox, mosquitto, openssl,
@@ -50,6 +50,11 @@ if area quic; then
     echo
     echo "## QUIC transport: ${BENCH_QUIC_CLIENTS:-10000} idle clients on one node"
     bench_quic_area "$build" "${BENCH_QUIC_CLIENTS:-10000}"
+fi
+if area aead; then
+    echo
+    echo "## QUIC packet protection: built-in AES-128-GCM beside GnuTLS's"
+    "$build/bench_aead"
 fi
 if area pubsub; then
     echo

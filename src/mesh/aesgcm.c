@@ -419,7 +419,8 @@ T_NI static void gcm__small(const aesgcm_key *k, __m128i base, const uint8_t *aa
 
 #define Z_BLOCKS 16 /* blocks per step of the 512-bit path */
 
-/* The 512-bit path: as many whole 16-block steps as len holds; returns the bytes done. */
+/* The 512-bit path: as many whole 16-block steps as len holds, software-pipelined like
+ * gcm__bulk_ni (one step's hash beside the next step's rounds); returns the bytes done. */
 T_Z static size_t gcm__bulk_z(const aesgcm_key *k, __m128i base, uint32_t *ctr, __m128i *s,
                               const uint8_t *in, uint8_t *out, size_t len, bool enc)
 {
@@ -439,13 +440,39 @@ T_Z static size_t gcm__bulk_z(const aesgcm_key *k, __m128i base, uint32_t *ctr, 
     c = _mm512_add_epi32(c, _mm512_set_epi32(0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0));
     const __m512i four = _mm512_set_epi32(0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4);
     __m128i h = *s;
-    for (size_t st = 0; st < steps; st++) {
-        __m512i b[4], d[4], x[4];
-        for (int j = 0; j < 4; j++) {
-            b[j] = _mm512_xor_si512(_mm512_shuffle_epi8(c, rev), rk[0]);
-            c = _mm512_add_epi32(c, four);
-            d[j] = _mm512_loadu_si512((const void *)(in + (size_t)64 * (size_t)j));
+    __m512i x[4] = {0}; /* the previous step's byte-reversed ciphertext, hashed in this one */
+    for (size_t st = 0; st <= steps; st++) {
+        bool more = st < steps;
+        __m512i b[4], d[4];
+        if (more) {
+            for (int j = 0; j < 4; j++) {
+                b[j] = _mm512_xor_si512(_mm512_shuffle_epi8(c, rev), rk[0]);
+                c = _mm512_add_epi32(c, four);
+                d[j] = _mm512_loadu_si512((const void *)(in + (size_t)64 * (size_t)j));
+            }
         }
+        if (st > 0) { /* the previous step's blocks: the running hash joins the first */
+            x[0] = _mm512_xor_si512(x[0], _mm512_zextsi128_si512(h));
+            __m512i lo = _mm512_setzero_si512(), mid = lo, hi = lo;
+            for (int j = 0; j < 4; j++) {
+                lo = _mm512_xor_si512(lo, _mm512_clmulepi64_epi128(x[j], hp[j], 0x00));
+                hi = _mm512_xor_si512(hi, _mm512_clmulepi64_epi128(x[j], hp[j], 0x11));
+                mid = _mm512_xor_si512(mid, _mm512_clmulepi64_epi128(x[j], hp[j], 0x01));
+                mid = _mm512_xor_si512(mid, _mm512_clmulepi64_epi128(x[j], hp[j], 0x10));
+            }
+            /* the four lanes' sums into one 256-bit product, reduced once */
+            gf__acc acc;
+            __m256i t;
+            t = _mm256_xor_si256(_mm512_castsi512_si256(lo), _mm512_extracti64x4_epi64(lo, 1));
+            acc.lo = _mm_xor_si128(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+            t = _mm256_xor_si256(_mm512_castsi512_si256(mid), _mm512_extracti64x4_epi64(mid, 1));
+            acc.mid = _mm_xor_si128(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+            t = _mm256_xor_si256(_mm512_castsi512_si256(hi), _mm512_extracti64x4_epi64(hi, 1));
+            acc.hi = _mm_xor_si128(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+            h = gf__reduce(&acc);
+        }
+        if (!more)
+            break;
         for (int r = 1; r < 10; r++)
             for (int j = 0; j < 4; j++)
                 b[j] = _mm512_aesenc_epi128(b[j], rk[r]);
@@ -454,25 +481,6 @@ T_Z static size_t gcm__bulk_z(const aesgcm_key *k, __m128i base, uint32_t *ctr, 
             _mm512_storeu_si512((void *)(out + (size_t)64 * (size_t)j), o);
             x[j] = _mm512_shuffle_epi8(enc ? o : d[j], rev);
         }
-        /* the running hash joins the first block */
-        x[0] = _mm512_xor_si512(x[0], _mm512_zextsi128_si512(h));
-        __m512i lo = _mm512_setzero_si512(), mid = lo, hi = lo;
-        for (int j = 0; j < 4; j++) {
-            lo = _mm512_xor_si512(lo, _mm512_clmulepi64_epi128(x[j], hp[j], 0x00));
-            hi = _mm512_xor_si512(hi, _mm512_clmulepi64_epi128(x[j], hp[j], 0x11));
-            mid = _mm512_xor_si512(mid, _mm512_clmulepi64_epi128(x[j], hp[j], 0x01));
-            mid = _mm512_xor_si512(mid, _mm512_clmulepi64_epi128(x[j], hp[j], 0x10));
-        }
-        /* the four lanes' sums into one 256-bit product, reduced once */
-        gf__acc acc;
-        __m256i t;
-        t = _mm256_xor_si256(_mm512_castsi512_si256(lo), _mm512_extracti64x4_epi64(lo, 1));
-        acc.lo = _mm_xor_si128(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
-        t = _mm256_xor_si256(_mm512_castsi512_si256(mid), _mm512_extracti64x4_epi64(mid, 1));
-        acc.mid = _mm_xor_si128(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
-        t = _mm256_xor_si256(_mm512_castsi512_si256(hi), _mm512_extracti64x4_epi64(hi, 1));
-        acc.hi = _mm_xor_si128(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
-        h = gf__reduce(&acc);
         in += Z_BLOCKS * AESGCM_BLOCK;
         out += Z_BLOCKS * AESGCM_BLOCK;
     }
