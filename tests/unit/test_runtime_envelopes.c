@@ -532,6 +532,47 @@ static void test_real_loop_drains_and_fires(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The block a buffer starts with is as large as the largest recent message, less an eighth per
+ * message since: one small message after a large one still starts large (batches that vary in
+ * size are not moved while they grow), many small ones later it starts small again. */
+static void test_msgbuf_hint_decays(void **state)
+{
+    (void)state;
+    memset(&g, 0, sizeof g);
+    sup_rt *rt = sup_rt_new_virtual();
+    sup_pid a = spawn_checker(rt);
+    size_t len = 70000;
+    unsigned char *p = payload(len), *q = payload(10);
+    sup_msgbuf b = {0};
+    assert_int_equal(sup_msgbuf_reserve(rt, &b, len), SUP_OK);
+    memcpy(b.data, p, len);
+    b.len = len;
+    assert_int_equal(sup_msgbuf_send(rt, SUP_NOPID, a, T_DATA, &b), SUP_OK);
+    assert_int_equal(sup_msgbuf_reserve(rt, &b, 1), SUP_OK);
+    assert_true(b.cap >= len);
+    memcpy(b.data, q, 10);
+    b.len = 10;
+    assert_int_equal(sup_msgbuf_send(rt, SUP_NOPID, a, T_DATA, &b), SUP_OK);
+    assert_int_equal(sup_msgbuf_reserve(rt, &b, 1), SUP_OK);
+    assert_true(b.cap >= len - len / 8);
+    for (int i = 0; i < 80; i++) {
+        memcpy(b.data, q, 10);
+        b.len = 10;
+        assert_int_equal(sup_msgbuf_send(rt, SUP_NOPID, a, T_DATA, &b), SUP_OK);
+        assert_int_equal(sup_msgbuf_reserve(rt, &b, 1), SUP_OK);
+    }
+    assert_true(b.cap < 4096);
+    sup_msgbuf_free(rt, &b);
+    sup_rt_run(rt);
+    assert_int_equal(g.n, 82);
+    assert_int_equal(g.bad, 0);
+    assert_int_equal(g.lens[0], len);
+    assert_int_equal(g.lens[81], 10);
+    free(p);
+    free(q);
+    sup_rt_free(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -540,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_accounting_returns_to_base),
         cmocka_unit_test(test_msgbuf_every_size),
         cmocka_unit_test(test_msgbuf_grow_dead_pid_free),
+        cmocka_unit_test(test_msgbuf_hint_decays),
         cmocka_unit_test(test_pools_are_bounded),
         cmocka_unit_test(test_real_loop_drains_and_fires),
     };
