@@ -202,10 +202,10 @@ typedef struct sup_msgbuf {
     unsigned char *data; /* the payload being built (NULL while no block is held) */
     size_t len;          /* bytes written: set by the caller, at most cap */
     size_t cap;          /* bytes writable */
-    size_t hint;         /* private: the size of the largest recent message sent from this
-                          * buffer (each message sent forgets an eighth of it); a fresh block
-                          * starts that large (at most 256 KiB), so a batch that fills up like
-                          * the recent ones is not moved while it grows */
+    size_t hint;         /* private: the size of the last message sent from this buffer, or
+                          * half the previous hint when larger; a fresh block starts that large
+                          * (at most 256 KiB), so a batch that fills up like the recent ones is
+                          * not moved while it grows */
 } sup_msgbuf;
 int sup_msgbuf_reserve(sup_rt *rt, sup_msgbuf *b, size_t need);
 int sup_msgbuf_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, sup_msgbuf *b);

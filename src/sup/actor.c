@@ -1007,8 +1007,8 @@ int sup_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, const void *data, si
 
 /* ---- messages built in place ------------------------------------------------------------ */
 
-/* The largest block a buffer's hint asks for: one outsized message does not make every later
- * batch that large (each queued block counts its whole size). */
+/* The largest block a buffer's hint asks for: an outsized message does not make later batches
+ * that large (each queued block counts its whole size). */
 #define SUP_MSGBUF_HINT_MAX ((size_t)256 * 1024)
 
 /* env_alloc that reports running out of memory instead of aborting: NULL. */
@@ -1037,7 +1037,7 @@ int sup_msgbuf_reserve(sup_rt *rt, sup_msgbuf *b, size_t need)
     }
     sup_env *e = b->env_;
     size_t want;
-    if (e == NULL) { /* a fresh block: at least as large as the last message (bounded) */
+    if (e == NULL) { /* a fresh block: at least as large as the hint (bounded) */
         size_t hint = b->hint < SUP_MSGBUF_HINT_MAX ? b->hint : SUP_MSGBUF_HINT_MAX;
         want = need > hint ? need : hint;
     } else {
@@ -1080,9 +1080,10 @@ int sup_msgbuf_send(sup_rt *rt, sup_pid from, sup_pid to, int tag, sup_msgbuf *b
     } else {
         env_head(e, SUP_MSG_INFO, tag, from, 0, b->len <= e->cap ? b->len : e->cap);
     }
-    /* the hint: the largest recent message, forgotten by an eighth per message, so batches
-     * that vary in size rarely outgrow (and move) the block they start in */
-    size_t decayed = b->hint - b->hint / 8;
+    /* the hint: the last message, or half the previous hint when that is larger, so a batch a
+     * little smaller than the one before does not make the next one start (and move) small,
+     * while a spike is forgotten within a few messages (each queued block counts whole) */
+    size_t decayed = b->hint / 2;
     *b = (sup_msgbuf){.hint = e->len > decayed ? e->len : decayed};
     deliver(rt, a, e);
     return SUP_OK;
