@@ -298,51 +298,107 @@ T_NI static inline void gcm__blocks(const aesgcm_key *k, __m128i base, uint32_t 
     *s = gf__hash_n(k, *s, x, n);
 }
 
-/* Whole 8-block steps, software-pipelined: the hash of one step's ciphertext runs beside the
- * AES rounds of the next. Returns the bytes done (a multiple of 128). */
+/* The eight counter blocks c..c+7, whitened with rk0. When they differ only in the counter's
+ * last byte (byte 15, the top byte of the vector's fourth dword) they come from one insert and
+ * additions, which keeps them off the shuffle port that the hash's multiplies need. */
+T_NI static inline void gcm__ctr8(__m128i base, uint32_t c, __m128i rk0, __m128i *b)
+{
+    if ((c & 0xffu) <= 0xf8u) {
+        __m128i v = gcm__ctr(base, c);
+        for (int i = 0; i < 8; i++)
+            b[i] = _mm_xor_si128(_mm_add_epi32(v, _mm_set_epi32((int)((uint32_t)i << 24), 0, 0, 0)),
+                                 rk0);
+    } else {
+        for (int i = 0; i < 8; i++)
+            b[i] = _mm_xor_si128(gcm__ctr(base, c + (uint32_t)i), rk0);
+    }
+}
+
+/* Eight blocks of counter mode alone (counters c..c+7): out = in ^ keystream. */
+T_NI static inline void gcm__blocks_nohash(const aesgcm_key *k, __m128i base, uint32_t c,
+                                           const uint8_t *in, uint8_t *out)
+{
+    const __m128i *rk = (const __m128i *)k->aes.rk;
+    __m128i b[8];
+    gcm__ctr8(base, c, rk[0], b);
+    for (int r = 1; r < 10; r++)
+        for (int i = 0; i < 8; i++)
+            b[i] = _mm_aesenc_si128(b[i], rk[r]);
+    for (int i = 0; i < 8; i++) {
+        __m128i d = _mm_loadu_si128((const __m128i *)(in + AESGCM_BLOCK * (size_t)i));
+        _mm_storeu_si128((__m128i *)(out + AESGCM_BLOCK * (size_t)i),
+                         _mm_xor_si128(_mm_aesenclast_si128(b[i], rk[10]), d));
+    }
+}
+
+/* One 8-block step: the AES rounds of these blocks with, between them, the hash of the 8
+ * byte-reversed blocks at src (one block's four products per round, summed, reduced once),
+ * so that both kinds of work issue side by side from few registers. Returns the new hash. */
+T_NI static inline __m128i gcm__step8(const aesgcm_key *k, __m128i base, uint32_t c, __m128i h,
+                                      const uint8_t *src, const uint8_t *in, uint8_t *out)
+{
+    const __m128i *rk = (const __m128i *)k->aes.rk;
+    const __m128i *hp = (const __m128i *)k->hrev + 8;
+    __m128i b[8];
+    gcm__ctr8(base, c, rk[0], b);
+    gf__acc acc = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
+    for (int r = 1; r < 10; r++) {
+        __m128i key = _mm_load_si128(rk + r);
+        for (int i = 0; i < 8; i++)
+            b[i] = _mm_aesenc_si128(b[i], key);
+        if (r <= 8) {
+            int j = r - 1;
+            __m128i x =
+                gf__bswap(_mm_loadu_si128((const __m128i *)(src + AESGCM_BLOCK * (size_t)j)));
+            if (j == 0)
+                x = _mm_xor_si128(x, h);
+            gf__mul_add(&acc, x, _mm_load_si128(hp + j));
+        }
+    }
+    for (int i = 0; i < 8; i++) {
+        __m128i d = _mm_loadu_si128((const __m128i *)(in + AESGCM_BLOCK * (size_t)i));
+        _mm_storeu_si128((__m128i *)(out + AESGCM_BLOCK * (size_t)i),
+                         _mm_xor_si128(_mm_aesenclast_si128(b[i], rk[10]), d));
+    }
+    return gf__reduce(&acc);
+}
+
+/* Whole 8-block steps. Decrypting, each step hashes its own input (read before the step
+ * writes, so in place is safe); encrypting, it hashes the previous step's output, and the last
+ * output is hashed after the loop. Returns the bytes done (a multiple of 128). */
 T_NI static size_t gcm__bulk_ni(const aesgcm_key *k, __m128i base, uint32_t *ctr, __m128i *s,
                                 const uint8_t *in, uint8_t *out, size_t len, bool enc)
 {
     size_t steps = len / (8 * AESGCM_BLOCK);
     if (steps == 0)
         return 0;
-    const __m128i *rk = (const __m128i *)k->aes.rk;
-    const __m128i *hp = (const __m128i *)k->hrev + 8;
-    __m128i x[8] = {0}; /* the previous step's byte-reversed ciphertext */
     __m128i h = *s;
     uint32_t c = *ctr;
-    for (size_t st = 0; st <= steps; st++) {
-        __m128i b[8], d[8];
-        bool more = st < steps;
-        if (more) {
-            for (int i = 0; i < 8; i++) {
-                b[i] = _mm_xor_si128(gcm__ctr(base, c + (uint32_t)i), rk[0]);
-                d[i] = _mm_loadu_si128((const __m128i *)(in + AESGCM_BLOCK * (size_t)i));
-            }
+    if (!enc) {
+        for (size_t st = 0; st < steps; st++) {
+            h = gcm__step8(k, base, c, h, in, in, out);
             c += 8;
+            in += 8 * AESGCM_BLOCK;
+            out += 8 * AESGCM_BLOCK;
         }
-        gf__acc acc = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
-        if (st > 0) { /* the previous step's blocks, interleaved with these rounds */
-            gf__mul_add(&acc, _mm_xor_si128(h, x[0]), _mm_load_si128(hp));
-            for (int i = 1; i < 8; i++)
-                gf__mul_add(&acc, x[i], _mm_load_si128(hp + i));
-        }
-        if (more) {
-            for (int r = 1; r < 10; r++)
-                for (int i = 0; i < 8; i++)
-                    b[i] = _mm_aesenc_si128(b[i], rk[r]);
-        }
-        if (st > 0)
-            h = gf__reduce(&acc);
-        if (!more)
-            break;
-        for (int i = 0; i < 8; i++) {
-            __m128i o = _mm_xor_si128(_mm_aesenclast_si128(b[i], rk[10]), d[i]);
-            _mm_storeu_si128((__m128i *)(out + AESGCM_BLOCK * (size_t)i), o);
-            x[i] = gf__bswap(enc ? o : d[i]);
-        }
+    } else {
+        /* the first step has nothing before it to hash: its own rounds alone */
+        gcm__blocks_nohash(k, base, c, in, out);
+        c += 8;
+        const uint8_t *prev = out;
         in += 8 * AESGCM_BLOCK;
         out += 8 * AESGCM_BLOCK;
+        for (size_t st = 1; st < steps; st++) {
+            h = gcm__step8(k, base, c, h, prev, in, out);
+            c += 8;
+            prev = out;
+            in += 8 * AESGCM_BLOCK;
+            out += 8 * AESGCM_BLOCK;
+        }
+        __m128i x[8];
+        for (int i = 0; i < 8; i++)
+            x[i] = gf__bswap(_mm_loadu_si128((const __m128i *)(prev + AESGCM_BLOCK * (size_t)i)));
+        h = gf__hash_n(k, h, x, 8);
     }
     *s = h;
     *ctr = c;
