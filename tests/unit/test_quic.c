@@ -979,23 +979,32 @@ static void test_gro_off_fallback(void **state)
     gro_batch_split(state, true);
 }
 
-/* Once c is connected to the echoing server: sends `total` bytes of pattern `seed` on a new
- * stream with FIN and checks that they come back intact. Returns the data (caller frees). */
-static uint8_t *echo_bulk(fx *f, quic_conn *c, size_t total, uint32_t seed)
+/* Once c is connected to the echoing server and idx streams of it were echoed: sends `total`
+ * bytes of pattern `seed` on a new stream with FIN and checks that they come back intact.
+ * Returns the data (caller frees). */
+static uint8_t *echo_stream(fx *f, quic_conn *c, size_t total, uint32_t seed, int idx)
 {
-    RUN_UNTIL(f, f->cli.connected == 1 && f->srv.connected == 1);
     uint8_t *data = malloc(total);
     assert_non_null(data);
     pattern(data, total, seed);
     f->cli.tx = data;
     f->cli.txlen = total;
+    f->cli.txoff = 0;
     f->cli.txconn = c;
     assert_int_equal(quic_stream_open(c, &f->cli.txsid), QUIC_OK);
     bulk_pump(&f->cli);
-    RUN_UNTIL(f, f->cli.nrx == 1 && f->cli.rx[0].fin);
-    assert_int_equal(f->cli.rx[0].len, total);
-    assert_memory_equal(f->cli.rx[0].data, data, total);
+    RUN_UNTIL(f, f->cli.nrx == idx + 1 && f->cli.rx[idx].fin);
+    assert_int_equal(f->cli.rx[idx].len, total);
+    assert_memory_equal(f->cli.rx[idx].data, data, total);
+    f->cli.txconn = NULL; /* all written: nothing left for bulk_pump */
     return data;
+}
+
+/* The first stream's echo, once both sides are connected. */
+static uint8_t *echo_bulk(fx *f, quic_conn *c, size_t total, uint32_t seed)
+{
+    RUN_UNTIL(f, f->cli.connected == 1 && f->srv.connected == 1);
+    return echo_stream(f, c, total, seed, 0);
 }
 
 /* 2 MiB echoed with the default windows: both directions write runs of full-sized packets,
@@ -1084,25 +1093,6 @@ static void test_echo_2mib_loopback_jumbo_no_gro(void **state)
     echo_2mib(state, true, false);
 }
 
-/* Like echo_bulk, for the idx-th stream of c (earlier ones already echoed). */
-static void echo_nth(fx *f, quic_conn *c, size_t total, uint32_t seed, int idx)
-{
-    uint8_t *data = malloc(total);
-    assert_non_null(data);
-    pattern(data, total, seed);
-    f->cli.tx = data;
-    f->cli.txlen = total;
-    f->cli.txoff = 0;
-    f->cli.txconn = c;
-    assert_int_equal(quic_stream_open(c, &f->cli.txsid), QUIC_OK);
-    bulk_pump(&f->cli);
-    RUN_UNTIL(f, f->cli.nrx == idx + 1 && f->cli.rx[idx].fin);
-    assert_int_equal(f->cli.rx[idx].len, total);
-    assert_memory_equal(f->cli.rx[idx].data, data, total);
-    f->cli.txconn = NULL;
-    free(data);
-}
-
 /* 1-RTT packets on the built-in AES-128-GCM (aesgcm.c) or on GnuTLS, per side: the bytes come
  * back intact in every mix (so both derive the same keys from the TLS secrets, RFC 9001 5.1,
  * and seal and open alike), before and after key updates started by either side (RFC 9001 6:
@@ -1119,22 +1109,22 @@ static void aead_mix(void **state, bool srv_gnutls, bool cli_gnutls)
     side_start(&f->loop, &f->cli, &cc);
     quic_conn *c = connect_to(f, &f->cli, &f->srv, identity_node_id(g_id[0]));
     RUN_UNTIL(f, f->cli.connected == 1 && f->srv.connected == 1);
-    echo_nth(f, c, (size_t)300 * 1024, 21, 0);
+    free(echo_stream(f, c, (size_t)300 * 1024, 21, 0));
     quic_endpoint_stats ss0, cs0;
     quic_endpoint_stats_get(f->srv.ep, &ss0);
     quic_endpoint_stats_get(f->cli.ep, &cs0);
     /* the client updates; then the server, once ngtcp2 lets it: the update is confirmed and
      * the next keys are ready (ngtcp2 derives them on a packet received a PTO later) */
     assert_int_equal(quic_conn_update_key(c), QUIC_OK);
-    echo_nth(f, c, (size_t)200 * 1024 + 7, 22, 1);
+    free(echo_stream(f, c, (size_t)200 * 1024 + 7, 22, 1));
     int n = 2;
     while (quic_conn_update_key(f->srv.last_conn) != QUIC_OK) {
         assert_true(n < 2000);
         usleep(2000);
-        echo_nth(f, c, 100, (uint32_t)n, n);
+        free(echo_stream(f, c, 100, (uint32_t)n, n));
         n++;
     }
-    echo_nth(f, c, 1000, 23, n);
+    free(echo_stream(f, c, 1000, 23, n));
     quic_endpoint_stats ss, cs;
     quic_endpoint_stats_get(f->srv.ep, &ss);
     quic_endpoint_stats_get(f->cli.ep, &cs);
